@@ -1,0 +1,3 @@
+from lcchat.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""The profile schema: every key a profile may hold, its type, default and meaning.
+
+One TOML file holds what loading and inference need. The dataclasses below are the single
+source of truth: the loader checks files against them, `lcchat profiles show` prints them,
+and the man page test reads them, so a new key is documented or a test fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+# Choices for keys that take one of a few words.
+ROPE_SCALING = ("auto", "none", "linear", "yarn", "ntk")
+OVERFLOW = ("drop-oldest", "error")
+KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+
+
+@dataclass
+class ModelSettings:
+    path: str = field(default="", metadata={"doc": "GGUF file; ~ and $VARS expand, relative paths are relative to the profile file. pkg:MODULE/FILE names a file shipped inside an installed Python package."})
+    n_ctx: int = field(default=4096, metadata={"doc": "context window in tokens; 0 uses the model's training context", "min": 0})
+    n_batch: int = field(default=512, metadata={"doc": "prompt tokens evaluated per llama_decode call", "min": 1})
+    n_threads: int = field(default=0, metadata={"doc": "generation threads; 0 means the number of physical cores", "min": 0})
+    n_threads_batch: int = field(default=0, metadata={"doc": "prompt-evaluation threads; 0 means the same as n_threads", "min": 0})
+    n_gpu_layers: int = field(default=0, metadata={"doc": "layers offloaded to the GPU; -1 offloads all", "min": -1})
+    use_mmap: bool = field(default=True, metadata={"doc": "memory-map the model file"})
+    use_mlock: bool = field(default=False, metadata={"doc": "lock the model in RAM so it is never swapped out"})
+    cache_type_k: str = field(default="f16", metadata={"doc": "KV cache type for K", "choices": KV_CACHE_TYPES})
+    cache_type_v: str = field(default="f16", metadata={"doc": "KV cache type for V (quantized V needs flash_attn)", "choices": KV_CACHE_TYPES})
+    flash_attn: bool = field(default=False, metadata={"doc": "use flash attention"})
+    variants: str = field(default="", metadata={"doc": "glob for other quantizations of this model, used by /quant"})
+
+
+@dataclass
+class RopeSettings:
+    scaling: str = field(default="auto", metadata={"doc": "auto (what the GGUF says), none, linear, yarn or ntk", "choices": ROPE_SCALING})
+    freq_base: float = field(default=0.0, metadata={"doc": "RoPE base frequency; 0 keeps the model's", "min": 0})
+    freq_scale: float = field(default=0.0, metadata={"doc": "RoPE frequency scale (linear: 1/factor); 0 keeps the model's", "min": 0})
+    yarn_ext_factor: float = field(default=-1.0, metadata={"doc": "YaRN extrapolation mix factor; -1 lets llama.cpp choose"})
+    yarn_attn_factor: float = field(default=1.0, metadata={"doc": "YaRN attention magnitude scale"})
+    yarn_beta_fast: float = field(default=32.0, metadata={"doc": "YaRN low correction dimension"})
+    yarn_beta_slow: float = field(default=1.0, metadata={"doc": "YaRN high correction dimension"})
+    yarn_orig_ctx: int = field(default=0, metadata={"doc": "YaRN original training context; 0 uses the model's", "min": 0})
+    ntk_alpha: float = field(default=0.0, metadata={"doc": "ntk: the NTK alpha; 0 derives it from ntk_target_ctx", "min": 0})
+    ntk_target_ctx: int = field(default=0, metadata={"doc": "ntk: the context to reach; 0 uses model.n_ctx", "min": 0})
+
+
+@dataclass
+class ChatSettings:
+    format: str = field(default="", metadata={"doc": "a chat format name from llama-cpp-python (chatml, llama-2, ...)"})
+    template: str = field(default="", metadata={"doc": "a Jinja chat template; wins over format and the GGUF's own"})
+    system: str = field(default="", metadata={"doc": "the system prompt"})
+    stop: list = field(default_factory=list, metadata={"doc": "extra stop strings; the model's EOS/EOT are always added", "item": str})
+
+
+@dataclass
+class ContextSettings:
+    overflow: str = field(default="drop-oldest", metadata={"doc": "what to do when the history outgrows the context: drop-oldest or error", "choices": OVERFLOW})
+    reserve: int = field(default=512, metadata={"doc": "tokens kept free for the reply when the history is trimmed", "min": 0})
+
+
+@dataclass
+class SamplingSettings:
+    temperature: float = field(default=0.8, metadata={"doc": "sampling temperature; 0 is greedy", "min": 0})
+    top_p: float = field(default=0.95, metadata={"doc": "nucleus sampling threshold", "min": 0, "max": 1})
+    top_k: int = field(default=40, metadata={"doc": "keep the k most likely tokens; 0 disables", "min": 0})
+    min_p: float = field(default=0.05, metadata={"doc": "drop tokens below min_p times the top probability", "min": 0, "max": 1})
+    repeat_penalty: float = field(default=1.0, metadata={"doc": "penalty for repeated tokens; 1.0 disables", "min": 0})
+    repeat_last_n: int = field(default=64, metadata={"doc": "how many recent tokens the penalties look at; -1 means the whole context", "min": -1})
+    presence_penalty: float = field(default=0.0, metadata={"doc": "penalty for tokens already present"})
+    frequency_penalty: float = field(default=0.0, metadata={"doc": "penalty scaled by how often a token appeared"})
+    mirostat: int = field(default=0, metadata={"doc": "mirostat mode: 0 off, 1 or 2", "choices": (0, 1, 2)})
+    mirostat_tau: float = field(default=5.0, metadata={"doc": "mirostat target entropy", "min": 0})
+    mirostat_eta: float = field(default=0.1, metadata={"doc": "mirostat learning rate", "min": 0})
+    seed: int = field(default=-1, metadata={"doc": "random seed; -1 picks a new one each run", "min": -1})
+    max_tokens: int = field(default=1024, metadata={"doc": "longest reply in tokens; -1 means until the context is full", "min": -1})
+
+
+@dataclass
+class UISettings:
+    theme: str = field(default="dark", metadata={"doc": "TUI theme name (themes/*.tcss or the config dir)"})
+    stream: bool = field(default=True, metadata={"doc": "show replies as they stream"})
+    vi_mode: bool = field(default=False, metadata={"doc": "vi key bindings in the REPL"})
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelSettings,
+    "rope": RopeSettings,
+    "chat": ChatSettings,
+    "context": ContextSettings,
+    "sampling": SamplingSettings,
+    "ui": UISettings,
+}
+
+# Keys allowed at the top of a file, outside any table.
+TOP_LEVEL = {
+    "description": "one line saying what the profile is for",
+    "extends": "name or path of a profile this one builds on",
+}
+
+
+@dataclass
+class Profile:
+    name: str = "default"
+    source: Path | None = None
+    description: str = ""
+    extends: str = ""
+    model: ModelSettings = field(default_factory=ModelSettings)
+    rope: RopeSettings = field(default_factory=RopeSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    ui: UISettings = field(default_factory=UISettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The profile as TOML-shaped data (tables for sections)."""
+        out: dict[str, Any] = {"description": self.description}
+        for section in SECTIONS:
+            obj = getattr(self, section)
+            out[section] = {f.name: _copy(getattr(obj, f.name)) for f in fields(obj)}
+        return out
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def all_keys() -> list[tuple[str, str, Any, str]]:
+    """Every profile key as (dotted name, type name, default, doc), for docs and tests."""
+    rows = [(k, "string", "", doc) for k, doc in TOP_LEVEL.items()]
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+            rows.append((f"{section}.{f.name}", type_name(f.type), default, f.metadata.get("doc", "")))
+    return rows
+
+
+def type_name(annotation: Any) -> str:
+    return {"int": "integer", "float": "float", "bool": "boolean", "str": "string", "list": "list of strings"}.get(
+        str(annotation), str(annotation)
+    )

@@ -1,0 +1,32 @@
+"""Errors that reach the user as one line.
+
+The CLI maps these to exit codes: InputError (bad input the user can fix: a profile, a
+model file, an argument) exits 2; any other LcchatError exits 1. Messages are written for
+people: what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class LcchatError(Exception):
+    """A failure with a message fit to show as it is."""
+
+    exit_code = 1
+
+
+class InputError(LcchatError):
+    """Bad input from the user: a profile, a model file, a command-line value."""
+
+    exit_code = 2
+
+
+class ModelFileError(InputError):
+    """A model file that is missing, unreadable or malformed."""
+
+
+class ProfileError(InputError):
+    """A profile that cannot be read or has a wrong key or value."""
+
+
+class PromptTooLong(InputError):
+    """A message that cannot fit in the context window on its own."""

