@@ -1,0 +1,90 @@
+"""What the engine tells a front-end while it works.
+
+ChatSession.send() yields these. They are plain data: a front-end renders them, the
+store records them, and tests compare them. Nothing here knows about terminals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+FinishReason = Literal["stop", "length", "interrupted", "error"]
+
+
+@dataclass(frozen=True)
+class Token:
+    """A piece of reply text, whole UTF-8 characters, never part of a stop string."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know, e.g. that old turns were dropped."""
+
+    text: str
+    level: Literal["info", "warning"] = "info"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of a long step: prompt evaluation, model load, quantization."""
+
+    what: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Figures for the reply so far; the last one of a reply is final."""
+
+    prompt_tokens: int = 0  # tokens in the prompt
+    prompt_eval_tokens: int = 0  # of those, tokens actually evaluated (the rest came from the KV cache)
+    prompt_tokens_per_s: float = 0.0
+    completion_tokens: int = 0
+    tokens_per_s: float = 0.0
+    ttft_s: float = 0.0
+    context_used: int = 0
+    context_size: int = 0
+    final: bool = False
+
+    def as_json(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "prompt_tokens_per_s": round(self.prompt_tokens_per_s, 2),
+            "completion_tokens": self.completion_tokens,
+            "tokens_per_s": round(self.tokens_per_s, 2),
+            "ttft_s": round(self.ttft_s, 4),
+            "context_used": self.context_used,
+            "context_size": self.context_size,
+        }
+
+    def summary(self) -> str:
+        """The one-line figures shown after a reply."""
+        pct = 100.0 * self.context_used / self.context_size if self.context_size else 0.0
+        return (
+            f"prompt {self.prompt_tokens_per_s:.1f} t/s · gen {self.tokens_per_s:.1f} t/s · "
+            f"{self.completion_tokens} tokens · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
+        )
+
+
+@dataclass(frozen=True)
+class Done:
+    """The reply ended. `text` is the whole reply as it will be kept in the history."""
+
+    finish_reason: FinishReason
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Error:
+    """The turn failed; the session is still usable. `code` is the exit status a
+    one-shot run should end with: 2 for bad input, 1 for a failure."""
+
+    message: str
+    code: int = 1
+
+
+Event = Union[Token, Notice, Progress, Stats, Done, Error]

