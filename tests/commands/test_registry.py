@@ -1,0 +1,132 @@
+"""The shared slash-command registry, driven directly with a scripted session."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from lcchat.commands import CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, Context, FrontState, registry
+from lcchat.commands.builtin import code_blocks, osc52
+from lcchat.engine.events import Token
+from lcchat.engine.fake import FakeModel, fake_session
+
+
+@pytest.fixture
+def ctx() -> Context:
+    model = FakeModel(replies=[["Here:\n```py\nprint(1)\n```\nand\n```\nx\n```\n"], ["second"]])
+    return Context(fake_session(model), FrontState())
+
+
+def chat(ctx: Context, text: str) -> str:
+    return "".join(e.text for e in ctx.session.send(text) if isinstance(e, Token))
+
+
+def test_every_command_has_help_and_a_usage() -> None:
+    names = {c.name for c in registry.commands()}
+    assert {"help", "exit", "clear", "stream", "vim", "system", "set", "show", "retry", "undo", "copy",
+            "context"} <= names
+    for cmd in registry.commands():
+        assert cmd.help and cmd.usage.startswith("/")
+
+
+def test_help_lists_and_explains(ctx) -> None:
+    listing = registry.dispatch(ctx, "/help")
+    assert any(row[0] == "/set PARAM VALUE" for row in listing.rows)
+    one = registry.dispatch(ctx, "/help copy")
+    assert "OSC 52" in one.text
+
+
+@pytest.mark.parametrize("line", ["/exit", "/quit", "/bye"])
+def test_exit_and_aliases(ctx, line) -> None:
+    assert registry.dispatch(ctx, line).action == EXIT
+
+
+def test_unknown_command_suggests_the_nearest(ctx) -> None:
+    r = registry.dispatch(ctx, "/stram off")
+    assert r.error and "Did you mean /stream?" in r.text
+
+
+def test_set_checks_values(ctx) -> None:
+    assert registry.dispatch(ctx, "/set temperature 0.3").text == "temperature = 0.3"
+    assert ctx.session.sampling.temperature == 0.3
+    r = registry.dispatch(ctx, "/set top_p 2")
+    assert r.error and "at most 1" in r.text
+    r = registry.dispatch(ctx, "/set top_k many")
+    assert r.error and "whole number" in r.text
+    r = registry.dispatch(ctx, "/set temprature 1")
+    assert r.error and "Did you mean temperature?" in r.text
+    r = registry.dispatch(ctx, "/set")
+    assert r.error and "Usage: /set PARAM VALUE" in r.text
+
+
+def test_set_stop_vi_and_stream(ctx) -> None:
+    registry.dispatch(ctx, "/set stop END,###")
+    assert "END" in ctx.session.stops and "###" in ctx.session.stops
+    assert registry.dispatch(ctx, "/set vi on").action == SETTINGS and ctx.state.vi_mode
+    r = registry.dispatch(ctx, "/stream")
+    assert r.action == SETTINGS and ctx.state.stream is False
+    assert registry.dispatch(ctx, "/stream maybe").error
+
+
+def test_system_show_set_remove(ctx) -> None:
+    assert "No system prompt" in registry.dispatch(ctx, "/system").text
+    registry.dispatch(ctx, "/system Be terse.")
+    assert ctx.session.conversation.system == "Be terse."
+    registry.dispatch(ctx, "/system -")
+    assert ctx.session.conversation.system == ""
+
+
+def test_show_views(ctx) -> None:
+    assert registry.dispatch(ctx, "/show stats").text == "No reply yet."
+    chat(ctx, "hi")
+    rows = dict(registry.dispatch(ctx, "/show stats").rows)
+    assert rows["reply tokens"] == "1"
+    assert "temperature" in dict(registry.dispatch(ctx, "/show params").rows)
+    assert "chat format" in dict(registry.dispatch(ctx, "/show model").rows)
+    assert "[sampling]" in registry.dispatch(ctx, "/show profile").text
+    assert registry.dispatch(ctx, "/show nonsense").error
+
+
+def test_clear_undo_retry_context(ctx) -> None:
+    chat(ctx, "first")
+    chat(ctx, "second q")
+    assert "2 messages left" in registry.dispatch(ctx, "/undo").text
+    r = registry.dispatch(ctx, "/retry")
+    assert r.action == GENERATE
+    assert "".join(e.text for e in r.data() if isinstance(e, Token)) == "OK"  # the next scripted reply
+    assert "of 2" in dict(registry.dispatch(ctx, "/context").rows)["messages seen by the model"]
+    assert registry.dispatch(ctx, "/clear").action == CLEAR
+    assert ctx.session.conversation.messages == []
+    assert registry.dispatch(ctx, "/undo").error
+    assert registry.dispatch(ctx, "/retry").error
+
+
+def test_copy_reply_and_code_blocks(ctx) -> None:
+    assert registry.dispatch(ctx, "/copy").error
+    chat(ctx, "code please")
+    r = registry.dispatch(ctx, "/copy")
+    assert r.action == COPY and r.data.startswith("Here:")
+    assert registry.dispatch(ctx, "/copy 1").data == "print(1)\n"
+    assert registry.dispatch(ctx, "/copy 2").data == "x\n"
+    assert "has 2 code blocks" in registry.dispatch(ctx, "/copy 3").text
+    assert registry.dispatch(ctx, "/copy x").error
+
+
+def test_osc52_sequence() -> None:
+    seq = osc52("héllo")
+    assert seq.startswith("\x1b]52;c;") and seq.endswith("\x07")
+    assert base64.b64decode(seq[7:-1]).decode() == "héllo"
+    assert code_blocks("no code") == []
+
+
+def test_vim_asks_for_the_editor(ctx) -> None:
+    assert registry.dispatch(ctx, "/vim").action == EDIT
+
+
+def test_completions(ctx) -> None:
+    assert "/stream" in registry.completions(ctx, "/st")
+    assert registry.completions(ctx, "/set tem") == ["temperature"]
+    assert registry.completions(ctx, "/show m") == ["model"]
+    assert registry.completions(ctx, "/stream o") == ["on", "off"]
+    assert registry.completions(ctx, "hello") == []
