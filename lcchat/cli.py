@@ -1,0 +1,319 @@
+"""Command line: parse arguments, pick a mode, run it, and turn failures into one line.
+
+Imports of the engine and the front-ends happen inside the functions that need them, so
+`lcchat --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+from lcchat import __version__
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# flag dest -> profile key (dotted)
+OVERRIDES = {
+    "model": "model.path",
+    "ctx": "model.n_ctx",
+    "threads": "model.n_threads",
+    "gpu_layers": "model.n_gpu_layers",
+    "temp": "sampling.temperature",
+    "top_p": "sampling.top_p",
+    "top_k": "sampling.top_k",
+    "min_p": "sampling.min_p",
+    "repeat_penalty": "sampling.repeat_penalty",
+    "seed": "sampling.seed",
+    "max_tokens": "sampling.max_tokens",
+    "system": "chat.system",
+    "rope_freq_base": "rope.freq_base",
+    "rope_freq_scale": "rope.freq_scale",
+    "rope_scaling": "rope.scaling",
+    "chat_format": "chat.format",
+}
+
+SUBCOMMANDS = ("profiles",)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog.split()[0]} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="lcchat",
+        description="Chat with local GGUF models. With a PROMPT or piped stdin it answers once and exits; "
+        "otherwise it starts an interactive chat.",
+        epilog="subcommands: lcchat profiles {list,show,check} ...  See man lcchat.",
+    )
+    p.add_argument("prompt", nargs="*", metavar="PROMPT", help="the question; with piped stdin, stdin is its context")
+    g = p.add_argument_group("model and profile")
+    g.add_argument("-p", "--profile", metavar="NAME", help="profile name or path to a .toml file (default: smollm2)")
+    g.add_argument("-m", "--model", metavar="FILE", help="GGUF model file (overrides the profile's)")
+    g.add_argument("-c", "--ctx", type=int, metavar="N", help="context size in tokens")
+    g.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: physical cores)")
+    g.add_argument("-ngl", "--gpu-layers", type=int, metavar="N", dest="gpu_layers", help="layers to offload to the GPU (-1: all)")
+    g.add_argument("--chat-format", metavar="NAME", help="a llama-cpp-python chat format, e.g. chatml, llama-2")
+    g.add_argument("--system", metavar="TEXT", help="system prompt")
+    g.add_argument("--stop", action="append", metavar="TEXT", help="extra stop string (repeatable)")
+    g = p.add_argument_group("sampling")
+    g.add_argument("--temp", type=float, metavar="T", help="temperature (0: greedy)")
+    g.add_argument("--top-p", type=float, metavar="P")
+    g.add_argument("--top-k", type=int, metavar="K")
+    g.add_argument("--min-p", type=float, metavar="P")
+    g.add_argument("--repeat-penalty", type=float, metavar="X")
+    g.add_argument("--seed", type=int, metavar="N", help="random seed (-1: random)")
+    g.add_argument("-n", "--max-tokens", type=int, metavar="N", help="longest reply in tokens (-1: until the context is full)")
+    g = p.add_argument_group("RoPE")
+    g.add_argument("--rope-freq-base", type=float, metavar="X")
+    g.add_argument("--rope-freq-scale", type=float, metavar="X")
+    g.add_argument("--rope-scaling", choices=("auto", "none", "linear", "yarn", "ntk"))
+    g = p.add_argument_group("mode")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--tui", action="store_true", help="full-screen interface (the default on a capable terminal)")
+    mode.add_argument("--repl", action="store_true", help="plain line-based chat (the default when TERM=dumb or the terminal is small)")
+    g.add_argument("--theme", metavar="NAME", help="TUI theme: dark, light, high-contrast, ssh, or one of yours")
+    g = p.add_argument_group("output")
+    g.add_argument("--json", action="store_true", help="one-shot: print one JSON object with the text and stats")
+    g.add_argument("-v", "--verbose", "--debug", action="store_true", dest="verbose",
+                   help="show llama.cpp's log and diagnostics; tracebacks on errors")
+    g.add_argument("--version", action="version", version=f"lcchat {__version__}")
+    return p
+
+
+def build_profiles_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lcchat profiles", description="List, show and check profiles.")
+    p.add_argument("-v", "--verbose", "--debug", action="store_true", dest="verbose")
+    sub = p.add_subparsers(dest="action", metavar="{list,show,check}", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="list the profiles you can use with -p")
+    show = sub.add_parser("show", help="print a profile with everything it inherits, resolved")
+    show.add_argument("name", metavar="NAME")
+    check = sub.add_parser("check", help="check a profile file and report the first problem")
+    check.add_argument("file", metavar="FILE")
+    return p
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("-v", "--verbose", "--debug") for a in args_list)
+    _setup_logging(verbose)
+    try:
+        return _dispatch(args_list)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the one place errors become a line
+        from lcchat.errors import LcchatError
+
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(exc, LcchatError):
+            print(f"lcchat: {exc}", file=sys.stderr)
+            return exc.exit_code
+        print(f"lcchat: internal error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _dispatch(argv: list[str]) -> int:
+    first = next((a for a in argv if a not in ("-v", "--verbose", "--debug")), None)
+    if first in SUBCOMMANDS:
+        rest = list(argv)
+        rest.remove(first)
+        handlers: dict[str, Callable[[list[str]], int]] = {"profiles": _cmd_profiles}
+        return handlers[first](rest)
+    args = build_parser().parse_args(argv)
+    return _chat(args)
+
+
+def _setup_logging(verbose: bool) -> None:
+    """llama.cpp's log goes to the lcchat.llama logger: shown with -v, dropped otherwise."""
+    llama = logging.getLogger("lcchat.llama")
+    llama.propagate = False
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root = logging.getLogger("lcchat")
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
+        llama.addHandler(handler)
+        llama.setLevel(logging.DEBUG)
+    else:
+        llama.addHandler(logging.NullHandler())
+        llama.setLevel(logging.CRITICAL + 1)
+        logging.getLogger("lcchat").setLevel(logging.ERROR)
+
+
+def _quiet_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush is silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+# ---------------------------------------------------------------- chatting
+
+
+def profile_from_args(args: argparse.Namespace):
+    from lcchat.config.loader import DEFAULT_PROFILE, load_profile
+
+    overrides: dict[str, Any] = {}
+    for dest, key in OVERRIDES.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            overrides[key] = value
+    if args.chat_format:
+        overrides["chat.template"] = ""  # a format named on the command line wins over the profile's template
+    name = args.profile or ("default" if args.model else DEFAULT_PROFILE)
+    profile = load_profile(name, overrides)
+    if args.stop:
+        profile.chat.stop = [*profile.chat.stop, *args.stop]
+    return profile
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from lcchat import pipe
+    from lcchat.errors import InputError
+
+    question = " ".join(args.prompt) if args.prompt else None
+    stdin_tty = sys.stdin is not None and sys.stdin.isatty()
+    piped = None if stdin_tty or sys.stdin is None else pipe.read_stdin()
+    profile = profile_from_args(args)
+    if question is None and piped is None:
+        if args.json:
+            raise InputError("--json needs a PROMPT or piped stdin")
+        return _interactive(profile, args)
+    text = pipe.compose(piped, question)
+    if not text.strip():
+        raise InputError("nothing to answer: give a PROMPT or pipe text on stdin")
+    _utf8_streams()
+    session = _open(profile, verbose=args.verbose)
+    return pipe.run(session, text, as_json=args.json, verbose=args.verbose)
+
+
+MIN_TUI_SIZE = (60, 16)  # columns, lines: below this the REPL serves better
+
+
+def choose_mode(args: argparse.Namespace, *, term: str | None = None, size: tuple[int, int] | None = None) -> str:
+    """"tui" or "repl": --tui/--repl win; a dumb or small terminal gets the REPL."""
+    if args.tui:
+        return "tui"
+    if args.repl:
+        return "repl"
+    term = os.environ.get("TERM", "") if term is None else term
+    if term in ("", "dumb", "unknown"):
+        return "repl"
+    if size is None:
+        try:
+            columns, lines = os.get_terminal_size(sys.stdout.fileno())
+        except OSError:
+            return "repl"
+        size = (columns, lines)
+    if size[0] < MIN_TUI_SIZE[0] or size[1] < MIN_TUI_SIZE[1]:
+        return "repl"
+    try:
+        import lcchat.tui.app  # noqa: F401 - present once the TUI is built
+    except ImportError:
+        return "repl"
+    return "tui"
+
+
+def _interactive(profile, args: argparse.Namespace) -> int:
+    if args.theme:
+        profile.ui.theme = args.theme
+    if choose_mode(args) == "tui":
+        from lcchat.tui.app import run_tui
+
+        return run_tui(profile, verbose=args.verbose)
+    from lcchat.repl.app import run_repl
+
+    return run_repl(profile, verbose=args.verbose)
+
+
+def _open(profile, *, verbose: bool):
+    from lcchat.engine.session import open_session
+    from lcchat.engine.worker import run_cancellable
+
+    return run_cancellable(lambda cancel: open_session(profile, cancel=cancel))
+
+
+def _utf8_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+
+
+# ---------------------------------------------------------------- lcchat profiles
+
+
+def _cmd_profiles(argv: list[str]) -> int:
+    from lcchat.config import loader
+
+    args = build_profiles_parser().parse_args(argv)
+    if args.action == "list":
+        for name, path in loader.available_profiles().items():
+            try:
+                description = loader.load_profile(str(path)).description
+            except Exception as exc:  # noqa: BLE001 - a broken profile is listed, with why
+                description = f"(broken: {exc})"
+            print(f"{name:<22} {description}")
+        return EXIT_OK
+    if args.action == "show":
+        profile = loader.load_profile(args.name)
+        print(f"# profile {profile.name} from {profile.source}")
+        for line in _resolved_notes(profile):
+            print(f"# {line}")
+        print(loader.to_toml(profile.to_dict()), end="")
+        return EXIT_OK
+    profile = loader.check_file(_path(args.file))
+    print(f"{args.file}: ok ({profile.description or 'no description'})")
+    return EXIT_OK
+
+
+def _path(text: str):
+    from pathlib import Path
+
+    return Path(text).expanduser()
+
+
+def _resolved_notes(profile) -> list[str]:
+    """What the profile resolves to against its model file: path, RoPE, context."""
+    from lcchat.config.loader import resolve_model_path
+    from lcchat.engine import gguf_info, rope
+    from lcchat.errors import LcchatError
+
+    try:
+        path = resolve_model_path(profile)
+    except LcchatError as exc:
+        return [f"model: {exc}"]
+    notes = [f"model file: {path}"]
+    try:
+        info = gguf_info.load_checked(path, vocab=False)
+    except LcchatError as exc:
+        return [*notes, f"model check: {exc}"]
+    n_ctx = profile.model.n_ctx or int(info.context_length or 0)
+    resolved = rope.resolve(profile.rope, n_ctx=n_ctx, train_ctx=int(info.context_length or 0),
+                            model_base=float(info.rope_freq_base or 10000.0),
+                            rope_dim=int(info.rope_dimension_count or 128), model_scaling=info.rope_scaling_type)
+    notes.append(f"{info.architecture}, {info.file_type_name}, trained to {info.context_length} tokens; n_ctx {n_ctx}")
+    notes.append(f"rope: {resolved.description}")
+    notes += [f"warning: {w}" for w in resolved.warnings]
+    return notes

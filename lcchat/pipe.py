@@ -1,0 +1,75 @@
+"""Pipe and one-shot mode: `echo question | lcchat`, `lcchat "question"`, `cat f | lcchat "sum up"`.
+
+Only the answer goes to stdout, streamed; diagnostics go to stderr and only with -v.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+from lcchat.engine.events import Done, Error, Notice, Progress, Stats, Token
+from lcchat.engine.session import ChatSession
+from lcchat.engine.worker import Streamed
+
+
+def read_stdin() -> str:
+    """All of stdin as text; invalid UTF-8 is replaced, not fatal."""
+    data = sys.stdin.buffer.read()
+    return data.decode("utf-8", "replace")
+
+
+def compose(stdin_text: str | None, question: str | None) -> str:
+    """stdin as context and the argument as the question, as in `cat notes | llm "summarize"`."""
+    context = (stdin_text or "").strip("\n")
+    question = (question or "").strip()
+    if context.strip() and question:
+        return f"{context}\n\n{question}"
+    return question or context
+
+
+def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool = False,
+        out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Answer one message; returns the exit status (0, 1, 2, or 130 after Ctrl+C)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if verbose:
+        for notice in session.notices:
+            print(f"lcchat: {notice}", file=err)
+    stream = Streamed(lambda: session.send(text), session.cancel)
+    status = 0
+    finish = "stop"
+    reply: list[str] = []
+    stats = Stats()
+    for event in stream:
+        if isinstance(event, Token):
+            reply.append(event.text)
+            if not as_json:
+                out.write(event.text)
+                out.flush()
+        elif isinstance(event, Stats):
+            stats = event
+        elif isinstance(event, Done):
+            finish = event.finish_reason
+        elif isinstance(event, Error):
+            print(f"lcchat: {event.message}", file=err)
+            status = event.code
+            finish = "error"
+        elif isinstance(event, Notice) and verbose:
+            print(f"lcchat: {event.text}", file=err)
+        elif isinstance(event, Progress) and verbose:
+            print(f"lcchat: {event.what} {event.done}/{event.total}", file=err)
+    text_out = "".join(reply)
+    if as_json:
+        json.dump({"text": text_out, "finish_reason": "interrupted" if stream.interrupted else finish,
+                   "stats": stats.as_json()}, out, ensure_ascii=False)
+        out.write("\n")
+    elif text_out and not text_out.endswith("\n"):
+        out.write("\n")
+    out.flush()
+    if verbose and stats.completion_tokens:
+        print(f"lcchat: {stats.summary()}", file=err)
+    if stream.interrupted:
+        return 130
+    return status

