@@ -36,7 +36,11 @@ OVERRIDES = {
     "chat_format": "chat.format",
 }
 
-SUBCOMMANDS = ("profiles",)
+# Subcommands: name -> "module:function" taking the remaining arguments and returning the
+# exit status. Imported only when used.
+SUBCOMMANDS = {
+    "profiles": "lcchat.cli:cmd_profiles",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,8 +138,11 @@ def _dispatch(argv: list[str]) -> int:
     if first in SUBCOMMANDS:
         rest = list(argv)
         rest.remove(first)
-        handlers: dict[str, Callable[[list[str]], int]] = {"profiles": _cmd_profiles}
-        return handlers[first](rest)
+        module, _, function = SUBCOMMANDS[first].partition(":")
+        import importlib
+
+        handler: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
+        return handler(rest)
     args = build_parser().parse_args(argv)
     return _chat(args)
 
@@ -264,7 +271,7 @@ def _utf8_streams() -> None:
 # ---------------------------------------------------------------- lcchat profiles
 
 
-def _cmd_profiles(argv: list[str]) -> int:
+def cmd_profiles(argv: list[str]) -> int:
     from lcchat.config import loader
 
     args = build_profiles_parser().parse_args(argv)
