@@ -43,23 +43,26 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
     reply: list[str] = []
     stats = Stats()
     for event in stream:
-        if isinstance(event, Token):
-            reply.append(event.text)
-            if not as_json:
-                out.write(event.text)
-                out.flush()
-        elif isinstance(event, Stats):
-            stats = event
-        elif isinstance(event, Done):
-            finish = event.finish_reason
-        elif isinstance(event, Error):
-            print(f"lcchat: {event.message}", file=err)
-            status = event.code
-            finish = "error"
-        elif isinstance(event, Notice) and verbose:
-            print(f"lcchat: {event.text}", file=err)
-        elif isinstance(event, Progress) and verbose:
-            print(f"lcchat: {event.what} {event.done}/{event.total}", file=err)
+        try:
+            if isinstance(event, Token):
+                reply.append(event.text)
+                if not as_json:
+                    out.write(event.text)
+                    out.flush()
+            elif isinstance(event, Stats):
+                stats = event
+            elif isinstance(event, Done):
+                finish = event.finish_reason
+            elif isinstance(event, Error):
+                print(f"lcchat: {event.message}", file=err)
+                status = event.code
+                finish = "error"
+            elif isinstance(event, Notice) and verbose:
+                print(f"lcchat: {event.text}", file=err)
+            elif isinstance(event, Progress) and verbose:
+                print(f"lcchat: {event.what} {event.done}/{event.total}", file=err)
+        except KeyboardInterrupt:  # Ctrl+C while writing: same as while waiting
+            stream.interrupt()
     text_out = "".join(reply)
     if as_json:
         json.dump({"text": text_out, "finish_reason": "interrupted" if stream.interrupted else finish,

@@ -83,6 +83,9 @@ class FakeModel:
         self.cache_len = n_past + len(tokens)
         return 0
 
+    def decode_one(self, token: int, n_past: int) -> int:
+        return self.decode([token], n_past)
+
     def kv_truncate(self, n_keep: int) -> None:
         self.cache_len = min(self.cache_len, n_keep)
 

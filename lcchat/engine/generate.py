@@ -94,6 +94,7 @@ class Backend(Protocol):
     abort_requested: bool
 
     def decode(self, tokens: list[int], n_past: int, *, logits_last: bool = True) -> int: ...
+    def decode_one(self, token: int, n_past: int) -> int: ...
     def kv_truncate(self, n_keep: int) -> None: ...
     def set_abortable(self, on: bool) -> None: ...
     def make_sampler(self, sampling): ...
@@ -192,7 +193,7 @@ class TokenLoop:
             sampler.accept_history(self.cached[-window:] if window else [])
         limit = sampling.max_tokens if sampling.max_tokens >= 0 else n_ctx
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        piece, is_eog, decode, sample = model.piece, model.is_eog, model.decode, sampler.sample
+        piece, is_eog, decode_one, sample = model.piece, model.is_eog, model.decode_one, sampler.sample
         cached = self.cached
         parts = result.parts
         generated: list[int] = []
@@ -225,7 +226,7 @@ class TokenLoop:
                 if len(cached) + 1 >= n_ctx:
                     finish, ends_context = "length", True
                     break
-                status = decode([token], len(cached))
+                status = decode_one(token, len(cached))
                 if status != 0:
                     model.kv_truncate(len(cached))
                     if status == 2 or cancel.is_set():

@@ -207,6 +207,7 @@ class Model:
         self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
         self.n_batch = llama_cpp.llama_n_batch(self._ctx)
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self._one = (llama_cpp.llama_token * 1)()
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self.abort_requested)
 
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
@@ -307,6 +308,13 @@ class Model:
             logits[n - 1] = 1
         batch.n_tokens = n
         return self._llama.llama_decode(self._ctx, batch)
+
+    def decode_one(self, token: int, n_past: int) -> int:
+        """Evaluate one generated token at position n_past (the hot path: no batch filling;
+        llama.cpp places it after the cached positions, which is n_past)."""
+        one = self._one
+        one[0] = token
+        return self._llama.llama_decode(self._ctx, self._llama.llama_batch_get_one(one, 1))
 
     # ------------------------------------------------------------ sampling
 

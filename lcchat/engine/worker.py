@@ -41,16 +41,20 @@ class Streamed:
         finally:
             self._queue.put(_END)
 
+    def interrupt(self) -> None:
+        """Cancel the work (a Ctrl+C caught by the consumer); events keep coming until Done."""
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        self._cancel()
+
     def __iter__(self) -> Iterator[T]:
         self._thread.start()
         while True:
             try:
                 item = self._queue.get()
             except KeyboardInterrupt:
-                if self.interrupted:
-                    raise
-                self.interrupted = True
-                self._cancel()
+                self.interrupt()
                 continue
             if item is _END:
                 return
