@@ -1,0 +1,137 @@
+"""The man pages and completion scripts keep up with the code: every option, subcommand,
+slash command and profile key is read from the code itself and looked up in the pages."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lcchat import cli, completion
+from lcchat.commands import registry
+from lcchat.config.schema import SECTIONS, TOP_LEVEL, all_keys
+from lcchat.manpage import to_text
+
+MAN = Path(__file__).resolve().parents[1] / "man"
+PAGE1 = to_text((MAN / "lcchat.1").read_text(encoding="utf-8"))
+PAGE5 = to_text((MAN / "lcchat-profile.5").read_text(encoding="utf-8"))
+
+
+def visible_options(parser: argparse.ArgumentParser) -> list[str]:
+    return [s for a in parser._actions if a.help != argparse.SUPPRESS for s in a.option_strings]
+
+
+def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Each subcommand's parser, found through the module that handles it."""
+    found = {}
+    for name, target in cli.SUBCOMMANDS.items():
+        module = importlib.import_module(target.partition(":")[0])
+        builder = getattr(module, "build_parser", None) if name != "profiles" else cli.build_profiles_parser
+        if builder is not None:
+            found[name] = builder()
+    return found
+
+
+def test_every_option_is_in_the_man_page() -> None:
+    missing = [o for o in visible_options(cli.build_parser()) if o not in PAGE1]
+    assert not missing, f"undocumented options: {missing}"
+
+
+def test_every_subcommand_and_its_options_are_in_the_man_page() -> None:
+    for name, parser in subcommand_parsers().items():
+        assert f"lcchat {name}" in PAGE1, name
+        for option in visible_options(parser):
+            if option not in ("-h", "--help", "-v", "--verbose", "--debug"):
+                assert option in PAGE1, f"lcchat {name} {option} is not documented"
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, sub_parser in action.choices.items():
+                    assert f"lcchat {name} {sub}" in PAGE1, f"lcchat {name} {sub}"
+                    for option in visible_options(sub_parser):
+                        if option not in ("-h", "--help"):
+                            assert option in PAGE1, f"lcchat {name} {sub} {option} is not documented"
+
+
+def test_every_slash_command_and_alias_is_in_the_man_page() -> None:
+    section = PAGE1[PAGE1.index("SLASH COMMANDS"):PAGE1.index("\nKEYS")]
+    for cmd in registry.commands():
+        for name in (cmd.name, *cmd.aliases):
+            assert f"/{name}" in section, f"/{name} is not documented"
+
+
+def test_every_profile_key_is_in_the_profile_page() -> None:
+    for key, _kind, _default, _doc in all_keys():
+        section, _, name = key.rpartition(".")
+        if not section:
+            assert name in PAGE5
+            continue
+        start = PAGE5.index(f"[{section}]", PAGE5.index("KEYS"))
+        following = [PAGE5.find(f"[{s}]", start + 1) for s in SECTIONS if PAGE5.find(f"[{s}]", start + 1) > 0]
+        end = min(following, default=len(PAGE5))
+        assert f"{name} (" in PAGE5[start:end], f"{key} is not documented in its section"
+    for key in TOP_LEVEL:
+        assert key in PAGE5
+
+
+@pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed")
+@pytest.mark.parametrize("page", ["lcchat.1", "lcchat-profile.5"])
+def test_groff_renders_without_warnings(page: str) -> None:
+    r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", str(MAN / page)], capture_output=True, text=True)
+    assert r.returncode == 0
+    assert r.stderr == ""
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_are_valid(shell: str, tmp_path: Path) -> None:
+    text = completion.script(shell, cli.build_parser())
+    assert ("-l profile" if shell == "fish" else "--profile") in text
+    assert "profiles" in text and "--list-names" in text
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    script = tmp_path / f"lcchat.{shell}"
+    script.write_text(text)
+    check = [shell, "-n", str(script)] if shell != "fish" else ["fish", "--no-execute", str(script)]
+    r = subprocess.run(check, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_bash_completion_completes_profiles_and_options(tmp_path: Path) -> None:
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    bin_dir = Path(sys.executable).parent
+    script = tmp_path / "c.bash"
+    script.write_text(completion.script("bash", cli.build_parser()))
+    probe = f"""
+export PATH="{bin_dir}:$PATH"
+source {script}
+COMP_WORDS=(lcchat -p sm); COMP_CWORD=2; _lcchat; echo "P:${{COMPREPLY[*]}}"
+COMP_WORDS=(lcchat --tem); COMP_CWORD=1; _lcchat; echo "O:${{COMPREPLY[*]}}"
+COMP_WORDS=(lcchat pro); COMP_CWORD=1; _lcchat; echo "S:${{COMPREPLY[*]}}"
+COMP_WORDS=(lcchat --theme s); COMP_CWORD=2; _lcchat; echo "T:${{COMPREPLY[*]}}"
+"""
+    r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True)
+    assert "P:smollm2" in r.stdout
+    assert "O:--temp" in r.stdout
+    assert "S:profiles" in r.stdout
+    assert "T:ssh" in r.stdout
+
+
+def test_man_option_prints_text_without_man(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "lcchat", "--man"], capture_output=True, text=True)
+    assert r.returncode == 0
+    assert "SLASH COMMANDS" in r.stdout and "EXIT STATUS" in r.stdout
+    assert "\\f" not in r.stdout and ".TP" not in r.stdout
+
+
+def test_pyproject_installs_the_pages_under_share_man() -> None:
+    from lcchat.config.loader import tomllib
+
+    data = tomllib.loads((MAN.parent / "pyproject.toml").read_text())
+    files = data["tool"]["setuptools"]["data-files"]
+    assert files["share/man/man1"] == ["man/lcchat.1"]
+    assert files["share/man/man5"] == ["man/lcchat-profile.5"]
