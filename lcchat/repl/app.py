@@ -1,0 +1,293 @@
+"""The plain REPL: a prompt-toolkit prompt, the shared slash commands, streamed replies.
+
+`run_repl(profile)` is what `lcchat --repl` runs: it loads the model, then hands a session
+to `Repl`, which tests build directly with a fake session, a pipe input and a StringIO
+output. The loop catches everything per turn: a failed turn is one red line, never a
+traceback, and the chat goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.enums import EditingMode
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import FileHistory, History
+from prompt_toolkit.input import Input
+from prompt_toolkit.output import ColorDepth, Output
+from prompt_toolkit.output.vt100 import Vt100_Output
+from prompt_toolkit.styles import Style
+
+from lcchat.commands import builtin  # noqa: F401 - declares the commands
+from lcchat.commands.registry import (
+    CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, THEME, Context, FrontState, Registry, registry as default_registry,
+)
+from lcchat.engine.events import Event
+from lcchat.errors import LcchatError
+from lcchat.repl import editor
+from lcchat.repl.completer import SlashCompleter
+from lcchat.repl.keybindings import build_key_bindings, strip_block
+from lcchat.repl.render import Printer, is_dumb
+from lcchat.repl.reply import ReplyPlayer, ReplyView
+from lcchat.repl.toolbar import Figures, toolbar_text
+
+log = logging.getLogger("lcchat.repl")
+
+PROMPT = ">>> "
+CONTINUATION = "... "
+QUIT_HINT = "Press Ctrl+D or type /exit to quit."
+HISTORY_FILE = "repl_history"
+
+
+class PrivateFileHistory(FileHistory):
+    """prompt-toolkit's FileHistory in a file only the user can read (mode 0600), in a
+    directory only the user can enter (0700): prompts may hold private text."""
+
+    def __init__(self, filename: str | os.PathLike[str]) -> None:
+        path = Path(filename)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        super().__init__(str(path))
+
+
+def history_path() -> Path:
+    from lcchat.paths import data_dir
+
+    return data_dir() / HISTORY_FILE
+
+
+class Repl:
+    """One interactive chat over `session` (an engine.session.ChatSession).
+
+    input/output are prompt-toolkit's (None: the terminal). history: a History, a path,
+    or None for the default file in the data dir. live_toolbar: draw the status line while
+    replies stream (None: when the output is a real, non-dumb terminal).
+    """
+
+    def __init__(self, session, *, input: Input | None = None, output: Output | None = None,
+                 state: FrontState | None = None, registry: Registry | None = None,
+                 history: History | str | os.PathLike[str] | None = None, monitor: object = "auto",
+                 live_toolbar: bool | None = None, toolbar_every: float = 1.0,
+                 env: dict[str, str] | None = None) -> None:
+        from prompt_toolkit.input import create_input
+        from prompt_toolkit.output import create_output
+
+        self.session = session
+        self.input = input or create_input()
+        self.output = output or create_output()
+        self.env = env
+        profile = getattr(session, "profile", None)
+        ui = getattr(profile, "ui", None)
+        self.state = state or FrontState(stream=getattr(ui, "stream", True), vi_mode=getattr(ui, "vi_mode", False),
+                                         theme=getattr(ui, "theme", "dark"), frontend="repl")
+        self.registry = registry or default_registry
+        self.ctx = Context(session, self.state)
+        self.printer = Printer(self.output)
+        self.dumb = is_dumb(self.output)
+        if monitor == "auto":
+            monitor = _open_monitor()
+        self.figures = Figures(monitor)  # type: ignore[arg-type]
+        if live_toolbar is None:
+            live_toolbar = isinstance(self.output, Vt100_Output) and not self.dumb and _is_tty(self.output)
+        self.player = ReplyPlayer(session, self.printer, figures=self.figures, live_toolbar=live_toolbar,
+                                  input_fd=_fileno(self.input), toolbar_every=toolbar_every)
+        if history is None:
+            history = PrivateFileHistory(history_path())
+        elif not isinstance(history, History):
+            history = PrivateFileHistory(history)
+        self.history = history
+        self.prompt = self._make_prompt()
+
+    # ------------------------------------------------------------ the prompt
+
+    def _make_prompt(self) -> PromptSession:
+        colour = self.printer.colour
+        style = Style.from_dict({
+            "prompt": "bold" if self.printer.attributes else "",
+            "bottom-toolbar": "reverse" if self.printer.attributes else "noreverse",
+            "bottom-toolbar.text": "",
+            "completion-menu.completion": "reverse" if not colour else "bg:#444444 #ffffff",
+            "completion-menu.completion.current": "noreverse bold" if not colour else "bg:#00afaf #000000",
+        })
+        return PromptSession(
+            input=self.input,
+            output=self.output,
+            history=self.history,
+            completer=SlashCompleter(self.registry, lambda: self.ctx),
+            complete_while_typing=Condition(lambda: self.prompt.default_buffer.text.startswith("/")),
+            reserve_space_for_menu=6,
+            key_bindings=build_key_bindings(),
+            prompt_continuation=lambda width, line, wrap: CONTINUATION.rjust(width),
+            bottom_toolbar=None if self.dumb else self._bottom_toolbar,
+            enable_open_in_editor=True,
+            enable_suspend=True,
+            style=style,
+            include_default_pygments_style=False,
+            color_depth=None if colour else ColorDepth.DEPTH_1_BIT,
+            mouse_support=False,
+        )
+
+    def _bottom_toolbar(self) -> str:
+        s = self.session
+        try:
+            width = self.output.get_size().columns
+        except Exception:  # noqa: BLE001
+            width = 80
+        return toolbar_text(stats=s.last_stats, snapshot=self.figures.snapshot(), context_used=s.context_used,
+                            context_size=s.context_size, width=max(width, 1))
+
+    def read(self) -> str:
+        """One message or command from the user. KeyboardInterrupt: Ctrl+C on an empty
+        line; EOFError: Ctrl+D."""
+        self.prompt.editing_mode = EditingMode.VI if self.state.vi_mode else EditingMode.EMACS
+        message = FormattedText([("class:prompt", PROMPT)])
+        return self.prompt.prompt(message)
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self) -> int:
+        """Chat until /exit or Ctrl+D; returns the exit status."""
+        for notice in getattr(self.session, "notices", []) or []:
+            self.printer.warning(notice)
+        while True:
+            try:
+                line = self.read()
+            except KeyboardInterrupt:
+                self.printer.dim(QUIT_HINT)
+                continue
+            except EOFError:
+                return 0
+            try:
+                if not self.handle(line):
+                    return 0
+            except KeyboardInterrupt:
+                self.printer.line("Interrupted.", "yellow")
+            except LcchatError as exc:
+                self.printer.error(str(exc))
+            except Exception as exc:  # noqa: BLE001 - one failed turn must not end the chat
+                log.debug("turn failed", exc_info=True)
+                self.printer.error(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
+
+    def handle(self, line: str) -> bool:
+        """Act on one line from the prompt. False means leave."""
+        if line.startswith("/") and "\n" not in line.strip():
+            return self.command(line.strip())
+        text = strip_block(line)  # a """ block is always a message, even one starting with /
+        if not text.strip():
+            return True
+        self.send(text)
+        return True
+
+    def send(self, text: str) -> ReplyView:
+        return self.reply(lambda: self.session.send(text))
+
+    def reply(self, produce: Callable[[], Iterator[Event]]) -> ReplyView:
+        return self.player.play(produce, stream=self.state.stream)
+
+    def interrupt(self) -> bool:
+        """What Ctrl+C does while a reply streams (callable from any thread)."""
+        return self.player.interrupt()
+
+    # ------------------------------------------------------------ commands
+
+    def command(self, line: str) -> bool:
+        result = self.registry.dispatch(self.ctx, line)
+        action = result.action
+        if action == EXIT:
+            return False
+        if action == CLEAR:
+            self.printer.clear_screen()
+            self.printer.result(result)
+            return True
+        if action == COPY:
+            self.printer.raw(builtin.osc52(result.data or ""))
+        self.printer.result(result)
+        if action == EDIT:
+            self.edit(result.data or "")
+        elif action == GENERATE and callable(result.data):
+            task = result.data  # a reply (/retry, /load) or other long work (/quant: is_reply False)
+            doing = "reading prompt…" if getattr(task, "is_reply", True) else f"{getattr(task, 'what', 'working')}…"
+            self.player.play(task, stream=self.state.stream, doing=doing)
+        elif action == THEME:
+            self.printer.dim("Themes change the TUI's look; the REPL has none.")
+        elif action == SETTINGS:
+            pass  # stream and vi mode are read from self.state before each reply and prompt
+        return True
+
+    def edit(self, initial: str = "") -> None:
+        """/vim: the saved text is sent; an empty file cancels."""
+        text = editor.edit(initial, env=self.env)
+        if not text.strip():
+            self.printer.dim("Nothing was written; nothing was sent.")
+            return
+        lines = text.split("\n")
+        shown = [PROMPT + lines[0], *(CONTINUATION + more for more in lines[1:])]
+        self.printer.line("\n".join(shown), "dim")
+        self.send(text)
+
+
+def _open_monitor():
+    try:
+        from lcchat.engine.monitor import Monitor
+
+        return Monitor()
+    except Exception:  # noqa: BLE001 - no psutil figures: the toolbar shows what it can
+        log.debug("no monitor", exc_info=True)
+        return None
+
+
+def _fileno(inp: Input) -> int | None:
+    try:
+        return inp.fileno()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _is_tty(output: Output) -> bool:
+    stdout = getattr(output, "stdout", None)
+    try:
+        return bool(stdout is not None and stdout.isatty())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+# ---------------------------------------------------------------- lcchat --repl
+
+
+def run_repl(profile, *, verbose: bool = False) -> int:
+    """Load the profile's model and chat in the terminal; returns the exit status."""
+    from lcchat.engine.session import open_session
+    from lcchat.engine.worker import run_cancellable
+
+    name = Path(profile.model.path).name if profile.model.path else profile.name
+    err = sys.stderr
+    print(f"loading {name}…", file=err, flush=True)
+    started = time.perf_counter()
+    try:
+        session = run_cancellable(lambda cancel: open_session(profile, cancel=cancel))
+    except KeyboardInterrupt:
+        print("loading cancelled", file=err, flush=True)
+        return 130
+    seconds = getattr(getattr(session.model, "load", None), "seconds", None) or (time.perf_counter() - started)
+    print(f"loaded {name} in {seconds:.1f} s · /help lists the commands · Ctrl+D leaves", file=err, flush=True)
+    try:
+        repl = Repl(session)
+        return repl.run()
+    finally:
+        close = getattr(session, "close", None) or getattr(session.model, "close", None)
+        if callable(close):
+            try:
+                close()  # the store's hooks keep the KV state, then the model is freed
+            except Exception:  # noqa: BLE001
+                log.debug("closing the session failed", exc_info=True)

@@ -1,0 +1,186 @@
+"""Printing between prompts: reply text, command results, figures, notices and errors.
+
+Everything goes through the prompt-toolkit Output the REPL was given, under one lock (the
+live toolbar writes from a thread of its own). The text is plain, with a few SGR codes:
+colours only when the terminal has them and NO_COLOR is unset, none at all on a dumb
+terminal. Meaning never rests on colour alone: errors and warnings say so in words.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import threading
+import time
+
+from prompt_toolkit.output import ColorDepth, Output
+from prompt_toolkit.utils import get_cwidth, is_dumb_terminal
+
+from lcchat.commands.registry import Result
+from lcchat.engine.events import Notice, Stats
+
+_SGR = {"dim": "2", "bold": "1", "reverse": "7", "red": "31", "yellow": "33", "cyan": "36"}
+_COLOURS = {"red", "yellow", "cyan"}
+
+# Model text may hold control characters; an ESC from a model must never reach the terminal
+# as one (it could move the cursor, retitle the window or write the clipboard).
+_CONTROLS = {c: "\ufffd" for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09, 0x0A)}
+_CONTROLS[0x0D] = None
+
+
+def clean(text: str) -> str:
+    """Text fit to print: control characters other than tab and newline replaced."""
+    return text.translate(_CONTROLS)
+
+
+def output_term(output: Output) -> str:
+    return getattr(output, "term", None) or os.environ.get("TERM", "")
+
+
+def is_dumb(output: Output) -> bool:
+    return is_dumb_terminal(output_term(output))
+
+
+def colour_allowed(output: Output) -> bool:
+    if os.environ.get("NO_COLOR") or is_dumb(output):
+        return False
+    depth = ColorDepth.from_env() or output.get_default_color_depth()
+    return depth != ColorDepth.DEPTH_1_BIT
+
+
+class Printer:
+    """Writes to a prompt-toolkit Output. `colour` allows colour codes; `attributes` allows
+    dim/bold/reverse (off on a dumb terminal)."""
+
+    FLUSH_EVERY_S = 0.025  # reply text is flushed at most this often (fewer, fuller packets over SSH)
+
+    def __init__(self, output: Output, *, colour: bool | None = None, attributes: bool | None = None):
+        self.output = output
+        self.attributes = (not is_dumb(output)) if attributes is None else attributes
+        self.colour = (colour_allowed(output) if colour is None else colour) and self.attributes
+        self.lock = threading.RLock()
+        self.at_line_start = True
+        self._last_flush = 0.0
+        self._pending = False
+
+    # ------------------------------------------------------------ low level
+
+    def style(self, text: str, *styles: str) -> str:
+        codes = [_SGR[s] for s in styles if s in _SGR and (self.colour or s not in _COLOURS)]
+        if not codes or not self.attributes or not text:
+            return text
+        return f"\x1b[{';'.join(codes)}m{text}\x1b[0m"
+
+    def raw(self, data: str, *, flush: bool = True) -> None:
+        """Write escape sequences or text as they are."""
+        with self.lock:
+            self.output.write_raw(data)
+            if flush:
+                self.output.flush()
+                self._pending = False
+
+    def text(self, text: str, *, flush: bool = True) -> None:
+        """Write text; newlines become CR LF (the terminal may be in raw mode)."""
+        if not text:
+            return
+        with self.lock:
+            self.output.write_raw(text.replace("\r\n", "\n").replace("\n", "\r\n"))
+            self.at_line_start = text.endswith("\n")
+            if flush:
+                self.output.flush()
+                self._pending = False
+            else:
+                self._pending = True
+
+    def stream(self, text: str) -> None:
+        """Reply text as it arrives: flushed at most every FLUSH_EVERY_S."""
+        now = time.monotonic()
+        due = now - self._last_flush >= self.FLUSH_EVERY_S
+        self.text(clean(text), flush=due)
+        if due:
+            self._last_flush = now
+
+    def flush(self) -> None:
+        with self.lock:
+            if self._pending:
+                self.output.flush()
+                self._pending = False
+
+    def end_line(self) -> None:
+        """Make sure what comes next starts on a line of its own."""
+        if not self.at_line_start:
+            self.text("\n")
+
+    def line(self, text: str = "", *styles: str) -> None:
+        self.end_line()
+        self.text(self.style(text, *styles) + "\n")
+
+    # ------------------------------------------------------------ kinds of line
+
+    def info(self, text: str) -> None:
+        self.line(text)
+
+    def dim(self, text: str) -> None:
+        self.line(text, "dim")
+
+    def warning(self, text: str) -> None:
+        self.line(f"warning: {text}", "yellow")
+
+    def error(self, text: str) -> None:
+        self.line(f"error: {text}", "red")
+
+    def notice(self, notice: Notice) -> None:
+        if notice.level == "warning":
+            self.warning(notice.text)
+        else:
+            self.dim(notice.text)
+
+    def stats(self, stats: Stats) -> None:
+        self.dim(stats.summary())
+
+    def columns(self) -> int:
+        try:
+            return int(self.output.get_size().columns) or 80
+        except Exception:  # noqa: BLE001
+            return 80
+
+    def table(self, rows: list[tuple[str, str]]) -> None:
+        """Two aligned columns, the right one wrapped to the terminal; a left column wider
+        than 20 puts its value on the next line rather than push every row right."""
+        if not rows:
+            return
+        width = max((w for w in (get_cwidth(k) for k, _ in rows) if w <= 20), default=20)
+        indent = " " * (width + 4)
+        room = self.columns() - len(indent) - 1
+        for key, value in rows:
+            lines: list[str] = []
+            for part in str(value).split("\n"):
+                lines += (textwrap.wrap(part, room, break_on_hyphens=False) or [""]) if room >= 20 else [part]
+            lines = lines or [""]
+            label = self.style(key, "bold")
+            if get_cwidth(key) > width:
+                self.line(f"  {label}")
+                self.line(indent + lines[0])
+            else:
+                self.line(f"  {label}{' ' * (width - get_cwidth(key))}  {lines[0]}")
+            for more in lines[1:]:
+                self.line(indent + more)
+
+    def result(self, result: Result) -> None:
+        if result.text:
+            text = clean(result.text)
+            if result.error:
+                self.error(text)
+            else:
+                for part in text.split("\n"):
+                    self.line(part)
+        if result.rows:
+            self.table([(clean(k), clean(v)) for k, v in result.rows])
+
+    def clear_screen(self) -> None:
+        with self.lock:
+            if self.attributes:
+                self.output.erase_screen()
+                self.output.cursor_goto(0, 0)
+                self.output.flush()
+            self.at_line_start = True

@@ -1,0 +1,204 @@
+"""Every slash command through the REPL loop; bad arguments get a clear message."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from tests.repl.conftest import ENTER
+
+
+def test_a_message_gets_a_reply_and_the_figures(drive) -> None:
+    run = drive("hello" + ENTER, replies=[["Hi", " there", "!"]])
+    assert run.status == 0
+    assert "Hi there!" in run.text
+    assert re.search(r"prompt [\d.]+ t/s · gen [\d.]+ t/s · 3 tokens · ctx \d+/2048 \(\d+%\)", run.text)
+    assert run.messages() == [("user", "hello"), ("assistant", "Hi there!")]
+
+
+@pytest.mark.parametrize("word", ["/exit", "/quit", "/bye", "/q"])
+def test_exit_and_its_aliases_leave_with_status_0(drive, word) -> None:
+    run = drive(word + ENTER + "not sent" + ENTER, end="")
+    assert run.status == 0
+    assert run.messages() == []
+
+
+def test_ctrl_d_leaves(drive) -> None:
+    assert drive("").status == 0
+
+
+def test_help_lists_every_command_and_the_keys(drive) -> None:
+    run = drive("/help" + ENTER)
+    for name in ("/help", "/exit", "/clear", "/stream", "/vim", "/system", "/set", "/show", "/retry", "/undo",
+                 "/copy", "/context"):
+        assert name in run.text
+    assert "Ctrl+J" in run.text and "Ctrl+D" in run.text
+
+
+def test_help_for_one_command_and_for_an_unknown_one(drive) -> None:
+    run = drive("/help set" + ENTER + "/help nosuch" + ENTER)
+    assert "/set PARAM VALUE" in run.text
+    assert "Parameters:" in run.text
+    assert "error: No command /nosuch." in run.text
+
+
+def test_an_unknown_command_gets_the_nearest_name(drive) -> None:
+    run = drive("/hepl" + ENTER + "/sett temperature 1" + ENTER)
+    assert "error: Unknown command /hepl. Did you mean /help?" in run.text
+    assert "Did you mean /set?" in run.text
+    assert run.messages() == []  # commands are never sent to the model
+
+
+def test_set_changes_a_parameter_and_explains_bad_values(drive) -> None:
+    run = drive("/set temperature 0.3" + ENTER + "/set top_k 7" + ENTER + "/set temperature abc" + ENTER
+                + "/set top_p 2" + ENTER + "/set nosuch 1" + ENTER + "/set" + ENTER + "/set max_tokens" + ENTER)
+    s = run.session.sampling
+    assert (s.temperature, s.top_k) == (0.3, 7)
+    text = run.text
+    assert "temperature = 0.3" in text
+    assert "error: temperature must be a number" in text
+    assert "error: top_p" in text
+    assert "error: No parameter 'nosuch'. Usage: /set PARAM VALUE" in text
+    assert "error: Name a parameter. Usage: /set PARAM VALUE" in text
+    assert "error: Give a value for max_tokens." in text
+
+
+def test_set_stop_strings(drive) -> None:
+    run = drive("/set stop END,###" + ENTER)
+    assert "END" in run.session.stops and "###" in run.session.stops
+
+
+def test_set_vi_switches_the_editing_mode(drive) -> None:
+    from prompt_toolkit.enums import EditingMode
+
+    run = drive("/set vi on" + ENTER)
+    assert "vi mode is on." in run.text
+    assert run.repl.state.vi_mode is True
+    assert run.repl.prompt.editing_mode == EditingMode.VI
+    run = drive("/set vi maybe" + ENTER)
+    assert "error: Expected on or off, not 'maybe'." in run.text
+
+
+def test_vi_mode_from_the_profile(drive) -> None:
+    from prompt_toolkit.enums import EditingMode
+
+    from lcchat.config.schema import Profile
+    from lcchat.engine.fake import FakeModel, fake_session
+
+    profile = Profile(name="vi")
+    profile.ui.vi_mode = True
+    session = fake_session(FakeModel(), profile)
+    run = drive("", session=session)
+    assert run.repl.prompt.editing_mode == EditingMode.VI
+
+
+def test_stream_toggles_and_checks_its_argument(drive) -> None:
+    run = drive("/stream" + ENTER)
+    assert "Streaming is off." in run.text and run.repl.state.stream is False
+    run = drive("/stream off" + ENTER + "/stream on" + ENTER + "/stream sideways" + ENTER)
+    assert "Streaming is on." in run.text and run.repl.state.stream is True
+    assert "error: Expected on or off, not 'sideways'. Usage: /stream [on|off]" in run.text
+
+
+def test_system_shows_sets_and_removes(drive) -> None:
+    run = drive("/system" + ENTER + "/system Be brief." + ENTER + "/system" + ENTER + "/system -" + ENTER + "/system" + ENTER)
+    text = run.text
+    assert text.count("No system prompt is set.") == 2
+    assert "System prompt: Be brief." in text
+    assert "System prompt removed." in text
+
+
+def test_show_params_model_stats_profile_and_a_bad_topic(drive) -> None:
+    run = drive("/show stats" + ENTER + "hi" + ENTER + "/show" + ENTER + "/show model" + ENTER + "/show stats" + ENTER
+                + "/show profile" + ENTER + "/show nonsense" + ENTER, replies=[["one", " two"]])
+    text = run.text
+    assert "No reply yet." in text
+    assert re.search(r"temperature\s+0\.8", text)  # a two-column table
+    assert re.search(r"architecture\s+fake", text)
+    assert re.search(r"reply tokens\s+2", text)
+    assert "Profile fake" in text
+    assert "error: Cannot show 'nonsense'." in text
+
+
+def test_context_shows_fill_size_and_policy(drive) -> None:
+    run = drive("hi" + ENTER + "/context" + ENTER, replies=[["ok"]])
+    assert re.search(r"used\s+\d+ of 2048 tokens \(\d+%\)", run.text)
+    assert "drop-oldest" in run.text
+
+
+def test_undo_drops_the_last_exchange(drive) -> None:
+    run = drive("/undo" + ENTER + "one" + ENTER + "two" + ENTER + "/undo" + ENTER, replies=[["a"], ["b"]])
+    assert "error: Nothing to undo." in run.text
+    assert "Dropped the last exchange; 2 messages left." in run.text
+    assert run.messages() == [("user", "one"), ("assistant", "a")]
+
+
+def test_retry_streams_a_new_reply(drive) -> None:
+    run = drive("/retry" + ENTER + "hello" + ENTER + "/retry" + ENTER, replies=[["first"], ["second"]])
+    assert "error: Nothing to retry yet." in run.text
+    assert "first" in run.text and "second" in run.text
+    assert run.messages() == [("user", "hello"), ("assistant", "second")]
+    assert run.text.count("1 tokens") == 2  # both replies get their figures
+
+
+def test_copy_writes_osc52_to_the_terminal(drive) -> None:
+    reply = ["Here:\n```py\nprint(1)\n```\nand\n```\nls\n```\n"]
+    run = drive("/copy" + ENTER + "code please" + ENTER + "/copy" + ENTER + "/copy 2" + ENTER + "/copy 3" + ENTER
+                + "/copy x" + ENTER, replies=[reply])
+    raw = run.raw
+    assert "error: There is no reply to copy yet." in run.text
+    kept = run.session.conversation.last_reply().content
+    assert kept.startswith("Here:")
+    whole = base64.b64encode(kept.encode()).decode()
+    assert f"\x1b]52;c;{whole}\x07" in raw
+    assert "\x1b]52;c;" + base64.b64encode(b"ls\n").decode() + "\x07" in raw
+    assert "Copied code block 2" in run.text
+    assert "error: The last reply has 2 code blocks." in run.text
+    assert "error: N must be a code block number, not 'x'. Usage: /copy [N]" in run.text
+
+
+def test_clear_forgets_the_conversation_and_clears_the_screen(drive) -> None:
+    run = drive("hi" + ENTER + "/clear" + ENTER, replies=[["ok"]])
+    assert run.messages() == []
+    assert "\x1b[2J" in run.raw  # the screen too
+    assert run.raw.rindex("\x1b[2J") < run.raw.rindex("Conversation cleared.")
+    assert run.session.context_used == 0
+
+
+def test_a_line_starting_with_a_space_is_a_message_not_a_command(drive) -> None:
+    run = drive(" /usr/bin is a directory" + ENTER, replies=[["yes"]])
+    assert run.messages()[0] == ("user", " /usr/bin is a directory")
+
+
+def test_long_work_that_is_not_a_reply(drive) -> None:
+    """A GENERATE whose data is not a reply (/quant's switch or quantization) shows its
+    notices and progress, and no reply figures."""
+    from lcchat.commands.registry import GENERATE, Registry, Result
+    from lcchat.engine.events import Done, Notice, Progress
+
+    class Task:
+        is_reply = False
+        what = "quantize"
+
+        def __call__(self):
+            yield Progress("quantize", 1, 2)
+            yield Notice("wrote model.Q4_K_M.gguf")
+            yield Done("stop", "")
+
+    reg = Registry()
+    reg.command("work", help="long work")(lambda ctx, arg: Result(action=GENERATE, data=Task()))
+    seen = []
+    run = drive("/work" + ENTER, registry=reg, live_toolbar=True, toolbar_every=60,
+                before=lambda repl: seen.append(repl))
+    assert "wrote model.Q4_K_M.gguf" in run.text
+    assert "t/s ·" not in run.text.split("wrote model")[1]
+    assert "[interrupted]" not in run.text
+    assert re.search(r"\x1b\[7m quantize…", run.raw)  # what the toolbar says before any progress
+
+
+def test_theme_is_for_the_tui(drive) -> None:
+    run = drive("/theme light" + ENTER)
+    assert "error: This interface has no themes" in run.text
+    assert run.status == 0

@@ -1,0 +1,208 @@
+"""What the REPL writes: streamed and whole replies, figures, notices, colour, the live toolbar."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from prompt_toolkit.data_structures import Size
+from prompt_toolkit.output.vt100 import Vt100_Output
+
+from lcchat.commands.registry import Result
+from lcchat.engine.events import Notice
+from lcchat.engine.fake import FakeModel, fake_session
+from lcchat.repl.render import Printer, clean
+from tests.repl.conftest import ENTER, FakeMonitor, plain
+
+COLOUR = re.compile(r"\x1b\[[0-9;]*(3[0-9]|4[0-9]|9[0-7]|38;5;\d+|38;2;[\d;]+)m")
+
+
+def test_streamed_tokens_are_written_as_they_come_and_nothing_else(drive) -> None:
+    """Each token costs its own bytes: no redraw, no escape sequence around it."""
+    tokens = ["alpha ", "beta ", "gamma ", "delta"]
+    run = drive("go" + ENTER, replies=[tokens], delay=0.04)  # slower than the flush interval
+    for token in tokens:
+        assert token in run.writes, token
+
+
+def test_stream_off_prints_the_reply_whole_when_done(drive) -> None:
+    tokens = ["alpha ", "beta ", "gamma ", "delta"]
+    run = drive("/stream off" + ENTER + "go" + ENTER, replies=[tokens], delay=0.02)
+    whole = [w for w in run.writes if "alpha" in w]
+    assert len(whole) == 1 and "alpha beta gamma delta" in whole[0]
+    assert not any(w == "beta " for w in run.writes)
+    assert re.search(r"4 tokens", run.text)
+
+
+def test_stream_off_from_the_profile(drive) -> None:
+    from lcchat.config.schema import Profile
+
+    profile = Profile(name="p")
+    profile.ui.stream = False
+    session = fake_session(FakeModel(replies=[["a ", "b"]]), profile)
+    run = drive("go" + ENTER, session=session)
+    assert run.repl.state.stream is False
+    assert any("a b" in w for w in run.writes)
+
+
+def test_notices_at_start_are_warnings_in_yellow(drive) -> None:
+    session = fake_session(FakeModel())
+    session.notices = ["the model has no chat template; using ChatML"]
+    run = drive("", session=session)
+    assert "warning: the model has no chat template; using ChatML" in run.text
+    assert "\x1b[33mwarning: the model has no chat template" in run.raw
+
+
+def test_notices_during_a_reply(drive) -> None:
+    run = drive("/set max_tokens 3" + ENTER + "go" + ENTER, replies=[["a", "b", "c", "d", "e"]])
+    assert "abc" in run.text
+    assert "the reply reached max_tokens (3)" in run.text
+    lines = run.text.splitlines()
+    i = next(i for i, line in enumerate(lines) if "reached max_tokens" in line)
+    assert "3 tokens" in lines[i + 1]  # then the figures
+
+
+def test_a_warning_notice_during_a_reply_gets_its_own_line(drive) -> None:
+    from lcchat.engine.events import Done, Stats, Token
+
+    session = fake_session(FakeModel())
+    session.send = lambda text: iter([Token("hi there"), Notice("hid special-token text: <s>", "warning"),
+                                      Stats(completion_tokens=2, context_used=9, context_size=64, final=True),
+                                      Done("stop", "hi there")])
+    run = drive("go" + ENTER, session=session)
+    lines = run.text.splitlines()
+    i = lines.index("hi there")
+    assert lines[i + 1] == "warning: hid special-token text: <s>"
+    assert "2 tokens · ctx 9/64 (14%)" in lines[i + 2]
+
+
+def test_errors_are_red_and_say_error(drive) -> None:
+    run = drive("/nosuch" + ENTER)
+    assert "\x1b[31merror: Unknown command /nosuch." in run.raw
+
+
+def test_no_color_means_no_colour_escapes(drive, monkeypatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    session = fake_session(FakeModel(replies=[["fine"]]))
+    session.notices = ["a warning"]
+    run = drive("/nosuch" + ENTER + "hi" + ENTER + "/help" + ENTER, session=session)
+    assert not COLOUR.search(run.raw), COLOUR.search(run.raw)
+    assert "error: Unknown command /nosuch." in run.text  # the words still say it
+    assert "warning: a warning" in run.text
+
+
+def test_a_monochrome_terminal_gets_no_colour(monkeypatch) -> None:
+    out = io.StringIO()
+    output = Vt100_Output(out, lambda: Size(24, 80), term="xterm", default_color_depth=None)
+    monkeypatch.setenv("PROMPT_TOOLKIT_COLOR_DEPTH", "DEPTH_1_BIT")
+    p = Printer(output)
+    p.error("bad")
+    p.warning("careful")
+    assert not COLOUR.search(out.getvalue())
+    assert "error: bad" in out.getvalue()
+
+
+def test_a_dumb_terminal_gets_no_escape_sequences_from_us() -> None:
+    out = io.StringIO()
+    output = Vt100_Output(out, lambda: Size(24, 80), term="dumb")
+    p = Printer(output)
+    p.error("bad")
+    p.dim("figures")
+    p.result(Result("Table:", rows=[("a", "1")]))
+    p.clear_screen()
+    assert "\x1b" not in out.getvalue()
+
+
+def test_model_text_cannot_send_escape_sequences(drive) -> None:
+    run = drive("go" + ENTER, replies=[["safe ", "\x1b]52;c;ZXZpbA==\x07", "\x1b[2J", "end"]])
+    assert "\x1b]52;c;ZXZpbA==" not in run.raw
+    assert "\x1b[2J" not in run.raw
+    assert "safe \ufffd]52;c;ZXZpbA==\ufffd\ufffd[2Jend" in run.text
+
+
+def test_clean_keeps_tabs_and_newlines() -> None:
+    assert clean("a\tb\nc\r\n\x07\x1b\x9b") == "a\tb\nc\n\ufffd\ufffd\ufffd"
+
+
+def test_table_aligns_and_wraps(drive) -> None:
+    out = io.StringIO()
+    output = Vt100_Output(out, lambda: Size(24, 60), term="xterm")
+    p = Printer(output, colour=False, attributes=False)
+    p.table([("short", "x"), ("longer key", "v " * 40), ("a key far too long to align with the rest", "z")])
+    lines = out.getvalue().replace("\r", "").splitlines()
+    assert lines[0] == "  short       x"
+    assert lines[1].startswith("  longer key  v v")
+    assert all(len(line) < 60 for line in lines)
+    assert lines[1].index("v") == lines[2].index("v")  # wrapped under the value column
+    assert lines[-2] == "  a key far too long to align with the rest"
+    assert lines[-1].strip() == "z"
+
+
+def test_live_toolbar_while_streaming(drive) -> None:
+    monitor = FakeMonitor()
+    tokens = [f"t{i} " for i in range(25)]
+    run = drive("go" + ENTER, replies=[tokens], delay=0.01, live_toolbar=True, toolbar_every=0.05, monitor=monitor)
+    raw = run.raw
+    setup = "\x1bD\x1b7\x1b[1;23r\x1b8\x1b[1A"  # the last row kept for the line
+    assert setup in raw
+    start = raw.index(setup)
+    assert raw.index("\x1b7\x1b[r\x1b8\x1b[J", start) > raw.index("t24", start)  # given back after the reply
+    drawn = re.findall(r"\x1b7\x1b\[24;1H(.*?)\x1b\[K\x1b8", raw)
+    assert len(drawn) >= 3  # redrawn while the reply streamed
+    line = plain(drawn[-1])
+    assert "t/s" in line and "RSS 300M" in line and "RAM 3.0/16.0G" in line and "VRAM —" in line
+    assert re.search(r"ctx \d+/2048 \d+%", line)
+    assert len(line) == 79  # one column short of the edge: no wrap, no scroll
+    assert monitor.calls <= 10  # sampled about once per `every`, not per token or redraw
+
+
+def test_live_toolbar_costs_nothing_per_token(drive) -> None:
+    tokens = [f"t{i} " for i in range(20)]
+    run = drive("go" + ENTER, replies=[tokens], delay=0.03, live_toolbar=True, toolbar_every=60)
+    for token in tokens:
+        assert token in run.writes  # written alone: the line is not redrawn per token
+
+
+def test_live_toolbar_on_a_tiny_terminal_is_skipped(drive) -> None:
+    drive.rows = 3
+    run = drive("go" + ENTER, replies=[["x"]], live_toolbar=True)
+    assert "\x1b[1;2r" not in run.raw
+    assert "x" in run.text
+
+
+def test_bottom_toolbar_text_at_the_prompt(drive) -> None:
+    run = drive("hi" + ENTER, replies=[["a", "b"]], monitor=FakeMonitor(vram=True))
+    line = run.repl._bottom_toolbar()
+    assert "RAM 3.0/16.0G" in line and "VRAM 2.0/24.0G" in line
+    assert re.search(r"[\d.]+ t/s", line)
+    assert len(line) == 80
+
+
+def test_printer_notice_levels() -> None:
+    out = io.StringIO()
+    p = Printer(Vt100_Output(out, lambda: Size(24, 80), term="xterm"), colour=True)
+    p.notice(Notice("dropped 2 oldest messages", "warning"))
+    p.notice(Notice("reached max_tokens"))
+    raw = out.getvalue()
+    assert "\x1b[33mwarning: dropped 2 oldest messages" in raw
+    assert "\x1b[2mreached max_tokens" in raw
+
+
+def test_live_toolbar_follows_a_resize(drive) -> None:
+    import os
+    import signal
+
+    from tests.repl.test_interrupts import InterruptingModel
+
+    def shrink():
+        drive.rows = 20
+        os.kill(os.getpid(), signal.SIGWINCH)
+
+    model = InterruptingModel(replies=[[f"t{i} " for i in range(40)]], delay=0.01, after=10, hook=shrink)
+    run = drive("go" + ENTER, model=model, live_toolbar=True, toolbar_every=0.05)
+    raw = run.raw
+    first = raw.index("\x1b[1;23r")
+    # margins reset, the old line erased wherever it went, the new last row kept
+    resize = raw.index("\x1b7\x1b[r\x1b8\x1b[J\x1bD\x1b7\x1b[1;19r\x1b8\x1b[1A", first)
+    assert "\x1b7\x1b[20;1H" in raw[resize:]
+    assert "t39" in run.text
