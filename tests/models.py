@@ -200,3 +200,63 @@ def truncate(path: str | os.PathLike[str], out: str | os.PathLike[str], size: in
     with open(path, "rb") as f:
         Path(out).write_bytes(f.read(size))
     return Path(out)
+
+
+def write_vocab_model(
+    path: str | os.PathLike[str],
+    tokens: list[str],
+    *,
+    types: list[int] | None = None,
+    scores: list[float] | None = None,
+    chat_template: str | None = None,
+    bos_token: str | None = "<s>",
+    eos_token: str | None = "</s>",
+    metadata: dict[str, object] | None = None,
+    n_ctx_train: int = 512,
+) -> Path:
+    """A tiny llama GGUF with exactly this vocabulary (e.g. one read from a sentencepiece
+    model), for tests that compare vocabularies. Types default to NORMAL, with <unk>, <s>,
+    </s> as UNKNOWN/CONTROL and <0xNN> as BYTE, as a SentencePiece conversion writes them."""
+    path = Path(path)
+    if types is None:
+        special = {"<unk>": _TT.UNKNOWN, "<s>": _TT.CONTROL, "</s>": _TT.CONTROL}
+        types = [int(special.get(t, _TT.BYTE if len(t) == 6 and t.startswith("<0x") else _TT.NORMAL)) for t in tokens]
+    scores = scores if scores is not None else [0.0] * len(tokens)
+    n_layer, n_embd, n_head, n_ff = 1, 32, 2, 64
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name("tiny-vocab-model")
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    w.add_context_length(n_ctx_train)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head)
+    w.add_rope_dimension_count(n_embd // n_head)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    if bos_token is not None and bos_token in tokens:
+        w.add_bos_token_id(tokens.index(bos_token))
+    if eos_token is not None and eos_token in tokens:
+        w.add_eos_token_id(tokens.index(eos_token))
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
+    _override(w, metadata or {})
+    rng = np.random.default_rng(0)
+    for name, shape in _tensor_shapes(len(tokens), n_layer, n_embd, n_embd, n_embd, n_ff):
+        data = (1.0 + 0.02 * rng.standard_normal(shape)) if len(shape) == 1 else 0.02 * rng.standard_normal(shape)
+        w.add_tensor(name, data.astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def family_tokens(extra_special_tokens: tuple[str, ...]) -> list[str]:
+    """The token list write_tiny_model writes for these special tokens (to edit for tests)."""
+    return _vocab(tuple(extra_special_tokens))[0]

@@ -168,12 +168,7 @@ class Model:
         n_threads = settings.n_threads or physical_cores()
         n_threads_batch = settings.n_threads_batch or n_threads
         n_ctx = settings.n_ctx or self.train_ctx
-        resolved = rope.resolve(
-            rope_settings, n_ctx=n_ctx, train_ctx=self.train_ctx,
-            model_base=float(self.info.rope_freq_base or 10000.0),
-            rope_dim=int(self.info.rope_dimension_count or 128),
-            model_scaling=self.info.rope_scaling_type,
-        )
+        resolved = rope.resolve_for(rope_settings, self.info, n_ctx=n_ctx)
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = n_ctx
         cparams.n_batch = min(settings.n_batch, n_ctx)

@@ -6,7 +6,13 @@ extrapolation relies on. `ntk` computes an NTK-aware base once, at load time:
     base' = base * alpha ** (d / (d - 2))        d = the rope dimension
 
 with alpha from the profile, or from the context wanted against the training context
-(alpha = target / train, the dynamic-NTK rule at its largest length).
+(alpha = target / train: HF's dynamic-NTK rule, with scaling factor 1, at its largest length).
+
+`scaling = "auto"` keeps what the GGUF says. A freq_scale given with "auto" is a fallback
+for files that carry no RoPE scaling of their own: such a file gets linear scaling with
+that scale, while a file that carries scaling keeps its own (profiles for long-context
+fine-tunes such as Chinese-Alpaca-2-16K rely on this, because older conversions lost the
+factor). `scaling = "linear"` with a freq_scale always applies it.
 """
 
 from __future__ import annotations
@@ -47,8 +53,42 @@ def auto_alpha(target_ctx: int, train_ctx: int) -> float:
     return target_ctx / train_ctx
 
 
+def carried_scaling(model_scaling: str | None, model_factor: float | None) -> str | None:
+    """How the GGUF itself scales RoPE ("linear x4", "yarn"), or None when it does not.
+
+    `model_factor` None means unknown: a named linear/yarn type then counts as carried.
+    A factor of 0 or 1 is no scaling, as llama.cpp reads it."""
+    kind = model_scaling or ""
+    if kind == "none":
+        return None
+    if model_factor is not None and model_factor not in (0.0, 1.0):
+        return f"{kind or 'linear'} x{model_factor:g}"
+    if kind in ("yarn", "longrope") or (kind == "linear" and model_factor is None):
+        return kind
+    return None
+
+
+def model_scaling(info) -> tuple[str | None, float | None]:
+    """A GGUFInfo's RoPE scaling type and factor; the factor also from the old
+    `{arch}.rope.scale_linear` key that llama.cpp still reads."""
+    factor = info.rope_scaling_factor
+    if factor is None and info.architecture:
+        old = info.metadata.get(f"{info.architecture}.rope.scale_linear")
+        factor = float(old) if isinstance(old, (int, float)) and not isinstance(old, bool) else None
+    return info.rope_scaling_type, factor
+
+
+def resolve_for(rope: RopeSettings, info, *, n_ctx: int) -> ResolvedRope:
+    """resolve() with the hyperparameters read from a GGUFInfo (n_ctx 0: the training context)."""
+    kind, factor = model_scaling(info)
+    train = int(info.context_length or 0)
+    return resolve(rope, n_ctx=n_ctx or train, train_ctx=train,
+                   model_base=float(info.rope_freq_base or 10000.0),
+                   rope_dim=int(info.rope_dimension_count or 128), model_scaling=kind, model_factor=factor)
+
+
 def resolve(rope: RopeSettings, *, n_ctx: int, train_ctx: int, model_base: float, rope_dim: int,
-            model_scaling: str | None = None) -> ResolvedRope:
+            model_scaling: str | None = None, model_factor: float | None = None) -> ResolvedRope:
     """Context parameters for the profile's RoPE settings on a model with these hyperparameters."""
     out = ResolvedRope(
         freq_base=rope.freq_base,
@@ -59,23 +99,50 @@ def resolve(rope: RopeSettings, *, n_ctx: int, train_ctx: int, model_base: float
         yarn_beta_slow=rope.yarn_beta_slow,
         yarn_orig_ctx=rope.yarn_orig_ctx,
     )
+    carried = carried_scaling(model_scaling, model_factor)
+    base = rope.freq_base or model_base or 10000.0
+    base_note = f"base {base:g}" + ("" if rope.freq_base else " (the model's)")
+    stretched = False
     if rope.scaling == "ntk":
         alpha = rope.ntk_alpha or auto_alpha(rope.ntk_target_ctx or n_ctx, train_ctx)
-        base = rope.freq_base or model_base or 10000.0
         out.scaling_type = SCALING_TYPES["none"]
         out.freq_base = ntk_base(base, alpha, rope_dim) if alpha > 1.0 else base
         out.freq_scale = 1.0
-        out.description = f"ntk: alpha {alpha:g}, base {base:g} -> {out.freq_base:.6g} (rope dim {rope_dim})"
+        stretched = alpha > 1.0
+        source = "" if rope.ntk_alpha else f" from {rope.ntk_target_ctx or n_ctx}/{train_ctx or '?'} tokens"
+        out.description = (f"ntk: alpha {alpha:g}{source}, base {base:g} -> {out.freq_base:.6g} "
+                           f"(rope dim {rope_dim}), scale 1")
+        if carried:
+            out.description += f"; replaces the GGUF's {carried} scaling"
+    elif rope.scaling == "auto" and rope.freq_scale and carried:
+        # The GGUF carries its own scaling: it wins over the profile's fallback scale.
+        out.scaling_type = SCALING_TYPES["auto"]
+        out.freq_scale = 0.0
+        stretched = True
+        out.description = f"auto: {carried} from the GGUF, {base_note}"
+        if model_factor and abs(1.0 / model_factor - rope.freq_scale) > 1e-6:
+            out.warnings.append(
+                f"rope.freq_scale {rope.freq_scale:g} is not applied because the GGUF carries its own RoPE "
+                f"scaling ({carried}, i.e. freq_scale {1.0 / model_factor:g}); set rope.scaling = \"linear\" "
+                "(--rope-scaling linear) to force it"
+            )
+    elif rope.scaling == "auto" and rope.freq_scale:
+        out.scaling_type = SCALING_TYPES["linear"]
+        stretched = rope.freq_scale < 1.0
+        out.description = f"linear, scale {rope.freq_scale:g} (the GGUF carries no RoPE scaling), {base_note}"
     else:
         out.scaling_type = SCALING_TYPES[rope.scaling]
-        parts = [rope.scaling if rope.scaling != "auto" else f"auto ({model_scaling or 'none'} in the GGUF)"]
-        if rope.freq_base:
-            parts.append(f"base {rope.freq_base:g}")
+        if rope.scaling == "auto":
+            mode = f"auto ({carried or model_scaling or 'none'} in the GGUF)"
+            stretched = carried is not None
+        else:
+            mode = rope.scaling
+            stretched = rope.scaling in ("linear", "yarn") and (rope.scaling == "yarn" or carried is not None
+                                                                or (0 < rope.freq_scale < 1.0))
+        parts = [mode, base_note]
         if rope.freq_scale:
             parts.append(f"scale {rope.freq_scale:g}")
         out.description = ", ".join(parts)
-    stretched = rope.scaling in ("linear", "yarn", "ntk") or (rope.freq_scale and rope.freq_scale < 1.0) \
-        or (rope.scaling == "auto" and model_scaling not in (None, "", "none"))
     if train_ctx and n_ctx > train_ctx and not stretched and not rope.freq_base:
         out.warnings.append(
             f"n_ctx {n_ctx} is beyond the model's training context {train_ctx} and no RoPE scaling is set; "

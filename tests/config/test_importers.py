@@ -1,0 +1,214 @@
+"""`lcchat profiles import`: Ollama Modelfiles and LM Studio presets become profiles."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lcchat import paths
+from lcchat.config import importers, loader
+from lcchat.engine.templates import CHATML, compile_jinja
+from lcchat.errors import InputError, ProfileError
+from tests import models
+
+FIXTURES = Path(__file__).resolve().parents[1] / "profiles" / "fixtures"
+CONVERSATION = [
+    {"role": "system", "content": "SYS"},
+    {"role": "user", "content": "u1"},
+    {"role": "assistant", "content": "a1"},
+    {"role": "user", "content": "u2"},
+]
+CHATML_2_TURNS = ("<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\nu1<|im_end|>\n<|im_start|>assistant\na1<|im_end|>\n"
+                  "<|im_start|>user\nu2<|im_end|>\n<|im_start|>assistant\n")
+
+
+def do_import(fixture: str, **kw) -> tuple[loader.Profile, str, Path]:
+    out = io.StringIO()
+    assert importers.import_profile(FIXTURES / fixture, out=out, **kw) == 0
+    written = Path(out.getvalue().splitlines()[0].rsplit(" to ", 1)[1])
+    return loader.load_profile(written.stem), out.getvalue(), written
+
+
+def shipped(name: str) -> loader.Profile:
+    return loader.load_profile(str(paths.shipped_profiles_dir() / f"{name}.toml"))
+
+
+def render(profile, messages=CONVERSATION) -> str:
+    return compile_jinja(profile.chat.template, bos_token="<s>", eos_token="</s>").render(messages)
+
+
+# ---------------------------------------------------------------- Ollama
+
+
+def test_modelfile_parameters_system_stops_and_from(lcchat_home) -> None:
+    profile, out, written = do_import("chatml.Modelfile")
+    assert written == lcchat_home / "config" / "profiles" / "chatml.toml"
+    assert profile.model.path == str(FIXTURES / "qwen2-0_5b-instruct-q4_k_m.gguf")  # relative to the Modelfile
+    assert profile.model.n_ctx == 8192
+    s = profile.sampling
+    assert (s.temperature, s.top_p, s.top_k, s.min_p) == (0.7, 0.8, 20, 0.02)
+    assert (s.repeat_penalty, s.repeat_last_n, s.max_tokens, s.seed) == (1.05, 128, 256, 42)
+    assert profile.chat.stop == ["<|im_start|>", "<|im_end|>"]
+    assert profile.chat.system == "You are a careful assistant.\nAnswer in one sentence."
+    assert profile.extends == "default"
+    text = written.read_text()
+    assert "# - PARAMETER tfs_z 1 has no lcchat equivalent" in text
+    assert "wrote profile 'chatml'" in out and "does not exist (yet)" in out
+
+
+def test_classic_go_template_becomes_jinja_with_the_same_output(lcchat_home) -> None:
+    profile, out, _ = do_import("chatml.Modelfile")
+    assert "TEMPLATE converted from Ollama's Go template" in out
+    assert render(profile) == CHATML_2_TURNS
+    assert render(profile, CONVERSATION[1:2]) == "<|im_start|>user\nu1<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_messages_templates_are_recognised_by_their_markers(lcchat_home) -> None:
+    profile, out, written = do_import("llama3-pirate.Modelfile")
+    assert profile.chat.template == shipped("llama3").chat.template
+    assert profile.model.path == "" and profile.chat.system == "You are a pirate."
+    assert "names a model in Ollama's library" in out and "lcchat -p llama3-pirate -m MODEL.gguf" in out
+    assert "LICENSE (line" in written.read_text()
+
+    profile, out, _ = do_import("mistral-local.Modelfile")
+    assert profile.chat.template == shipped("mistral").chat.template
+    assert profile.model.n_gpu_layers == 99 and profile.sampling.max_tokens == -1
+
+
+def test_a_go_template_that_does_not_map_is_kept_as_a_comment(lcchat_home) -> None:
+    profile, out, written = do_import("alpaca.Modelfile")
+    assert profile.chat.template == ""
+    assert "TEMPLATE was not converted" in out
+    text = written.read_text()
+    assert "# Ollama TEMPLATE (not converted):" in text and "# {{ .Content }}" in text
+    assert profile.model.path == "/models/alpaca-7b.Q4_0.gguf"
+    assert profile.chat.system == "Below is an instruction that describes a task."
+
+
+def test_a_bad_value_names_the_file_and_line(lcchat_home) -> None:
+    with pytest.raises(ProfileError) as caught:
+        importers.import_profile(FIXTURES / "bad_value.Modelfile", out=io.StringIO())
+    assert "bad_value.Modelfile:3: PARAMETER top_p: must be at most 1, not 1.5" in str(caught.value)
+    assert not list((lcchat_home / "config" / "profiles").glob("*"))  # nothing written, no temp file left
+
+
+@pytest.mark.parametrize("text, message", [
+    ('FROM x.gguf\nSYSTEM """never closed\n', 'opens """ but never closes it'),
+    ("FROM x.gguf\nPARAMETER num_ctx lots\n", "not a number"),
+    ("FROM x.gguf\nPARAMETER\n", "PARAMETER needs a value"),
+    ("FROM x.gguf\nBOGUS thing\n", "unknown Modelfile instruction 'BOGUS'"),
+])
+def test_broken_modelfiles(tmp_path, text, message) -> None:
+    path = tmp_path / "Modelfile"
+    path.write_text(text)
+    with pytest.raises(ProfileError) as caught:
+        importers.read_modelfile(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_go_template_conversion_directly() -> None:
+    go = "{{- if .System }}SYS: {{ .System }}\n{{ end }}USER: {{ .Prompt }}\nBOT: {{ .Response }}\n"
+    jinja, _ = importers.go_template_to_jinja(go)
+    rendered = compile_jinja(jinja).render(CONVERSATION)
+    assert rendered == "SYS: SYS\nUSER: u1\nBOT: a1\nUSER: u2\nBOT: "
+    assert importers.go_template_to_jinja("{{ range .Messages }}{{ .Content }}{{ end }}") is None
+    assert importers.go_template_to_jinja("<|im_start|>{{ range .Messages }}{{ end }}<|im_end|>")[0] == CHATML
+
+
+# ---------------------------------------------------------------- LM Studio
+
+
+def test_lmstudio_preset_with_prefixes(lcchat_home) -> None:
+    profile, out, _ = do_import("chatml.preset.json")
+    assert profile.description == "ChatML (careful) (imported from the LM Studio preset chatml.preset.json)"
+    assert (profile.model.n_ctx, profile.model.n_batch, profile.model.n_gpu_layers, profile.model.n_threads) == (8192, 256, 20, 6)
+    assert profile.rope.freq_base == 0.0 and profile.rope.freq_scale == 0.0  # 0 means the model's
+    s = profile.sampling
+    assert (s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.max_tokens) == (0.6, 30, 0.9, 0.05, 1.1, -1)
+    assert profile.chat.stop == ["<|im_start|>", "<|im_end|>"]
+    assert profile.chat.system == "You answer briefly."
+    # LM Studio writes the prefixes around each message: here that is ChatML
+    assert render(profile) == CHATML_2_TURNS
+    assert "main_gpu = 0 has no lcchat equivalent" in out and "tfs_z" in out
+
+
+def test_lmstudio_rope_scale_and_plain_text_format(lcchat_home) -> None:
+    profile, _, written = do_import("vicuna-16k.preset.json")
+    assert written.stem == "vicuna-16k"
+    assert (profile.rope.freq_scale, profile.model.n_ctx) == (0.25, 16384)
+    assert render(profile) == "SYS\n\nUSER: u1\nASSISTANT:a1USER: u2\nASSISTANT:"
+    assert render(profile, CONVERSATION[1:2]) == "\n\nUSER: u1\nASSISTANT:"  # LM Studio always writes the system part
+
+
+def test_lmstudio_03_fields_and_manual_template(lcchat_home) -> None:
+    profile, out, written = do_import("lmstudio-03.preset.json")
+    assert written.stem == "careful-llama"
+    s = profile.sampling
+    assert (s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.max_tokens) == (0.3, 25, 0.85, 0.0, 1.15, 300)
+    assert profile.chat.stop == ["###", "<|eot_id|>"]
+    assert profile.chat.system == "You are careful."
+    assert (profile.model.n_ctx, profile.model.n_gpu_layers) == (8192, -1)
+    assert render(profile, CONVERSATION[1:]) == (
+        "<|start_header_id|>user<|end_header_id|>\n\nu1<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\na1<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nu2<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert "llm.load.numParallelSessions" in out and "llm.prediction.structured" in out
+
+
+def test_a_broken_preset(tmp_path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"inference_params": {"temp": "hot"}}')
+    with pytest.raises(ProfileError) as caught:
+        importers.read_any(path)
+    assert "inference_params.temp" in str(caught.value) and "not a number" in str(caught.value)
+    path.write_text('{"load_params": ')
+    with pytest.raises(ProfileError, match=r"bad.json:1: not valid JSON"):
+        importers.read_any(path)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def test_refuses_to_overwrite_without_force_and_names(lcchat_home) -> None:
+    _, _, first = do_import("chatml.Modelfile", name="mine")
+    assert first.name == "mine.toml"
+    with pytest.raises(InputError, match="already exists"):
+        importers.import_profile(FIXTURES / "vicuna-16k.preset.json", name="mine", out=io.StringIO())
+    profile, _, _ = do_import("vicuna-16k.preset.json", name="mine", force=True)
+    assert profile.rope.freq_scale == 0.25
+    with pytest.raises(InputError, match="cannot be a profile name"):
+        importers.import_profile(FIXTURES / "chatml.Modelfile", name="../evil", out=io.StringIO())
+    assert [p.name for p in (lcchat_home / "config" / "profiles").iterdir()] == ["mine.toml"]
+
+
+def test_a_missing_file_is_bad_input(tmp_path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        importers.import_profile(tmp_path / "nothing", out=io.StringIO())
+
+
+def lcchat(*args: str) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).parent / "lcchat"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "lcchat"]
+    return subprocess.run([*command, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+
+
+def test_import_from_the_command_line_then_chat_with_it(tmp_path) -> None:
+    model = models.write_tiny_model(tmp_path / "tiny-chatml.gguf", n_ctx_train=1024)
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text((FIXTURES / "chatml.Modelfile").read_text().replace(
+        "./qwen2-0_5b-instruct-q4_k_m.gguf", "./tiny-chatml.gguf").replace("num_ctx 8192", "num_ctx 1024"))
+    r = lcchat("profiles", "import", str(modelfile), "-o", "tiny")
+    assert r.returncode == 0, r.stderr
+    assert "wrote profile 'tiny' to " in r.stdout and "chat with it: lcchat -p tiny\n" in r.stdout
+    r = lcchat("profiles", "import", str(modelfile), "-o", "tiny")
+    assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
+    r = lcchat("-p", "tiny", "-n", "8", "hello")
+    assert r.returncode == 0, r.stderr
+    assert "<|im_" not in r.stdout
+    r = lcchat("profiles", "show", "tiny")
+    assert r.returncode == 0 and f"model file: {model}" in r.stdout

@@ -1,0 +1,284 @@
+"""`lcchat doctor`: one plain verdict per check, exit 0/1/2, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lcchat import doctor
+from lcchat.config.loader import load_profile
+from tests import models
+
+CORPUS = "\n".join([
+    "the quick brown fox jumps over the lazy dog",
+    "hello world this is a tiny corpus for a tokenizer",
+    "lcchat checks that the vocab matches the tokenizer model token for token",
+    "paris is the capital of france",
+] * 20)
+
+
+def run(capsys, *args: str) -> tuple[int, list[str], str]:
+    status = doctor.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.out.splitlines(), captured.err
+
+
+def verdict(lines: list[str], check: str) -> str:
+    found = [line for line in lines if line.split(": ", 2)[1:2] == [check]]
+    assert found, (check, lines)
+    return found[0]
+
+
+def lcchat(*args: str) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).parent / "lcchat"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "lcchat"]
+    return subprocess.run([*command, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory) -> Path:
+    return models.write_tiny_model(tmp_path_factory.mktemp("doctor") / "healthy.gguf", n_ctx_train=4096)
+
+
+@pytest.fixture(scope="module")
+def sentencepiece_model(tmp_path_factory):
+    import sentencepiece
+
+    directory = tmp_path_factory.mktemp("sp")
+    (directory / "corpus.txt").write_text(CORPUS)
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(directory / "corpus.txt"), model_prefix=str(directory / "tokenizer"), vocab_size=60,
+        model_type="bpe", character_coverage=1.0, hard_vocab_limit=False, minloglevel=2)
+    path = directory / "tokenizer.model"
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(path))
+    tokens = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    return path, tokens
+
+
+# ---------------------------------------------------------------- healthy
+
+
+def test_a_healthy_model_passes_every_check(capsys, healthy) -> None:
+    status, lines, err = run(capsys, healthy)
+    assert status == 0, lines
+    checks = [line.split(": ", 2)[1] for line in lines[:-1]]
+    assert checks == ["file", "metadata", "vocab", "chat template", "template tokens", "stops", "rope", "context"]
+    assert all(line.startswith("ok: ") for line in lines[:-1])
+    assert lines[-1] == "healthy.gguf looks healthy" and err == ""
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def test_a_nul_token_is_the_internlm2_conversion_problem(capsys, tmp_path) -> None:
+    tokens = models.family_tokens(("<|im_start|>", "<|im_end|>"))
+    tokens[354] = "\x00"
+    path = models.write_tiny_model(tmp_path / "internlm2-old.gguf", n_ctx_train=4096,
+                                   metadata={"tokenizer.ggml.tokens": tokens})
+    status, lines, _ = run(capsys, path)
+    assert status == 1
+    line = verdict(lines, "vocab")
+    assert line.startswith("problem: vocab: 1 empty or NUL token: 354 ('\\x00')")
+    assert "InternLM2" in line and "convert the model again" in line and "emoji" in line
+    assert lines[-1] == "1 problem found in internlm2-old.gguf"
+
+
+def test_an_empty_token_and_a_control_code_token(capsys, tmp_path) -> None:
+    tokens = models.family_tokens(("<|im_start|>", "<|im_end|>"))
+    tokens[400], tokens[401] = "", "\x01\x02"
+    path = models.write_tiny_model(tmp_path / "empty.gguf", n_ctx_train=4096, metadata={"tokenizer.ggml.tokens": tokens})
+    status, lines, _ = run(capsys, path)
+    assert status == 1
+    problems = [line for line in lines if line.startswith("problem: vocab: ")]
+    assert len(problems) == 2
+    assert "400 ('')" in problems[0] and "convert the model again" in problems[0].lower()
+    assert "401 ('\\x01\\x02')" in problems[1] and "control codes" in problems[1]
+
+
+# ---------------------------------------------------------------- templates
+
+
+def test_a_missing_chat_template(capsys, tmp_path) -> None:
+    path = models.write_tiny_model(tmp_path / "notemplate.gguf", chat_template=None, n_ctx_train=4096)
+    status, lines, _ = run(capsys, path)
+    assert status == 1
+    assert verdict(lines, "chat template").startswith("problem: chat template: the GGUF carries no chat template")
+    status, lines, _ = run(capsys, path, "-p", "qwen2")  # a profile that supplies one
+    assert verdict(lines, "chat template").startswith("ok: chat template: the GGUF carries no chat template; profile qwen2")
+
+
+def test_a_profile_template_that_disagrees_with_the_gguf(capsys, healthy) -> None:
+    status, lines, _ = run(capsys, healthy, "-p", "mistral")
+    assert status == 1
+    line = verdict(lines, "chat template")
+    assert line.startswith("problem: chat template: the template of profile mistral and the GGUF's differ")
+    status, lines, _ = run(capsys, healthy, "-p", "yi-34b-chat")  # ChatML both: they agree
+    assert verdict(lines, "chat template").startswith("ok: chat template: the template of profile yi-34b-chat and the GGUF's agree")
+
+
+def test_an_older_internlm2_conversion_is_recognised(capsys, tmp_path) -> None:
+    path = models.write_tiny_model(tmp_path / "internlm2.gguf", n_ctx_train=32768, eos_token="</s>",
+                                   extra_special_tokens=("[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]"))
+    status, lines, _ = run(capsys, path, "-p", "internlm2")
+    assert status == 1
+    line = verdict(lines, "template tokens")
+    assert "writes <|im_start|>, <|im_end|>, which are not tokens" in line
+    assert "older InternLM2 conversion" in line and "[UNUSED_TOKEN_146]" in line
+
+
+def test_a_broken_gguf_template_is_a_problem_without_a_profile_template(capsys, tmp_path) -> None:
+    path = models.write_tiny_model(tmp_path / "bad.gguf", chat_template="{% for %}", n_ctx_train=4096)
+    status, lines, _ = run(capsys, path)
+    assert status == 1 and "syntax error" in verdict(lines, "chat template")
+    status, lines, _ = run(capsys, path, "-p", "qwen2")
+    assert verdict(lines, "chat template").startswith("ok: ")
+
+
+# ---------------------------------------------------------------- stops
+
+
+def test_a_stop_the_vocab_cannot_produce(capsys, tmp_path, sentencepiece_model) -> None:
+    _, tokens = sentencepiece_model  # no byte fallback: only what the pieces spell can be written
+    path = models.write_vocab_model(tmp_path / "sp.gguf", tokens, chat_template=models.CHATML_TEMPLATE.replace(
+        "<|im_start|>", "").replace("<|im_end|>", "</s>"), n_ctx_train=4096)
+    profile = tmp_path / "stops.toml"
+    profile.write_text('extends = "default"\n[chat]\nstop = ["the fox", "\u2603\u2603"]\n')
+    status, lines, _ = run(capsys, path, "-p", profile)
+    assert status == 1
+    line = verdict(lines, "stops")
+    assert "'☃☃' cannot be produced by this vocabulary" in line and "the fox" not in line
+
+
+def test_stops_list_what_ends_a_reply(capsys, healthy) -> None:
+    _, lines, _ = run(capsys, healthy, "-p", "internlm2")
+    line = verdict(lines, "stops")
+    assert line.startswith("ok: stops: replies end at '</s>', '<|im_end|>', '[UNUSED_TOKEN_145]'")
+
+
+# ---------------------------------------------------------------- RoPE and context
+
+
+def test_a_16k_model_without_rope_scaling(capsys, tmp_path) -> None:
+    path = models.write_tiny_model(tmp_path / "chinese-alpaca-2-7b-16k.Q4_K.gguf", n_ctx_train=4096,
+                                   chat_template=None, extra_special_tokens=(), eos_token="</s>")
+    status, lines, _ = run(capsys, path, "-p", "chinese-alpaca-2")
+    assert status == 1
+    line = verdict(lines, "rope")
+    assert "says 16K tokens but the GGUF was trained to 4096" in line and "freq_scale 0.25" in line
+    status, lines, _ = run(capsys, path, "-p", "chinese-alpaca-2-16k")
+    assert status == 0, lines
+    assert "linear, scale 0.25 (the GGUF carries no RoPE scaling)" in verdict(lines, "rope")
+    assert "n_ctx 16384 reaches past it" in verdict(lines, "context")
+
+
+def test_a_16k_gguf_that_carries_its_scaling(capsys, tmp_path) -> None:
+    path = models.write_tiny_model(tmp_path / "alpaca-16k.gguf", n_ctx_train=4096, chat_template=None,
+                                   extra_special_tokens=(), eos_token="</s>",
+                                   metadata={"llama.rope.scaling.type": "linear", "llama.rope.scaling.factor": 4.0})
+    status, lines, _ = run(capsys, path, "-p", "chinese-alpaca-2-16k")
+    assert status == 0, lines
+    assert "the GGUF carries linear x4 scaling" in verdict(lines, "rope")
+
+
+def test_context_beyond_training_without_scaling(capsys, tmp_path) -> None:
+    path = models.write_tiny_model(tmp_path / "short.gguf", n_ctx_train=512)
+    status, lines, _ = run(capsys, path)
+    assert status == 1
+    assert verdict(lines, "context").startswith("problem: context: n_ctx 4096 is beyond the model's training context 512")
+
+
+def test_a_profile_rope_base_that_disagrees_with_the_gguf(capsys, healthy) -> None:
+    status, lines, _ = run(capsys, healthy, "-p", "yi-34b-chat")
+    assert status == 1
+    assert "the profile sets freq_base 5e+06 but the GGUF says 10000" in verdict(lines, "rope")
+
+
+# ---------------------------------------------------------------- metadata llama.cpp aborts on
+
+
+def test_absurd_hyperparameters_are_reported_not_loaded(tmp_path) -> None:
+    path = models.write_tiny_model(tmp_path / "absurd.gguf", n_ctx_train=4096, metadata={"llama.block_count": 100000})
+    r = lcchat("doctor", str(path))
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr == ""
+    line = verdict(r.stdout.splitlines(), "metadata")
+    assert line.startswith("problem: metadata: llama.block_count is 100000, but llama.cpp allows at most 512 layers")
+    assert "refuses to load it" in line
+
+
+def test_a_truncated_file_is_one_problem(capsys, healthy, tmp_path) -> None:
+    path = models.truncate(healthy, tmp_path / "cut.gguf", 20_000)
+    status, lines, _ = run(capsys, path)
+    assert status == 1
+    assert lines[0].startswith("problem: file: is truncated") and len(lines) == 2
+
+
+def test_doctor_survives_damaged_files(healthy, tmp_path) -> None:
+    size = healthy.stat().st_size
+    for i, at in enumerate(range(0, min(size, 40_000), 997)):
+        damaged = models.corrupt(healthy, tmp_path / f"d{i}.gguf", at=at, data=b"\xff\xff\xff\x7f\x00\x01")
+        verdicts = doctor.diagnose(damaged, profile=load_profile("default"))
+        assert verdicts and all(isinstance(v.ok, bool) and "\n" not in v.text for v in verdicts)
+
+
+# ---------------------------------------------------------------- tokenizer.model
+
+
+def test_the_vocab_matches_its_sentencepiece_model(capsys, tmp_path, sentencepiece_model) -> None:
+    sp_path, tokens = sentencepiece_model
+    path = models.write_vocab_model(tmp_path / "same.gguf", tokens, chat_template=models.CHATML_TEMPLATE)
+    _, lines, _ = run(capsys, path, "--tokenizer", sp_path)
+    assert verdict(lines, "tokenizer.model").startswith(
+        f"ok: tokenizer.model: the GGUF vocab matches tokenizer.model token for token ({len(tokens)} tokens)")
+
+
+def test_a_vocab_that_differs_from_its_sentencepiece_model(capsys, tmp_path, sentencepiece_model) -> None:
+    sp_path, tokens = sentencepiece_model
+    changed = list(tokens)
+    changed[10] = "▁changed"
+    path = models.write_vocab_model(tmp_path / "other.gguf", changed, chat_template=models.CHATML_TEMPLATE)
+    status, lines, _ = run(capsys, path, "--tokenizer", sp_path)
+    assert status == 1
+    line = verdict(lines, "tokenizer.model")
+    assert line.startswith(f"problem: tokenizer.model: 1 token differs (token 10: the GGUF has '▁changed', "
+                           f"tokenizer.model has {tokens[10]!r})")
+    assert "convert the model again" in line
+
+
+def test_extra_added_tokens_are_fine_but_missing_ones_are_not(capsys, tmp_path, sentencepiece_model) -> None:
+    sp_path, tokens = sentencepiece_model
+    longer = models.write_vocab_model(tmp_path / "longer.gguf", [*tokens, "<|im_start|>", "<|im_end|>"])
+    _, lines, _ = run(capsys, longer, "--tokenizer", sp_path)
+    assert "the GGUF adds 2 tokens after them" in verdict(lines, "tokenizer.model")
+    shorter = models.write_vocab_model(tmp_path / "shorter.gguf", tokens[:-3])
+    _, lines, _ = run(capsys, shorter, "--tokenizer", sp_path)
+    assert f"the GGUF has {len(tokens) - 3} tokens but tokenizer.model has {len(tokens)}" in verdict(lines, "tokenizer.model")
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.gguf"], "missing.gguf: no such file"),
+    (["{healthy}", "--tokenizer", "nope.model"], "nope.model: no such tokenizer file"),
+    (["{healthy}", "--tokenizer", "{healthy}"], "is not a sentencepiece model"),
+    (["{healthy}", "-p", "no-such-profile"], "no profile named 'no-such-profile'"),
+    (["{healthy}", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_input_is_one_line_and_exit_2(healthy, tmp_path, args, message) -> None:
+    argv = [a.format(healthy=healthy) for a in args]
+    result = lcchat("doctor", *argv)
+    assert result.returncode == 2, result
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_doctor_uses_the_profile_model_when_no_file_is_given(capsys, healthy, tmp_path) -> None:
+    profile = tmp_path / "mine.toml"
+    profile.write_text(f'extends = "default"\n[model]\npath = "{healthy}"\n')
+    status, lines, _ = run(capsys, "-p", profile)
+    assert status == 0 and lines[-1] == "healthy.gguf looks healthy"
