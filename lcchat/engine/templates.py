@@ -204,3 +204,33 @@ def choose(*, profile_template: str, profile_format: str, gguf_template: str | N
     else:
         notices.append("the model has no chat template and the profile names none; using ChatML (set [chat] format)")
     return chatml()
+
+
+# Chat markers that older conversions of some models name differently. InternLM2's first
+# GGUF conversions carry <|im_start|> and <|im_end|> as [UNUSED_TOKEN_146] and
+# [UNUSED_TOKEN_145]: a template that writes <|im_start|> then tokenizes it as plain
+# text, and the model sees no turn markers at all.
+TOKEN_ALIASES = {"<|im_start|>": "[UNUSED_TOKEN_146]", "<|im_end|>": "[UNUSED_TOKEN_145]"}
+
+
+def adapt_to_vocab(formatter: Formatter, vocab: set[str], notices: list[str]) -> Formatter:
+    """Rename the template's chat markers to the names this vocab has for them."""
+    try:
+        sample = formatter.render([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
+    except TemplateError:
+        return formatter
+    swaps = {a: b for a, b in TOKEN_ALIASES.items() if a in sample and a not in vocab and b in vocab}
+    if not swaps:
+        return formatter
+    inner = formatter.render
+
+    def render(messages: list[dict[str, str]]) -> str:
+        text = inner(messages)
+        for old, new in swaps.items():
+            text = text.replace(old, new)
+        return text
+
+    names = ", ".join(f"{a} as {b}" for a, b in swaps.items())
+    notices.append(f"this GGUF has no {' or '.join(swaps)} token (an older conversion); writing {names}")
+    return Formatter(source=f"{formatter.source}, markers renamed for this vocab", render=render,
+                     stop=[swaps.get(s, s) for s in formatter.stop], text=formatter.text)

@@ -278,3 +278,29 @@ def test_show_model_reports_the_resolved_rope(sessions) -> None:
     assert rows["n_ctx"] == 16384
     assert sessions["internlm2"].model.describe()["rope"].startswith("ntk: alpha 8 from 4096/512 tokens")
     assert "base 5e+06" in sessions["yi-34b-chat"].model.describe()["rope"]
+
+
+def test_old_internlm2_conversion_gets_its_markers_renamed(tmp_path) -> None:
+    """A GGUF whose vocab names the chat markers [UNUSED_TOKEN_146]/[UNUSED_TOKEN_145]
+    (older InternLM2 conversions) must be prompted with those tokens, not with
+    <|im_start|> spelled out as plain text, and must stop on [UNUSED_TOKEN_145]."""
+    from lcchat.config.loader import load_profile
+    from lcchat.engine.events import Token
+    from lcchat.engine.session import open_session
+    from tests.models import write_tiny_model
+
+    path = write_tiny_model(tmp_path / "old-internlm2.gguf", chat_template=None,
+                            extra_special_tokens=("[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]"), eos_token="</s>")
+    session = open_session(load_profile("internlm2", {"model.path": str(path), "model.n_ctx": 512,
+                                                      "sampling.max_tokens": 16}))
+    try:
+        prompt = session.formatter.render([{"role": "user", "content": "hi"}])
+        assert "<|im_start|>" not in prompt and "[UNUSED_TOKEN_146]user\nhi[UNUSED_TOKEN_145]" in prompt
+        ids = session._tokenize(prompt)
+        assert session.model.tokenize("[UNUSED_TOKEN_146]", special=True)[0] in ids  # one special token
+        assert "[UNUSED_TOKEN_145]" in session.stops
+        assert any("older conversion" in n for n in session.notices)
+        text = "".join(e.text for e in session.send("hello") if isinstance(e, Token))
+        assert "[UNUSED_TOKEN" not in text and "<|im_" not in text
+    finally:
+        session.model.close()
