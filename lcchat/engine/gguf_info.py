@@ -20,6 +20,7 @@ block sizes, key names, file type names).
 from __future__ import annotations
 
 import collections
+import math
 import os
 import stat
 import struct
@@ -305,7 +306,7 @@ def _file_size(path: Path, name: str) -> int:
 
 def _show(value: object, limit: int = 60) -> str:
     """A value from the file as one short printable line."""
-    text = repr(value)
+    text = repr(value[:8])[:-1] + ", ...]" if isinstance(value, list) and len(value) > 8 else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -534,7 +535,7 @@ class _Parser:
             for i in range(n):
                 size = self.r.u64()
                 if size > self.r.left:
-                    self.fail(f"item {i} of {_plain(key)} claims {size:,} bytes, but only {self.r.left:,} are left in the file; the file is corrupt or truncated")
+                    self._bad_string_length(f"item {i} of {_plain(key)}", size)
                 self.r.skip(size)
         else:
             for _ in range(n):
@@ -653,6 +654,7 @@ def validate_for_llama(info: GGUFInfo) -> None:
     check.experts(arch, n_layer)
     n_head = check.heads(arch, n_layer, n_embd)
     check.rope(arch, n_embd, n_head)
+    check.norm_epsilon(arch)
     check.vocab()
 
 
@@ -794,6 +796,15 @@ class _Checker:
         if n_rot > head_dim:
             self.corrupt(dim_key, n_rot, f"it cannot exceed the head size ({head_dim})")
 
+    def norm_epsilon(self, arch: str) -> None:
+        """ggml's norm kernels assert eps >= 0, at the first token rather than at load."""
+        for template in (_K.Attention.LAYERNORM_EPS, _K.Attention.LAYERNORM_RMS_EPS):
+            key = template.format(arch=arch)
+            if key in self.md:
+                eps = _float(self.md[key])
+                if eps is None or not 0 <= eps < math.inf:
+                    self.corrupt(key, self.md[key], "it must be a small positive number")
+
     def vocab(self) -> None:
         tokens_key = _K.Tokenizer.LIST
         tokens = self.md.get(tokens_key)
@@ -804,6 +815,8 @@ class _Checker:
             if index is not None and index < len(tokens):
                 token = tokens[index].split("\0", 1)[0]
                 self.fail(f"{tokens_key} contains the token {_show(token)} twice, which makes llama.cpp abort; the file's tokenizer data is corrupt")
+        if self.md.get(_K.Tokenizer.MODEL) == "bert" and gguf.TokenType.BYTE in self.info.token_types:
+            self.fail(f"{_K.Tokenizer.MODEL} is 'bert' but the vocabulary has byte tokens, which makes llama.cpp abort; the file's tokenizer data is corrupt")
         n_vocab = self.info.vocab_size
         if not n_vocab:
             return

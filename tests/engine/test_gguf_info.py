@@ -43,8 +43,7 @@ def check_message(error: Exception, path: Path, *phrases: str) -> str:
 def key_offset(data: bytes, key: str) -> int:
     """Offset of a metadata key's text (its u64 length is just before it)."""
     encoded = key.encode()
-    at = data.index(struct.pack("<Q", len(encoded)) + encoded) + 8
-    return at
+    return data.index(struct.pack("<Q", len(encoded)) + encoded) + 8
 
 
 def tensor_fields(data: bytes, name: str) -> dict[str, int]:
@@ -436,6 +435,10 @@ def good(tmp_path_factory) -> GGUFInfo:
         ({"tokenizer__ggml__eos_token_id": 10**6}, ["eos_token_id is 1000000"]),
         ({"tokenizer__ggml__eos_token_id": -1}, ["whole number"]),
         ({"tokenizer__ggml__tokens": [1, 2]}, ["not a list of strings"]),
+        ({"llama__attention__layer_norm_rms_epsilon": -1e-5}, ["layer_norm_rms_epsilon is -1e-05"]),
+        ({"llama__attention__layer_norm_rms_epsilon": float("nan")}, ["is nan", "small positive number"]),
+        ({"llama__attention__layer_norm_epsilon": "tiny"}, ["layer_norm_epsilon is 'tiny'"]),
+        ({"tokenizer__ggml__model": "bert"}, ["'bert' but the vocabulary has byte tokens"]),
     ],
 )
 def test_bad_hyperparameters(good: GGUFInfo, changes: dict, phrases: list[str]) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import struct
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import gguf
@@ -75,8 +77,10 @@ def _field_offsets(path: Path) -> list[tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def base() -> Base:
-    return Base()
+def base() -> Iterator[Base]:
+    made = Base()
+    yield made
+    shutil.rmtree(made.dir, ignore_errors=True)
 
 
 def wild(width: int) -> st.SearchStrategy[int]:
@@ -86,7 +90,7 @@ def wild(width: int) -> st.SearchStrategy[int]:
     return st.one_of(st.sampled_from([e for e in edges if e <= top]), st.integers(0, top))
 
 
-@fuzz_settings(600)
+@fuzz_settings(500)
 @given(data=st.data(), vocab=st.booleans())
 def test_random_bytes_in_header(base: Base, data: st.DataObject, vocab: bool) -> None:
     blob = bytearray(base.data)
@@ -105,7 +109,7 @@ def test_bit_flips_in_first_kilobytes(base: Base, data: st.DataObject, vocab: bo
     base.check(bytes(blob), vocab)
 
 
-@fuzz_settings(600)
+@fuzz_settings(500)
 @given(data=st.data(), vocab=st.booleans())
 def test_wild_values_in_fields(base: Base, data: st.DataObject, vocab: bool) -> None:
     blob = bytearray(base.data)
