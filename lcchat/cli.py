@@ -40,6 +40,9 @@ OVERRIDES = {
 # exit status. Imported only when used.
 SUBCOMMANDS = {
     "profiles": "lcchat.cli:cmd_profiles",
+    "history": "lcchat.store.cli:main",
+    "quant": "lcchat.quantcli:main",
+    "doctor": "lcchat.doctor:main",
 }
 
 
@@ -55,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lcchat",
         description="Chat with local GGUF models. With a PROMPT or piped stdin it answers once and exits; "
         "otherwise it starts an interactive chat.",
-        epilog="subcommands: lcchat profiles {list,show,check} ...  See man lcchat.",
+        epilog="subcommands: lcchat profiles {list,show,check,import}, lcchat doctor MODEL, "
+        "lcchat quant MODEL, lcchat history {list,show,export,rm}. See lcchat --man.",
     )
     p.add_argument("prompt", nargs="*", metavar="PROMPT", help="the question; with piped stdin, stdin is its context")
     g = p.add_argument_group("model and profile")
@@ -69,17 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop", action="append", metavar="TEXT", help="extra stop string (repeatable)")
     g = p.add_argument_group("sampling")
     g.add_argument("--temp", type=float, metavar="T", help="temperature (0: greedy)")
-    g.add_argument("--top-p", type=float, metavar="P")
-    g.add_argument("--top-k", type=int, metavar="K")
-    g.add_argument("--min-p", type=float, metavar="P")
-    g.add_argument("--repeat-penalty", type=float, metavar="X")
+    g.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling threshold")
+    g.add_argument("--top-k", type=int, metavar="K", help="keep the K most likely tokens (0: all)")
+    g.add_argument("--min-p", type=float, metavar="P", help="drop tokens below P times the top probability")
+    g.add_argument("--repeat-penalty", type=float, metavar="X", help="penalty for repeated tokens (1: off)")
     g.add_argument("--seed", type=int, metavar="N", help="random seed (-1: random)")
     g.add_argument("-n", "--max-tokens", type=int, metavar="N", help="longest reply in tokens (-1: until the context is full)")
     g = p.add_argument_group("RoPE")
-    g.add_argument("--rope-freq-base", type=float, metavar="X")
-    g.add_argument("--rope-freq-scale", type=float, metavar="X")
-    g.add_argument("--rope-scaling", choices=("auto", "none", "linear", "yarn", "ntk"))
+    g.add_argument("--rope-freq-base", type=float, metavar="X", help="RoPE base frequency (0: the model's)")
+    g.add_argument("--rope-freq-scale", type=float, metavar="X", help="RoPE frequency scale, 1/factor (0: the model's)")
+    g.add_argument("--rope-scaling", choices=("auto", "none", "linear", "yarn", "ntk"),
+                   help="RoPE scaling: auto (as the GGUF says), none, linear, yarn, or ntk (NTK-aware base)")
     g = p.add_argument_group("mode")
+    g.add_argument("-C", "--continue", nargs="?", const="", metavar="ID", dest="continue_id",
+                   help="continue the profile's last conversation, or conversation ID (lcchat history list shows them)")
     mode = g.add_mutually_exclusive_group()
     mode.add_argument("--tui", action="store_true", help="full-screen interface (the default on a capable terminal)")
     mode.add_argument("--repl", action="store_true", help="plain line-based chat (the default when TERM=dumb or the terminal is small)")
@@ -89,18 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-v", "--verbose", "--debug", action="store_true", dest="verbose",
                    help="show llama.cpp's log and diagnostics; tracebacks on errors")
     g.add_argument("--version", action="version", version=f"lcchat {__version__}")
+    g = p.add_argument_group("documentation")
+    g.add_argument("--man", action="store_true", help="show the manual page (man lcchat)")
+    g.add_argument("--completion", choices=("bash", "zsh", "fish"), metavar="SHELL",
+                   help="print a completion script for bash, zsh or fish")
+    g.add_argument("--list-names", choices=("profiles", "themes"), help=argparse.SUPPRESS)
     return p
 
 
 def build_profiles_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lcchat profiles", description="List, show and check profiles.")
     p.add_argument("-v", "--verbose", "--debug", action="store_true", dest="verbose")
-    sub = p.add_subparsers(dest="action", metavar="{list,show,check}", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="action", metavar="{list,show,check,import}", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list the profiles you can use with -p")
     show = sub.add_parser("show", help="print a profile with everything it inherits, resolved")
     show.add_argument("name", metavar="NAME")
     check = sub.add_parser("check", help="check a profile file and report the first problem")
     check.add_argument("file", metavar="FILE")
+    imp = sub.add_parser("import", help="make a profile from an Ollama Modelfile or an LM Studio preset (.json)")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("-o", "--output", metavar="NAME", help="profile name (default: from the file)")
+    imp.add_argument("--force", action="store_true", help="replace a profile of the same name")
     return p
 
 
@@ -143,8 +159,26 @@ def _dispatch(argv: list[str]) -> int:
 
         handler: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
         return handler(rest)
-    args = build_parser().parse_args(argv)
+    from lcchat.store.args import split_continue
+
+    args = build_parser().parse_args(split_continue(argv))
+    if args.man or args.completion or args.list_names:
+        return _documentation(args)
     return _chat(args)
+
+
+def _documentation(args: argparse.Namespace) -> int:
+    from lcchat import completion
+
+    if args.list_names:
+        print("\n".join(completion.names(args.list_names)))
+    elif args.completion:
+        print(completion.script(args.completion, build_parser()), end="")
+    else:
+        from lcchat.manpage import show
+
+        return show("lcchat.1")
+    return EXIT_OK
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -202,6 +236,9 @@ def _chat(args: argparse.Namespace) -> int:
     stdin_tty = sys.stdin is not None and sys.stdin.isatty()
     piped = None if stdin_tty or sys.stdin is None else pipe.read_stdin()
     profile = profile_from_args(args)
+    from lcchat.store.wiring import record_chat
+
+    recording = record_chat(profile, args.continue_id, interactive=question is None and piped is None)
     if question is None and piped is None:
         if args.json:
             raise InputError("--json needs a PROMPT or piped stdin")
@@ -211,7 +248,7 @@ def _chat(args: argparse.Namespace) -> int:
         raise InputError("nothing to answer: give a PROMPT or pipe text on stdin")
     _utf8_streams()
     session = _open(profile, verbose=args.verbose)
-    return pipe.run(session, text, as_json=args.json, verbose=args.verbose)
+    return recording.finish(lambda: pipe.run(session, text, as_json=args.json, verbose=args.verbose))
 
 
 MIN_TUI_SIZE = (60, 16)  # columns, lines: below this the REPL serves better
@@ -290,6 +327,10 @@ def cmd_profiles(argv: list[str]) -> int:
             print(f"# {line}")
         print(loader.to_toml(profile.to_dict()), end="")
         return EXIT_OK
+    if args.action == "import":
+        from lcchat.config.importers import import_profile
+
+        return import_profile(_path(args.file), name=args.output, force=args.force)
     profile = loader.check_file(_path(args.file))
     print(f"{args.file}: ok ({profile.description or 'no description'})")
     return EXIT_OK
@@ -317,9 +358,7 @@ def _resolved_notes(profile) -> list[str]:
     except LcchatError as exc:
         return [*notes, f"model check: {exc}"]
     n_ctx = profile.model.n_ctx or int(info.context_length or 0)
-    resolved = rope.resolve(profile.rope, n_ctx=n_ctx, train_ctx=int(info.context_length or 0),
-                            model_base=float(info.rope_freq_base or 10000.0),
-                            rope_dim=int(info.rope_dimension_count or 128), model_scaling=info.rope_scaling_type)
+    resolved = rope.resolve_for(profile.rope, info, n_ctx=n_ctx)
     notes.append(f"{info.architecture}, {info.file_type_name}, trained to {info.context_length} tokens; n_ctx {n_ctx}")
     notes.append(f"rope: {resolved.description}")
     notes += [f"warning: {w}" for w in resolved.warnings]

@@ -42,8 +42,11 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
     finish = "stop"
     reply: list[str] = []
     stats = Stats()
+    broken: BrokenPipeError | None = None
     for event in stream:
         try:
+            if broken is not None:
+                continue  # the reader has gone: let the turn end and be recorded
             if isinstance(event, Token):
                 reply.append(event.text)
                 if not as_json:
@@ -63,6 +66,12 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
                 print(f"lcchat: {event.what} {event.done}/{event.total}", file=err)
         except KeyboardInterrupt:  # Ctrl+C while writing: same as while waiting
             stream.interrupt()
+        except BrokenPipeError as exc:  # `lcchat ... | head -1`: stop the reply, keep the turn
+            broken = exc
+            if not stream.interrupted:
+                stream.interrupt()
+    if broken is not None:
+        raise broken  # the CLI leaves quietly
     text_out = "".join(reply)
     if as_json:
         json.dump({"text": text_out, "finish_reason": "interrupted" if stream.interrupted else finish,

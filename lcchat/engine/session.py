@@ -16,13 +16,17 @@ from typing import Callable, Iterator
 from lcchat.config.schema import Profile
 from lcchat.engine import templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
-from lcchat.engine.events import Done, Error, Event, Notice, Stats
+from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats
 from lcchat.engine.generate import Generation, StopFilter, TokenLoop
 from lcchat.errors import LcchatError
 
 log = logging.getLogger("lcchat.session")
 
 TurnListener = Callable[["ChatSession", Message, Message], None]
+
+# A user message that cannot occur in real text: rendering the history with it shows
+# where the next user message goes (see history_prefix).
+_PROBE = "\ue000\ue001\ue000"
 
 
 @dataclass
@@ -39,6 +43,8 @@ class ChatSession:
         self.loop = TokenLoop(self.model)  # type: ignore[arg-type]
         self.last_stats: Stats | None = None
         self.listeners: list[TurnListener] = []
+        self.on_close: list[Callable[[ChatSession], None]] = []  # run by close(), before the model is freed
+        self._pending: list[Notice] = []  # said after the current turn (see warn)
         self._lock = threading.Lock()
         self.extra_stops: list[str] = []
         # The text the KV cache holds (prompt + reply as evaluated) and its token count:
@@ -137,10 +143,12 @@ class ChatSession:
             self.loop.reset()
             self._record(user, result.text, interrupted=True)
             yield Error(f"generation failed: {exc}")
+            yield from self._drain()
             yield Done("error", result.text)
             return
         self._remember_cache(prompt, result)
         self._record(user, result.text, interrupted=result.finish_reason == "interrupted")
+        yield from self._drain()
 
     def _remember_cache(self, prompt, result: Generation) -> None:
         cached = self.loop.cached
@@ -158,11 +166,24 @@ class ChatSession:
             except Exception:  # noqa: BLE001 - saving must never end the chat
                 log.warning("a turn listener failed", exc_info=True)
 
+    def warn(self, text: str) -> None:
+        """Tell the user something after the current turn's events. Listeners run when the
+        reply has ended; this is how they report a problem (the store: saving failed)."""
+        self._pending.append(Notice(text, "warning"))
+
+    def _drain(self) -> Iterator[Event]:
+        while self._pending:
+            yield self._pending.pop(0)
+
     def _tokenize(self, text: str) -> list[int]:
         model = self.model
         known, n = self._cached_text, self._cached_n
         if known and text.startswith(known) and len(self.loop.cached) >= n:
             return self.loop.cached[:n] + model.tokenize(text[len(known):], add_bos=False, special=True)
+        return self._tokenize_whole(text)
+
+    def _tokenize_whole(self, text: str) -> list[int]:
+        model = self.model
         bos = getattr(model, "bos_text", "")
         add_bos = bool(getattr(model, "add_bos", False)) and not (bos and text.startswith(bos))
         return model.tokenize(text, add_bos=add_bos, special=True)
@@ -193,6 +214,145 @@ class ChatSession:
     def set_system(self, text: str) -> None:
         self.conversation.system = text
 
+    def switch_model(self, new_model, formatter: templates.Formatter | None = None) -> Iterator[Event]:
+        """Go on with `new_model` (another quantization, another KV cache type), keeping the
+        conversation: the old model is closed and prefill() reads the history into the new
+        one, yielding Progress("history", done, total). cancel() stops only that reading;
+        the next turn reads the rest."""
+        with self._guard() as ok:
+            if not ok:
+                yield Error("a reply is being generated; stop it first")
+                return
+            old = self.model
+            self.model, self.loop = new_model, TokenLoop(new_model)  # type: ignore[arg-type]
+            if formatter is not None:
+                self.formatter = formatter
+            self.stops, self.hidden = self._derive_stops()
+            self._cached_text, self._cached_n = "", 0
+            if old is not new_model and callable(getattr(old, "close", None)):
+                old.close()
+        yield from self.prefill()
+
+    # ------------------------------------------------------------ resuming a stored conversation
+
+    def restore(self, system: str, messages: list[Message], *,
+                saved: tuple[list[int], bytes] | None = None) -> int:
+        """Take over a stored conversation. `saved` is (tokens, state) from kv_snapshot() of
+        an earlier session on the same model file and settings (the caller checks that):
+        the longest start of the history's tokens that it holds goes back into the KV cache
+        as it is, and loop.cached says exactly which tokens those are. Returns how many
+        tokens that restored; prefill() reads the rest (or the next turn does)."""
+        with self._guard() as ok:
+            if not ok:
+                raise LcchatError("wait for the reply to finish (Ctrl+C stops it)")
+            conv = self.conversation
+            conv.system = system
+            conv.messages[:] = [Message(m.role, m.content, m.interrupted) for m in messages]
+            conv.window_start = 0
+            self.loop.reset()
+            self._cached_text, self._cached_n = "", 0
+            history = self.history_prefix() if saved is not None else None
+            if history is None or saved is None:
+                return 0
+            text, tokens = history
+            held, state = saved
+            n = _common_prefix(held, tokens)
+            if n == 0 or not self.model.load_state(state):  # type: ignore[attr-defined]
+                self.loop.reset()
+                return 0
+            self.model.kv_truncate(n)  # type: ignore[attr-defined]
+            self.loop.cached = list(tokens[:n])
+            if n == len(tokens):
+                self._cached_text, self._cached_n = text, n
+            return n
+
+    def prefill(self, cancel: threading.Event | None = None) -> Iterator[Event]:
+        """Read the history into the KV cache now, so the next message evaluates only
+        itself; yields Progress("history", done, total). Stopping early (cancel(), or
+        setting `cancel`) is harmless: the next turn reads what is missing."""
+        with self._guard() as ok:
+            if not ok:
+                yield Error("a reply is already being generated")
+                return
+            history = self.history_prefix()
+            if history is None:
+                return
+            text, tokens = history
+            model, loop = self.model, self.loop
+            cached = loop.cached
+            keep = _common_prefix(cached, tokens)
+            if keep < len(cached):
+                model.kv_truncate(keep)  # type: ignore[attr-defined]
+                del cached[keep:]
+            todo = tokens[keep:]
+            loop.cancel_event.clear()
+            model.abort_requested = False  # type: ignore[attr-defined]
+            step = max(1, int(model.n_batch))  # type: ignore[attr-defined]
+            model.set_abortable(True)  # type: ignore[attr-defined]
+            try:
+                for i in range(0, len(todo), step):
+                    if loop.cancel_event.is_set() or (cancel is not None and cancel.is_set()):
+                        break
+                    chunk = todo[i:i + step]
+                    n_past = len(cached)
+                    status = model.decode(chunk, n_past)  # type: ignore[attr-defined]
+                    if status != 0:
+                        model.kv_truncate(n_past)  # type: ignore[attr-defined]
+                        if status != 2:
+                            yield Notice("could not read the whole history into the context now; "
+                                         "the next message will", "warning")
+                        break
+                    cached.extend(chunk)
+                    yield Progress("history", i + len(chunk), len(todo))
+            finally:
+                model.set_abortable(False)  # type: ignore[attr-defined]
+            if len(cached) == len(tokens):
+                self._cached_text, self._cached_n = text, len(tokens)
+
+    def history_prefix(self) -> tuple[str, list[int]] | None:
+        """The prompt text every next turn starts with (the history, fitted to the context
+        by the overflow policy, up to where the next user message goes) and its tokens.
+        None with no history, or when it cannot be found (a template that rewrites
+        messages, a history too long for the 'error' policy)."""
+        conv = self.conversation
+        if not conv.messages:
+            return None
+        probe = Conversation(conv.system, [*conv.messages, Message("user", _PROBE)], conv.window_start)
+        try:
+            prompt = build_prompt(probe, self.formatter, self._tokenize_whole, n_ctx=self.model.n_ctx,
+                                  reserve=self.profile.context.reserve, policy=self.profile.context.overflow)
+        except LcchatError:
+            return None
+        cut = prompt.text.rfind(_PROBE)
+        if cut <= 0:
+            return None
+        conv.window_start = probe.window_start
+        text = prompt.text[:cut]
+        return text, self._tokenize_whole(text)
+
+    def kv_snapshot(self) -> tuple[list[int], bytes] | None:
+        """(tokens, state): the tokens in the KV cache and llama.cpp's state holding them,
+        for restore(saved=) in a later session. None when the model cannot save its state,
+        is closed, or holds nothing. Call it between turns."""
+        save = getattr(self.model, "save_state", None)
+        if save is None or not self.loop.cached or getattr(self.model, "_ctx", True) is None:
+            return None
+        tokens = list(self.loop.cached)
+        return tokens, save()
+
+    def close(self) -> None:
+        """End the session: the on_close hooks run (the store keeps the KV state for a fast
+        resume), then the model is freed. Front-ends call this rather than model.close()."""
+        hooks, self.on_close = list(self.on_close), []
+        for hook in hooks:
+            try:
+                hook(self)
+            except Exception:  # noqa: BLE001 - closing must finish
+                log.warning("a close hook failed", exc_info=True)
+        close = getattr(self.model, "close", None)
+        if callable(close):
+            close()
+
     @property
     def context_used(self) -> int:
         return len(self.loop.cached)
@@ -218,6 +378,14 @@ class ChatSession:
         return ChatSession._GuardCM(self._lock)
 
 
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
 def _clean(text: str) -> str:
     """Text safe to tokenize: lone surrogates (from undecodable input) and NULs replaced."""
     if any("\ud800" <= ch <= "\udfff" for ch in text):
@@ -226,6 +394,11 @@ def _clean(text: str) -> str:
 
 
 # ---------------------------------------------------------------- opening a session
+
+# Functions called with every session open_session() makes, with the load's cancel event,
+# in the thread that opened it and before it is returned. The CLI attaches the conversation
+# store this way, whichever front-end opens the session.
+on_open: list[Callable[[ChatSession, "threading.Event | None"], None]] = []
 
 
 def open_session(profile: Profile, *, on_progress: Callable[[float], None] | None = None,
@@ -237,14 +410,32 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
 
     path = resolve_model_path(profile)
     info = gguf_info.load_checked(path)
+    from lcchat.engine.quant import fit_warning, kv_cache_problem
+    from lcchat.errors import InputError
+
+    if kv_cache_problem(profile.model):
+        raise InputError(kv_cache_problem(profile.model))
+    fit = fit_warning(info, profile)  # front-ends may show quant.fit_warning before calling this
+    if fit:
+        log.warning("%s", fit)
     model = Model(path, profile.model, profile.rope, seed=profile.sampling.seed,
                   on_progress=on_progress, cancel=cancel, info=info)
-    notices = list(model.load.rope.warnings)
+    notices = [fit] if fit else []
+    notices += model.load.rope.warnings
     formatter = templates.choose(
         profile_template=profile.chat.template, profile_format=profile.chat.format,
         gguf_template=info.chat_template, bos_token=model.bos_text, eos_token=model.eos_text, notices=notices,
     )
-    return ChatSession(model=model, profile=profile, formatter=formatter, notices=notices)
+    if info.tokens:
+        formatter = templates.adapt_to_vocab(formatter, set(info.tokens), notices)
+    session = ChatSession(model=model, profile=profile, formatter=formatter, notices=notices)
+    try:
+        for hook in list(on_open):
+            hook(session, cancel)
+    except BaseException:
+        model.close()
+        raise
+    return session
 
 
 def model_path_label(path: Path) -> str:

@@ -1,0 +1,35 @@
+"""The conversation store: every turn in SQLite as soon as it ends, resume, export.
+
+    db.py        the database (conversations, messages), WAL, safe for two writers
+    recorder.py  Recorder: a ChatSession listener writing each turn; load/resume
+    kvstate.py   llama.cpp's KV state saved beside a conversation, for a fast resume
+    hangup.py    SIGHUP/SIGTERM: cancel the reply, let the turn be saved, exit 129/143
+    wiring.py    how the CLI attaches all this to whichever front-end opens the session
+    export.py    Markdown and JSON, the `history show` transcript
+    cli.py       `lcchat history list|show|export|rm`
+
+Importing this package imports nothing heavy; `attach` loads what it needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def attach(session: Any, store: Any = None, *, on_warning: Any = None) -> Any:
+    """Record `session`'s turns; returns the Recorder (also set as session.recorder)."""
+    from lcchat.store.recorder import attach as _attach
+
+    return _attach(session, store, on_warning=on_warning)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Store":
+        from lcchat.store.db import Store
+
+        return Store
+    if name == "Recorder":
+        from lcchat.store.recorder import Recorder
+
+        return Recorder
+    raise AttributeError(name)

@@ -1,0 +1,299 @@
+"""The conversation database: one SQLite file in the data dir, conversations.db.
+
+WAL mode with a busy timeout, and every write in one short BEGIN IMMEDIATE transaction,
+so two lcchat processes can write at once and neither loses a turn (the second waits for
+the first's few milliseconds). synchronous=FULL: a turn that was committed survives a
+power cut. The file is created 0600 in a 0700 directory; SQLite gives its -wal and -shm
+files the same mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from lcchat.errors import InputError
+
+DB_NAME = "conversations.db"
+BUSY_TIMEOUT_MS = 30_000
+SCHEMA_VERSION = 1
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS conversations (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        created  REAL NOT NULL,            -- unix time
+        updated  REAL NOT NULL,            -- unix time of the last write, also a version stamp
+        profile  TEXT NOT NULL DEFAULT '',
+        model    TEXT NOT NULL DEFAULT '', -- the model file's path
+        name     TEXT,                     -- given by /save NAME
+        system   TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS conversations_name ON conversations(name) WHERE name IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS conversations_profile ON conversations(profile, updated)",
+    """CREATE TABLE IF NOT EXISTS messages (
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        seq         INTEGER NOT NULL,      -- 0, 1, 2 ... in conversation order
+        role        TEXT NOT NULL,         -- user or assistant
+        content     TEXT NOT NULL,
+        interrupted INTEGER NOT NULL DEFAULT 0,
+        stats       TEXT,                  -- JSON: the reply's figures (Stats.as_json())
+        created     REAL NOT NULL,
+        PRIMARY KEY (conversation_id, seq)
+    )""",
+)
+
+
+class UnknownConversation(InputError):
+    """An ID or name that names no stored conversation."""
+
+
+@dataclass
+class StoredMessage:
+    seq: int
+    role: str
+    content: str
+    interrupted: bool = False
+    stats: dict | None = None
+    created: float = 0.0
+
+
+@dataclass
+class StoredConversation:
+    id: int
+    created: float
+    updated: float
+    profile: str
+    model: str
+    name: str | None
+    system: str
+    messages: list[StoredMessage] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        """The name, else the start of the first user message."""
+        if self.name:
+            return self.name
+        first = next((m.content for m in self.messages if m.role == "user"), "")
+        return one_line(first)
+
+
+@dataclass
+class Summary:
+    """One line of `lcchat history list`."""
+
+    id: int
+    created: float
+    updated: float
+    profile: str
+    model: str
+    name: str | None
+    first_user: str
+    n_messages: int
+    interrupted: bool  # the last reply was cut short
+
+
+def one_line(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def default_path() -> Path:
+    from lcchat.paths import data_dir
+
+    return data_dir() / DB_NAME
+
+
+class Store:
+    """The conversation database. Opened on first use; safe to share between threads (one
+    connection, one lock). Raises sqlite3.Error or OSError when the file cannot be written:
+    the Recorder turns those into one warning."""
+
+    def __init__(self, path: Path | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.busy_timeout_ms = busy_timeout_ms
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------ connection
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        from lcchat.paths import ensure_private_dir
+
+        ensure_private_dir(self.path.parent)
+        if not self.path.exists():
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE) so a second writer waits
+        on the busy timeout instead of failing half-way."""
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection | None]:
+        """A connection for reading; None when there is no database yet."""
+        with self._lock:
+            if self._conn is None and not self.exists():
+                yield None
+                return
+            yield self._connect()
+
+    # ------------------------------------------------------------ writing
+
+    @staticmethod
+    def create(conn: sqlite3.Connection, *, profile: str, model: str, system: str, now: float) -> int:
+        cur = conn.execute("INSERT INTO conversations (created, updated, profile, model, system) VALUES (?, ?, ?, ?, ?)",
+                           (now, now, profile, model, system))
+        return int(cur.lastrowid)
+
+    @staticmethod
+    def version(conn: sqlite3.Connection, cid: int) -> float | None:
+        """The conversation's `updated` stamp, or None when it is gone."""
+        row = conn.execute("SELECT updated FROM conversations WHERE id = ?", (cid,)).fetchone()
+        return None if row is None else float(row[0])
+
+    @staticmethod
+    def write_messages(conn: sqlite3.Connection, cid: int, start: int,
+                       rows: list[tuple[str, str, bool, dict | None]], *, system: str, now: float) -> None:
+        """Replace the messages from `start` on with `rows` (role, content, interrupted, stats)."""
+        conn.execute("DELETE FROM messages WHERE conversation_id = ? AND seq >= ?", (cid, start))
+        conn.executemany(
+            "INSERT INTO messages (conversation_id, seq, role, content, interrupted, stats, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(cid, start + i, role, content, int(bool(interrupted)), json.dumps(stats) if stats else None, now)
+             for i, (role, content, interrupted, stats) in enumerate(rows)],
+        )
+        conn.execute("UPDATE conversations SET updated = ?, system = ? WHERE id = ?", (now, system, cid))
+
+    def set_name(self, cid: int, name: str | None) -> None:
+        with self.transaction() as conn:
+            if name:
+                row = conn.execute("SELECT id FROM conversations WHERE name = ? AND id != ?", (name, cid)).fetchone()
+                if row is not None:
+                    raise InputError(f"conversation {row[0]} is already named {name!r}")
+            conn.execute("UPDATE conversations SET name = ? WHERE id = ?", (name, cid))
+
+    def delete(self, cid: int) -> bool:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM messages WHERE conversation_id = ?", (cid,))
+            return conn.execute("DELETE FROM conversations WHERE id = ?", (cid,)).rowcount > 0
+
+    # ------------------------------------------------------------ reading
+
+    def get(self, cid: int) -> StoredConversation | None:
+        with self.reading() as conn:
+            if conn is None:
+                return None
+            row = conn.execute("SELECT id, created, updated, profile, model, name, system FROM conversations WHERE id = ?",
+                               (cid,)).fetchone()
+            if row is None:
+                return None
+            conv = StoredConversation(int(row[0]), float(row[1]), float(row[2]), row[3], row[4], row[5], row[6])
+            for seq, role, content, interrupted, stats, created in conn.execute(
+                "SELECT seq, role, content, interrupted, stats, created FROM messages WHERE conversation_id = ? ORDER BY seq",
+                (cid,),
+            ):
+                conv.messages.append(StoredMessage(int(seq), role, content, bool(interrupted),
+                                                   _json_or_none(stats), float(created)))
+            return conv
+
+    def resolve(self, ref: str | int) -> int:
+        """The id of the conversation named by `ref`: its id, or the name /save gave it.
+        Raises UnknownConversation (exit status 2)."""
+        text = str(ref).strip().lstrip("#")
+        with self.reading() as conn:
+            if conn is not None:
+                if text.isdigit():
+                    row = conn.execute("SELECT id FROM conversations WHERE id = ?", (int(text),)).fetchone()
+                else:
+                    row = conn.execute("SELECT id FROM conversations WHERE name = ?", (text,)).fetchone()
+                if row is not None:
+                    return int(row[0])
+        raise UnknownConversation(f"no conversation {str(ref).strip()!r}; `lcchat history list` shows them")
+
+    def last(self, profile: str | None = None) -> int | None:
+        """The most recently written conversation with messages (of `profile`, when given)."""
+        query = ("SELECT c.id FROM conversations c WHERE EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)"
+                 + (" AND c.profile = ?" if profile is not None else "") + " ORDER BY c.updated DESC, c.id DESC LIMIT 1")
+        with self.reading() as conn:
+            if conn is None:
+                return None
+            row = conn.execute(query, (profile,) if profile is not None else ()).fetchone()
+            return None if row is None else int(row[0])
+
+    def summaries(self, limit: int | None = None) -> list[Summary]:
+        """Conversations with at least one message, most recent first."""
+        query = """
+            SELECT c.id, c.created, c.updated, c.profile, c.model, c.name,
+                   (SELECT content FROM messages WHERE conversation_id = c.id AND role = 'user' ORDER BY seq LIMIT 1),
+                   (SELECT COUNT(*) FROM messages WHERE conversation_id = c.id),
+                   (SELECT interrupted FROM messages WHERE conversation_id = c.id ORDER BY seq DESC LIMIT 1)
+            FROM conversations c
+            WHERE EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)
+            ORDER BY c.updated DESC, c.id DESC
+        """ + (" LIMIT ?" if limit else "")
+        with self.reading() as conn:
+            if conn is None:
+                return []
+            return [Summary(int(r[0]), float(r[1]), float(r[2]), r[3], r[4], r[5], r[6] or "", int(r[7]), bool(r[8]))
+                    for r in conn.execute(query, (limit,) if limit else ())]
+
+
+def _json_or_none(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,266 @@
+"""The Recorder: writes a session's conversation to the store after every turn.
+
+It is a ChatSession listener, so it runs as soon as a turn ends, an interrupted one
+included (the partial reply is saved, marked interrupted). Each time it writes what
+changed since the last write, in one transaction: a new exchange, a regenerated reply
+(/retry), an undone one. A write that fails (read-only or full disk) never stops the
+chat: the user is warned once, and the next turn's write catches up with everything
+that is missing. When another process wrote to the same conversation meanwhile (the same
+conversation continued in two terminals), this one goes on in a new conversation, so
+neither overwrites the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from typing import Callable, Iterator
+
+from lcchat.engine.chat import Message
+from lcchat.engine.events import Done, Event, Notice
+from lcchat.store import kvstate
+from lcchat.store.db import Store, StoredConversation, UnknownConversation, now, one_line
+
+log = logging.getLogger("lcchat.store")
+
+Row = tuple[str, str, bool]  # role, content, interrupted
+
+
+class Recorder:
+    """Records one ChatSession. `on_warning(text)` is told once when saving fails
+    (default: session.warn, which shows it after the turn)."""
+
+    def __init__(self, session, store: Store | None = None, *,
+                 on_warning: Callable[[str], None] | None = None, owns_store: bool | None = None) -> None:
+        self.session = session
+        self.store = store or Store()
+        self._owns_store = store is None if owns_store is None else owns_store
+        self.on_warning = on_warning or getattr(session, "warn", None) or log.warning
+        self.conversation_id: int | None = None
+        self.warnings: list[str] = []  # what the user was told (at most one)
+        self.last_error: str | None = None
+        self.restored_tokens = 0  # by the last load(): from the saved KV state
+        self._rows: list[Row] = []  # what the database holds for conversation_id
+        self._version: float | None = None  # its `updated` stamp when we last wrote
+        self._system: str | None = None  # the system prompt written with it
+        self._stats_seen = getattr(session, "last_stats", None)
+        self._lock = threading.RLock()
+        self._fingerprint: tuple[object, str | None] | None = None  # (model, its fingerprint)
+        self._kv_saved: tuple[int, str, list[int]] | None = None  # what the state file holds
+        self._bytes_per_token = 0.0
+
+    # ------------------------------------------------------------ the listener
+
+    def __call__(self, session, user: Message, reply: Message) -> None:
+        stats = session.last_stats if session.last_stats is not self._stats_seen else None
+        self._stats_seen = session.last_stats
+        if self.sync(reply=reply, stats=stats.as_json() if stats is not None else None):
+            self.save_kv(every_turn=True)
+
+    def sync(self, *, reply: Message | None = None, stats: dict | None = None) -> bool:
+        """Write what changed in the conversation; False (after one warning) on failure."""
+        conv = self.session.conversation
+        messages = list(conv.messages)
+        rows = [(m.role, m.content, bool(m.interrupted)) for m in messages]
+        with self._lock:
+            cid = self.conversation_id
+            common = _common(self._rows, rows)
+            if cid is not None and common == 0 and self._rows:
+                cid = None  # /clear: a new conversation; the old one stays as it was
+            if cid is None and not rows:
+                return True
+            if cid is not None and common == len(rows) == len(self._rows) and conv.system == self._system:
+                return True
+            stamp = now()
+            try:
+                with self.store.transaction() as db:
+                    if cid is not None and Store.version(db, cid) != self._version:
+                        log.info("conversation %s changed elsewhere; going on in a new one", cid)
+                        cid = None
+                    if cid is None:
+                        cid = Store.create(db, profile=self._profile(), model=self._model(), system=conv.system, now=stamp)
+                        common = 0
+                    out = [(m.role, m.content, bool(m.interrupted), stats if m is reply else None)
+                           for m in messages[common:]]
+                    Store.write_messages(db, cid, common, out, system=conv.system, now=stamp)
+            except (sqlite3.Error, OSError) as exc:
+                self._failed(exc)
+                return False
+            self.conversation_id, self._rows, self._version, self._system = cid, rows, stamp, conv.system
+            self.last_error = None
+            return True
+
+    def _failed(self, exc: BaseException) -> None:
+        reason = _reason(exc, self.store)
+        self.last_error = reason
+        log.debug("saving the conversation failed", exc_info=True)
+        if self.warnings:
+            return
+        text = f"could not save the conversation ({reason}); the chat goes on, unsaved"
+        self.warnings.append(text)
+        try:
+            self.on_warning(text)
+        except Exception:  # noqa: BLE001 - a warning must not end the chat either
+            log.debug("on_warning failed", exc_info=True)
+
+    def _profile(self) -> str:
+        return str(getattr(getattr(self.session, "profile", None), "name", "") or "")
+
+    def _model(self) -> str:
+        return str(getattr(self.session.model, "path", "") or "")
+
+    # ------------------------------------------------------------ names
+
+    def name(self, name: str | None) -> None:
+        """Give the current conversation a name (written first if need be)."""
+        if self.conversation_id is None and not self.sync():
+            raise OSError(self.last_error or "could not save")
+        if self.conversation_id is None:
+            raise ValueError("nothing to name yet")
+        self.store.set_name(self.conversation_id, name)
+
+    # ------------------------------------------------------------ KV state
+
+    def fingerprint(self) -> str | None:
+        """The current model's (it may change: /quant switches models mid-conversation)."""
+        model = self.session.model
+        if self._fingerprint is None or self._fingerprint[0] is not model:
+            self._fingerprint = (model, kvstate.fingerprint(model))
+            self._bytes_per_token = 0.0
+        return self._fingerprint[1]
+
+    def save_kv(self, *, every_turn: bool = False) -> bool:
+        """Save llama.cpp's KV state beside the conversation, for a fast resume. After a
+        turn only while it is small (EVERY_TURN_MAX); at close up to MAX_BYTES."""
+        cid = self.conversation_id
+        session = self.session
+        printed = self.fingerprint()
+        if cid is None or printed is None:
+            return False
+        cached = list(session.loop.cached)
+        if not cached or self._kv_saved == (cid, printed, cached):
+            return bool(cached)
+        limit = kvstate.EVERY_TURN_MAX if every_turn else kvstate.MAX_BYTES
+        if self._bytes_per_token and self._bytes_per_token * len(cached) > limit:
+            return False
+        try:
+            snapshot = session.kv_snapshot()
+            if snapshot is None:
+                return False
+            tokens, state = snapshot
+            self._bytes_per_token = len(state) / max(1, len(tokens))
+            if len(state) > limit:
+                return False
+            kvstate.save(kvstate.state_path(cid), printed, tokens, state)
+        except Exception:  # noqa: BLE001 - the state is a cache: losing it costs time, not data
+            log.debug("saving the KV state failed", exc_info=True)
+            return False
+        self._kv_saved = (cid, printed, tokens)
+        return True
+
+    # ------------------------------------------------------------ resuming
+
+    def load(self, ref: str | int) -> StoredConversation:
+        """Make the stored conversation `ref` (id or name) the session's: its history, and
+        the part of its saved KV state that still matches. Later turns are written to it.
+        Raises UnknownConversation (exit status 2)."""
+        cid = self.store.resolve(ref)
+        stored = self.store.get(cid)
+        if stored is None:  # removed just now
+            raise UnknownConversation(f"no conversation {cid}; `lcchat history list` shows them")
+        printed = self.fingerprint()
+        saved = kvstate.load(kvstate.state_path(cid), printed) if printed else None
+        messages = [Message(m.role, m.content, m.interrupted) for m in stored.messages]
+        with self._lock:
+            self.restored_tokens = self.session.restore(stored.system, messages, saved=saved)
+            self.conversation_id = cid
+            self._rows = [(m.role, m.content, bool(m.interrupted)) for m in messages]
+            self._version = stored.updated
+            self._system = stored.system
+            self._stats_seen = getattr(self.session, "last_stats", None)
+            whole = saved is not None and printed is not None and self.restored_tokens == len(saved[0])
+            self._kv_saved = (cid, printed, list(saved[0])) if whole else None  # type: ignore[arg-type,index]
+        return stored
+
+    def resume(self, ref: str | int, *, cancel=None) -> Iterator[Event]:
+        """load(), then read the rest of the history into the KV cache (Progress events),
+        then a Notice saying what was continued."""
+        stored = self.load(ref)
+        yield from self.prefill(stored, cancel=cancel)
+
+    def prefill(self, stored: StoredConversation, *, cancel=None) -> Iterator[Event]:
+        before = len(self.session.loop.cached)
+        for event in self.session.prefill(cancel):
+            yield event
+        read = len(self.session.loop.cached) - before
+        yield Notice(describe_resume(stored, self.restored_tokens, read))
+
+    def prefill_events(self, stored: StoredConversation) -> Iterator[Event]:
+        """prefill() ending with Done, for a front-end that plays it like a reply (/load)."""
+        yield from self.prefill(stored)
+        yield Done("stop", "")
+
+    # ------------------------------------------------------------ the end
+
+    def close(self) -> None:
+        """Write anything still unwritten and save the KV state (the session calls this
+        through on_close before it frees the model)."""
+        self.sync()
+        self.save_kv()
+        if self._owns_store:
+            self.store.close()
+
+
+def describe_resume(stored: StoredConversation, restored: int, read: int) -> str:
+    n = len(stored.messages)
+    what = f"conversation {stored.id}" + (f" ({stored.name})" if stored.name else "")
+    parts = [f"continuing {what}: {n} message{'s' if n != 1 else ''}"]
+    if restored:
+        parts.append(f"{restored} tokens restored from the saved KV state")
+    if read:
+        parts.append(f"{read} tokens of history re-read")
+    last = stored.messages[-1] if stored.messages else None
+    if last is not None and last.interrupted:
+        parts.append("the last reply was interrupted")
+    return "; ".join(parts)
+
+
+def last_lines(stored: StoredConversation, n: int = 4) -> str:
+    """The last few messages, one line each, to show where a loaded conversation was."""
+    out = []
+    for m in stored.messages[-n:]:
+        who = "you" if m.role == "user" else m.role
+        out.append(f"{who}: {one_line(m.content, 100)}" + (" [interrupted]" if m.interrupted else ""))
+    return "\n".join(out)
+
+
+def attach(session, store: Store | None = None, *, on_warning: Callable[[str], None] | None = None) -> Recorder:
+    """Record `session`'s turns in the store (the data dir's database by default). Sets
+    session.recorder, which /save, /load and /history use, and saves the KV state when the
+    session is closed. Attaching twice returns the first recorder."""
+    existing = getattr(session, "recorder", None)
+    if isinstance(existing, Recorder):
+        return existing
+    recorder = Recorder(session, store, on_warning=on_warning)
+    session.listeners.append(recorder)
+    on_close = getattr(session, "on_close", None)
+    if isinstance(on_close, list):
+        on_close.append(lambda _session: recorder.close())
+    session.recorder = recorder
+    return recorder
+
+
+def _common(a: list[Row], b: list[Row]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _reason(exc: BaseException, store: Store) -> str:
+    if isinstance(exc, OSError):
+        where = exc.filename or store.path
+        return f"{exc.strerror or exc}: {where}"
+    return f"{exc}: {store.path}"

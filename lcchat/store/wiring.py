@@ -1,0 +1,101 @@
+"""How the CLI records a chat, whichever front-end runs it.
+
+`record_chat()` is called once the profile is known. It checks the conversation to
+continue (-C/--continue) before anything is loaded, installs the SIGHUP/SIGTERM handlers,
+and adds a hook to engine.session.on_open: when the front-end (pipe mode, the REPL, the
+TUI) opens its session, the hook attaches a Recorder, and with --continue restores the
+conversation and reads it into the KV cache (from the saved KV state where it matches).
+The front-ends need not know about the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+from typing import Callable
+
+from lcchat.engine.events import Notice, Progress
+from lcchat.errors import InputError, LcchatError
+from lcchat.store import hangup
+from lcchat.store.db import Store
+from lcchat.store.recorder import Recorder, attach
+
+log = logging.getLogger("lcchat.store")
+
+
+class ChatRecording:
+    def __init__(self, profile, continue_ref: str | None, *, interactive: bool, store: Store | None = None) -> None:
+        self.store = store or Store()
+        self.profile_name = str(getattr(profile, "name", "") or "")
+        self.interactive = interactive
+        self.recorder: Recorder | None = None
+        self.session = None
+        self.resume_id = self._target(continue_ref) if continue_ref is not None else None
+
+    def _target(self, ref: str) -> int:
+        try:
+            if ref.strip():
+                return self.store.resolve(ref)
+            cid = self.store.last(self.profile_name)
+        except sqlite3.Error as exc:
+            raise LcchatError(f"cannot read the conversations in {self.store.path}: {exc}") from exc
+        if cid is None:
+            raise InputError(f"there is no saved conversation of profile {self.profile_name!r} to continue "
+                             "(`lcchat history list` shows them; `-C ID` continues one)")
+        return cid
+
+    def opened(self, session, cancel=None) -> None:
+        """The engine.session.on_open hook."""
+        self.session = session
+        warn = session.warn if self.interactive else _print_warning
+        self.recorder = attach(session, self.store, on_warning=warn)
+        hangup.watch(session)
+        if self.resume_id is None:
+            return
+        for event in self.recorder.resume(self.resume_id, cancel=cancel):
+            if isinstance(event, Progress):
+                log.info("re-reading the history: %d/%d tokens", event.done, event.total)
+            elif isinstance(event, Notice):
+                session.notices.append(event.text)
+
+    def finish(self, run: Callable[[], int]) -> int:
+        """Pipe mode: answer (unless SIGHUP/SIGTERM came first), keep the KV state, and
+        return the exit status (128 + the signal after one)."""
+        status = 0
+        try:
+            if hangup.received is None:
+                status = run()
+        finally:
+            if self.recorder is not None:
+                self.recorder.close()
+        return hangup.exit_status(status)
+
+
+def record_chat(profile, continue_ref: str | None, *, interactive: bool) -> ChatRecording:
+    """Set up recording for the chat about to start (see the module's docstring).
+    continue_ref: None (a new conversation), "" (the profile's last one), an id or a name.
+    Raises InputError for a conversation that does not exist."""
+    from lcchat.engine import session as session_module
+
+    recording = ChatRecording(profile, continue_ref, interactive=interactive)
+    hooks = session_module.on_open
+    hooks[:] = [h for h in hooks if not getattr(h, "_lcchat_recording", False)]
+    hooks.append(_marked(recording.opened))
+    hangup.install("interactive" if interactive else "pipe")
+    return recording
+
+
+def _marked(hook):
+    def opened(session, cancel=None):
+        hook(session, cancel)
+
+    opened._lcchat_recording = True  # type: ignore[attr-defined]
+    return opened
+
+
+def _print_warning(text: str) -> None:
+    try:
+        print(f"lcchat: warning: {text}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,151 @@
+"""The Recorder on a scripted model: every turn written at once, interrupted replies,
+retry/undo/clear, a data dir that cannot be written, and two writers of one conversation."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from lcchat.engine.events import Done, Notice, Token
+from lcchat.engine.fake import FakeModel, fake_session
+from lcchat.store import attach
+from lcchat.store.db import Store, default_path
+
+
+def turn(session, text: str) -> list:
+    return list(session.send(text))
+
+
+def stored_rows(cid: int) -> list[tuple[str, str, bool]]:
+    conv = Store().get(cid)
+    assert conv is not None
+    return [(m.role, m.content, m.interrupted) for m in conv.messages]
+
+
+def test_each_turn_is_written_as_soon_as_it_ends() -> None:
+    session = fake_session(FakeModel(replies=[["Hel", "lo"], ["Fine"]]))
+    recorder = attach(session)
+    assert session.recorder is recorder and attach(session) is recorder
+    assert not default_path().exists()  # nothing before the first turn
+    turn(session, "hi")
+    cid = recorder.conversation_id
+    assert stored_rows(cid) == [("user", "hi", False), ("assistant", "Hello", False)]
+    turn(session, "how are you")
+    assert stored_rows(cid)[2:] == [("user", "how are you", False), ("assistant", "Fine", False)]
+    conv = Store().get(cid)
+    assert conv.profile == "fake" and conv.model == "fake.gguf"
+    assert conv.messages[1].stats["completion_tokens"] == 2 and conv.messages[0].stats is None
+
+
+def test_a_cancelled_reply_is_saved_marked_interrupted() -> None:
+    session = fake_session(FakeModel(replies=[["one ", "two ", "three ", "four"]]))
+    recorder = attach(session)
+    events = []
+    for event in session.send("count"):
+        events.append(event)
+        if isinstance(event, Token):
+            session.cancel()
+    assert events[-1] == Done("interrupted", "one ")
+    assert stored_rows(recorder.conversation_id) == [("user", "count", False), ("assistant", "one ", True)]
+
+
+def test_a_reply_abandoned_by_the_front_end_is_saved_too() -> None:
+    session = fake_session(FakeModel(replies=[["a", "b", "c", "d"]]))
+    recorder = attach(session)
+    events = session.send("go")
+    for event in events:
+        if isinstance(event, Token):
+            break
+    events.close()  # the front-end stopped reading (GeneratorExit in the session)
+    rows = stored_rows(recorder.conversation_id)
+    assert rows[0] == ("user", "go", False) and rows[1][0] == "assistant" and rows[1][2] is True
+
+
+def test_retry_and_undo_rewrite_the_end_without_duplicates() -> None:
+    session = fake_session(FakeModel(replies=[["first"], ["second"], ["third"], ["fourth"]]))
+    recorder = attach(session)
+    turn(session, "q")
+    list(session.retry())
+    cid = recorder.conversation_id
+    assert stored_rows(cid) == [("user", "q", False), ("assistant", "second", False)]
+    turn(session, "more")
+    session.undo()
+    turn(session, "other")
+    assert recorder.conversation_id == cid
+    assert [r[1] for r in stored_rows(cid)] == ["q", "second", "other", "fourth"]
+
+
+def test_clear_starts_a_new_conversation_and_keeps_the_old_one() -> None:
+    session = fake_session(FakeModel(replies=[["a"], ["b"]]))
+    recorder = attach(session)
+    turn(session, "one")
+    first = recorder.conversation_id
+    session.clear()
+    turn(session, "two")
+    assert recorder.conversation_id != first
+    assert stored_rows(first) == [("user", "one", False), ("assistant", "a", False)]
+    assert stored_rows(recorder.conversation_id) == [("user", "two", False), ("assistant", "b", False)]
+
+
+def test_system_prompt_is_stored_and_follows_changes() -> None:
+    session = fake_session(FakeModel(replies=[["a"], ["b"]]))
+    session.set_system("S1")
+    recorder = attach(session)
+    turn(session, "x")
+    assert Store().get(recorder.conversation_id).system == "S1"
+    session.set_system("S2")
+    turn(session, "y")
+    assert Store().get(recorder.conversation_id).system == "S2"
+
+
+def test_unwritable_data_dir_warns_once_and_catches_up_later(lcchat_home) -> None:
+    (lcchat_home / "data").write_text("a file where the data dir should be")
+    session = fake_session(FakeModel(replies=[["a"], ["b"], ["c"]]))
+    recorder = attach(session)
+    events = turn(session, "one")
+    assert isinstance(events[-1], Notice) and events[-1].level == "warning"
+    assert "could not save the conversation" in events[-1].text and "the chat goes on" in events[-1].text
+    assert any(isinstance(e, Done) for e in events)
+    events = turn(session, "two")  # the chat goes on, and the warning is not repeated
+    assert not any(isinstance(e, Notice) for e in events)
+    assert len(recorder.warnings) == 1 and recorder.conversation_id is None
+    (lcchat_home / "data").unlink()  # space is freed: the next turn writes everything
+    turn(session, "three")
+    assert [r[1] for r in stored_rows(recorder.conversation_id)] == ["one", "a", "two", "b", "three", "c"]
+
+
+def test_a_full_disk_is_a_warning_not_an_error(monkeypatch) -> None:
+    def full(self):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Store, "transaction", full)
+    session = fake_session(FakeModel(replies=[["a"]]))
+    warnings: list[str] = []
+    attach(session, on_warning=warnings.append)
+    events = turn(session, "hi")
+    assert [e.text for e in events if isinstance(e, Token)] == ["a"]
+    assert len(warnings) == 1 and "database or disk is full" in warnings[0]
+
+
+def test_two_sessions_continuing_one_conversation_lose_nothing() -> None:
+    first = fake_session(FakeModel(replies=[["base"]]))
+    turn(first, "start")
+    cid = attach(first).conversation_id  # attached after the turn: the next sync writes it all
+    assert attach(first).sync() and (cid := first.recorder.conversation_id) is not None
+    a = fake_session(FakeModel(replies=[["from a"]]))
+    b = fake_session(FakeModel(replies=[["from b"]]))
+    attach(a).load(cid)
+    attach(b).load(cid)
+    turn(a, "in a")
+    turn(b, "in b")  # the conversation changed since b loaded it: b goes on in a new one
+    assert a.recorder.conversation_id == cid and b.recorder.conversation_id != cid
+    assert [r[1] for r in stored_rows(cid)] == ["start", "base", "in a", "from a"]
+    assert [r[1] for r in stored_rows(b.recorder.conversation_id)] == ["start", "base", "in b", "from b"]
+
+
+def test_close_writes_what_is_left() -> None:
+    session = fake_session(FakeModel(replies=[["a"]]))
+    turn(session, "q")
+    recorder = attach(session)  # late: nothing written yet
+    assert recorder.conversation_id is None
+    session.close()
+    assert stored_rows(recorder.conversation_id) == [("user", "q", False), ("assistant", "a", False)]
