@@ -86,6 +86,10 @@ class StopFilter:
         return 0
 
 
+class DecodeError(RuntimeError):
+    """llama.cpp could not evaluate a batch (no room in the KV cache, or an internal error)."""
+
+
 class Backend(Protocol):
     """What the loop needs from a model (engine.model.Model, or a fake in tests)."""
 
@@ -135,6 +139,47 @@ class TokenLoop:
         self.cancel_event.set()
         self.model.abort_requested = True
 
+    def reusable(self, tokens: list[int], *, fresh_logits: bool = False) -> int:
+        """How many of `tokens` the KV cache already holds (as a prefix)."""
+        common = common_prefix(self.cached, tokens)
+        if fresh_logits and common == len(tokens):  # the last token must be evaluated for its logits
+            common -= 1
+        return max(common, 0)
+
+    def feed(self, tokens: list[int], what: str, *, fresh_logits: bool = False,
+             stop: threading.Event | None = None) -> Iterator[Progress]:
+        """Make the KV cache hold `tokens`: keep the prefix it already holds, evaluate the
+        rest in batches with llama.cpp's abort callback on, yielding Progress(what, done,
+        total) after each batch. cancel() (or `stop`) ends it early, leaving a valid
+        prefix cached. Raises DecodeError when llama.cpp cannot evaluate a batch."""
+        model = self.model
+        common = self.reusable(tokens, fresh_logits=fresh_logits)
+        if common < len(self.cached):
+            model.kv_truncate(common)
+            del self.cached[common:]
+        todo = tokens[common:]
+        if not todo:
+            return
+        cancel = self.cancel_event
+        step = model.n_batch
+        model.set_abortable(True)
+        try:
+            for i in range(0, len(todo), step):
+                if cancel.is_set() or (stop is not None and stop.is_set()):
+                    return
+                chunk = todo[i:i + step]
+                n_past = len(self.cached)
+                status = model.decode(chunk, n_past)
+                if status != 0:
+                    model.kv_truncate(n_past)
+                    if status == 2 or cancel.is_set():
+                        return
+                    raise DecodeError(f"llama_decode failed with status {status} while reading the {what}")
+                self.cached.extend(chunk)
+                yield Progress(what, i + len(chunk), len(todo))
+        finally:
+            model.set_abortable(False)
+
     def run(self, prompt: list[int], sampling, stop: StopFilter, result: Generation) -> Iterator[Event]:
         model = self.model
         self.cancel_event.clear()
@@ -144,34 +189,10 @@ class TokenLoop:
         started = time.perf_counter()
 
         # ---- prompt: reuse the cached prefix, evaluate the rest in batches
-        common = _common_prefix(self.cached, prompt)
-        if common == len(prompt):  # the last prompt token must be evaluated for fresh logits
-            common -= 1
-        if common < len(self.cached):
-            model.kv_truncate(common)
-            del self.cached[common:]
-        todo = prompt[common:]
-        n_eval = len(todo)
-        if todo:
-            model.set_abortable(True)
-            try:
-                step = model.n_batch
-                for i in range(0, n_eval, step):
-                    if cancel.is_set():
-                        break
-                    chunk = todo[i:i + step]
-                    n_past = len(self.cached)
-                    status = model.decode(chunk, n_past)
-                    if status != 0:
-                        model.kv_truncate(n_past)
-                        if status == 2 or cancel.is_set():
-                            break
-                        raise RuntimeError(f"llama_decode failed with status {status} while reading the prompt")
-                    self.cached.extend(chunk)
-                    if n_eval > step:
-                        yield Progress("prompt", min(i + step, n_eval), n_eval)
-            finally:
-                model.set_abortable(False)
+        n_eval = len(prompt) - self.reusable(prompt, fresh_logits=True)
+        for progress in self.feed(prompt, "prompt", fresh_logits=True):
+            if n_eval > model.n_batch:
+                yield progress
         prompt_done = time.perf_counter()
         prompt_s = prompt_done - started
         base = Stats(
@@ -271,7 +292,8 @@ def _stats(base: Stats, generated: list[int], started: float, first_at: float, l
     )
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the common start of two token lists."""
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:

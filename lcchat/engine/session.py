@@ -17,7 +17,7 @@ from lcchat.config.schema import Profile
 from lcchat.engine import templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats
-from lcchat.engine.generate import Generation, StopFilter, TokenLoop
+from lcchat.engine.generate import DecodeError, Generation, StopFilter, TokenLoop, common_prefix
 from lcchat.errors import LcchatError
 
 log = logging.getLogger("lcchat.session")
@@ -256,7 +256,7 @@ class ChatSession:
                 return 0
             text, tokens = history
             held, state = saved
-            n = _common_prefix(held, tokens)
+            n = common_prefix(held, tokens)
             if n == 0 or not self.model.load_state(state):  # type: ignore[attr-defined]
                 self.loop.reset()
                 return 0
@@ -278,35 +278,14 @@ class ChatSession:
             if history is None:
                 return
             text, tokens = history
-            model, loop = self.model, self.loop
-            cached = loop.cached
-            keep = _common_prefix(cached, tokens)
-            if keep < len(cached):
-                model.kv_truncate(keep)  # type: ignore[attr-defined]
-                del cached[keep:]
-            todo = tokens[keep:]
+            loop = self.loop
             loop.cancel_event.clear()
-            model.abort_requested = False  # type: ignore[attr-defined]
-            step = max(1, int(model.n_batch))  # type: ignore[attr-defined]
-            model.set_abortable(True)  # type: ignore[attr-defined]
+            self.model.abort_requested = False  # type: ignore[attr-defined]
             try:
-                for i in range(0, len(todo), step):
-                    if loop.cancel_event.is_set() or (cancel is not None and cancel.is_set()):
-                        break
-                    chunk = todo[i:i + step]
-                    n_past = len(cached)
-                    status = model.decode(chunk, n_past)  # type: ignore[attr-defined]
-                    if status != 0:
-                        model.kv_truncate(n_past)  # type: ignore[attr-defined]
-                        if status != 2:
-                            yield Notice("could not read the whole history into the context now; "
-                                         "the next message will", "warning")
-                        break
-                    cached.extend(chunk)
-                    yield Progress("history", i + len(chunk), len(todo))
-            finally:
-                model.set_abortable(False)  # type: ignore[attr-defined]
-            if len(cached) == len(tokens):
+                yield from loop.feed(tokens, "history", stop=cancel)
+            except DecodeError:
+                yield Notice("could not read the whole history into the context now; the next message will", "warning")
+            if len(loop.cached) == len(tokens):
                 self._cached_text, self._cached_n = text, len(tokens)
 
     def history_prefix(self) -> tuple[str, list[int]] | None:
@@ -376,14 +355,6 @@ class ChatSession:
 
     def _guard(self) -> "ChatSession._GuardCM":
         return ChatSession._GuardCM(self._lock)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 def _clean(text: str) -> str:
