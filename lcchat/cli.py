@@ -46,15 +46,15 @@ SUBCOMMANDS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line and exits 2."""
+class UsageParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line and exits 2 (every lcchat command uses it)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog.split()[0]} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = UsageParser(
         prog="lcchat",
         description="Chat with local GGUF models. With a PROMPT or piped stdin it answers once and exits; "
         "otherwise it starts an interactive chat.",
@@ -105,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_profiles_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="lcchat profiles", description="List, show and check profiles.")
+    p = UsageParser(prog="lcchat profiles", description="List, show and check profiles.")
     p.add_argument("-v", "--verbose", "--debug", action="store_true", dest="verbose")
-    sub = p.add_subparsers(dest="action", metavar="{list,show,check,import}", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="action", metavar="{list,show,check,import}", required=True, parser_class=UsageParser)
     sub.add_parser("list", help="list the profiles you can use with -p")
     show = sub.add_parser("show", help="print a profile with everything it inherits, resolved")
     show.add_argument("name", metavar="NAME")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from lcchat.cli import UsageParser
 from lcchat.errors import InputError, LcchatError, ModelFileError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -55,15 +56,10 @@ class Verdict:
         return f"{'ok' if self.ok else 'problem'}: {self.check}: {self.text}"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line and exits 2 (as cli._Parser)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="lcchat doctor", description="Check a GGUF model file for the problems that break chat: "
+    p = UsageParser(prog="lcchat doctor", description="Check a GGUF model file for the problems that break chat: "
                 "tokens, chat template, stop strings, RoPE, context, metadata llama.cpp would abort on.")
     p.add_argument("model", nargs="?", metavar="MODEL", help="the GGUF file (default: the profile's model)")
     p.add_argument("--tokenizer", metavar="FILE", help="the model's sentencepiece tokenizer.model, to compare the vocab with")

@@ -14,16 +14,15 @@ import logging
 import sys
 from typing import Sequence
 
+from lcchat.cli import UsageParser
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = UsageParser(
         prog="lcchat quant",
         description="Show a GGUF model's quantization, the other types scaled to it, its sibling "
         "quantizations and the memory it needs; with --to, make a new quantization.",

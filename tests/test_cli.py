@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,17 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.commandline import lcchat_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def lcchat_cmd() -> list[str]:
-    """The console script the install put beside this Python, else `python -m lcchat`."""
-    script = Path(sys.executable).parent / "lcchat"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("lcchat")
-    return [found] if found else [sys.executable, "-m", "lcchat"]
 
 
 def run(args: list[str], *, stdin: bytes | None = b"", timeout: float = 120, env_extra: dict | None = None):

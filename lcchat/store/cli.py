@@ -15,12 +15,12 @@ from lcchat.errors import LcchatError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lcchat.cli import _Parser
+    from lcchat.cli import UsageParser
 
-    p = _Parser(prog="lcchat history", description="Stored conversations: every turn is saved as soon as it ends. "
+    p = UsageParser(prog="lcchat history", description="Stored conversations: every turn is saved as soon as it ends. "
                                                    "`lcchat -C [ID]` continues one.")
     p.add_argument("-v", "--verbose", "--debug", action="store_true", dest="verbose")
-    sub = p.add_subparsers(dest="action", metavar="{list,show,export,rm}", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="action", metavar="{list,show,export,rm}", required=True, parser_class=UsageParser)
     ls = sub.add_parser("list", help="one line per conversation: id, date, profile, first message")
     ls.add_argument("-n", "--limit", type=int, metavar="N", help="only the N most recent")
     show = sub.add_parser("show", help="print a conversation")

@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 
 from lcchat.engine.chat import Message
 from lcchat.engine.events import Done, Event, Notice
+from lcchat.engine.generate import common_prefix
 from lcchat.store import kvstate
 from lcchat.store.db import Store, StoredConversation, UnknownConversation, now, one_line
 
@@ -65,7 +66,7 @@ class Recorder:
         rows = [(m.role, m.content, bool(m.interrupted)) for m in messages]
         with self._lock:
             cid = self.conversation_id
-            common = _common(self._rows, rows)
+            common = common_prefix(self._rows, rows)
             if cid is not None and common == 0 and self._rows:
                 cid = None  # /clear: a new conversation; the old one stays as it was
             if cid is None and not rows:
@@ -249,14 +250,6 @@ def attach(session, store: Store | None = None, *, on_warning: Callable[[str], N
         on_close.append(lambda _session: recorder.close())
     session.recorder = recorder
     return recorder
-
-
-def _common(a: list[Row], b: list[Row]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 def _reason(exc: BaseException, store: Store) -> str:

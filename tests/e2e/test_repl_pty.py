@@ -9,27 +9,17 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from tests.commandline import lcchat_cmd
 
 pexpect = pytest.importorskip("pexpect")
 
 ROOT = Path(__file__).resolve().parents[2]
 STATS = r"gen [\d.]+ t/s · \d+ tokens · ctx \d+/\d+"
 STREAM_START = "\x1b[1;23r"  # the live toolbar reserves the last row: the reply is streaming
-
-
-def lcchat_cmd() -> list[str]:
-    """The console script beside this Python (or on PATH), else `python -m lcchat`."""
-    script = Path(sys.executable).parent / "lcchat"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("lcchat")
-    return [found] if found else [sys.executable, "-m", "lcchat"]
 
 
 @pytest.fixture
@@ -46,7 +36,7 @@ def spawn(args: list[str], *, home: Path, editor: Path):
                PROMPT_TOOLKIT_NO_CPR="1")  # nothing here answers cursor-position requests
     cmd = [*lcchat_cmd(), "--repl", *args]
     child = pexpect.spawn(cmd[0], cmd[1:], env=env, cwd=str(ROOT), dimensions=(24, 80), encoding="utf-8",
-                          codec_errors="replace", timeout=20)
+                          codec_errors="replace", timeout=60)  # generous: CI machines are shared and slow
     child.logfile_read = io.StringIO()
     return child
 

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 from typing import Callable
 
 from lcchat.store.db import Store, StoredConversation
-
-
-def lcchat_cmd() -> list[str]:
-    """The console script the install put beside this Python, else `python -m lcchat`."""
-    script = Path(sys.executable).parent / "lcchat"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("lcchat")
-    return [found] if found else [sys.executable, "-m", "lcchat"]
+from tests.commandline import lcchat_cmd
 
 
 def run(args: list[str], *, stdin: bytes | None = b"", timeout: float = 120, env: dict | None = None,
