@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from lcchat.config.schema import Profile
 from lcchat.engine import templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
-from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats
+from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, StopFilter, TokenLoop, common_prefix
 from lcchat.errors import LcchatError
 
