@@ -1,0 +1,714 @@
+"""The Textual front-end: transcript, input box, live panels, themes.
+
+The app gets what it depends on through make_app(): a session factory (the real one loads
+the model; tests pass a fake session), a system monitor, an editor runner and the theme
+directories. Everything slow runs in thread workers: loading the model and generating a
+reply. The reply thread posts the engine's events as messages; the UI thread renders
+them. Slash commands come from the shared registry (lcchat.commands), as in the REPL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.screen import Screen
+
+from lcchat.commands import CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, TASK, THEME, Context, FrontState, Task, registry
+from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
+from lcchat.tui import themes as theme_files
+from lcchat.tui.palette import Palette, SlashCommands
+from lcchat.tui.panels import Dashboard, LiveStats, MonitorLike
+from lcchat.tui.prompt import PromptInput
+from lcchat.tui.transcript import AssistantTurn, LoadingLine, Transcript
+
+log = logging.getLogger("lcchat.tui")
+
+SessionFactory = Callable[..., Any]  # (on_progress=, cancel=) -> ChatSession
+EditorRunner = Callable[[str], "str | None"]
+
+FRAME_S = 1 / 30  # tokens closer together than this reach the transcript together
+WIDE_MIN = (100, 28)  # columns, lines from which the panels show instead of the status line
+DEFAULT_THEME = "dark"
+HINTS_IDLE = "Enter send · Ctrl+J newline · Ctrl+P commands · Ctrl+Q quit"
+HINTS_BUSY = "generating · Esc or Ctrl+C stops"
+
+# Variables every theme has; a theme file may set any of them (themes/dark.tcss sets all).
+THEME_DEFAULTS = {
+    "lc-user": "$secondary",
+    "lc-assistant": "$primary",
+    "lc-notice": "$warning",
+    "lc-muted": "$text-muted",
+    "lc-error": "$error",
+    "lc-ctx-ok": "$success",
+    "lc-ctx-warn": "$warning",
+    "lc-ctx-full": "$error",
+    "lc-border": "$primary",
+    "lc-title": "$primary",
+    "lc-status-fg": "$foreground",
+    "lc-status-bg": "$panel",
+    "lc-code-bg": "$surface",
+    # Textual's own CSS uses these under :ansi; its built-in ANSI themes define them.
+    "ansi-background": "ansi_default",
+    "ansi-foreground": "ansi_default",
+}
+
+
+# ---------------------------------------------------------------- messages
+
+
+class ReplyEvent(Message, bubble=False):
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class ReplyEnded(Message, bubble=False):
+    pass
+
+
+class TaskEvent(Message, bubble=False):
+    """An event of a Task (/quant, /load): progress and notices, not reply text."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class TaskEnded(Message, bubble=False):
+    pass
+
+
+class LoadProgress(Message, bubble=False):
+    def __init__(self, fraction: float) -> None:
+        super().__init__()
+        self.fraction = fraction
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, LoadProgress)
+
+
+class Loaded(Message, bubble=False):
+    def __init__(self, session: Any) -> None:
+        super().__init__()
+        self.session = session
+
+
+class LoadFailed(Message, bubble=False):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+
+# ---------------------------------------------------------------- the app
+
+
+class LcchatApp(App[int]):
+    TITLE = "lcchat"
+    COMMANDS = App.COMMANDS | {SlashCommands}
+    BINDINGS = [
+        Binding("ctrl+c", "stop('ctrl+c')", "Stop", show=False, priority=True, id="stop"),
+        Binding("escape", "stop('escape')", "Stop", show=False, id="stop-escape"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit"),
+        Binding("pageup", "scroll_transcript('page_up')", show=False, priority=True, id="page-up"),
+        Binding("pagedown", "scroll_transcript('page_down')", show=False, priority=True, id="page-down"),
+        Binding("ctrl+home", "scroll_transcript('home')", show=False, id="transcript-top"),
+        Binding("ctrl+end", "scroll_transcript('end')", show=False, id="transcript-end"),
+    ]
+    DEFAULT_CSS = App.DEFAULT_CSS + """
+    Screen { layout: vertical; }
+    """
+
+    def __init__(self, session_factory: SessionFactory, *, profile: Any = None, monitor: MonitorLike | None = None,
+                 theme: str | None = None, theme_dirs: list[Path] | None = None,
+                 editor: EditorRunner | None = None, cursor_blink: bool = True, verbose: bool = False) -> None:
+        super().__init__()
+        self.session_factory = session_factory
+        self.profile = profile
+        self.monitor = monitor
+        self.session: Any = None
+        self.verbose = verbose
+        self.cursor_blink = cursor_blink
+        self._editor = editor
+        self._theme_dirs = theme_dirs if theme_dirs is not None else theme_files.default_dirs()
+        self._theme_paths: dict[str, Path] = {}
+        self._wanted_theme = theme or (getattr(getattr(profile, "ui", None), "theme", None)) or DEFAULT_THEME
+        ui = getattr(profile, "ui", None)
+        self.front = FrontState(frontend="tui", theme=DEFAULT_THEME, stream=getattr(ui, "stream", True))
+        self.busy = False
+        self.load_error: str | None = None
+        self.load_exception: BaseException | None = None
+        self.exit_code = 0
+        self._turn: AssistantTurn | None = None
+        self._task: Task | None = None
+        self._task_line = None
+        self._streaming = True
+        self._final_stats: Stats | None = None
+        self._done_seen = False
+        self._reply_idle = threading.Event()
+        self._reply_idle.set()
+        self._load_cancel = threading.Event()
+        self._load_done = threading.Event()
+        self._loading: LoadingLine | None = None
+        self._quitting = False
+        self.startup_notices: list[tuple[str, str]] = []
+        self.lines_handled = 0  # input lines dealt with (tests wait on it)
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Transcript()
+        yield Dashboard(self.monitor)
+        prompt = PromptInput(completer=self._complete)
+        prompt.cursor_blink = self.cursor_blink
+        prompt.border_subtitle = HINTS_IDLE
+        yield prompt
+
+    @property
+    def transcript(self) -> Transcript:
+        return self.query_one(Transcript)
+
+    @property
+    def dashboard(self) -> Dashboard:
+        return self.query_one(Dashboard)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    async def on_mount(self) -> None:
+        self._load_themes()
+        error = self.apply_theme(self._wanted_theme)
+        if error:
+            self.startup_notices.append((error, "warning"))
+            self.apply_theme(DEFAULT_THEME if DEFAULT_THEME in self._theme_paths else next(iter(self._theme_paths), ""))
+        self._layout_for(self.size.width, self.size.height)
+        self.prompt.focus()
+        for text, level in self.startup_notices:
+            await self.transcript.add_notice(text, level)
+        what = self._model_label()
+        self.dashboard.set_loading(what, getattr(self.profile, "name", "") or "")
+        self._loading = await self.transcript.add_loading(f"Loading {what}...")
+        self._load()
+
+    def on_resize(self, event) -> None:
+        self._layout_for(event.size.width, event.size.height)
+
+    def _layout_for(self, width: int, height: int) -> None:
+        wide = width >= WIDE_MIN[0] and height >= WIDE_MIN[1]
+        try:
+            self.dashboard.set_class(wide, "-wide")
+        except Exception:  # noqa: BLE001 - before compose
+            pass
+
+    def _model_label(self) -> str:
+        path = getattr(getattr(self.profile, "model", None), "path", "") or ""
+        return Path(path).name if path else (getattr(self.profile, "name", "") or "the model")
+
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not Palette.is_open(self):
+            self.push_screen(Palette(id="--command-palette"))
+
+    def get_system_commands(self, screen: Screen) -> Iterator[SystemCommand]:
+        # lcchat's themes are switched with /theme; Textual's own theme list would bypass them.
+        for command in super().get_system_commands(screen):
+            if command.title != "Theme":
+                yield command
+
+    # ------------------------------------------------------------ themes
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(THEME_DEFAULTS)
+
+    def get_css_variables(self) -> dict[str, str]:
+        variables = theme_files.resolve_references(super().get_css_variables())
+        self.theme_variables = variables
+        return variables
+
+    @property
+    def theme_names(self) -> list[str]:
+        return sorted(self._theme_paths)
+
+    def _load_themes(self) -> None:
+        self._theme_paths = theme_files.discover(self._theme_dirs)
+        self.front.themes = self.theme_names
+
+    def _variables_for(self, theme) -> dict[str, str]:
+        variables = {**self.get_theme_variable_defaults(), **theme.to_color_system().generate(), **theme.variables}
+        return theme_files.resolve_references(variables)
+
+    def apply_theme(self, name: str) -> str | None:
+        """Switch to theme `name` (a file in a theme dir, read again now); an error message if it cannot."""
+        self._load_themes()
+        path = self._theme_paths.get(name)
+        if path is None:
+            return f"No theme {name!r}; themes: {', '.join(self.theme_names) or 'none found'}."
+        try:
+            spec = theme_files.parse_theme(path)
+            textual_theme = spec.to_textual()
+            theme_files.check(spec, self._variables_for(textual_theme))
+        except theme_files.ThemeError as exc:
+            return f"Theme {name!r} cannot be used: {exc}"
+        self.register_theme(textual_theme)
+        sources = self.stylesheet.source
+        for key in [k for k in sources if k[1] == "lcchat-theme"]:
+            del sources[key]
+        self.stylesheet.add_source(spec.css, read_from=(str(spec.path), "lcchat-theme"), is_default_css=False)
+        self.theme = textual_theme.name
+        self.refresh_css(animate=False)
+        self.front.theme = name
+        return None
+
+    # ------------------------------------------------------------ loading the model
+
+    @work(thread=True, group="load", exit_on_error=False)
+    def _load(self) -> None:
+        try:
+            session = self.session_factory(on_progress=self._report_load_progress, cancel=self._load_cancel)
+        except BaseException as exc:  # noqa: BLE001 - shown as one line by run_tui
+            self.post_message(LoadFailed(exc))
+        else:
+            self.post_message(Loaded(session))
+        finally:
+            self._load_done.set()
+
+    def _report_load_progress(self, fraction: float) -> None:
+        self.post_message(LoadProgress(fraction))
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        if self._loading is not None:
+            self._loading.progress(message.fraction)
+
+    async def on_loaded(self, message: Loaded) -> None:
+        self.session = message.session
+        if self._loading is not None:
+            await self._loading.remove()
+            self._loading = None
+        session = self.session
+        describe = session.model.describe()
+        self.dashboard.set_model(describe, session.profile.name)
+        self.dashboard.set_context(session.context_used, session.context_size)
+        if session.conversation.messages:  # continuing a saved conversation (-C)
+            await self.show_conversation()
+        for text in getattr(session, "notices", []) or []:
+            await self.transcript.add_notice(text, "warning")
+        load_s = describe.get("load_s")
+        took = f" in {load_s:.2f} s" if isinstance(load_s, (int, float)) else ""
+        await self.transcript.add_notice(f"{describe.get('file', 'the model')} is loaded{took}. "
+                                         "Type a message, or /help for the commands.", "info")
+        if self._quitting:
+            self.exit(0)
+
+    async def on_load_failed(self, message: LoadFailed) -> None:
+        from lcchat.errors import LcchatError
+
+        exc = message.error
+        if self._quitting:
+            self.exit(0)
+            return
+        if isinstance(exc, LcchatError):
+            self.load_error, self.exit_code = str(exc), exc.exit_code
+        elif isinstance(exc, KeyboardInterrupt):
+            self.load_error, self.exit_code = "interrupted", 130
+        else:
+            self.load_error = f"internal error: {type(exc).__name__}: {exc} (run with -v for details)"
+            self.exit_code = 1
+        self.load_exception = exc
+        self.exit(self.exit_code)
+
+    # ------------------------------------------------------------ input
+
+    async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
+        text = message.text
+        try:
+            if text.strip() and not await self.run_line(text):
+                self.prompt.give_back(text)
+        finally:
+            self.lines_handled += 1
+
+    def fill_prompt(self, text: str) -> None:
+        """Put `text` in the input box (the palette does this for commands that take arguments)."""
+        self.prompt.load_text(text)
+        self.prompt.move_cursor((0, len(text)))
+        self.prompt.focus()
+
+    async def run_line(self, text: str) -> bool:
+        """A line from the user: a slash command or a message. False if it was not taken
+        (the input then keeps it)."""
+        if text.lstrip().startswith("/") and not text.lstrip().startswith("//"):
+            await self.run_command(text.strip())
+            return True
+        if text.lstrip().startswith("//"):
+            text = text.lstrip()[1:]  # "//etc" sends "/etc"
+        return await self.send(text)
+
+    def _complete(self, text: str) -> list[str]:
+        ctx = Context(self.session, self.front)
+        try:
+            return registry.completions(ctx, text)
+        except Exception:  # noqa: BLE001 - a completer bug must not break typing
+            log.debug("completion failed", exc_info=True)
+            return []
+
+    # ------------------------------------------------------------ replies
+
+    async def send(self, text: str) -> bool:
+        if self.session is None:
+            await self.transcript.add_notice("The model is still loading; your message is kept in the box.", "warning")
+            return False
+        if self.busy:
+            await self.transcript.add_notice("A reply is being generated; Esc stops it. Your message is kept in the box.",
+                                             "warning")
+            return False
+        await self.transcript.add_user(text)
+        await self.start_reply(lambda: self.session.send(text))
+        return True
+
+    async def start_reply(self, produce: Callable[[], Iterator[Event]]) -> None:
+        self._turn = await self.transcript.start_reply()
+        self._streaming = self.front.stream
+        self._final_stats = None
+        self._done_seen = False
+        self._set_busy(True)
+        self._reply_idle.clear()
+        self._reply_worker(produce)
+
+    @work(thread=True, group="reply", exit_on_error=False)
+    def _reply_worker(self, produce: Callable[[], Iterator[Event]]) -> None:
+        """Runs the reply in a thread. Tokens that come faster than FRAME_S apart are sent
+        on together, so the UI appends to the Markdown at most ~30 times a second however
+        fast the model is; a slow model's tokens still go out one by one, at once."""
+        dashboard = self.dashboard
+        pending: list[str] = []
+        last = 0.0
+
+        def flush() -> None:
+            if pending:
+                self.post_message(ReplyEvent(Token("".join(pending))))
+                pending.clear()
+
+        try:
+            for event in produce():
+                if isinstance(event, Token):
+                    pending.append(event.text)
+                    now = time.monotonic()
+                    if now - last >= FRAME_S:
+                        flush()
+                        last = now
+                    continue
+                if isinstance(event, Stats):
+                    dashboard.post_message(LiveStats(event))
+                    if not event.final:
+                        continue
+                flush()
+                self.post_message(ReplyEvent(event))
+        except BaseException as exc:  # noqa: BLE001 - the chat goes on after a failed turn
+            log.debug("reply failed", exc_info=True)
+            flush()
+            self.post_message(ReplyEvent(Error(f"the reply failed: {type(exc).__name__}: {exc}")))
+        finally:
+            flush()
+            self.post_message(ReplyEnded())
+            self._reply_idle.set()
+
+    async def on_reply_event(self, message: ReplyEvent) -> None:
+        event, turn = message.event, self._turn
+        if turn is None:
+            return
+        if isinstance(event, Token):
+            if self._streaming:
+                await turn.write(event.text)
+            else:
+                turn.hold(event.text)
+        elif isinstance(event, Stats):
+            self._final_stats = event
+        elif isinstance(event, Progress):
+            pct = 100 * event.done // event.total if event.total else 0
+            turn.note.update(f"{event.what} {pct}%")
+        elif isinstance(event, Notice):
+            # Said before the reply (dropped turns) goes above it; said after (max_tokens) below.
+            await self.transcript.add_notice(event.text, event.level, before=None if turn.text else turn)
+        elif isinstance(event, Error):
+            await self.transcript.add_notice(event.message, "error")
+        elif isinstance(event, Done):
+            self._done_seen = True
+            stats = self._final_stats if event.finish_reason != "error" else None
+            await turn.finish(event.finish_reason, event.text, stats)
+
+    async def on_reply_ended(self, message: ReplyEnded) -> None:
+        turn, self._turn = self._turn, None
+        self.busy = False
+        if self._quitting:
+            self.exit(0)
+            return
+        try:
+            if turn is not None and not self._done_seen:
+                await turn.finish("error", None, None)
+            self._set_busy(False)
+            await self._sync_transcript(unsent=True)
+        except NoMatches:  # the app is closing and its widgets are gone
+            pass
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        prompt = self.prompt
+        prompt.set_class(busy, "-busy")
+        prompt.border_subtitle = HINTS_BUSY if busy else HINTS_IDLE
+        self.dashboard.set_generating(busy)
+
+    async def _sync_transcript(self, *, unsent: bool = False) -> None:
+        session = self.session
+        if session is None:
+            return
+        conv = session.conversation
+        await self.transcript.trim_turns(len(conv.messages), unsent=unsent)
+        self.transcript.mark_forgotten(getattr(conv, "window_start", 0))
+        self.dashboard.set_context(session.context_used, session.context_size)
+
+    # ------------------------------------------------------------ commands
+
+    async def run_command(self, line: str) -> None:
+        ctx = Context(self.session, self.front)
+        try:
+            result = registry.dispatch(ctx, line)
+        except Exception as exc:  # noqa: BLE001 - a failing command must not end the chat
+            log.debug("command failed", exc_info=True)
+            why = "the model is still loading" if self.session is None else f"{type(exc).__name__}: {exc}"
+            await self.transcript.add_output(f"The command failed: {why}", error=True, line=line)
+            return
+        action = result.action
+        if action == CLEAR:
+            await self.transcript.clear()
+        if result.text or result.rows:
+            await self.transcript.add_output(result.text, result.rows, error=result.error, line=line)
+        if action == EXIT:
+            await self.action_quit()
+        elif action == EDIT:
+            await self._edit(result.data or "")
+        elif action == GENERATE:
+            await self._generate(result.data)
+        elif action == TASK:
+            await self.start_task(result.data)
+        elif action == COPY:
+            self.copy_to_clipboard(str(result.data))
+        elif action == THEME:
+            error = self.apply_theme(str(result.data))
+            if error:
+                await self.transcript.add_output(error, error=True)
+        elif action == SETTINGS:
+            pass  # FrontState.stream is read when each reply starts
+        if not self.busy:  # a reply in flight changes the history itself; it syncs when it ends
+            await self._sync_transcript()
+
+    async def _generate(self, produce: Callable[[], Iterator[Event]]) -> None:
+        if self.session is None or self.busy:
+            await self.transcript.add_output("Wait for the reply to finish (Esc stops it).", error=True)
+            return
+        msgs = self.session.conversation.messages
+        if msgs and msgs[-1].role == "assistant":
+            await self.transcript.trim_turns(len(msgs) - 1)  # the reply being generated again
+        await self.start_reply(produce)
+
+    # ------------------------------------------------------------ tasks (/quant, /load)
+
+    async def start_task(self, task: Task) -> None:
+        if self.session is None or self.busy:
+            await self.transcript.add_output("Wait for the reply to finish (Esc stops it).", error=True)
+            return
+        self._task = task
+        self._task_line = await self.transcript.add_loading(f"{task.what}…")
+        self._set_busy(True)
+        self._reply_idle.clear()
+        self._task_worker(task)
+
+    @work(thread=True, group="reply", exit_on_error=False)
+    def _task_worker(self, task: Task) -> None:
+        try:
+            for event in task():
+                self.post_message(TaskEvent(event))
+        except Exception as exc:  # noqa: BLE001 - shown as one line; the chat goes on
+            log.debug("task failed", exc_info=True)
+            self.post_message(TaskEvent(Error(f"{task.what} failed: {exc}")))
+        finally:
+            self._reply_idle.set()
+            self.post_message(TaskEnded())
+
+    async def on_task_event(self, message: TaskEvent) -> None:
+        event, line = message.event, self._task_line
+        if isinstance(event, Progress) and line is not None:
+            line.label.update(f"{event.what} {event.done}/{event.total}")
+            line.progress(event.done / event.total if event.total else 0.0)
+        elif isinstance(event, Notice):
+            await self.transcript.add_notice(event.text, event.level)
+        elif isinstance(event, Error):
+            await self.transcript.add_notice(event.message, "error")
+
+    async def on_task_ended(self, message: TaskEnded) -> None:
+        line, self._task_line = self._task_line, None
+        task, self._task = self._task, None
+        self.busy = False
+        if self._quitting:
+            self.exit(0)
+            return
+        try:
+            if line is not None:
+                await line.remove()
+            self._set_busy(False)
+            session = self.session
+            self.dashboard.set_model(session.model.describe(), session.profile.name)  # a switch changes it
+            if task is not None and task.rebuild:
+                await self.show_conversation()
+            await self._sync_transcript()
+        except NoMatches:  # the app is closing and its widgets are gone
+            pass
+
+    async def show_conversation(self) -> None:
+        """Draw the session's conversation afresh (after /load, or when continuing one)."""
+        transcript = self.transcript
+        await transcript.clear()
+        for message in self.session.conversation.messages:
+            if message.role == "user":
+                await transcript.add_user(message.content)
+            else:
+                turn = await transcript.start_reply()
+                await turn.finish("interrupted" if message.interrupted else "stop", message.content, None)
+
+    async def _edit(self, initial: str) -> None:
+        from lcchat.tui.editor import EditorError, app_suspender, edit_text
+
+        runner = self._editor or (lambda text: edit_text(text, suspend=app_suspender(self)))
+        try:
+            text = runner(initial)
+        except EditorError as exc:
+            await self.transcript.add_output(str(exc), error=True)
+            return
+        finally:
+            self.refresh(layout=True)
+        if text is None:
+            await self.transcript.add_output("The editor was left empty; nothing was sent.")
+            return
+        if not await self.send(text):
+            self.fill_prompt(text)
+
+    # ------------------------------------------------------------ keys
+
+    def action_stop(self, key: str = "escape") -> None:
+        if self.busy and self.session is not None:
+            self.session.cancel()
+            if self._turn is not None:
+                self._turn.note.update("stopping...")
+            return
+        if key == "ctrl+c":
+            prompt = self.prompt
+            if prompt.has_focus and prompt.selected_text:
+                self.copy_to_clipboard(prompt.selected_text)
+                return
+            self.notify("Nothing to stop. Ctrl+Q quits.", timeout=3)
+        elif not self.prompt.has_focus:
+            self.prompt.focus()
+
+    async def action_quit(self) -> None:
+        self._quitting = True
+        if self.busy and self.session is not None:
+            self.session.cancel()
+            await asyncio.to_thread(self._reply_idle.wait, 5.0)
+        if self.session is None and not self._load_done.is_set():
+            self._load_cancel.set()
+            await asyncio.to_thread(self._load_done.wait, 5.0)
+        self.exit(self.exit_code if self.load_error else 0)
+
+    def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
+        # However the app ends, nothing keeps working behind it: a load or a reply in flight is cancelled.
+        self._load_cancel.set()
+        if self.busy and self.session is not None:
+            self.session.cancel()
+        super().exit(result, return_code, message)
+
+    def action_scroll_transcript(self, where: str) -> None:
+        transcript = self.transcript
+        if where == "page_up":
+            transcript.scroll_page_up(animate=False)
+        elif where == "page_down":
+            transcript.scroll_page_down(animate=False)
+        elif where == "home":
+            transcript.scroll_home(animate=False)
+        else:
+            transcript.scroll_end(animate=False)
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def make_app(session_factory: SessionFactory, **options: Any) -> LcchatApp:
+    """The app, with its dependencies: `session_factory(on_progress=, cancel=)` returns a
+    ChatSession; options are LcchatApp's keyword arguments (profile, monitor, theme,
+    theme_dirs, editor, cursor_blink, verbose)."""
+    return LcchatApp(session_factory, **options)
+
+
+def run_tui(profile: Any, *, verbose: bool = False) -> int:
+    """Load the profile's model and chat full-screen; returns the exit status."""
+    import sys
+
+    from lcchat.engine.monitor import Monitor
+    from lcchat.engine.session import open_session
+
+    def factory(on_progress=None, cancel=None):
+        return open_session(profile, on_progress=on_progress, cancel=cancel)
+
+    try:
+        monitor: MonitorLike | None = Monitor()
+    except Exception:  # noqa: BLE001 - no psutil figures is not a reason to stop
+        log.debug("no monitor", exc_info=True)
+        monitor = None
+    held = _hold_log_output()
+    app = make_app(factory, profile=profile, monitor=monitor, verbose=verbose)
+    try:
+        result = app.run()
+    finally:
+        _release_log_output(held)
+    if app.load_error:
+        exc = app.load_exception
+        if verbose and exc is not None:
+            import traceback
+
+            traceback.print_exception(exc)
+        print(f"lcchat: {app.load_error}", file=sys.stderr)
+        return app.exit_code
+    return int(result or 0) if isinstance(result, int) else app.return_code or 0
+
+
+def _hold_log_output() -> list[tuple[logging.StreamHandler, Any, Any]]:
+    """While the TUI owns the terminal, log lines meant for stderr (with -v) are kept and
+    printed after it exits, so they cannot scribble over the screen."""
+    import io
+    import sys
+
+    held = []
+    for name in ("lcchat", "lcchat.llama"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) in (sys.stderr, sys.stdout):
+                buffer = io.StringIO()
+                held.append((handler, handler.stream, buffer))
+                handler.setStream(buffer)
+    return held
+
+
+def _release_log_output(held) -> None:
+    seen = set()
+    for handler, stream, buffer in held:
+        handler.setStream(stream)
+        if id(buffer) not in seen:
+            seen.add(id(buffer))
+            text = buffer.getvalue()
+            if text:
+                stream.write(text[-200_000:])

@@ -1,0 +1,339 @@
+"""The transcript: user and assistant turns, notices and command output.
+
+An assistant turn shows its reply in Markdown widgets fed through Textual's MarkdownStream:
+each fragment is appended (Markdown.append re-parses only the last block), and fragments
+that arrive while the widget is busy are joined into one append; the whole reply is never
+rendered again. A long reply is split into segments of about SEGMENT_BLOCKS blocks, each
+its own Markdown widget, at a blank line outside a code fence: mounting a block costs
+time in proportion to its siblings, so without segments a token would cost more the
+longer the reply grew.
+"""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.containers import Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Label, Markdown, ProgressBar, Static
+from textual.widgets.markdown import MarkdownStream
+
+from lcchat.engine.events import Stats
+from lcchat.tui.panels import rate
+
+FINISH_NOTES = {
+    "interrupted": "interrupted: the partial reply is kept",
+    "error": "the reply failed",
+}
+
+
+class UserTurn(Static):
+    DEFAULT_CSS = """
+    UserTurn {
+        margin: 1 0 0 0;
+        padding: 0 1;
+        border-left: thick $lc-user;
+        text-style: bold;
+    }
+    UserTurn.-unsent { color: $lc-muted; text-style: strike; }
+    UserTurn.-forgotten, AssistantTurn.-forgotten { opacity: 60%; }
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(Text(text), markup=False)
+        self.text = text
+
+
+class AssistantTurn(Vertical):
+    DEFAULT_CSS = """
+    AssistantTurn {
+        height: auto;
+        margin: 1 0 0 0;
+        padding: 0 0 0 1;
+        border-left: wide $lc-assistant;
+    }
+    AssistantTurn > Markdown { margin: 0; padding: 0; background: transparent; }
+    /* Blocks are spaced by a top margin, so the last one (still growing while a reply
+       streams) leaves no blank line under it; the Markdown's own -1 hides the first
+       block's. No :first-child/:last-child here: Textual restyles every sibling that
+       has an order rule each time a block is mounted, which grows with the reply. */
+    AssistantTurn > Markdown > MarkdownBlock, AssistantTurn > Markdown > MarkdownFence:ansi { margin: 1 0 0 0; }
+    AssistantTurn.-has-text > Markdown.-lead { margin-top: -1; }
+    AssistantTurn MarkdownFence { background: $lc-code-bg; }
+    AssistantTurn MarkdownFence > Label, AssistantTurn MarkdownFence:ansi > Label { padding: 0 1; }
+    AssistantTurn > .turn-note { color: $lc-muted; height: auto; width: 1fr; }
+    AssistantTurn.-interrupted { border-left: wide $lc-notice; }
+    AssistantTurn.-interrupted > .turn-note { color: $lc-notice; text-style: bold; }
+    AssistantTurn.-error > .turn-note { color: $lc-error; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.segments: list[Markdown] = [Markdown("", open_links=False, classes="-lead")]
+        self.note = Label("...", classes="turn-note")
+        self._stream: MarkdownStream | None = None
+        self._segment_text = ""  # what the last segment holds
+        self.text = ""
+        self.finish_reason: str | None = None
+
+    @property
+    def markdown(self) -> Markdown:
+        """The segment being written."""
+        return self.segments[-1]
+
+    @property
+    def source(self) -> str:
+        """The Markdown shown, all segments together."""
+        return "".join(m.source for m in self.segments)
+
+    def compose(self):
+        yield from self.segments
+        yield self.note
+
+    async def write(self, fragment: str) -> None:
+        """Append a fragment of the reply (streaming)."""
+        self.text += fragment
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.markdown)
+            self.add_class("-has-text")
+        while (cut := _segment_cut(self._segment_text, fragment)) is not None:
+            head, fragment = fragment[:cut], fragment[cut:]
+            if head:
+                await self._stream.write(head)
+            await self._stream.stop()
+            segment = Markdown("", open_links=False)
+            self.segments.append(segment)
+            await self.mount(segment, before=self.note)
+            self._stream = Markdown.get_stream(segment)
+            self._segment_text = ""
+        self._segment_text += fragment
+        await self._stream.write(fragment)
+
+    def hold(self, fragment: str) -> None:
+        """Keep a fragment without showing it (streaming is off)."""
+        self.text += fragment
+        self.note.update("generating...")
+
+    async def finish(self, reason: str, text: str | None = None, stats: Stats | None = None) -> None:
+        """Show the whole reply (if it was not streamed) and what happened."""
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+            if text is not None and text != self.text:
+                # The engine kept something other than what streamed (rare): show what is kept.
+                for extra in self.segments[1:]:
+                    await extra.remove()
+                del self.segments[1:]
+                await self.markdown.update(text)
+        elif text or self.text:
+            self.add_class("-has-text")
+            await self.markdown.update(text if text is not None else self.text)
+        if text is not None:
+            self.text = text
+        self.finish_reason = reason
+        self.set_class(reason == "interrupted", "-interrupted")
+        self.set_class(reason == "error", "-error")
+        parts = []
+        if reason in FINISH_NOTES:
+            parts.append(FINISH_NOTES[reason])
+        if stats is not None and reason != "error":
+            parts.append(f"gen {rate(stats.tokens_per_s)} t/s · {stats.completion_tokens} "
+                         f"token{'s' if stats.completion_tokens != 1 else ''} · "
+                         f"prompt {rate(stats.prompt_tokens_per_s)} t/s")
+        self.note.update(" · ".join(parts))
+        self.note.display = bool(parts)
+
+
+SEGMENT_BLOCKS = 24  # blank-line separated blocks per Markdown widget, about
+
+
+def _segment_cut(segment: str, fragment: str) -> int | None:
+    """Where in `fragment` a new segment may start: after the first blank line outside a
+    code fence at which the segment holds SEGMENT_BLOCKS blocks. None: not in this fragment."""
+    if "\n\n" not in segment[-1:] + fragment:
+        return None
+    text = segment + fragment
+    pos = max(0, len(segment) - 1)
+    while (pos := text.find("\n\n", pos)) >= 0:
+        cut = pos + 2
+        if text.count("\n\n", 0, cut) >= SEGMENT_BLOCKS and not _inside_fence(text[:cut]):
+            return cut - len(segment)
+        pos += 1
+    return None
+
+
+def _inside_fence(text: str) -> bool:
+    fence = ""
+    for line in text.split("\n"):
+        stripped = line.lstrip(" ")
+        if len(line) - len(stripped) > 3:
+            continue
+        mark = stripped[:3]
+        if mark in ("```", "~~~"):
+            if not fence:
+                fence = mark
+            elif mark == fence:
+                fence = ""
+    return bool(fence)
+
+
+class Notice(Static):
+    DEFAULT_CSS = """
+    Notice { margin: 1 0 0 0; color: $lc-notice; padding: 0 1; }
+    Notice.-info { color: $lc-muted; }
+    Notice.-error { color: $lc-error; text-style: bold; }
+    """
+
+    def __init__(self, text: str, level: str = "info") -> None:
+        prefix = {"error": "error: ", "warning": "note: "}.get(level, "")
+        super().__init__(Text(prefix + text), markup=False, classes=f"-{level}")
+        self.text = text
+
+
+class CommandOutput(Vertical):
+    """What a slash command said: the command, its text, then a two-column table."""
+
+    DEFAULT_CSS = """
+    CommandOutput { height: auto; margin: 1 0 0 0; padding: 0 1; border-left: solid $lc-border; }
+    CommandOutput > .command-line { color: $lc-muted; }
+    CommandOutput.-error { border-left: solid $lc-error; }
+    CommandOutput.-error > .command-body { color: $lc-error; }
+    """
+
+    def __init__(self, text: str, rows: list[tuple[str, str]] | None = None, *, error: bool = False,
+                 line: str = "") -> None:
+        super().__init__(classes="-error" if error else "")
+        self.text = text
+        self.rows = rows or []
+        self.line = line
+
+    def compose(self):
+        if self.line:
+            yield Label(Text(self.line), classes="command-line")
+        yield Static(self._render_result(self.text, self.rows), markup=False, classes="command-body")
+
+    @staticmethod
+    def _render_result(text: str, rows: list[tuple[str, str]] | None):
+        if not rows:
+            return Text(text)
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        for left, right in rows:
+            table.add_row(Text(str(left)), Text(str(right)))
+        if not text:
+            return table
+        from rich.console import Group
+
+        return Group(Text(text), Text(""), table)
+
+
+class LoadingLine(Vertical):
+    DEFAULT_CSS = """
+    LoadingLine { height: auto; margin: 1 0 0 0; padding: 0 1; }
+    LoadingLine ProgressBar { width: 1fr; }
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.label = Label(what)
+        self.bar = ProgressBar(total=100, show_eta=False)
+
+    def compose(self):
+        yield self.label
+        yield self.bar
+
+    def progress(self, fraction: float) -> None:
+        self.bar.update(progress=max(0.0, min(1.0, fraction)) * 100)
+
+
+class Transcript(VerticalScroll):
+    """The conversation as widgets. `turns` lists the user and assistant turns in the order
+    of session.conversation.messages, so the view can follow /undo, /retry and errors."""
+
+    DEFAULT_CSS = """
+    Transcript {
+        height: 1fr;
+        padding: 0 1 1 1;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    def __init__(self, *, id: str | None = "transcript") -> None:
+        super().__init__(id=id, can_focus=True)
+        self.turns: list[Widget] = []
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    def on_key(self, event) -> None:
+        # Typing while the transcript has the focus (after Tab) goes to the input box.
+        if event.is_printable and event.character:
+            prompt = self.app.query_one("PromptInput")
+            prompt.focus()
+            prompt.insert(event.character)
+            event.stop()
+
+    async def _add(self, widget: Widget, before: Widget | None = None) -> Widget:
+        if before is not None and before.parent is self:
+            await self.mount(widget, before=before)
+        else:
+            await self.mount(widget)
+        return widget
+
+    @property
+    def is_anchored(self) -> bool:
+        return bool(getattr(self, "_anchored", False)) and not getattr(self, "_anchor_released", False)
+
+    async def add_user(self, text: str) -> UserTurn:
+        turn = UserTurn(text)
+        self.turns.append(turn)
+        await self._add(turn)
+        return turn
+
+    async def start_reply(self) -> AssistantTurn:
+        turn = AssistantTurn()
+        self.turns.append(turn)
+        await self._add(turn)
+        return turn
+
+    async def add_notice(self, text: str, level: str = "info", before: Widget | None = None) -> Notice:
+        return await self._add(Notice(text, level), before=before)  # type: ignore[return-value]
+
+    async def add_output(self, text: str, rows=None, *, error: bool = False, line: str = "") -> CommandOutput:
+        return await self._add(CommandOutput(text, rows, error=error, line=line))  # type: ignore[return-value]
+
+    async def add_loading(self, what: str) -> LoadingLine:
+        return await self._add(LoadingLine(what))  # type: ignore[return-value]
+
+    async def clear(self) -> None:
+        self.turns.clear()
+        await self.remove_children()
+        self.anchor()
+
+    async def trim_turns(self, keep: int, *, unsent: bool = False) -> None:
+        """Drop turns beyond the first `keep` (the session forgot them). With unsent=True a
+        user turn stays on screen, struck through, and empty replies go."""
+        while len(self.turns) > keep:
+            turn = self.turns.pop()
+            if unsent and isinstance(turn, UserTurn):
+                turn.add_class("-unsent")
+            elif unsent and isinstance(turn, AssistantTurn) and turn.text:
+                turn.add_class("-forgotten")
+            else:
+                await turn.remove()
+
+    def mark_forgotten(self, window_start: int) -> None:
+        """Dim the turns the model no longer sees (dropped to fit the context)."""
+        for i, turn in enumerate(self.turns):
+            turn.set_class(i < window_start, "-forgotten")
+
+    def last_reply(self) -> AssistantTurn | None:
+        for turn in reversed(self.turns):
+            if isinstance(turn, AssistantTurn):
+                return turn
+        return None
+
+    def follow(self) -> None:
+        if self.is_anchored:
+            self.scroll_end(animate=False, immediate=False)
