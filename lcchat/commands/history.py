@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from lcchat.commands.registry import GENERATE, Context, Result, UsageError, registry
+from lcchat.commands.registry import TASK, Context, Result, Task, UsageError, registry
 from lcchat.errors import LcchatError
 
 BUSY = "Wait for the reply to finish (Ctrl+C stops it)."
@@ -89,7 +89,7 @@ def cmd_load(ctx: Context, arg: str) -> Result:
     tail = last_lines(stored)
     if tail:
         text += "\n\n" + tail
-    return Result(text, action=GENERATE, data=lambda: recorder.prefill_events(stored))
+    return Result(text, action=TASK, data=Task(lambda: recorder.prefill_events(stored), "history", rebuild=True))
 
 
 @registry.command("history", args="[N]", help="list the saved conversations, most recent first")

@@ -1,7 +1,7 @@
 """/quant: see the model's quantization, switch to a sibling, make a new one, change the
 KV cache type. The work lives in engine/quant.py; this only parses and returns Results.
 
-Long work (switching, making, reloading the KV cache) comes back as a GENERATE whose
+Long work (switching, making, reloading the KV cache) comes back as a TASK whose
 iterator yields Progress and Notice events and ends with Done. It stops on the front-end's
 usual session.cancel(): the iterators watch session.loop.cancel_event, which cancel() sets
 (a quantization's child process is then killed and its temporary file removed).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
-from lcchat.commands.registry import GENERATE, Context, Result, UsageError, registry
+from lcchat.commands.registry import TASK, Context, Result, Task, UsageError, registry
 from lcchat.config.schema import KV_CACHE_TYPES
 from lcchat.engine.events import Done, Error, Event, Notice
 
@@ -46,21 +46,6 @@ def _variants(ctx: Context, *, read_headers: bool = True):
     relative = profile.source.parent if profile.source else None
     return quant.find_variants(_model_path(ctx), profile.model.variants, relative_to=relative,
                                read_headers=read_headers)
-
-
-class Task:
-    """The data of a GENERATE that is not a reply (a switch, a quantization): calling it
-    gives the event iterator, as for any GENERATE. `is_reply = False` tells a front-end not
-    to replace the last reply on screen nor to show this as an assistant turn."""
-
-    is_reply = False
-
-    def __init__(self, produce: Callable[[], Iterator[Event]], what: str):
-        self._produce = produce
-        self.what = what
-
-    def __call__(self) -> Iterator[Event]:
-        return self._produce()
 
 
 def _complete(ctx: Context, arg: str) -> list[str]:
@@ -127,7 +112,7 @@ def _switch(ctx: Context, wanted: str) -> Result:
     if variant.current:
         return Result(f"{variant.path.name} ({variant.type_name}) is the model in use.")
     session = ctx.session
-    return Result(action=GENERATE, data=Task(lambda: quant.switch_variant(session, variant), "switch"))
+    return Result(action=TASK, data=Task(lambda: quant.switch_variant(session, variant), "switch"))
 
 
 def _make(ctx: Context, words: list[str]) -> Result:
@@ -143,7 +128,7 @@ def _make(ctx: Context, words: list[str]) -> Result:
     plan = quant.plan_quantize(_model_path(ctx), names[0], allow_requantize="--allow-requantize" in flags,
                                force="--force" in flags, info=_info(ctx))
     session = ctx.session
-    return Result(action=GENERATE, data=Task(lambda: _run_make(session, plan), "quantize"))
+    return Result(action=TASK, data=Task(lambda: _run_make(session, plan), "quantize"))
 
 
 def _run_make(session, plan) -> Iterator[Event]:
@@ -189,4 +174,4 @@ def _kv(ctx: Context, words: list[str]) -> Result:
             raise UsageError(f"Unknown KV cache type {name!r}; choose one of {', '.join(KV_CACHE_TYPES)}.")
     if (type_k, type_v) == (settings.cache_type_k, settings.cache_type_v):
         return Result(f"The KV cache is already {type_k}/{type_v}.")
-    return Result(action=GENERATE, data=Task(lambda: quant.switch_kv(session, type_k, type_v), "kv"))
+    return Result(action=TASK, data=Task(lambda: quant.switch_kv(session, type_k, type_v), "kv"))

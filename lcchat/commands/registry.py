@@ -10,16 +10,32 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 # Actions a front-end carries out after a command:
 EXIT = "exit"  # leave the chat
 CLEAR = "clear"  # clear the screen/transcript (the session is already cleared)
 EDIT = "edit"  # open the user's editor; send what they save (data: initial text)
-GENERATE = "generate"  # stream events from data (a callable returning an event iterator)
+GENERATE = "generate"  # a reply: stream events from data (a callable returning an event iterator)
+TASK = "task"  # long work that is not a reply (switch model, quantize, read a history): data is a Task
 COPY = "copy"  # put data (text) on the clipboard with OSC 52
 THEME = "theme"  # switch to theme data
 SETTINGS = "settings"  # front-end settings changed (stream, vi mode): re-read FrontState
+
+
+class Task:
+    """Long work a command asks a front-end to run in the background: calling it gives the
+    event iterator (Progress, Notice, Error, Done). session.cancel() stops it. It is not a
+    reply, so it is shown as progress, not as an assistant turn; with `rebuild` the
+    conversation was replaced (/load) and the front-end redraws it."""
+
+    def __init__(self, produce: Callable[[], Iterator[Any]], what: str, *, rebuild: bool = False):
+        self._produce = produce
+        self.what = what
+        self.rebuild = rebuild
+
+    def __call__(self) -> Iterator[Any]:
+        return self._produce()
 
 
 @dataclass

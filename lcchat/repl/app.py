@@ -27,7 +27,7 @@ from prompt_toolkit.styles import Style
 
 from lcchat.commands import builtin  # noqa: F401 - declares the commands
 from lcchat.commands.registry import (
-    CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, THEME, Context, FrontState, Registry, registry as default_registry,
+    CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, TASK, THEME, Context, FrontState, Registry, registry as default_registry,
 )
 from lcchat.engine.events import Event
 from lcchat.errors import LcchatError
@@ -215,10 +215,10 @@ class Repl:
         self.printer.result(result)
         if action == EDIT:
             self.edit(result.data or "")
-        elif action == GENERATE and callable(result.data):
-            task = result.data  # a reply (/retry, /load) or other long work (/quant: is_reply False)
-            doing = "reading prompt…" if getattr(task, "is_reply", True) else f"{getattr(task, 'what', 'working')}…"
-            self.player.play(task, stream=self.state.stream, doing=doing)
+        elif action == GENERATE and callable(result.data):  # a reply: /retry
+            self.player.play(result.data, stream=self.state.stream)
+        elif action == TASK and callable(result.data):  # long work: /quant, /load
+            self.player.play(result.data, stream=self.state.stream, doing=f"{result.data.what}…")
         elif action == THEME:
             self.printer.dim("Themes change the TUI's look; the REPL has none.")
         elif action == SETTINGS:

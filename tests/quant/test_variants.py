@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lcchat.commands import GENERATE, Context, FrontState, registry
+from lcchat.commands import TASK, Context, FrontState, registry
 from lcchat.engine import quant
 from lcchat.engine.events import Done, Error, Notice, Progress, Stats
 from lcchat.engine.fake import FakeModel, fake_session
@@ -82,7 +82,7 @@ def test_switch_model_keeps_the_history_on_a_fake() -> None:
 def run_command(session, line: str) -> list:
     result = registry.dispatch(Context(session, FrontState()), line)
     assert not result.error, result.text
-    assert result.action == GENERATE
+    assert result.action == TASK
     return list(result.data())
 
 

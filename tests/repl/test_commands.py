@@ -173,22 +173,18 @@ def test_a_line_starting_with_a_space_is_a_message_not_a_command(drive) -> None:
 
 
 def test_long_work_that_is_not_a_reply(drive) -> None:
-    """A GENERATE whose data is not a reply (/quant's switch or quantization) shows its
-    notices and progress, and no reply figures."""
-    from lcchat.commands.registry import GENERATE, Registry, Result
+    """A TASK (/quant's switch or quantization, /load) shows its notices and progress, and
+    no reply figures."""
+    from lcchat.commands.registry import TASK, Registry, Result, Task
     from lcchat.engine.events import Done, Notice, Progress
 
-    class Task:
-        is_reply = False
-        what = "quantize"
-
-        def __call__(self):
-            yield Progress("quantize", 1, 2)
-            yield Notice("wrote model.Q4_K_M.gguf")
-            yield Done("stop", "")
+    def work():
+        yield Progress("quantize", 1, 2)
+        yield Notice("wrote model.Q4_K_M.gguf")
+        yield Done("stop", "")
 
     reg = Registry()
-    reg.command("work", help="long work")(lambda ctx, arg: Result(action=GENERATE, data=Task()))
+    reg.command("work", help="long work")(lambda ctx, arg: Result(action=TASK, data=Task(work, "quantize")))
     seen = []
     run = drive("/work" + ENTER, registry=reg, live_toolbar=True, toolbar_every=60,
                 before=lambda repl: seen.append(repl))
