@@ -103,6 +103,25 @@ def physical_cores() -> int:
     return max(1, n or os.cpu_count() or 1)
 
 
+def auto_threads(sample_s: float = 0.1) -> int:
+    """Threads for n_threads = 0: the physical cores, less those other processes keep busy.
+
+    llama.cpp's threads wait for each other at every graph node, so one thread that shares
+    a core with another process holds all of them back: on a 2-core machine with the other
+    core busy, 2 threads ran at half the speed of 1 (benchmarks/RESULTS.md, Threads).
+    """
+    cores = physical_cores()
+    try:
+        import psutil
+
+        logical = psutil.cpu_count() or cores
+        busy_logical = sum(psutil.cpu_percent(interval=sample_s, percpu=True)) / 100.0
+    except Exception:  # noqa: BLE001 - no figures: use every core
+        return cores
+    busy_cores = busy_logical * cores / logical
+    return max(1, cores - int(busy_cores + 0.5))
+
+
 def _ggml_type(name: str) -> int:
     import gguf
 
@@ -165,7 +184,7 @@ class Model:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.train_ctx = llama_cpp.llama_model_n_ctx_train(self._model)
 
-        n_threads = settings.n_threads or physical_cores()
+        n_threads = settings.n_threads or auto_threads()
         n_threads_batch = settings.n_threads_batch or n_threads
         n_ctx = settings.n_ctx or self.train_ctx
         resolved = rope.resolve_for(rope_settings, self.info, n_ctx=n_ctx)

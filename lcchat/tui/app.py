@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ log = logging.getLogger("lcchat.tui")
 SessionFactory = Callable[..., Any]  # (on_progress=, cancel=) -> ChatSession
 EditorRunner = Callable[[str], "str | None"]
 
+GIL_SWITCH_S = 0.0005
 FRAME_S = 1 / 30  # tokens closer together than this reach the transcript together
 WIDE_MIN = (100, 28)  # columns, lines from which the panels show instead of the status line
 DEFAULT_THEME = "dark"
@@ -163,6 +165,9 @@ class LcchatApp(App[int]):
         self.startup_notices: list[tuple[str, str]] = []
         self.lines_handled = 0  # input lines dealt with (tests wait on it)
 
+    def on_unmount(self) -> None:
+        sys.setswitchinterval(getattr(self, "_switch_interval", 0.005))
+
     # ------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
@@ -186,6 +191,12 @@ class LcchatApp(App[int]):
         return self.query_one(PromptInput)
 
     async def on_mount(self) -> None:
+        # The reply thread needs the GIL for a few microseconds per token, between
+        # llama_decode calls; with Python's default 5 ms switch interval it can wait that
+        # long behind the UI's rendering on every token (measured: 0.87x pipe mode's speed;
+        # 0.93x at 0.5 ms). See benchmarks/RESULTS.md.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
         self._load_themes()
         error = self.apply_theme(self._wanted_theme)
         if error:

@@ -141,3 +141,15 @@ def test_smollm2_multi_turn_evaluates_only_the_new_tokens(smollm2) -> None:
         stats = [e for e in events if isinstance(e, Stats) and e.final][0]
         assert stats.prompt_eval_tokens == stats.prompt_tokens - used
         used = stats.context_used
+
+
+@pytest.mark.parametrize("load, expected", [([3.0, 5.0], 2), ([98.0, 4.0], 1), ([99.0, 97.0], 1), ([60.0, 40.0], 1)])
+def test_auto_threads_leaves_out_cores_other_processes_keep_busy(monkeypatch, load, expected) -> None:
+    import psutil
+
+    from lcchat.engine import model
+
+    monkeypatch.setattr(model, "physical_cores", lambda: 2)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 2)
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None, percpu=False: load)
+    assert model.auto_threads() == expected
