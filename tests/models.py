@@ -63,6 +63,30 @@ def _vocab(extra_special_tokens: tuple[str, ...]) -> tuple[list[str], list[float
     return tokens, [entries[t][0] for t in tokens], [int(entries[t][1]) for t in tokens]
 
 
+def _llama_writer(path: Path, name: str, file_type: gguf.LlamaFileType, *, n_ctx_train: int, n_embd: int,
+                  n_layer: int, n_ff: int, n_head: int, n_head_kv: int,
+                  vocab: tuple[list[str], list[float], list[int]]) -> gguf.GGUFWriter:
+    """A GGUFWriter holding the llama hyperparameters and the SentencePiece vocabulary."""
+    tokens, scores, types = vocab
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name(name)
+    w.add_file_type(file_type)
+    w.add_context_length(n_ctx_train)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_rope_dimension_count(n_embd // n_head)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    return w
+
+
 def write_tiny_model(
     path: str | os.PathLike[str],
     *,
@@ -91,22 +115,10 @@ def write_tiny_model(
     tokens, scores, types = _vocab(tuple(extra_special_tokens))
     eos_id = tokens.index(eos_token) if eos_token is not None else tokens.index("</s>")
 
-    w = gguf.GGUFWriter(path, "llama")
-    w.add_name("tiny-test-model")
-    w.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == F32 else gguf.LlamaFileType.MOSTLY_F16)
-    w.add_context_length(n_ctx_train)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_rope_dimension_count(n_embd // n_head)
-    w.add_rope_freq_base(10000.0)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
+    w = _llama_writer(path, "tiny-test-model",
+                      gguf.LlamaFileType.ALL_F32 if dtype == F32 else gguf.LlamaFileType.MOSTLY_F16,
+                      n_ctx_train=n_ctx_train, n_embd=n_embd, n_layer=n_layer, n_ff=n_ff, n_head=n_head,
+                      n_head_kv=n_head_kv, vocab=(tokens, scores, types))
     w.add_bos_token_id(tokens.index("<s>"))
     w.add_eos_token_id(eos_id)
     w.add_unk_token_id(tokens.index("<unk>"))
@@ -223,22 +235,8 @@ def write_vocab_model(
         types = [int(special.get(t, _TT.BYTE if len(t) == 6 and t.startswith("<0x") else _TT.NORMAL)) for t in tokens]
     scores = scores if scores is not None else [0.0] * len(tokens)
     n_layer, n_embd, n_head, n_ff = 1, 32, 2, 64
-    w = gguf.GGUFWriter(path, "llama")
-    w.add_name("tiny-vocab-model")
-    w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    w.add_context_length(n_ctx_train)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head)
-    w.add_rope_dimension_count(n_embd // n_head)
-    w.add_rope_freq_base(10000.0)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_token_scores(scores)
-    w.add_token_types(types)
+    w = _llama_writer(path, "tiny-vocab-model", gguf.LlamaFileType.ALL_F32, n_ctx_train=n_ctx_train, n_embd=n_embd,
+                      n_layer=n_layer, n_ff=n_ff, n_head=n_head, n_head_kv=n_head, vocab=(tokens, scores, types))
     if bos_token is not None and bos_token in tokens:
         w.add_bos_token_id(tokens.index(bos_token))
     if eos_token is not None and eos_token in tokens:
