@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -120,6 +121,38 @@ def auto_threads(sample_s: float = 0.1) -> int:
         return cores
     busy_cores = busy_logical * cores / logical
     return max(1, cores - int(busy_cores + 0.5))
+
+
+class _Speller:
+    """For a SentencePiece vocab without <0xNN> byte tokens: replaces the characters it
+    cannot spell. llama.cpp falls back to byte tokens for a character such a vocab has no
+    piece for; with none there it throws from C++ and the process aborts (an emoji is
+    enough). Special-token texts (<|im_start|> ...) are left whole: they are matched as
+    tokens, not spelled."""
+
+    def __init__(self, tokens: list[str], types: list[int]):
+        self.chars = frozenset(t.replace("\u2581", " ") for t in tokens if len(t.replace("\u2581", " ")) == 1)
+        specials = sorted({t for t, kind in zip(tokens, types) if kind in (3, 4) and t}, key=len, reverse=True)
+        self.specials = re.compile("(" + "|".join(map(re.escape, specials)) + ")") if specials else None
+        self.stand_in = next((c for c in "?\ufffd " if c in self.chars), "")
+
+    @classmethod
+    def for_vocab(cls, info: gguf_info.GGUFInfo) -> "_Speller | None":
+        tokens = info.tokens
+        if info.metadata.get("tokenizer.ggml.model") != "llama" or not tokens or "<0x0A>" in tokens:
+            return None
+        return cls(tokens, info.token_types or [1] * len(tokens))
+
+    def __call__(self, text: str) -> str:
+        parts = self.specials.split(text) if self.specials else [text]
+        for i in range(0, len(parts), 2):  # even parts are plain text, odd ones special tokens
+            part = parts[i]
+            if any(c not in self.chars for c in part):
+                parts[i] = "".join(c if c in self.chars else self._stand_in(c) for c in part)
+        return "".join(parts)
+
+    def _stand_in(self, c: str) -> str:
+        return " " if c.isspace() and " " in self.chars else self.stand_in
 
 
 def _ggml_type(name: str) -> int:
@@ -232,6 +265,7 @@ class Model:
         self.eos_text = self.token_text(self.eos) if self.eos >= 0 else ""
         self._pieces: dict[int, bytes] = {}
         self._eog: dict[int, bool] = {}
+        self._speller = _Speller.for_vocab(self.info)
         self._piece_buf = ctypes.create_string_buffer(256)
         self.load = LoadInfo(self.path, time.perf_counter() - started, self.n_ctx, n_threads,
                              n_threads_batch, settings.n_gpu_layers, resolved)
@@ -239,6 +273,8 @@ class Model:
     # ------------------------------------------------------------ vocab
 
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
+        if self._speller is not None:
+            text = self._speller(text)
         data = text.encode("utf-8", "replace")
         llama_cpp = self._llama
         capacity = len(data) + 8

@@ -153,3 +153,31 @@ def test_auto_threads_leaves_out_cores_other_processes_keep_busy(monkeypatch, lo
     monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 2)
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None, percpu=False: load)
     assert model.auto_threads() == expected
+
+
+def test_spm_vocab_without_byte_tokens_survives_characters_it_lacks(tmp_path) -> None:
+    """llama.cpp aborts the process when such a vocab meets a character it cannot spell
+    (it falls back to byte tokens that are not there). Run in a child: an abort must fail
+    the test, not end the test run."""
+    import subprocess
+
+    from tests.commandline import lcchat_cmd
+    from tests.models import write_vocab_model
+
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tokens = ["<unk>", "<s>", "</s>", "\u2581", *letters, *("\u2581" + c for c in letters), "<|im_start|>", "<|im_end|>"]
+    path = write_vocab_model(tmp_path / "nobytes.gguf", tokens, eos_token="<|im_end|>")
+    result = subprocess.run([*lcchat_cmd(), "-m", str(path), "-c", "256", "-n", "4", "hi 😀 é\nnew line"],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-500:]
+
+
+
+def test_speller_replaces_only_what_the_vocab_cannot_spell_and_keeps_special_tokens() -> None:
+    from lcchat.engine.model import _Speller
+
+    tokens = ["<unk>", "<s>", "\u2581", "a", "b", "?", "<|im_start|>", "\u2581ab"]
+    types = [2, 3, 1, 1, 1, 1, 3, 1]
+    speller = _Speller(tokens, types)
+    assert speller("<|im_start|>ab\n😀b") == "<|im_start|>ab ?b"
+    assert speller("ab ba") == "ab ba"  # nothing to do
