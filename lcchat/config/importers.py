@@ -5,16 +5,15 @@ carry over; the notes go into the profile as comments, so nothing is dropped sil
 Values are checked against the schema as they are read, with the file and line (or key)
 in the error. The profile is written to the user's profile directory only after it loads.
 
-Ollama's TEMPLATE is a Go template. Go templates do not map to Jinja in general, but the
-classic shape, one turn written with .System, .Prompt and .Response, does: it becomes a
-Jinja macro applied to each exchange. Templates over .Messages are recognised by their
-markers (ChatML, Llama 3, [INST]) and replaced with the equivalent shipped template;
-anything else is kept as a comment and the model's own GGUF template is used.
+Ollama's TEMPLATE is a Go template: gotemplate translates it to a Jinja template that
+renders what Ollama renders. What it cannot translate faithfully is named in a note, kept
+as a comment, and the model's own GGUF template is used; never a look-alike template.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -24,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from lcchat import paths
-from lcchat.config import loader
+from lcchat.config import gotemplate, loader
+from lcchat.config.gotemplate import jinja_string
 from lcchat.config.schema import SECTIONS
 from lcchat.errors import InputError, LcchatError, ProfileError
 
 EXIT_OK = 0
+MAX_IMPORT = 16 << 20  # bytes: Modelfiles and presets are a few KB
 
 # Ollama PARAMETER name -> profile key
 OLLAMA_PARAMETERS = {
@@ -145,24 +146,40 @@ class Imported:
 
 
 def _coerce(spec: Any, value: Any, where: str) -> Any:
-    """A value from a text file or JSON as the schema's type (numbers from strings ...)."""
+    """A value from a text file or JSON as the schema's type (numbers from strings ...).
+    Numbers must be finite: `inf`, `1e400` (which JSON reads as infinity) and `nan` are errors."""
     kind = str(spec.type)
-    try:
-        if kind == "bool" and isinstance(value, str):
-            lowered = value.strip().lower()
-            if lowered in ("true", "false"):
-                return lowered == "true"
-        elif kind == "int" and isinstance(value, (str, float)) and not isinstance(value, bool):
-            number = float(value)
-            if number == int(number):
-                return int(number)
-        elif kind == "float" and isinstance(value, (str, int)) and not isinstance(value, bool):
-            return float(value)
-        elif kind == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-    except ValueError:
-        raise ProfileError(f"{where}: {value!r} is not a number") from None
+    if isinstance(value, bool):
+        return value
+    if kind == "bool" and isinstance(value, str):
+        lowered = value.strip().lower()
+        return lowered == "true" if lowered in ("true", "false") else value
+    if kind in ("int", "float") and isinstance(value, str):
+        value = _number(value.strip(), where)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProfileError(f"{where}: {value} is not a finite number")
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "float" and isinstance(value, int):
+        return float(value)
+    if kind == "str" and isinstance(value, (int, float)):
+        return str(value)
     return value
+
+
+def _number(text: str, where: str) -> int | float:
+    """A number written in a file: whole numbers exactly, others as floats."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        raise ProfileError(f"{where}: {text!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ProfileError(f"{where}: {text!r} is not a finite number")
+    return number
 
 
 # ---------------------------------------------------------------- Ollama Modelfile
@@ -182,8 +199,16 @@ def read_modelfile(path: Path) -> Imported:
         elif instruction == "SYSTEM":
             imported.set("chat.system", argument, f"{where}: SYSTEM")
         elif instruction == "TEMPLATE":
-            _template(imported, argument)
-        elif instruction in ("ADAPTER", "MESSAGE", "LICENSE", "REQUIRES"):
+            _template(imported, argument, number)
+        elif instruction == "ADAPTER":
+            imported.notes.append(f"ADAPTER (line {number}) was not converted: lcchat loads no LoRA adapters; merge "
+                                  f"{argument} into the model (llama.cpp's llama-export-lora) and give the merged "
+                                  "GGUF with -m")
+        elif instruction == "MESSAGE":
+            imported.notes.append(f"MESSAGE (line {number}) was not converted: a profile holds no opening "
+                                  "conversation; to start from one, keep it in a conversation and resume it "
+                                  "with -C ID")
+        elif instruction in ("LICENSE", "REQUIRES"):
             imported.notes.append(f"{instruction} (line {number}) has no lcchat equivalent and was not converted")
         else:
             raise ProfileError(f"{where}: unknown Modelfile instruction {instruction!r}")
@@ -203,26 +228,23 @@ def _modelfile_instructions(text: str, path: Path):
         line = lines[i]
         number = i + 1
         i += 1
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        stripped = line.lstrip()
+        if not stripped.strip() or stripped.startswith("#"):
             continue
-        word, _, rest = stripped.partition(" ")
-        if "\t" in word:
-            word, _, more = word.partition("\t")
-            rest = more + " " + rest
-        rest = rest.strip()
+        cut = next((k for k, c in enumerate(stripped) if c in " \t"), len(stripped))
+        word, rest = stripped[:cut], stripped[cut:].lstrip(" \t")
         if rest.startswith('"""'):
-            body = rest[3:]
-            while '"""' not in body:
+            parts = [rest[3:]]  # verbatim: a template's spaces are part of the prompt
+            while '"""' not in parts[-1]:  # each line looked at once: linear in the file
                 if i >= len(lines):
                     raise ProfileError(f"{path}:{number}: {word.upper()} opens \"\"\" but never closes it")
-                body += "\n" + lines[i]
+                parts.append(lines[i])
                 i += 1
-            argument, _, after = body.partition('"""')
+            argument, _, after = "\n".join(parts).partition('"""')
             if after.strip():
                 raise ProfileError(f"{path}:{number}: unexpected text after the closing \"\"\": {after.strip()!r}")
         else:
-            argument = _unquote(rest)
+            argument = _unquote(rest.strip())
         if not argument and word.upper() not in ("SYSTEM", "TEMPLATE"):
             raise ProfileError(f"{path}:{number}: {word.upper()} needs a value")
         yield number, word.upper(), argument
@@ -245,7 +267,7 @@ def _from(imported: Imported, argument: str, modelfile: Path) -> None:
         return
     target = Path(os.path.expandvars(os.path.expanduser(argument)))
     if not target.is_absolute():
-        target = (modelfile.parent / target).resolve()
+        target = loader.resolved_path(modelfile.parent / target)
     if target.is_dir():
         imported.notes.append(f"FROM {argument} is a directory (weights to convert), not a GGUF file: convert it "
                               "with llama.cpp and give the GGUF with -m")
@@ -273,127 +295,19 @@ def _parameter(imported: Imported, argument: str, where: str) -> None:
         imported.set(key, value, label)
 
 
-def _template(imported: Imported, go: str) -> None:
-    converted = go_template_to_jinja(go)
-    if converted is not None:
-        jinja, how = converted
-        imported.data.setdefault("chat", {})["template"] = jinja
-        imported.notes.append(f"TEMPLATE converted from Ollama's Go template ({how})")
+def _template(imported: Imported, go: str, line: int) -> None:
+    try:
+        translation = gotemplate.translate(go)
+    except gotemplate.Untranslatable as exc:
+        where = f" (line {exc.line + line - 1} of the Modelfile)" if exc.line else ""
+        imported.notes.append(f"TEMPLATE was not converted: lcchat cannot translate {exc.what}{where}; the GGUF's "
+                              "own chat template is used and the original is kept below for reference (set "
+                              "[chat] format or template if the GGUF has none)")
+        imported.comment_block = "Ollama TEMPLATE (not converted):\n" + go
         return
-    imported.notes.append("TEMPLATE was not converted: Go templates do not map to Jinja in general, so the GGUF's "
-                          "own chat template is used; the original is kept below for reference (set [chat] format "
-                          "or template if the GGUF has none)")
-    imported.comment_block = "Ollama TEMPLATE (not converted):\n" + go
-
-
-# ---------------------------------------------------------------- Go templates
-
-
-_GO_ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.DOTALL)
-_GO_VARS = {".System": "system", ".Prompt": "prompt"}
-
-
-def go_template_to_jinja(go: str) -> tuple[str, str] | None:
-    """A Jinja chat template for an Ollama Go template, with how it was made, or None."""
-    parts = _go_parts(go)
-    if parts is not None:
-        jinja = _legacy_to_jinja(parts)
-        if jinja is not None:
-            return jinja, "one turn with .System, .Prompt and .Response, applied to each exchange"
-    return _recognise(go)
-
-
-def _go_parts(go: str) -> list[tuple[str, str]] | None:
-    """The template as ("text", s) and ("action", a) parts with {{- -}} trimming applied."""
-    parts: list[tuple[str, str]] = []
-    pos = 0
-    trim_next = False
-    for m in _GO_ACTION.finditer(go):
-        text = go[pos:m.start()]
-        if trim_next:
-            text = text.lstrip()
-        if m.group(1):
-            text = text.rstrip()
-        if text:
-            parts.append(("text", text))
-        parts.append(("action", m.group(2)))
-        trim_next = bool(m.group(3))
-        pos = m.end()
-    tail = go[pos:]
-    if trim_next:
-        tail = tail.lstrip()
-    if tail:
-        parts.append(("text", tail))
-    if "{{" in "".join(t for k, t in parts if k == "text"):
-        return None
-    return parts
-
-
-def _legacy_to_jinja(parts: list[tuple[str, str]]) -> str | None:
-    """The classic one-turn template (if .System / .System / if .Prompt / .Prompt / .Response
-    / end, and text) as a Jinja macro applied to each exchange; None for anything else."""
-    body: list[str] = []
-    depth = 0
-    after_response = False
-    seen_response = False
-    for kind, value in parts:
-        if kind == "text":
-            body.append("{{ " + jinja_string(value) + " }}")
-            continue
-        action = " ".join(value.split())
-        if action in _GO_VARS:
-            body.append("{{ " + _GO_VARS[action] + " }}")
-        elif action.startswith("if ") and action[3:] in _GO_VARS:
-            body.append("{% if " + _GO_VARS[action[3:]] + " %}")
-            depth += 1
-        elif action == "end" and depth:
-            body.append("{% endif %}")
-            depth -= 1
-        elif action == ".Response" and depth == 0 and not seen_response:
-            body.append("{% if not last %}{{ response }}")
-            seen_response = after_response = True
-        else:
-            return None
-    if depth or not seen_response:
-        return None
-    if after_response:
-        body.append("{% endif %}")
-    macro = "".join(body)
-    return (
-        "{% macro turn(system, prompt, response, last) %}" + macro + "{% endmacro %}"
-        "{% if messages and messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] %}"
-        "{% set rest = messages[1:] %}{% else %}{% set system = '' %}{% set rest = messages %}{% endif %}"
-        "{% for message in rest %}{% if message['role'] == 'user' %}"
-        "{% set answered = loop.index0 + 1 < rest | length %}"
-        "{{ turn(system if loop.first else '', message['content'], "
-        "rest[loop.index0 + 1]['content'] if answered else '', not answered) }}"
-        "{% endif %}{% endfor %}"
-    )
-
-
-def _recognise(go: str) -> tuple[str, str] | None:
-    """Templates over .Messages: the shipped equivalent when the markers say which it is."""
-    from lcchat.engine import templates
-
-    if "<|im_start|>" in go and "<|im_end|>" in go:
-        return templates.CHATML, "recognised as ChatML"
-    if "<|start_header_id|>" in go and "<|eot_id|>" in go:
-        return _shipped_template("llama3"), "recognised as the Llama 3 format (the llama3 profile's template)"
-    if "[INST]" in go and "<<SYS>>" in go:
-        return _shipped_template("chinese-alpaca-2"), "recognised as the Llama 2 chat format"
-    if "[INST]" in go:
-        return _shipped_template("mistral"), "recognised as the Mistral [INST] format (the mistral profile's template)"
-    return None
-
-
-def _shipped_template(name: str) -> str:
-    return loader.load_profile(str(paths.shipped_profiles_dir() / f"{name}.toml")).chat.template
-
-
-def jinja_string(text: str) -> str:
-    """`text` as a Jinja string literal (one line: the sandbox trims around block tags)."""
-    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return f"'{escaped}'"
+    imported.data.setdefault("chat", {})["template"] = translation.jinja
+    imported.notes.append(f"TEMPLATE {translation.how}")
+    imported.notes += translation.notes
 
 
 # ---------------------------------------------------------------- LM Studio presets
@@ -404,6 +318,8 @@ def read_lmstudio(path: Path) -> Imported:
         preset = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise ProfileError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+    except RecursionError:
+        raise ProfileError(f"{path}: JSON nested too deeply to be an LM Studio preset") from None
     if not isinstance(preset, dict):
         raise ProfileError(f"{path}: an LM Studio preset is a JSON object")
     name = preset.get("name") if isinstance(preset.get("name"), str) else ""
@@ -454,13 +370,7 @@ def _lmstudio_value(imported: Imported, key: str | None, value: Any, where: str)
         imported.notes.append(f"{label} = {json.dumps(value)} has no lcchat equivalent and was not converted")
         return
     if key == "chat.stop":
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            raise ProfileError(f"{where}: must be a list of strings")
-        for stop in value:
-            if stop:
-                imported.add_stop(stop, where)
+        _add_stops(imported, value, where)
         return
     if (key == "rope.freq_base" and value == 0) or (key == "rope.freq_scale" and value in (0, 1)):
         return  # the model's own
@@ -471,6 +381,25 @@ def _lmstudio_value(imported: Imported, key: str | None, value: Any, where: str)
     if key == "chat.system" and value == "":
         return
     imported.set(key, value, where)
+
+
+def _add_stops(imported: Imported, value: Any, where: str) -> None:
+    """Stop strings from a preset: a JSON list of strings and nothing else (a lone string is
+    not read as a list of its characters)."""
+    if not isinstance(value, list) or not all(isinstance(stop, str) for stop in value):
+        raise ProfileError(f"{where}: must be a list of strings, not {_json_kind(value)}")
+    for stop in value:
+        if stop:
+            imported.add_stop(stop, where)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list with a non-string in it" if value else "a list"
+    for kinds, name in ((bool, "true/false"), ((int, float), "a number"), (str, "a string"), (dict, "an object")):
+        if isinstance(value, kinds):
+            return name
+    return "null"
 
 
 def _lmstudio_field(imported: Imported, name: str, value: Any, where: str) -> None:
@@ -499,9 +428,11 @@ def _lmstudio_field(imported: Imported, name: str, value: Any, where: str) -> No
 def _lmstudio_prompt_template(imported: Imported, value: Any, where: str) -> None:
     if not isinstance(value, dict):
         raise ProfileError(f"{where}: must be a JSON object")
-    for stop in value.get("stopStrings") or []:
-        if isinstance(stop, str) and stop:
-            imported.add_stop(stop, where)
+    if value.get("stopStrings") is not None:
+        _add_stops(imported, value["stopStrings"], f"{where}.stopStrings")
+    for key in ("jinjaPromptTemplate", "manualPromptTemplate"):
+        if value.get(key) is not None and not isinstance(value[key], dict):
+            raise ProfileError(f"{where}.{key}: must be a JSON object, not {_json_kind(value[key])}")
     kind = value.get("type")
     if kind == "jinja":
         template = (value.get("jinjaPromptTemplate") or {}).get("template")
@@ -605,9 +536,12 @@ def import_profile(path: Path, *, name: str | None = None, force: bool = False, 
 
 def _read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_IMPORT + 1)
     except OSError as exc:
         raise InputError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+    if len(raw) > MAX_IMPORT:
+        raise ProfileError(f"{path}: larger than {MAX_IMPORT >> 20} MB, so not a Modelfile or a preset")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lcchat import paths
-from lcchat.config import importers, loader
-from lcchat.engine.templates import CHATML, compile_jinja
+from lcchat.config import gotemplate, importers, loader
+from lcchat.engine.templates import compile_jinja
 from lcchat.errors import InputError, ProfileError
 from tests import models
 
@@ -62,31 +62,50 @@ def test_modelfile_parameters_system_stops_and_from(lcchat_home) -> None:
 
 def test_classic_go_template_becomes_jinja_with_the_same_output(lcchat_home) -> None:
     profile, out, _ = do_import("chatml.Modelfile")
-    assert "TEMPLATE converted from Ollama's Go template" in out
+    assert "TEMPLATE translated: a one-exchange template" in out
     assert render(profile) == CHATML_2_TURNS
     assert render(profile, CONVERSATION[1:2]) == "<|im_start|>user\nu1<|im_end|>\n<|im_start|>assistant\n"
 
 
-def test_messages_templates_are_recognised_by_their_markers(lcchat_home) -> None:
+def test_messages_templates_are_translated_not_replaced(lcchat_home) -> None:
     profile, out, written = do_import("llama3-pirate.Modelfile")
-    assert profile.chat.template == shipped("llama3").chat.template
+    assert "TEMPLATE translated: a template over .Messages" in out
+    header = "\n<|start_header_id|>{}<|end_header_id|>\n\n{}<|eot_id|>"  # the template's newline is not trimmed
+    assert render(profile) == "".join(header.format(m["role"], m["content"]) for m in CONVERSATION) + \
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
     assert profile.model.path == "" and profile.chat.system == "You are a pirate."
     assert "names a model in Ollama's library" in out and "lcchat -p llama3-pirate -m MODEL.gguf" in out
     assert "LICENSE (line" in written.read_text()
 
     profile, out, _ = do_import("mistral-local.Modelfile")
-    assert profile.chat.template == shipped("mistral").chat.template
+    assert render(profile) == "[INST] SYS u1 [/INST]a1[INST] u2 [/INST]"
     assert profile.model.n_gpu_layers == 99 and profile.sampling.max_tokens == -1
 
 
-def test_a_go_template_that_does_not_map_is_kept_as_a_comment(lcchat_home) -> None:
+def test_a_go_template_over_messages_or_prompt_takes_the_messages_branch(lcchat_home) -> None:
     profile, out, written = do_import("alpaca.Modelfile")
-    assert profile.chat.template == ""
-    assert "TEMPLATE was not converted" in out
-    text = written.read_text()
-    assert "# Ollama TEMPLATE (not converted):" in text and "# {{ .Content }}" in text
+    assert render(profile) == "### system:\nSYS\n### user:\nu1\n### assistant:\na1\n### user:\nu2\n### Response:\n"
     assert profile.model.path == "/models/alpaca-7b.Q4_0.gguf"
     assert profile.chat.system == "Below is an instruction that describes a task."
+
+
+def test_a_go_template_that_does_not_translate_is_kept_as_a_comment(tmp_path, lcchat_home) -> None:
+    path = tmp_path / "Modelfile"
+    path.write_text('FROM /m.gguf\nTEMPLATE """{{ range .Messages }}{{ html .Content }}{{ end }}"""\n')
+    out = io.StringIO()
+    importers.import_profile(path, out=out, name="kept")
+    assert "lcchat cannot translate the function html (line 2 of the Modelfile)" in out.getvalue()
+    assert loader.load_profile("kept").chat.template == ""
+    text = (lcchat_home / "config" / "profiles" / "kept.toml").read_text()
+    assert "# Ollama TEMPLATE (not converted):" in text and "{{ html .Content }}" in text
+
+
+def test_adapter_and_message_lines_say_what_they_would_need(tmp_path) -> None:
+    path = tmp_path / "Modelfile"
+    path.write_text("FROM /m.gguf\nADAPTER ./lora.gguf\nMESSAGE user hello\n")
+    notes = importers.read_modelfile(path).notes
+    assert any("ADAPTER (line 2)" in n and "merge ./lora.gguf into the model" in n for n in notes)
+    assert any("MESSAGE (line 3)" in n and "resume it with -C ID" in n for n in notes)
 
 
 def test_a_bad_value_names_the_file_and_line(lcchat_home) -> None:
@@ -112,11 +131,10 @@ def test_broken_modelfiles(tmp_path, text, message) -> None:
 
 def test_go_template_conversion_directly() -> None:
     go = "{{- if .System }}SYS: {{ .System }}\n{{ end }}USER: {{ .Prompt }}\nBOT: {{ .Response }}\n"
-    jinja, _ = importers.go_template_to_jinja(go)
-    rendered = compile_jinja(jinja).render(CONVERSATION)
+    rendered = compile_jinja(gotemplate.translate(go).jinja).render(CONVERSATION)
     assert rendered == "SYS: SYS\nUSER: u1\nBOT: a1\nUSER: u2\nBOT: "
-    assert importers.go_template_to_jinja("{{ range .Messages }}{{ .Content }}{{ end }}") is None
-    assert importers.go_template_to_jinja("<|im_start|>{{ range .Messages }}{{ end }}<|im_end|>")[0] == CHATML
+    rendered = compile_jinja(gotemplate.translate("{{ range .Messages }}{{ .Content }}|{{ end }}").jinja).render(CONVERSATION)
+    assert rendered == "SYS|u1|a1|u2|"
 
 
 # ---------------------------------------------------------------- LM Studio
