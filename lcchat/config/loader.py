@@ -9,6 +9,7 @@ and the key, and suggests the nearest valid key for a typo.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import sys
@@ -52,6 +53,8 @@ def find_profile(name: str, *, relative_to: Path | None = None) -> Path:
         path = Path(os.path.expandvars(os.path.expanduser(name)))
         if not path.is_absolute() and relative_to is not None:
             path = relative_to / path
+        if path.is_dir():
+            raise ProfileError(f"{path} is a directory; give a profile file (NAME.toml) or a profile name")
         if not path.is_file():
             raise ProfileError(f"profile file {path} does not exist")
         return path
@@ -163,6 +166,8 @@ def check_value(f: Any, value: Any) -> str | None:
     elif expected == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number, not {_kind(value)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number, not {value}"
     elif expected == "str":
         if not isinstance(value, str):
             return f"must be a string, not {_kind(value)}"
@@ -237,6 +242,14 @@ def _load_chain(path: Path, seen: list[Path]) -> dict[str, Any]:
     return data
 
 
+def resolved_path(path: Path) -> Path:
+    """`path` made absolute with its links followed; a link that loops is bad input."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # RuntimeError up to Python 3.12, OSError (ELOOP) after
+        raise ModelFileError(f"{path}: the symbolic link loops back on itself; give the model file itself") from exc
+
+
 def _anchor_model_path(data: dict[str, Any], path: Path) -> dict[str, Any]:
     """Make a relative model path relative to the profile file that wrote it."""
     model = data.get("model")
@@ -245,7 +258,7 @@ def _anchor_model_path(data: dict[str, Any], path: Path) -> dict[str, Any]:
         if not raw.startswith("pkg:"):
             expanded = os.path.expandvars(os.path.expanduser(raw))
             if not os.path.isabs(expanded):
-                expanded = str((path.parent / expanded).resolve())
+                expanded = str(resolved_path(path.parent / expanded))
             data = {**data, "model": {**model, "path": expanded}}
     return data
 
@@ -281,7 +294,7 @@ def apply_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     if isinstance(nested.get("model"), dict) and nested["model"].get("path"):
         raw = nested["model"]["path"]
         if not raw.startswith("pkg:"):
-            nested["model"]["path"] = str(Path(os.path.expandvars(os.path.expanduser(raw))).resolve())
+            nested["model"]["path"] = str(resolved_path(Path(os.path.expandvars(os.path.expanduser(raw)))))
     return nested
 
 

@@ -249,8 +249,10 @@ class Store:
         text = str(ref).strip().lstrip("#")
         with self.reading() as conn:
             if conn is not None:
-                if text.isdigit():
-                    row = conn.execute("SELECT id FROM conversations WHERE id = ?", (int(text),)).fetchone()
+                if text.isascii() and text.isdigit():
+                    number = int(text)  # past SQLite's 64-bit range no conversation has it
+                    row = None if number >= 1 << 63 else conn.execute(
+                        "SELECT id FROM conversations WHERE id = ?", (number,)).fetchone()
                 else:
                     row = conn.execute("SELECT id FROM conversations WHERE name = ?", (text,)).fetchone()
                 if row is not None:
