@@ -12,6 +12,10 @@ Untranslatable naming the construct and where it is: the importer then keeps the
 as a comment and the GGUF's own template is used, rather than a template that renders
 differently.
 
+Known differences, none of which Ollama's own templates meet: Go prints a missing value as
+"<no value>" and Jinja as nothing; maps, lists and floats print in Python's spelling; json
+uses Jinja's tojson spacing. Tools and tool calls translate, but lcchat sends none.
+
 The Jinja it writes uses `{%- -%}` and `{{- -}}` on every tag and writes all literal text
 as string expressions, so its layout (one tag a line, indented) never reaches the prompt,
 whatever trim_blocks and lstrip_blocks say.

@@ -25,6 +25,7 @@ from typing import Any
 from lcchat import paths
 from lcchat.config import gotemplate, loader
 from lcchat.config.gotemplate import jinja_string
+from lcchat.engine import templates
 from lcchat.config.schema import SECTIONS
 from lcchat.errors import InputError, LcchatError, ProfileError
 
@@ -298,16 +299,20 @@ def _parameter(imported: Imported, argument: str, where: str) -> None:
 def _template(imported: Imported, go: str, line: int) -> None:
     try:
         translation = gotemplate.translate(go)
+        templates.compile_jinja(translation.jinja, source="translated TEMPLATE")  # a safety net
     except gotemplate.Untranslatable as exc:
         where = f" (line {exc.line + line - 1} of the Modelfile)" if exc.line else ""
-        imported.notes.append(f"TEMPLATE was not converted: lcchat cannot translate {exc.what}{where}; the GGUF's "
-                              "own chat template is used and the original is kept below for reference (set "
-                              "[chat] format or template if the GGUF has none)")
-        imported.comment_block = "Ollama TEMPLATE (not converted):\n" + go
+        why = f"lcchat cannot translate {exc.what}{where}"
+    except templates.TemplateError as exc:
+        why = f"{exc} (a bug in lcchat's translator: please report it)"
+    else:
+        imported.data.setdefault("chat", {})["template"] = translation.jinja
+        imported.notes.append(f"TEMPLATE {translation.how}")
+        imported.notes += translation.notes
         return
-    imported.data.setdefault("chat", {})["template"] = translation.jinja
-    imported.notes.append(f"TEMPLATE {translation.how}")
-    imported.notes += translation.notes
+    imported.notes.append(f"TEMPLATE was not converted: {why}; the GGUF's own chat template is used and the "
+                          "original is kept below for reference (set [chat] format or template if the GGUF has none)")
+    imported.comment_block = "Ollama TEMPLATE (not converted):\n" + go
 
 
 # ---------------------------------------------------------------- LM Studio presets

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from lcchat import paths
 from lcchat.config import gotemplate, importers, loader
 from lcchat.engine.templates import compile_jinja
 from lcchat.errors import InputError, ProfileError
@@ -31,10 +30,6 @@ def do_import(fixture: str, **kw) -> tuple[loader.Profile, str, Path]:
     assert importers.import_profile(FIXTURES / fixture, out=out, **kw) == 0
     written = Path(out.getvalue().splitlines()[0].rsplit(" to ", 1)[1])
     return loader.load_profile(written.stem), out.getvalue(), written
-
-
-def shipped(name: str) -> loader.Profile:
-    return loader.load_profile(str(paths.shipped_profiles_dir() / f"{name}.toml"))
 
 
 def render(profile, messages=CONVERSATION) -> str:

@@ -18,10 +18,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lcchat import cli, paths
 from lcchat.config import gotemplate, importers, loader
-from lcchat.engine.templates import compile_jinja
+from lcchat.engine.templates import TemplateError, compile_jinja
 from tests.commandline import lcchat_cmd
 
 DATA = Path(__file__).resolve().parent / "ollama_templates"
@@ -172,6 +174,29 @@ def test_deep_nesting_is_refused_not_a_recursion_error() -> None:
     for go in ("{{ if .X }}" * 5000 + "{{ end }}" * 5000, "{{ " + "(" * 5000 + ".X" + ")" * 5000 + " }}"):
         with pytest.raises(gotemplate.Untranslatable, match="nested more than"):
             gotemplate.translate(go)
+
+
+_PIECES = ["{{", "}}", "{{- ", " -}}", " end ", " else ", " if ", " range ", "$i", "$", ".Messages", " := ", " = ", "(",
+           ")", "|", '"', "`", "printf", "slice", "index", "eq", "break", "continue", "with", "\n", "x"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(TEMPLATES), st.lists(st.tuples(st.floats(0, 1), st.integers(0, 6), st.sampled_from(_PIECES)),
+                                            min_size=1, max_size=4))
+def test_mutated_templates_translate_or_are_refused_never_crash(template, edits) -> None:
+    go = (DATA / template).read_text()
+    for where, cut, piece in edits:
+        at = int(where * len(go))
+        go = go[:at] + piece + go[at + cut:]
+    try:
+        translation = gotemplate.translate(go)
+    except gotemplate.Untranslatable:
+        return
+    formatter = compile_jinja(translation.jinja)  # raises TemplateError if the Jinja were broken
+    try:
+        formatter.render(CONVERSATIONS["system-user-assistant-user"])
+    except TemplateError:
+        pass  # a template that fails at run time fails in Ollama too (index out of range ...)
 
 
 def test_importers_use_the_translator() -> None:
