@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from lcchat import cli, paths
 from lcchat.config import gotemplate, importers, loader
 from lcchat.engine.templates import TemplateError, compile_jinja
+from tests import models
 from tests.commandline import lcchat_cmd
 
 DATA = Path(__file__).resolve().parent / "ollama_templates"
@@ -97,14 +98,24 @@ def test_an_inst_template_is_translated_not_replaced_by_a_shipped_one(tmp_path: 
         assert "recognised" not in out
 
 
-def test_no_bos_in_the_prompt_text_so_the_tokenizer_adds_the_only_one(tmp_path: Path) -> None:
-    """Ollama leaves BOS to the tokenizer; lcchat adds BOS unless the prompt starts with it
-    (Session._tokenize_whole), so a template must not write bos_token itself."""
-    for template in TEMPLATES:
-        profile, _ = import_template(tmp_path, (DATA / template).read_text(), name=template[:-7])
-        for messages in CONVERSATIONS.values():
-            assert "<s>" not in render(profile, messages, bos="<BOS>")[:5]
-            assert "<BOS>" not in render(profile, messages, bos="<BOS>"), template
+def test_the_prompt_tokens_are_ollamas_one_bos_from_the_tokenizer(tmp_path: Path) -> None:
+    """Ollama leaves BOS to the tokenizer: its tokens are [BOS] + the rendered text. lcchat
+    adds BOS unless the text starts with it, so the translation must not write bos_token."""
+    from lcchat.engine.session import open_session
+
+    model_file = models.write_tiny_model(tmp_path / "model.gguf", n_ctx_train=1024)
+    for template in ("llama2-chat.gotmpl", "mistral-instruct.gotmpl", "llama3-instruct.gotmpl"):
+        profile, _ = import_template(tmp_path, (DATA / template).read_text())
+        assert profile.model.path == str(model_file)
+        session = open_session(profile)
+        try:
+            model = session.model
+            for messages in CONVERSATIONS.values():
+                text = session.formatter.render(messages)
+                assert not text.startswith(model.bos_text)
+                assert session._tokenize_whole(text) == [model.bos] + model.tokenize(text, add_bos=False)
+        finally:
+            session.close()
 
 
 def test_a_consecutive_same_role_message_is_merged_as_ollama_collates(tmp_path: Path) -> None:
