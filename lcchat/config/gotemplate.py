@@ -293,7 +293,7 @@ class Parser:
 
     def parse(self) -> list:
         root: list = []
-        # each frame: (branch, list being filled, else-if chain closes with this end)
+        # each frame: (the branch being read or None at the top, the list being filled)
         stack: list[tuple[Branch | None, list]] = [(None, root)]
         loops = 0
         while self.peek().kind != "eof":
