@@ -43,6 +43,8 @@ SUBCOMMANDS = {
     "history": "lcchat.store.cli:main",
     "quant": "lcchat.quantcli:main",
     "doctor": "lcchat.doctor:main",
+    "pull": "lcchat.hub.pull:main",
+    "models": "lcchat.hub.models:main",
 }
 
 
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chat with local GGUF models. With a PROMPT or piped stdin it answers once and exits; "
         "otherwise it starts an interactive chat.",
         epilog="subcommands: lcchat profiles {list,show,check,import}, lcchat doctor MODEL, "
-        "lcchat quant MODEL, lcchat history {list,show,export,rm}. See lcchat --man.",
+        "lcchat quant MODEL, lcchat history {list,show,export,rm}, lcchat pull NAME|hf://OWNER/REPO[/FILE], "
+        "lcchat models {list,rm}. See lcchat --man.",
     )
     p.add_argument("prompt", nargs="*", metavar="PROMPT", help="the question; with piped stdin, stdin is its context")
     g = p.add_argument_group("model and profile")
@@ -236,6 +239,7 @@ def _chat(args: argparse.Namespace) -> int:
     stdin_tty = sys.stdin is not None and sys.stdin.isatty()
     piped = None if stdin_tty or sys.stdin is None else pipe.read_stdin()
     profile = profile_from_args(args)
+    _ensure_model(profile, interactive=question is None and piped is None and stdin_tty)
     from lcchat.store.wiring import record_chat
 
     recording = record_chat(profile, args.continue_id, interactive=question is None and piped is None)
@@ -249,6 +253,25 @@ def _chat(args: argparse.Namespace) -> int:
     _utf8_streams()
     session = _open(profile, verbose=args.verbose)
     return recording.finish(lambda: pipe.run(session, text, as_json=args.json, verbose=args.verbose))
+
+
+def _ensure_model(profile, *, interactive: bool) -> None:
+    """A profile whose model is on the Hub but not downloaded: on a terminal, offer to pull
+    it; otherwise (pipe mode, scripts) fail with the `lcchat pull` command: nothing
+    downloads gigabytes unasked."""
+    from lcchat.config.loader import resolve_model_path
+    from lcchat.errors import LcchatError, ModelNotDownloaded
+
+    try:
+        resolve_model_path(profile)
+    except ModelNotDownloaded as missing:
+        if not (interactive and sys.stderr is not None and sys.stderr.isatty()):
+            raise
+        from lcchat.hub.pull import offer
+
+        offer(profile, missing)
+    except LcchatError:
+        return  # other problems surface where the model is opened, as before
 
 
 MIN_TUI_SIZE = (60, 16)  # columns, lines: below this the REPL serves better

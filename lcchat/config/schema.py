@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from lcchat.hub.source import patterns_problem, source_problem
+
 # Choices for keys that take one of a few words.
 ROPE_SCALING = ("auto", "none", "linear", "yarn", "ntk")
 OVERFLOW = ("drop-oldest", "error")
@@ -31,6 +33,12 @@ class ModelSettings:
     cache_type_v: str = field(default="f16", metadata={"doc": "KV cache type for V (quantized V needs flash_attn)", "choices": KV_CACHE_TYPES})
     flash_attn: bool = field(default=False, metadata={"doc": "use flash attention"})
     variants: str = field(default="", metadata={"doc": "glob for other quantizations of this model, used by /quant"})
+    source: str = field(default="", metadata={"doc": "where the model can be downloaded: hf://OWNER/REPO, a Hugging Face Hub repository. With path empty, `lcchat pull` and `-p NAME` fetch the model from it into the Hub's shared cache", "check": lambda v: source_problem(v) if v else None})
+    file: list = field(default_factory=list, metadata={"doc": "which GGUF files of source to take: a glob, or a list of globs in order of preference; when several quantizations match, the best one that fits this machine's memory is chosen", "item": str, "one_or_more": True, "check": patterns_problem})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.file, str):  # `file = "*.gguf"` is a list of one
+            self.file = [self.file]
 
 
 @dataclass
@@ -133,11 +141,13 @@ def all_keys() -> list[tuple[str, str, Any, str]]:
     for section, cls in SECTIONS.items():
         for f in fields(cls):
             default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-            rows.append((f"{section}.{f.name}", type_name(f.type), default, f.metadata.get("doc", "")))
+            rows.append((f"{section}.{f.name}", type_name(f.type, f.metadata), default, f.metadata.get("doc", "")))
     return rows
 
 
-def type_name(annotation: Any) -> str:
+def type_name(annotation: Any, metadata: Any = None) -> str:
+    if metadata and metadata.get("one_or_more"):
+        return "string or list of strings"
     return {"int": "integer", "float": "float", "bool": "boolean", "str": "string", "list": "list of strings"}.get(
         str(annotation), str(annotation)
     )

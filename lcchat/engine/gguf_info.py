@@ -282,6 +282,23 @@ def read_gguf(path: str | os.PathLike[str], *, vocab: bool = True) -> GGUFInfo:
         _fail(name, f"cannot be read ({e.strerror or e}); check that the file is intact and readable")
 
 
+class HeaderIncomplete(Exception):
+    """The bytes given end inside the header; `needed` bytes from the start would hold it."""
+
+    def __init__(self, needed: int):
+        super().__init__(needed)
+        self.needed = needed
+
+
+def read_gguf_prefix(data: bytes, file_size: int, name: str) -> GGUFInfo:
+    """Parse a GGUF header from the first bytes of a file of `file_size` bytes (a remote
+    file, before downloading it), with the same checks as read_gguf(vocab=False). Raises
+    HeaderIncomplete when `data` ends inside the header."""
+    import io
+
+    return _Parser(io.BytesIO(data), file_size, name, False, available=len(data)).parse(Path(name))
+
+
 def _fail(name: str, problem: str) -> NoReturn:
     raise ModelFileError(f"{name}: {problem}")
 
@@ -329,9 +346,10 @@ class _Reader:
 
     CHUNK = 1 << 20
 
-    def __init__(self, f: BinaryIO, size: int):
+    def __init__(self, f: BinaryIO, size: int, available: int | None = None):
         self._f = f
         self.size = size
+        self.available = size if available is None else available  # bytes `f` holds
         self.pos = 0
         self._buf = b""
         self._buf_pos = 0
@@ -341,7 +359,7 @@ class _Reader:
         return self.size - self.pos
 
     def take(self, n: int) -> bytes:
-        if n > self.left:
+        if n > self.left or self.pos + n > self.available:
             raise _PastEnd(self.pos + n)
         start = self.pos - self._buf_pos
         if start < 0 or start + n > len(self._buf):
@@ -354,7 +372,7 @@ class _Reader:
         return self._buf[start : start + n]
 
     def skip(self, n: int) -> None:
-        if n > self.left:
+        if n > self.left or self.pos + n > self.available:
             raise _PastEnd(self.pos + n)
         self.pos += n
 
@@ -366,8 +384,9 @@ class _Reader:
 
 
 class _Parser:
-    def __init__(self, f: BinaryIO, size: int, name: str, vocab: bool):
-        self.r = _Reader(f, size)
+    def __init__(self, f: BinaryIO, size: int, name: str, vocab: bool, available: int | None = None):
+        self.r = _Reader(f, size, available)
+        self.prefix = available is not None  # `f` holds only the first `available` bytes
         self.name = name
         self.vocab = vocab
         self.where = "header"
@@ -386,6 +405,8 @@ class _Parser:
             self.where = "tensor table"
             table = self._tensor_table(n_tensors, alignment)
         except _PastEnd as e:
+            if self.prefix and e.end <= self.r.size:
+                raise HeaderIncomplete(e.end) from None
             self.fail(
                 f"is truncated: its {self.where} runs to byte {e.end:,} but the file has "
                 f"only {self.r.size:,} bytes; the download or conversion may be incomplete"

@@ -220,15 +220,48 @@ def estimate_output_size(info: gguf_info.GGUFInfo, type_name: str) -> int:
 # ---------------------------------------------------------------- sibling variants
 
 
-_TAG = re.compile(r"[-_.](i?q\d+(?:_[a-z0-9]+)*|tq\d_\d|mxfp4(?:_moe)?|nvfp4|bf16|f16|f32)$", re.I)
+_TAG = re.compile(r"[-_.](i?q\d+(?:_[a-z0-9]+)*|tq\d_\d|mxfp4(?:_moe)?|nvfp4|bf16|fp16|f16|fp32|f32)$", re.I)
 
 
 def split_tag(stem: str) -> tuple[str, str | None]:
-    """"ggml-model-q4_0" -> ("ggml-model", "Q4_0"); a stem without a quant tag -> (stem, None)."""
+    """"ggml-model-q4_0" -> ("ggml-model", "Q4_0"); "x-fp16" -> ("x", "F16"); a stem
+    without a quant tag -> (stem, None)."""
     match = _TAG.search(stem)
     if match is None:
         return stem, None
-    return stem[: match.start()], match.group(1).upper()
+    tag = match.group(1).upper()
+    return stem[: match.start()], {"FP16": "F16", "FP32": "F32"}.get(tag, tag)
+
+
+# llama.cpp's quantize takes Q3_K, Q4_K and Q5_K as other names for its _M mixes, and
+# some repositories name their files that way (hfl's ggml-model-q4_k.gguf).
+_MIX_ALIASES = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M"}
+
+
+def canonical_type(name: str | None) -> str:
+    """"q4_k" -> "Q4_K_M": upper case, llama.cpp's short names for its _M mixes resolved."""
+    upper = (name or "").upper()
+    return _MIX_ALIASES.get(upper, upper)
+
+
+def quality_key(type_name: str | None) -> tuple[float, float]:
+    """Sort key for file types, best quality first. The measure is the table's perplexity
+    change (below 0.001 counts as none: Q6_K, Q8_0 and the float types are as good as the
+    reference); a type outside the table is given the change of the table row with the
+    nearest bits per weight below its own, so it is never ranked above what it may be
+    worse than. Ties go to more bits per weight, up to Q8_0's: the table measures no loss
+    for Q8_0, F16 or F32, so among them the smallest file (and fastest model) wins."""
+    name = canonical_type(type_name)
+    bpw = type_bpw(name) if name else None
+    if bpw is None:
+        return (float("inf"), 0.0)
+    row = _BY_NAME.get(name)
+    if row is not None:
+        ppl = row.ppl or 0.0
+    else:
+        below = [t for t in TABLE if t.bpw <= bpw and t.ppl is not None]
+        ppl = max(below, key=lambda t: t.bpw).ppl if below else TABLE[0].ppl or 1.0
+    return (ppl if ppl >= 0.001 else 0.0, -min(bpw, _BY_NAME["Q8_0"].bpw))
 
 
 @dataclass
