@@ -108,4 +108,4 @@ def test_to_toml_round_trips() -> None:
 def test_every_key_is_documented() -> None:
     for key, kind, _default, doc in all_keys():
         assert doc, f"{key} has no doc"
-        assert kind in ("integer", "float", "boolean", "string", "list of strings"), key
+        assert kind in ("integer", "float", "boolean", "string", "list of strings", "string or list of strings"), key

@@ -157,7 +157,7 @@ def test_profiles_show_prints_the_seed_profiles() -> None:
     r = lcchat("profiles", "show", "internlm2")
     assert r.returncode == 0, r.stderr
     assert 'scaling = "ntk"' in r.stdout and "top_k = 5" in r.stdout and "n_gpu_layers = -1" in r.stdout
-    assert "names no model; give one with -m" in r.stdout
+    assert "not downloaded yet; download it with: lcchat pull internlm2" in r.stdout
     r = lcchat("profiles", "show", "chinese-alpaca-2-16k")
     assert r.returncode == 0 and "freq_scale = 0.25" in r.stdout and "n_ctx = 16384" in r.stdout
     r = lcchat("profiles", "list")
