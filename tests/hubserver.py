@@ -18,7 +18,8 @@ The "CDN" is a second listener on 127.0.0.2, another origin as a real CDN is (so
 huggingface_hub stops at the redirect and drops the token, as it does on the Hub); both
 are loopback addresses. Knobs for the tests: `advertise` lists a different sha256 than
 the bytes have; `stall_at` makes the CDN stop after that many bytes of a file and wait
-until `release()`; `log` records every request with its Range header and the bytes sent.
+until `release()`; `rate` paces the CDN like a link of that many bytes/s; `log` records
+every request with its Range header and the bytes sent.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import re
 import socketserver
 import threading
+import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
@@ -52,8 +54,15 @@ class Repo:
     commit: str = COMMIT
     advertise: dict[str, str] = field(default_factory=dict)  # filename -> sha256 to list instead of the real one
 
+    def __post_init__(self) -> None:
+        self._sha = {name: hashlib.sha256(data).hexdigest() for name, data in self.files.items()}
+        self._blob_id = {name: _git_blob_id(data) for name, data in self.files.items()}
+
     def sha256(self, name: str) -> str:
-        return self.advertise.get(name) or hashlib.sha256(self.files[name]).hexdigest()
+        return self.advertise.get(name) or self._sha[name]
+
+    def blob_id(self, name: str) -> str:
+        return self._blob_id[name]
 
 
 class HubServer:
@@ -61,6 +70,7 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.log: list[Logged] = []
         self.stall_at: dict[str, int] = {}  # sha256 -> byte offset where the CDN stops sending
+        self.rate: float | None = None  # bytes/s the CDN sends at most (a link's speed), None: as fast as it can
         self.stalled = threading.Event()  # set when a transfer reached its stall point
         self._release = threading.Event()
         self._lock = threading.Lock()
@@ -182,7 +192,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         siblings = []
         for name, data in sorted(repo.files.items()):
-            siblings.append({"rfilename": name, "size": len(data), "blobId": _git_blob_id(data),
+            siblings.append({"rfilename": name, "size": len(data), "blobId": repo.blob_id(name),
                              "lfs": {"size": len(data), "sha256": repo.sha256(name), "pointerSize": 134}})
         payload = json.dumps({"id": repo_id, "modelId": repo_id, "sha": repo.commit, "private": False,
                               "tags": ["gguf"], "siblings": siblings}).encode()
@@ -214,7 +224,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("X-Repo-Commit", repo.commit)
         self.send_header("X-Linked-Etag", f'"{sha}"')
         self.send_header("X-Linked-Size", str(len(data)))
-        self.send_header("ETag", f'"{_git_blob_id(data)}"')
+        self.send_header("ETag", f'"{repo.blob_id(filename)}"')
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -250,6 +260,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         stall = self.hub.stall_at.get(sha)
         pos = start
+        began = time.monotonic()
         while pos <= end:
             if stall is not None and pos >= stall:
                 self.wfile.flush()
@@ -261,6 +272,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data[pos:stop])
             entry.sent += stop - pos
             pos = stop
+            if self.hub.rate:
+                time.sleep(max(0.0, began + entry.sent / self.hub.rate - time.monotonic()))
 
 
 def _git_blob_id(data: bytes) -> str:
