@@ -44,6 +44,7 @@ class Logged:
     method: str
     path: str
     range: str | None
+    authorization: str | None = None  # the Authorization header, as received
     sent: int = 0  # body bytes written
     status: int = 0
 
@@ -53,6 +54,7 @@ class Repo:
     files: dict[str, bytes]
     commit: str = COMMIT
     advertise: dict[str, str] = field(default_factory=dict)  # filename -> sha256 to list instead of the real one
+    etags: dict[str, str] = field(default_factory=dict)  # filename -> X-Linked-Etag to send instead of the sha256
 
     def __post_init__(self) -> None:
         self._sha = {name: hashlib.sha256(data).hexdigest() for name, data in self.files.items()}
@@ -148,7 +150,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._route(body=True)
 
     def _route(self, body: bool) -> None:
-        entry = Logged(self.which, self.command, self.path, self.headers.get("Range"))
+        entry = Logged(self.which, self.command, self.path, self.headers.get("Range"), self.headers.get("Authorization"))
         with self.hub._lock:
             self.hub.log.append(entry)
         path = unquote(urlparse(self.path).path)
@@ -222,7 +224,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(302)
         self.send_header("Location", f"{self.hub.cdn_url}/lfs/{sha}")
         self.send_header("X-Repo-Commit", repo.commit)
-        self.send_header("X-Linked-Etag", f'"{sha}"')
+        self.send_header("X-Linked-Etag", f'"{repo.etags.get(filename, sha)}"')
         self.send_header("X-Linked-Size", str(len(data)))
         self.send_header("ETag", f'"{repo.blob_id(filename)}"')
         self.send_header("Content-Length", "0")

@@ -170,5 +170,7 @@ def _prune(directory: Path, stop: Path) -> None:
 
 def _plain(text: str) -> str:
     """A name from the cache as printable text (names come from outside)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    from lcchat.hub.source import printable
+
+    return printable(text, 400)
 

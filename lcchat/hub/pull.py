@@ -163,7 +163,7 @@ def pull(profile, source, *, quant: str | None = None, ram: int | None = -1, vra
 
 def _choose(listing, profile, quant: str | None, ram, vram, say):
     from lcchat.hub import fit, remote
-    from lcchat.hub.source import matching
+    from lcchat.hub.source import matching, printable
 
     patterns = list(profile.model.file)
     by_name = {f.filename: f for f in listing.files}
@@ -171,7 +171,8 @@ def _choose(listing, profile, quant: str | None, ram, vram, say):
     if not allowed:
         what = f"matching {', '.join(patterns)}" if patterns else "in GGUF format"
         have = ", ".join(n for n in by_name if n.lower().endswith(".gguf")) or "none"
-        raise InputError(f"hf://{listing.repo_id} has no file {what}; its GGUF files: {remote._bounded(have)}")
+        raise InputError(f"hf://{listing.repo_id} has no file {printable(what)}; its GGUF files: "
+                         f"{printable(have, 300)}")
     if quant:
         chosen = fit.pick_quant(allowed, quant, listing.repo_id)
         say(f"--quant {quant}: {chosen.filename}")
@@ -191,8 +192,10 @@ def _choose(listing, profile, quant: str | None, ram, vram, say):
 
 
 def _printer(out: TextIO):
-    def say(text: str) -> None:
-        print(text, file=out, flush=True)
+    from lcchat.hub.source import printable
+
+    def say(text: str) -> None:  # file names come from the server: never a live control character
+        print(printable(text, 2000), file=out, flush=True)
 
     return say
 

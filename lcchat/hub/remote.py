@@ -22,6 +22,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +32,15 @@ from lcchat.engine import gguf_info
 from lcchat.engine.quant import split_tag
 from lcchat.errors import InputError, LcchatError
 from lcchat.hub import cache
-from lcchat.hub.source import HubSource
+from lcchat.hub.source import HubSource, file_pattern_problem, printable
 
 log = logging.getLogger("lcchat.hub")
 
+MAX_FILES = 100_000  # files of one repository considered
+# The cache names blobs by ETag and snapshots by commit: both come from the server, so they
+# must be plain names before they become paths.
+_ETAG = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 HEADER_FIRST_READ = 2 * 2**20  # most GGUF headers (vocabulary included) are smaller
 MAX_HEADER_BYTES = 96 * 2**20  # a 256K vocabulary with merges is ~20 MB; past this, refuse
 HASH_CHUNK = 4 * 2**20
@@ -69,7 +75,8 @@ class Listing:
             if f.filename == name:
                 return f
         ggufs = ", ".join(f.filename for f in self.files if f.filename.lower().endswith(".gguf")) or "none"
-        raise InputError(f"hf://{self.repo_id} has no file {name!r}; its GGUF files: {_bounded(ggufs)}")
+        raise InputError(f"hf://{self.repo_id} has no file {printable(repr(name))}; its GGUF files: "
+                         f"{printable(ggufs, 300)}")
 
 
 def _endpoint() -> str:
@@ -121,14 +128,16 @@ def list_repo(source: HubSource, revision: str = "main") -> Listing:
     with hub_errors(f"list hf://{source.repo_id}"):
         info = HfApi().model_info(source.repo_id, revision=revision, files_metadata=True)
     files = []
-    for s in info.siblings or []:
+    for s in (info.siblings or [])[:MAX_FILES]:
+        if not isinstance(s.rfilename, str) or file_pattern_problem(s.rfilename):
+            continue  # not a usable path inside a repository: nothing lcchat could download
         lfs = s.lfs
         sha = lfs.sha256 if lfs is not None else None
         size = lfs.size if lfs is not None else s.size
         files.append(RemoteFile(s.rfilename, size if isinstance(size, int) else None,
                                 sha if isinstance(sha, str) else None))
-    if not isinstance(info.sha, str):
-        raise LcchatError(f"cannot list hf://{source.repo_id}: {_endpoint()} gave no commit for it")
+    if not isinstance(info.sha, str) or not _COMMIT.fullmatch(info.sha):
+        raise LcchatError(f"cannot list hf://{source.repo_id}: {_endpoint()} gave no commit id for it")
     return Listing(source.repo_id, info.sha, files)
 
 
@@ -153,10 +162,11 @@ def _metadata(listing: Listing, filename: str):
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     url = hf_hub_url(listing.repo_id, filename, revision=listing.commit)
-    with hub_errors(f"reach hf://{listing.repo_id}/{filename}"):
+    with hub_errors(f"reach {printable(f'hf://{listing.repo_id}/{filename}')}"):
         meta = get_hf_file_metadata(url)
-    if not meta.etag:
-        raise LcchatError(f"cannot download hf://{listing.repo_id}/{filename}: the server gave no ETag for it")
+    if not meta.etag or not _ETAG.fullmatch(meta.etag):
+        raise LcchatError(f"cannot download hf://{listing.repo_id}/{printable(filename)}: the server gave no "
+                          "usable ETag for it")
     return url, meta
 
 
@@ -180,13 +190,13 @@ def fetch_header(listing: Listing, remote: RemoteFile) -> gguf_info.GGUFInfo:
     from huggingface_hub.file_download import http_get
 
     url, meta = _metadata(listing, remote.filename)
+    name = printable(f"hf://{listing.repo_id}/{remote.filename}")
     size = meta.size or remote.size
     if not size:
-        raise LcchatError(f"cannot size hf://{listing.repo_id}/{remote.filename}: the server gave no length")
+        raise LcchatError(f"cannot size {name}: the server gave no length")
     headers = _get_headers(url, meta.location)
     data = b""
     want = min(HEADER_FIRST_READ, size)
-    name = f"hf://{listing.repo_id}/{remote.filename}"
     while True:
         buf = _Bounded(want - len(data))
         with hub_errors(f"read the header of {name}"), contextlib.suppress(_Bounded.Full):
@@ -293,7 +303,7 @@ def download(listing: Listing, remote: RemoteFile, *, progress: Progress, note: 
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import WeakFileLock
 
-    name = f"hf://{listing.repo_id}/{remote.filename}"
+    name = printable(f"hf://{listing.repo_id}/{remote.filename}")
     url, meta = _metadata(listing, remote.filename)
     etag = meta.etag
     expected = meta.size or remote.size

@@ -35,6 +35,7 @@ def test_answering_yes_pulls_the_best_fit_and_chats(hub, env, hf_cache, lcchat_h
     child.expect_exact("[y/N] ")
     child.send("y\r")
     child.expect_exact("the best quality that fits")
+    child.expect(r"\[#+\] 100%  [\d.]+ KiB of [\d.]+ KiB  [\d.]+ [KMG]?i?B/s")  # the bar, on a terminal
     child.expect_exact("sha256 and GGUF header checked")
     child.expect_exact(">>>")
     child.send("hello\r")

@@ -151,3 +151,28 @@ def test_quant_overrides_by_name_or_llama_cpp_alias() -> None:
     assert fit.pick_quant(files, "q8_0", "o/r").filename == "ggml-model-q8_0.gguf"
     with pytest.raises(InputError, match="has no Q6_K file .* it has: Q4_K, Q8_0"):
         fit.pick_quant(files, "Q6_K", "o/r")
+
+
+def test_bash_completes_pull_with_profile_names_and_models_with_its_actions(tmp_path) -> None:
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lcchat import cli, completion
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    script = tmp_path / "c.bash"
+    script.write_text(completion.script("bash", cli.build_parser()))
+    probe = f"""
+export PATH="{Path(sys.executable).parent}:$PATH"
+source {script}
+COMP_WORDS=(lcchat pull intern); COMP_CWORD=2; _lcchat; echo "P:${{COMPREPLY[*]}}"
+COMP_WORDS=(lcchat models r); COMP_CWORD=2; _lcchat; echo "M:${{COMPREPLY[*]}}"
+COMP_WORDS=(lcchat pu); COMP_CWORD=1; _lcchat; echo "S:${{COMPREPLY[*]}}"
+"""
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True).stdout
+    assert "P:internlm2 internlm2_5" in out
+    assert "M:rm" in out.split()
+    assert "S:pull" in out

@@ -209,3 +209,31 @@ def test_unknown_repository_and_file_are_bad_input(hub, env, quants):
     assert r.returncode == 2 and "has no file 'nope.gguf'" in r.stderr and "tiny-F32.gguf" in r.stderr
     r = lcchat(env, "pull", "default")
     assert r.returncode == 2 and "names no download source" in r.stderr
+
+
+def test_the_token_goes_to_the_hub_and_never_to_the_cdn(hub, env, quants):
+    hub.add(REPO, {"tiny-F32.gguf": quants["F32"]})
+    r = lcchat({**env, "HF_TOKEN": "hf_secret_test_token"}, "pull", f"hf://{REPO}")
+    assert r.returncode == 0, r.stderr
+    api = [e for e in hub.requests("hub") if e.path.startswith(f"/api/models/{REPO}") or "/resolve/" in e.path]
+    assert api and all(e.authorization == "Bearer hf_secret_test_token" for e in api)
+    assert hub.requests("cdn") and all(e.authorization is None for e in hub.requests("cdn"))
+
+
+def test_names_and_etags_from_a_hostile_server_stay_harmless(hub, env, hf_cache, quants):
+    hub.add(REPO, {"evil\x1b]0;pwned\x07\x1b[2J.gguf": quants["F32"], "tiny-F32.gguf": quants["F32"]},
+            etags={"tiny-F32.gguf": "../../../outside"})
+    r = lcchat(env, "pull", f"hf://{REPO}")
+    assert r.returncode == 1
+    assert "\x1b" not in r.stderr and "\x07" not in r.stderr  # the escape-laden name was never listed
+    assert r.stderr.strip().splitlines()[-1].endswith("the server gave no usable ETag for it")
+    assert not (hf_cache.parent / "outside").exists() and not list(hf_cache.parent.glob("outside*"))
+
+
+def test_without_a_terminal_progress_is_a_line_per_ten_percent(hub, env, big_model):
+    hub.add(REPO, {"big-F32.gguf": big_model})
+    r = lcchat(env, "pull", f"hf://{REPO}")
+    assert r.returncode == 0, r.stderr
+    steps = [int(line.split("%")[0]) for line in r.stderr.splitlines() if line.startswith("  ") and "% (" in line]
+    assert steps == list(range(10, 101, 10)), r.stderr
+    assert "\r" not in r.stderr
