@@ -176,3 +176,25 @@ COMP_WORDS=(lcchat pu); COMP_CWORD=1; _lcchat; echo "S:${{COMPREPLY[*]}}"
     assert "P:internlm2 internlm2_5" in out
     assert "M:rm" in out.split()
     assert "S:pull" in out
+
+
+def test_a_profile_without_its_model_names_the_pull_and_finds_a_pulled_file(monkeypatch, tmp_path) -> None:
+    from lcchat.config.schema import Profile
+    from lcchat.errors import ModelNotDownloaded
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    profile = Profile(name="bundled")
+    profile.model.path = "pkg:no_such_pkg_xyz/m.gguf"  # its package is missing, but the Hub has it
+    profile.model.source = "hf://o/r"
+    profile.model.file = ["*Q4_1.gguf"]
+    with pytest.raises(ModelNotDownloaded) as missing:
+        loader.resolve_model_path(profile)
+    assert missing.value.command == "lcchat pull bundled"
+    assert "from hf://o/r that is not downloaded yet; download it with: lcchat pull bundled" in str(missing.value)
+
+    snapshot = tmp_path / "models--o--r" / "snapshots" / ("c" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "m.Q8_0.gguf").write_bytes(b"x")  # not allowed by the profile's pattern
+    assert pytest.raises(ModelNotDownloaded, loader.resolve_model_path, profile)
+    (snapshot / "m.Q4_1.gguf").write_bytes(b"x")
+    assert loader.resolve_model_path(profile) == snapshot / "m.Q4_1.gguf"
