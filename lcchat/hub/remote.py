@@ -3,8 +3,9 @@ from it, and download a file resumably into the shared cache, verified.
 
 Everything on the wire is huggingface_hub's (its session, HF_ENDPOINT, HF_TOKEN, offline
 mode, retries); lcchat writes no HTTP client. One thing huggingface_hub no longer does is
-resume across runs: since 1.x hf_hub_download writes each attempt to a file of its own and
-deletes it when interrupted. So the transfer itself goes through huggingface_hub's
+resume across runs: the releases lcchat uses (2.x, and late 1.x) make hf_hub_download write
+each attempt to a temporary file of its own, deleted when interrupted (its
+_download_to_tmp_and_move). So the transfer itself goes through huggingface_hub's
 `http_get` (which sends the Range header for the bytes already there) into
 `blobs/<etag>.incomplete`, under the lock file hf_hub_download would take; a second pull
 appends to what the first left. Once the bytes are checked (sha256 against the Hub's LFS
