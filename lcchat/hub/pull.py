@@ -148,7 +148,7 @@ def pull(profile, source, *, quant: str | None = None, ram: int | None = -1, vra
             say(f"{chosen.filename} is already downloaded ({human_bytes(f.size)})")
             return f.path
     say(f"downloading {chosen.filename} ({human_bytes(chosen.size) if chosen.size else 'size unknown'})")
-    bar = Bar(out, chosen.type_name or "")
+    bar = Bar(out)
     try:
         got = remote.download(listing, chosen, progress=bar, note=lambda text: (bar.clear(), say(text)),
                               retry_command=command)
@@ -204,9 +204,8 @@ class Bar:
     """Download progress: on a terminal one line redrawn with size, rate and time left; in
     a log or pipe a line at each 10%."""
 
-    def __init__(self, out: TextIO, label: str):
+    def __init__(self, out: TextIO):
         self.out = out
-        self.label = label
         self.live = _isatty(out)
         self.start = time.monotonic()
         self.first: int | None = None  # bytes present when this run began (a resume)
