@@ -166,7 +166,8 @@ def test_the_server_down_is_one_clear_line(env, hf_cache):
 def test_pipe_mode_never_downloads(hub, env, hf_cache, lcchat_home, quants):
     hub.add(REPO, {"tiny-F32.gguf": quants["F32"]})
     write_profile(lcchat_home)
-    for args, stdin in ((["-p", "tiny"], "hello\n"), (["-p", "tiny", "hello"], None)):
+    # "y" on stdin is a script's input, not an answer: nothing may read it as one
+    for args, stdin in ((["-p", "tiny"], "y\n"), (["-p", "tiny", "hello"], None), (["-p", "tiny", "y"], "y\n")):
         r = lcchat(env, *args, stdin=stdin)
         assert r.returncode == 2, r.stderr
         assert r.stderr.strip() == ("lcchat: profile 'tiny' uses a model from hf://test/tiny-GGUF that is not "
