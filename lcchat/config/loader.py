@@ -184,6 +184,8 @@ def check_value(f: Any, value: Any) -> str | None:
         return f"must be at least {meta['min']}, not {value}"
     if "max" in meta and isinstance(value, (int, float)) and value > meta["max"]:
         return f"must be at most {meta['max']}, not {value}"
+    if "check" in meta:
+        return meta["check"](value)
     return None
 
 
