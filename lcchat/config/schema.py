@@ -86,7 +86,7 @@ class UISettings:
 
 
 def _state_max_problem(value: Any) -> str | None:
-    from lcchat.store.kvstate import size_problem
+    from lcchat.config.sizes import size_problem
 
     return size_problem(value)
 

@@ -29,6 +29,8 @@ import shutil
 import zlib
 from pathlib import Path
 
+from lcchat.config.sizes import parse_size
+
 log = logging.getLogger("lcchat.store")
 
 MAGIC = b"LCCHAT-KV 1\n"
@@ -248,32 +250,6 @@ def prune(cap: int, *, keep: int | None = None) -> tuple[int, int]:
         count += 1
         log.debug("pruned %s (%d bytes) to keep the states under %d bytes", path, size, cap)
     return freed, count
-
-
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2, "mib": 1 << 20,
-          "g": 1000**3, "gb": 1000**3, "gib": 1 << 30, "t": 1000**4, "tb": 1000**4, "tib": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """ "4GiB", "500 MB", "0" -> bytes. ValueError, with the reason, for anything else."""
-    import re
-
-    match = re.fullmatch(r"\s*(\d{1,15}(?:\.\d{1,6})?)\s*([a-zA-Z]{0,3})\s*", text)
-    unit = match.group(2).lower() if match else None
-    if match is None or unit not in _UNITS:
-        raise ValueError(f"{text!r} is not a size; write it like 4GiB, 500MB or 0")
-    return int(float(match.group(1)) * _UNITS[unit])
-
-
-def size_problem(value: object) -> str | None:
-    """For the profile schema: why a state_max value is wrong, or None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parse_size(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 def human(n: float) -> str:

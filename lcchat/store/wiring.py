@@ -47,7 +47,7 @@ def history_enabled(profile, *, no_history: bool = False) -> bool:
 class ChatRecording:
     def __init__(self, profile, continue_ref: str | None, *, interactive: bool, store: Store | None = None,
                  record: bool = True, save_state: bool = False) -> None:
-        from lcchat.store import kvstate
+        from lcchat.config.sizes import parse_size
 
         self.store = store or Store()
         self.profile_name = str(getattr(profile, "name", "") or "")
@@ -55,7 +55,7 @@ class ChatRecording:
         self.record = record
         self.keep_state = record and (interactive or save_state)
         text = str(getattr(getattr(profile, "store", None), "state_max", "") or "")
-        self.state_max = kvstate.parse_size(text) if text.strip() else None
+        self.state_max = parse_size(text) if text.strip() else None
         self.recorder: Recorder | None = None
         self.session = None
         self.resume_id = self._target(continue_ref) if continue_ref is not None else None
