@@ -265,8 +265,7 @@ class Recorder:
         for event in self.session.prefill(cancel):
             yield event
         read = len(self.session.loop.cached) - before
-        yield Notice(describe_resume(stored, self.restored_tokens, read, state=self.state_found,
-                                     saving=self.keep_state))
+        yield Notice(describe_resume(stored, self.restored_tokens, read, state=self.state_found))
 
     def prefill_events(self, stored: StoredConversation) -> Iterator[Event]:
         """prefill() ending with Done, for a front-end that plays it like a reply (/load)."""
@@ -285,8 +284,7 @@ class Recorder:
             self.store.close()
 
 
-def describe_resume(stored: StoredConversation, restored: int, read: int, *, state: str = "used",
-                    saving: bool = True) -> str:
+def describe_resume(stored: StoredConversation, restored: int, read: int, *, state: str = "used") -> str:
     """What -C and /load did: how much came back from the saved KV state, how much of the
     text was re-read, and why (the state was pruned or never kept, or is for other settings)."""
     n = len(stored.messages)
@@ -295,9 +293,9 @@ def describe_resume(stored: StoredConversation, restored: int, read: int, *, sta
     if restored:
         parts.append(f"{restored} tokens restored from the saved KV state")
     elif state == "none":
-        parts.append("no saved KV state (pruned, or never kept)" + ("; its text is re-read" if n else ""))
+        parts.append("no saved KV state (pruned, or never kept), so its text is re-read")
     elif state == "stale":
-        parts.append("its saved KV state is for another model or settings; its text is re-read")
+        parts.append("its saved KV state is for another model or settings, so its text is re-read")
     if read:
         parts.append(f"{read} tokens of history re-read")
     last = stored.messages[-1] if stored.messages else None
