@@ -3,11 +3,11 @@
 The user's message is written when it is sent (a kill -9 or an OOM kill mid-reply keeps
 it), and the reply when the turn ends, an interrupted one included (the partial reply is
 saved, marked interrupted): the Recorder is a ChatSession sent-hook and turn listener.
-Each message is stamped with the system prompt, model file and quant type in force. Each time it writes what
-changed since the last write, in one transaction: a new exchange, a regenerated reply
-(/retry), an undone one. A write that fails (read-only or full disk) never stops the
-chat: the user is warned once, and the next turn's write catches up with everything
-that is missing. When another process wrote to the same conversation meanwhile (the same
+Each message is stamped with the system prompt, model file and quant type in force.
+Each time it writes what changed since the last write, in one transaction: a new
+message, a finished reply, a regenerated reply (/retry), an undone one. A write that
+fails (read-only or full disk) never stops the chat: the user is warned once, and the
+next write catches up with everything that is missing. When another process wrote to the same conversation meanwhile (the same
 conversation continued in two terminals), this one goes on in a new conversation, so
 neither overwrites the other.
 """
