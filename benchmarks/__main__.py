@@ -12,7 +12,7 @@ import datetime
 import sys
 from pathlib import Path
 
-from benchmarks import engine, frontends, system
+from benchmarks import disk, engine, frontends, system
 from lcchat.engine.monitor import human_bytes
 
 
@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     emit("|---:|---|---:|")
     for r in system.threads(model):
         emit(f"| {r['threads']} | {r['other_core']} | {r['tps']:.1f} |")
+    emit()
+
+    emit("## 8. Disk: bytes kept per one-shot call and per interactive turn")
+    emit()
+    disk.report(model, t, 3 if quick else 10, 3 if quick else 5, emit)
     emit()
 
     emit("## Targets")

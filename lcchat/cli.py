@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("mode")
     g.add_argument("-C", "--continue", nargs="?", const="", metavar="ID", dest="continue_id",
                    help="continue the profile's last conversation, or conversation ID (lcchat history list shows them)")
+    g.add_argument("--no-history", action="store_true",
+                   help="record nothing of this call or session: no history row, no KV state (also LCCHAT_NO_HISTORY=1)")
+    g.add_argument("--save-state", action="store_true",
+                   help="one-shot: keep the KV state too, for a call you mean to continue with -C (interactive sessions always do)")
     mode = g.add_mutually_exclusive_group()
     mode.add_argument("--tui", action="store_true", help="full-screen interface (the default on a capable terminal)")
     mode.add_argument("--repl", action="store_true", help="plain line-based chat (the default when TERM=dumb or the terminal is small)")
@@ -242,7 +246,8 @@ def _chat(args: argparse.Namespace) -> int:
     _ensure_model(profile, interactive=question is None and piped is None and stdin_tty)
     from lcchat.store.wiring import record_chat
 
-    recording = record_chat(profile, args.continue_id, interactive=question is None and piped is None)
+    recording = record_chat(profile, args.continue_id, interactive=question is None and piped is None,
+                            no_history=args.no_history, save_state=args.save_state)
     if question is None and piped is None:
         if args.json:
             raise InputError("--json needs a PROMPT or piped stdin")

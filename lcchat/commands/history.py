@@ -46,6 +46,8 @@ def cmd_save(ctx: Context, arg: str) -> Result:
     if name is not None and name.lstrip("#").isdigit():
         raise UsageError("A name cannot be only digits: those are conversation numbers.")
     recorder = _recorder(ctx)
+    if not recorder.record:
+        return Result("This session is not recorded (--no-history): nothing was saved.", error=True)
     if not recorder.sync():
         return Result(f"Could not save the conversation: {recorder.last_error}.", error=True)
     if name is not None:

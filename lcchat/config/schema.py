@@ -93,6 +93,18 @@ class UISettings:
     vi_mode: bool = field(default=False, metadata={"doc": "vi key bindings in the REPL"})
 
 
+def _state_max_problem(value: Any) -> str | None:
+    from lcchat.config.sizes import size_problem
+
+    return size_problem(value)
+
+
+@dataclass
+class StoreSettings:
+    enabled: bool = field(default=True, metadata={"doc": "record conversations in the history; false records nothing (as --no-history does)"})
+    state_max: str = field(default="", metadata={"doc": "the most disk all saved KV states may use, e.g. \"4GiB\"; past it the least recently used are deleted. Empty: 4 GiB or 10% of the free space, whichever is less", "check": _state_max_problem})
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelSettings,
     "rope": RopeSettings,
@@ -100,6 +112,7 @@ SECTIONS: dict[str, type] = {
     "context": ContextSettings,
     "sampling": SamplingSettings,
     "ui": UISettings,
+    "store": StoreSettings,
 }
 
 # Keys allowed at the top of a file, outside any table.
@@ -121,6 +134,7 @@ class Profile:
     context: ContextSettings = field(default_factory=ContextSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     ui: UISettings = field(default_factory=UISettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as TOML-shaped data (tables for sections)."""

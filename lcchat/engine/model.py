@@ -373,17 +373,24 @@ class Model:
 
     # ------------------------------------------------------------ state
 
-    def save_state(self) -> bytes:
+    def save_state(self) -> memoryview:
+        """llama.cpp's state (the KV cache and what goes with it), as a read-only view of
+        the buffer llama.cpp wrote it into: no second copy, and no Python objects per byte
+        (slicing a ctypes array would build a list of ints, 8+ bytes for every byte)."""
         llama_cpp = self._llama
         size = llama_cpp.llama_state_get_size(self._ctx)
         buf = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_get_data(self._ctx, buf, size)
-        return bytes(buf[:written])
+        return memoryview(buf).cast("B")[:written].toreadonly()
 
-    def load_state(self, data: bytes) -> bool:
+    def load_state(self, data: bytes | bytearray | memoryview) -> bool:
         llama_cpp = self._llama
-        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        return llama_cpp.llama_state_set_data(self._ctx, buf, len(data)) == len(data)
+        n = memoryview(data).nbytes
+        try:
+            buf = (ctypes.c_uint8 * n).from_buffer(data)  # a bytearray: used in place
+        except TypeError:  # read-only bytes: one copy
+            buf = (ctypes.c_uint8 * n).from_buffer_copy(data)
+        return llama_cpp.llama_state_set_data(self._ctx, buf, n) == n
 
     def describe(self) -> dict[str, object]:
         info = self.info

@@ -286,12 +286,16 @@ def find_variants(path: str | os.PathLike[str], pattern: str = "", *,
     path = Path(path)
     found: dict[Path, None] = {}
     key = _key(path)
-    try:
-        for candidate in sorted(path.parent.iterdir()):
-            if candidate.suffix.lower() == ".gguf" and not candidate.name.startswith(".") and _key(candidate) == key:
-                found[candidate] = None
-    except OSError:
-        pass
+    folders = [path.parent]
+    if in_installed_package(path):
+        folders.append(user_models_dir())  # where /quant make put this model's quantizations
+    for folder in folders:
+        try:
+            for candidate in sorted(folder.iterdir()):
+                if candidate.suffix.lower() == ".gguf" and not candidate.name.startswith(".") and _key(candidate) == key:
+                    found[candidate] = None
+        except OSError:
+            pass
     if pattern:
         expanded = os.path.expandvars(os.path.expanduser(pattern))
         if not os.path.isabs(expanded):
@@ -340,12 +344,55 @@ def pick_variant(variants: list[Variant], wanted: str) -> Variant | None:
 
 def default_output(source: Path, type_name: str) -> Path:
     """Where a quantization goes by default: the source's name with its quant tag
-    replaced (tiny-f32.gguf -> tiny-Q4_K_M.gguf), in the same directory."""
+    replaced (tiny-f32.gguf -> tiny-Q4_K_M.gguf), in the same directory when that is the
+    user's; for a model shipped inside an installed package (site-packages), in the data
+    dir's models/ instead: a package's files belong to pip, which would delete or
+    overwrite ours."""
     stem = source.stem
     match = _TAG.search(stem)
     if match is not None:
-        return source.with_name(f"{stem[: match.start()]}{stem[match.start()]}{type_name}.gguf")
-    return source.with_name(f"{stem}-{type_name}.gguf")
+        name = f"{stem[: match.start()]}{stem[match.start()]}{type_name}.gguf"
+    else:
+        name = f"{stem}-{type_name}.gguf"
+    if in_installed_package(source):
+        return user_models_dir() / name
+    return source.with_name(name)
+
+
+def user_models_dir() -> Path:
+    """The data dir's models/: where lcchat writes models it makes for the user."""
+    from lcchat.paths import data_dir
+
+    return data_dir() / "models"
+
+
+def in_installed_package(path: Path) -> bool:
+    """True when `path` lies inside a Python package directory (site-packages or
+    dist-packages, of this interpreter or any other)."""
+    import site
+    import sysconfig
+
+    try:
+        where = path.resolve()
+    except OSError:
+        where = path.absolute()
+    if any(part in ("site-packages", "dist-packages") for part in where.parts):
+        return True
+    roots = set()
+    for getter in (site.getsitepackages, site.getusersitepackages):
+        try:
+            found = getter()
+        except (AttributeError, OSError):
+            continue
+        roots.update([found] if isinstance(found, str) else found)
+    roots.update(p for p in (sysconfig.get_paths().get("purelib"), sysconfig.get_paths().get("platlib")) if p)
+    for root in roots:
+        try:
+            where.relative_to(Path(root).resolve())
+            return True
+        except (ValueError, OSError):
+            continue
+    return False
 
 
 # ---------------------------------------------------------------- will it fit
@@ -763,6 +810,13 @@ def plan_quantize(source: str | os.PathLike[str], target: str, output: str | os.
         raise InputError(f"{out} is the file being quantized; choose another output (-o)")
     if out.exists() and not force:
         raise InputError(f"{out} already exists; pass --force to replace it, or choose another name with -o")
+    if not output and out.parent == user_models_dir():
+        from lcchat.paths import ensure_private_dir
+
+        try:
+            ensure_private_dir(out.parent)
+        except OSError as exc:
+            raise LcchatError(f"cannot create {out.parent}: {exc.strerror or exc}; choose another output (-o)") from exc
     if not out.parent.is_dir():
         raise InputError(f"{out.parent} is not a directory; create it or choose another output (-o)")
     estimate = estimate_output_size(info, type_name)
@@ -793,8 +847,11 @@ def run_quantize(plan: QuantPlan, *, cancel: threading.Event | None = None, nthr
     proc: subprocess.Popen | None = None
     lines: queue.SimpleQueue = queue.SimpleQueue()
     try:
+        where = plan.output
+        if plan.output.parent != plan.source.parent and in_installed_package(plan.source):
+            where = f"{plan.output} (the source is inside an installed package, so the new file goes to lcchat's data dir)"
         yield Notice(f"quantizing {plan.source.name} ({plan.info.file_type_name}) to {plan.target}: about "
-                     f"{human_bytes(plan.estimate)}, written to {plan.output}")
+                     f"{human_bytes(plan.estimate)}, written to {where}")
         yield Progress("quantize", 0, total)
         proc = subprocess.Popen(
             [sys.executable, "-m", "lcchat.engine.quant", str(plan.source), str(tmp), plan.ftype_constant,

@@ -23,6 +23,7 @@ from lcchat.errors import LcchatError
 log = logging.getLogger("lcchat.session")
 
 TurnListener = Callable[["ChatSession", Message, Message], None]
+SendHook = Callable[["ChatSession", Message], None]
 
 # A user message that cannot occur in real text: rendering the history with it shows
 # where the next user message goes (see history_prefix).
@@ -42,7 +43,8 @@ class ChatSession:
         self.conversation.system = self.conversation.system or self.profile.chat.system
         self.loop = TokenLoop(self.model)  # type: ignore[arg-type]
         self.last_stats: Stats | None = None
-        self.listeners: list[TurnListener] = []
+        self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
+        self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
         self.on_close: list[Callable[[ChatSession], None]] = []  # run by close(), before the model is freed
         self._pending: list[Notice] = []  # said after the current turn (see warn)
         self._lock = threading.Lock()
@@ -95,6 +97,7 @@ class ChatSession:
                 return
             user = Message("user", text)
             self.conversation.messages.append(user)
+            self._sent(user)
             yield from self._reply(user)
 
     def retry(self) -> Iterator[Event]:
@@ -156,6 +159,14 @@ class ChatSession:
         if len(cached) == n and cached[: len(prompt.tokens)] == prompt.tokens:
             reply = b"".join(result.evaluated).decode("utf-8", "replace")
             self._cached_text, self._cached_n = prompt.text + reply, n
+
+    def _sent(self, user: Message) -> None:
+        """The store writes the message now, so a crash mid-reply cannot lose it."""
+        for hook in list(self.on_send):
+            try:
+                hook(self, user)
+            except Exception:  # noqa: BLE001 - saving must never end the chat
+                log.warning("a send hook failed", exc_info=True)
 
     def _record(self, user: Message, text: str, *, interrupted: bool) -> None:
         reply = Message("assistant", text, interrupted=interrupted)

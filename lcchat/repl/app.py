@@ -19,7 +19,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.enums import EditingMode
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText
-from prompt_toolkit.history import FileHistory, History
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.output.vt100 import Vt100_Output
@@ -102,10 +102,17 @@ class Repl:
             live_toolbar = isinstance(self.output, Vt100_Output) and not self.dumb and _is_tty(self.output)
         self.player = ReplyPlayer(session, self.printer, figures=self.figures, live_toolbar=live_toolbar,
                                   input_fd=_fileno(self.input), toolbar_every=toolbar_every)
-        if history is None:
-            history = PrivateFileHistory(history_path())
-        elif not isinstance(history, History):
-            history = PrivateFileHistory(history)
+        self.startup_warnings: list[str] = []
+        if history is None and not getattr(session, "recorded", True):
+            history = InMemoryHistory()  # --no-history: what is typed is not written either
+        elif history is None or not isinstance(history, History):
+            path = history_path() if history is None else Path(history)
+            try:
+                history = PrivateFileHistory(path)
+            except OSError as exc:  # LCCHAT_HOME a file, a read-only disk: carry on
+                history = InMemoryHistory()
+                self.startup_warnings.append(f"cannot keep the input history in {path} "
+                                             f"({exc.strerror or exc}); it is kept in memory for this session")
         self.history = history
         self.prompt = self._make_prompt()
 
@@ -158,7 +165,7 @@ class Repl:
 
     def run(self) -> int:
         """Chat until /exit or Ctrl+D; returns the exit status."""
-        for notice in getattr(self.session, "notices", []) or []:
+        for notice in [*self.startup_warnings, *(getattr(self.session, "notices", []) or [])]:
             self.printer.warning(notice)
         while True:
             try:

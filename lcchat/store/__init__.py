@@ -1,12 +1,17 @@
-"""The conversation store: every turn in SQLite as soon as it ends, resume, export.
+"""The conversation store: each message in SQLite as soon as it is sent, each reply as it
+ends; resume, export; bounded KV states.
 
-    db.py        the database (conversations, messages), WAL, safe for two writers
-    recorder.py  Recorder: a ChatSession listener writing each turn; load/resume
-    kvstate.py   llama.cpp's KV state saved beside a conversation, for a fast resume
+    db.py        the database (conversations, messages), WAL, safe for two writers; ordered,
+                 named migrations; read-only fallback; damage reported (Damaged)
+    recorder.py  Recorder: a ChatSession send hook and listener writing each message with
+                 the system prompt, model and quant in force; load/resume; KV state saves
+    kvstate.py   llama.cpp's KV state saved beside a conversation, for a fast resume: one
+                 per conversation, all under [store] state_max (LRU), safe writes
     hangup.py    SIGHUP/SIGTERM: cancel the reply, let the turn be saved, exit 129/143
-    wiring.py    how the CLI attaches all this to whichever front-end opens the session
-    export.py    Markdown and JSON, the `history show` transcript
-    cli.py       `lcchat history list|show|export|rm`
+    wiring.py    how the CLI attaches all this to whichever front-end opens the session;
+                 what is kept (--no-history, --save-state)
+    export.py    Markdown and JSON, the `history list` line and `history show` transcript
+    cli.py       `lcchat history list|show|export|rm|prune`
 
 Importing this package imports nothing heavy; `attach` loads what it needs.
 """

@@ -5,11 +5,17 @@ so two lcchat processes can write at once and neither loses a turn (the second w
 the first's few milliseconds). synchronous=FULL: a turn that was committed survives a
 power cut. The file is created 0600 in a 0700 directory; SQLite gives its -wal and -shm
 files the same mode.
+
+The schema grows by MIGRATIONS, applied in order on open; PRAGMA user_version counts
+those applied. A database that cannot be opened for writing (a read-only or full disk:
+WAL needs its -shm file) is opened read-only, so history can still be read; a damaged
+one is reported (Damaged), never shown as if it were whole.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -19,13 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from lcchat.errors import InputError
+from lcchat.errors import InputError, LcchatError
+
+log = logging.getLogger("lcchat.store")
 
 DB_NAME = "conversations.db"
 BUSY_TIMEOUT_MS = 30_000
-SCHEMA_VERSION = 1
 
-SCHEMA = (
+# The schema's steps, oldest first: (name, statements). Never edit or reorder one that has
+# shipped; add a step. user_version = how many have been applied.
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("1 conversations and messages", (
     """CREATE TABLE IF NOT EXISTS conversations (
         id       INTEGER PRIMARY KEY AUTOINCREMENT,
         created  REAL NOT NULL,            -- unix time
@@ -47,11 +57,46 @@ SCHEMA = (
         created     REAL NOT NULL,
         PRIMARY KEY (conversation_id, seq)
     )""",
+    )),
+    # What was in force when each message was written, so an export shows a conversation
+    # as it happened (a /system or /quant mid-way). NULL in rows written before: the
+    # conversation's own columns stand in.
+    ("2 per-turn system prompt, model file and quant", (
+        "ALTER TABLE messages ADD COLUMN system TEXT",
+        "ALTER TABLE messages ADD COLUMN model TEXT",
+        "ALTER TABLE messages ADD COLUMN quant TEXT",
+    )),
 )
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class UnknownConversation(InputError):
     """An ID or name that names no stored conversation."""
+
+
+class Damaged(LcchatError):
+    """The database file is corrupt: what it says cannot be trusted to be all there is."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"{path} is damaged ({detail}); some conversations may be missing. "
+                         f"To recover what is left: {recover_hint(path)}")
+        self.path = path
+        self.detail = detail
+
+
+def recover_hint(path: Path) -> str:
+    fixed = path.with_name("recovered.db")
+    return (f"sqlite3 {path} .recover | sqlite3 {fixed}, then move {fixed.name} over {path.name} "
+            "(keep a copy of the damaged file)")
+
+
+@dataclass
+class TurnSettings:
+    """What was in force for a message: the system prompt, model file and its quant type."""
+
+    system: str = ""
+    model: str = ""
+    quant: str = ""
 
 
 @dataclass
@@ -62,6 +107,7 @@ class StoredMessage:
     interrupted: bool = False
     stats: dict | None = None
     created: float = 0.0
+    settings: TurnSettings | None = None  # None: written before they were recorded
 
 
 @dataclass
@@ -97,6 +143,7 @@ class Summary:
     first_user: str
     n_messages: int
     interrupted: bool  # the last reply was cut short
+    state_bytes: int = 0  # its saved KV state on disk (filled in by the caller)
 
 
 def one_line(text: str, width: int = 60) -> str:
@@ -113,12 +160,15 @@ def default_path() -> Path:
 class Store:
     """The conversation database. Opened on first use; safe to share between threads (one
     connection, one lock). Raises sqlite3.Error or OSError when the file cannot be written:
-    the Recorder turns those into one warning."""
+    the Recorder turns those into one warning. Reading falls back to a read-only open
+    (self.read_only) when the file cannot be opened for writing."""
 
     def __init__(self, path: Path | None = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = Path(path) if path is not None else default_path()
         self.busy_timeout_ms = busy_timeout_ms
+        self.read_only = False
         self._conn: sqlite3.Connection | None = None
+        self._columns: set[str] = set()  # the messages table's, for a read-only old schema
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------ connection
@@ -142,19 +192,41 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                conn.execute("BEGIN IMMEDIATE")
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
+            migrate(conn)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.close()
             raise
-        self._conn = conn
+        self._use(conn)
         return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """For a file that cannot be opened for writing (a read-only directory or disk, a
+        full disk): mode=ro reads it, WAL included, when its -shm file exists or can be
+        made; immutable=1 reads the main file as it is when not even that works."""
+        from urllib.parse import quote
+
+        uri = "file:" + quote(str(self.path.resolve()))
+        error: sqlite3.Error | None = None
+        for query in ("?mode=ro", "?immutable=1"):
+            try:
+                conn = sqlite3.connect(uri + query, uri=True, isolation_level=None, check_same_thread=False)
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as exc:
+                if _is_damage(exc):
+                    raise
+                error = exc
+                continue
+            self._use(conn)
+            self.read_only = True
+            return conn
+        assert error is not None
+        raise error
+
+    def _use(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
 
     def close(self) -> None:
         with self._lock:
@@ -167,6 +239,8 @@ class Store:
         """One write transaction, taken at once (BEGIN IMMEDIATE) so a second writer waits
         on the busy timeout instead of failing half-way."""
         with self._lock:
+            if self.read_only:
+                raise sqlite3.OperationalError("the database was opened read-only")
             conn = self._connect()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -178,12 +252,44 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection | None]:
-        """A connection for reading; None when there is no database yet."""
+        """A connection for reading; None when there is no database yet. A file that
+        cannot be opened for writing is opened read-only; a damaged one raises Damaged."""
         with self._lock:
             if self._conn is None and not self.exists():
                 yield None
                 return
-            yield self._connect()
+            if self._conn is None:
+                try:
+                    self._connect()
+                except sqlite3.DatabaseError as exc:
+                    if _is_damage(exc):
+                        raise Damaged(self.path, str(exc)) from exc
+                    log.debug("opening %s for writing failed (%s); reading it read-only", self.path, exc)
+                    try:
+                        self._connect_read_only()
+                    except sqlite3.DatabaseError as exc2:
+                        if _is_damage(exc2):
+                            raise Damaged(self.path, str(exc2)) from exc2
+                        raise
+                except OSError as exc:
+                    log.debug("preparing %s failed (%s); reading it read-only", self.path, exc)
+                    self._connect_read_only()
+            try:
+                yield self._conn
+            except sqlite3.DatabaseError as exc:
+                if _is_damage(exc):
+                    raise Damaged(self.path, str(exc)) from exc
+                raise
+
+    def check(self) -> None:
+        """Raise Damaged when SQLite finds the file corrupt (PRAGMA quick_check: it reads
+        every page, so it is for `lcchat history`, not for every turn)."""
+        with self.reading() as conn:
+            if conn is None:
+                return
+            rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+        if rows != ["ok"]:
+            raise Damaged(self.path, "; ".join(str(r) for r in rows[:2]))
 
     # ------------------------------------------------------------ writing
 
@@ -201,12 +307,17 @@ class Store:
 
     @staticmethod
     def write_messages(conn: sqlite3.Connection, cid: int, start: int,
-                       rows: list[tuple[str, str, bool, dict | None]], *, system: str, now: float) -> None:
-        """Replace the messages from `start` on with `rows` (role, content, interrupted, stats)."""
+                       rows: list[tuple[str, str, bool, dict | None]], *, system: str, now: float,
+                       settings: TurnSettings | None = None) -> None:
+        """Replace the messages from `start` on with `rows` (role, content, interrupted, stats),
+        each marked with the `settings` in force (None: not known; the conversation's stand in)."""
+        turn = settings or TurnSettings(None, None, None)  # type: ignore[arg-type]
         conn.execute("DELETE FROM messages WHERE conversation_id = ? AND seq >= ?", (cid, start))
         conn.executemany(
-            "INSERT INTO messages (conversation_id, seq, role, content, interrupted, stats, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(cid, start + i, role, content, int(bool(interrupted)), json.dumps(stats) if stats else None, now)
+            "INSERT INTO messages (conversation_id, seq, role, content, interrupted, stats, created, system, model, quant)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(cid, start + i, role, content, int(bool(interrupted)), json.dumps(stats) if stats else None, now,
+              turn.system, turn.model, turn.quant)
              for i, (role, content, interrupted, stats) in enumerate(rows)],
         )
         conn.execute("UPDATE conversations SET updated = ?, system = ? WHERE id = ?", (now, system, cid))
@@ -218,6 +329,17 @@ class Store:
                 if row is not None:
                     raise InputError(f"conversation {row[0]} is already named {name!r}")
             conn.execute("UPDATE conversations SET name = ? WHERE id = ?", (name, cid))
+
+    def compact(self) -> None:
+        """Give the space of deleted rows back to the disk (VACUUM); best effort."""
+        with self._lock:
+            try:
+                conn = self._connect()
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                log.debug("VACUUM failed", exc_info=True)
 
     def delete(self, cid: int) -> bool:
         with self.transaction() as conn:
@@ -235,12 +357,15 @@ class Store:
             if row is None:
                 return None
             conv = StoredConversation(int(row[0]), float(row[1]), float(row[2]), row[3], row[4], row[5], row[6])
-            for seq, role, content, interrupted, stats, created in conn.execute(
-                "SELECT seq, role, content, interrupted, stats, created FROM messages WHERE conversation_id = ? ORDER BY seq",
-                (cid,),
+            per_turn = {"system", "model", "quant"} <= self._columns
+            extra = ", system, model, quant" if per_turn else ", NULL, NULL, NULL"
+            for seq, role, content, interrupted, stats, created, system, model, quant in conn.execute(
+                f"SELECT seq, role, content, interrupted, stats, created{extra} FROM messages WHERE conversation_id = ? "
+                "ORDER BY seq", (cid,),
             ):
+                settings = None if system is None else TurnSettings(system, model or "", quant or "")
                 conv.messages.append(StoredMessage(int(seq), role, content, bool(interrupted),
-                                                   _json_or_none(stats), float(created)))
+                                                   _json_or_none(stats), float(created), settings))
             return conv
 
     def resolve(self, ref: str | int) -> int:
@@ -258,6 +383,14 @@ class Store:
                 if row is not None:
                     return int(row[0])
         raise UnknownConversation(f"no conversation {str(ref).strip()!r}; `lcchat history list` shows them")
+
+    def ids(self, *, updated_before: float | None = None) -> list[int]:
+        """Every conversation's id (last written before `updated_before`, when given)."""
+        query = "SELECT id FROM conversations" + (" WHERE updated < ?" if updated_before is not None else "")
+        with self.reading() as conn:
+            if conn is None:
+                return []
+            return [int(r[0]) for r in conn.execute(query, () if updated_before is None else (updated_before,))]
 
     def last(self, profile: str | None = None) -> int | None:
         """The most recently written conversation with messages (of `profile`, when given)."""
@@ -285,6 +418,31 @@ class Store:
                 return []
             return [Summary(int(r[0]), float(r[1]), float(r[2]), r[3], r[4], r[5], r[6] or "", int(r[7]), bool(r[8]))
                     for r in conn.execute(query, (limit,) if limit else ())]
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the MIGRATIONS this file lacks, each in its own transaction, in order."""
+    done = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    for number, (name, statements) in enumerate(MIGRATIONS, 1):
+        if number <= done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) < number:  # another process may have won
+                log.debug("migrating the conversation store: %s", name)
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _is_damage(exc: BaseException) -> bool:
+    """SQLite's words for a corrupt file (SQLITE_CORRUPT, SQLITE_NOTADB)."""
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
 
 
 def _json_or_none(text: str | None) -> dict | None:

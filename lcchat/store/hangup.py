@@ -64,7 +64,7 @@ def _on_signal(signum: int, frame) -> None:
     if first:
         received = signum
     if signum == getattr(signal, "SIGHUP", None):
-        _detach_terminal()
+        detach_terminal()
     session = _session
     busy = session is not None and getattr(session, "busy", False)
     if not first or not busy:
@@ -82,7 +82,7 @@ def _on_signal(signum: int, frame) -> None:
         raise SystemExit(128 + signum)
 
 
-def _detach_terminal() -> None:
+def detach_terminal() -> None:
     """After a hang-up the terminal is gone: writing to it would fail with EIO, so output
     that went to it goes to /dev/null (output to a pipe or file is kept)."""
     for stream in (sys.stdout, sys.stderr):

@@ -1,11 +1,13 @@
-"""The Recorder: writes a session's conversation to the store after every turn.
+"""The Recorder: writes a session's conversation to the store as it happens.
 
-It is a ChatSession listener, so it runs as soon as a turn ends, an interrupted one
-included (the partial reply is saved, marked interrupted). Each time it writes what
-changed since the last write, in one transaction: a new exchange, a regenerated reply
-(/retry), an undone one. A write that fails (read-only or full disk) never stops the
-chat: the user is warned once, and the next turn's write catches up with everything
-that is missing. When another process wrote to the same conversation meanwhile (the same
+The user's message is written when it is sent (a kill -9 or an OOM kill mid-reply keeps
+it), and the reply when the turn ends, an interrupted one included (the partial reply is
+saved, marked interrupted): the Recorder is a ChatSession sent-hook and turn listener.
+Each message is stamped with the system prompt, model file and quant type in force.
+Each time it writes what changed since the last write, in one transaction: a new
+message, a finished reply, a regenerated reply (/retry), an undone one. A write that
+fails (read-only or full disk) never stops the chat: the user is warned once, and the
+next write catches up with everything that is missing. When another process wrote to the same conversation meanwhile (the same
 conversation continued in two terminals), this one goes on in a new conversation, so
 neither overwrites the other.
 """
@@ -21,7 +23,7 @@ from lcchat.engine.chat import Message
 from lcchat.engine.events import Done, Event, Notice
 from lcchat.engine.generate import common_prefix
 from lcchat.store import kvstate
-from lcchat.store.db import Store, StoredConversation, UnknownConversation, now, one_line
+from lcchat.store.db import Store, StoredConversation, TurnSettings, UnknownConversation, now, one_line
 
 log = logging.getLogger("lcchat.store")
 
@@ -30,18 +32,30 @@ Row = tuple[str, str, bool]  # role, content, interrupted
 
 class Recorder:
     """Records one ChatSession. `on_warning(text)` is told once when saving fails
-    (default: session.warn, which shows it after the turn)."""
+    (default: session.warn, which shows it after the turn).
+
+    record=False (--no-history): nothing is written, no row and no state file; a stored
+    conversation can still be loaded (read) to continue it privately.
+    keep_state: save the KV state after turns and at close (interactive sessions, or
+    --save-state); otherwise no state file is written. state_max: the cap in bytes on all
+    states together (None: kvstate.default_cap())."""
 
     def __init__(self, session, store: Store | None = None, *,
-                 on_warning: Callable[[str], None] | None = None, owns_store: bool | None = None) -> None:
+                 on_warning: Callable[[str], None] | None = None, owns_store: bool | None = None,
+                 record: bool = True, keep_state: bool = True, state_max: int | None = None) -> None:
         self.session = session
         self.store = store or Store()
+        self.record = record
+        self.keep_state = keep_state and record
+        self.state_max = state_max
         self._owns_store = store is None if owns_store is None else owns_store
         self.on_warning = on_warning or getattr(session, "warn", None) or log.warning
         self.conversation_id: int | None = None
         self.warnings: list[str] = []  # what the user was told (at most one)
         self.last_error: str | None = None
         self.restored_tokens = 0  # by the last load(): from the saved KV state
+        self.state_found = "none"  # by the last load(): "used", "none" (pruned or never kept), "stale"
+        self.state_warnings: list[str] = []  # a KV state that could not be saved (said once)
         self._rows: list[Row] = []  # what the database holds for conversation_id
         self._version: float | None = None  # its `updated` stamp when we last wrote
         self._system: str | None = None  # the system prompt written with it
@@ -56,11 +70,18 @@ class Recorder:
     def __call__(self, session, user: Message, reply: Message) -> None:
         stats = session.last_stats if session.last_stats is not self._stats_seen else None
         self._stats_seen = session.last_stats
-        if self.sync(reply=reply, stats=stats.as_json() if stats is not None else None):
+        if self.sync(reply=reply, stats=stats.as_json() if stats is not None else None) and self.keep_state:
             self.save_kv(every_turn=True)
 
+    def sent(self, session, user: Message) -> None:
+        """The session's on_send hook: the user's message is written before the reply starts."""
+        self.sync()
+
     def sync(self, *, reply: Message | None = None, stats: dict | None = None) -> bool:
-        """Write what changed in the conversation; False (after one warning) on failure."""
+        """Write what changed in the conversation; False (after one warning) on failure.
+        With record=False it writes nothing and says True."""
+        if not self.record:
+            return True
         conv = self.session.conversation
         messages = list(conv.messages)
         rows = [(m.role, m.content, bool(m.interrupted)) for m in messages]
@@ -84,7 +105,8 @@ class Recorder:
                         common = 0
                     out = [(m.role, m.content, bool(m.interrupted), stats if m is reply else None)
                            for m in messages[common:]]
-                    Store.write_messages(db, cid, common, out, system=conv.system, now=stamp)
+                    Store.write_messages(db, cid, common, out, system=conv.system, now=stamp,
+                                         settings=self.turn_settings())
             except (sqlite3.Error, OSError) as exc:
                 self._failed(exc)
                 return False
@@ -104,6 +126,20 @@ class Recorder:
             self.on_warning(text)
         except Exception:  # noqa: BLE001 - a warning must not end the chat either
             log.debug("on_warning failed", exc_info=True)
+
+    def turn_settings(self) -> TurnSettings:
+        """The system prompt, model file and quant type in force now."""
+        model = self.session.model
+        quant = ""
+        info = getattr(model, "info", None)
+        if info is not None:
+            quant = str(getattr(info, "file_type_name", "") or "")
+        elif callable(getattr(model, "describe", None)):
+            try:
+                quant = str(model.describe().get("quant") or "")
+            except Exception:  # noqa: BLE001 - a label, not worth a failed save
+                quant = ""
+        return TurnSettings(self.session.conversation.system, self._model(), quant)
 
     def _profile(self) -> str:
         return str(getattr(getattr(self.session, "profile", None), "name", "") or "")
@@ -132,33 +168,61 @@ class Recorder:
         return self._fingerprint[1]
 
     def save_kv(self, *, every_turn: bool = False) -> bool:
-        """Save llama.cpp's KV state beside the conversation, for a fast resume. After a
-        turn only while it is small (EVERY_TURN_MAX); at close up to MAX_BYTES."""
+        """Save llama.cpp's KV state beside the conversation, for a fast resume, replacing
+        its previous one; then prune the states to the cap. After a turn only while it is
+        small (EVERY_TURN_MAX); at close up to MAX_BYTES. Nothing when keep_state is off."""
         cid = self.conversation_id
         session = self.session
+        if not self.keep_state or cid is None:
+            return False
         printed = self.fingerprint()
-        if cid is None or printed is None:
+        if printed is None:
             return False
         cached = list(session.loop.cached)
         if not cached or self._kv_saved == (cid, printed, cached):
             return bool(cached)
-        limit = kvstate.EVERY_TURN_MAX if every_turn else kvstate.MAX_BYTES
+        cap = self._cap()
+        limit = min(kvstate.EVERY_TURN_MAX if every_turn else kvstate.MAX_BYTES, cap)
         if self._bytes_per_token and self._bytes_per_token * len(cached) > limit:
+            kvstate.remove(cid)  # an older, shorter state would only be a stale copy
             return False
         try:
             snapshot = session.kv_snapshot()
             if snapshot is None:
                 return False
             tokens, state = snapshot
-            self._bytes_per_token = len(state) / max(1, len(tokens))
-            if len(state) > limit:
+            size = memoryview(state).nbytes
+            self._bytes_per_token = size / max(1, len(tokens))
+            if size > limit:
+                kvstate.remove(cid)
                 return False
             kvstate.save(kvstate.state_path(cid), printed, tokens, state)
+            del state, snapshot
+        except kvstate.StateNotSaved as exc:
+            self._state_warning(str(exc))
+            return False
         except Exception:  # noqa: BLE001 - the state is a cache: losing it costs time, not data
             log.debug("saving the KV state failed", exc_info=True)
             return False
         self._kv_saved = (cid, printed, tokens)
+        try:
+            kvstate.prune(cap, keep=cid)
+        except OSError:
+            log.debug("pruning the KV states failed", exc_info=True)
         return True
+
+    def _cap(self) -> int:
+        return self.state_max if self.state_max is not None else kvstate.default_cap()
+
+    def _state_warning(self, text: str) -> None:
+        log.debug("%s", text)
+        if self.state_warnings:
+            return
+        self.state_warnings.append(text)
+        try:
+            self.on_warning(text)
+        except Exception:  # noqa: BLE001
+            log.debug("on_warning failed", exc_info=True)
 
     # ------------------------------------------------------------ resuming
 
@@ -171,12 +235,18 @@ class Recorder:
         if stored is None:  # removed just now
             raise UnknownConversation(f"no conversation {cid}; `lcchat history list` shows them")
         printed = self.fingerprint()
-        saved = kvstate.load(kvstate.state_path(cid), printed) if printed else None
+        path = kvstate.state_path(cid)
+        saved = kvstate.load(path, printed) if printed else None
+        self.state_found = "used" if saved is not None else ("stale" if path.exists() else "none")
         messages = [Message(m.role, m.content, m.interrupted) for m in stored.messages]
+        if messages and messages[-1].role == "user":
+            # The process ended before the reply was written (kill -9, out of memory): the
+            # message was kept; its reply counts as interrupted, empty.
+            messages.append(Message("assistant", "", interrupted=True))
         with self._lock:
             self.restored_tokens = self.session.restore(stored.system, messages, saved=saved)
             self.conversation_id = cid
-            self._rows = [(m.role, m.content, bool(m.interrupted)) for m in messages]
+            self._rows = [(m.role, m.content, bool(m.interrupted)) for m in stored.messages]
             self._version = stored.updated
             self._system = stored.system
             self._stats_seen = getattr(self.session, "last_stats", None)
@@ -195,7 +265,7 @@ class Recorder:
         for event in self.session.prefill(cancel):
             yield event
         read = len(self.session.loop.cached) - before
-        yield Notice(describe_resume(stored, self.restored_tokens, read))
+        yield Notice(describe_resume(stored, self.restored_tokens, read, state=self.state_found))
 
     def prefill_events(self, stored: StoredConversation) -> Iterator[Event]:
         """prefill() ending with Done, for a front-end that plays it like a reply (/load)."""
@@ -208,21 +278,28 @@ class Recorder:
         """Write anything still unwritten and save the KV state (the session calls this
         through on_close before it frees the model)."""
         self.sync()
-        self.save_kv()
+        if self.keep_state:
+            self.save_kv()
         if self._owns_store:
             self.store.close()
 
 
-def describe_resume(stored: StoredConversation, restored: int, read: int) -> str:
+def describe_resume(stored: StoredConversation, restored: int, read: int, *, state: str = "used") -> str:
+    """What -C and /load did: how much came back from the saved KV state, how much of the
+    text was re-read, and why (the state was pruned or never kept, or is for other settings)."""
     n = len(stored.messages)
     what = f"conversation {stored.id}" + (f" ({stored.name})" if stored.name else "")
     parts = [f"continuing {what}: {n} message{'s' if n != 1 else ''}"]
     if restored:
         parts.append(f"{restored} tokens restored from the saved KV state")
+    elif state == "none":
+        parts.append("no saved KV state (pruned, or never kept), so its text is re-read")
+    elif state == "stale":
+        parts.append("its saved KV state is for another model or settings, so its text is re-read")
     if read:
         parts.append(f"{read} tokens of history re-read")
     last = stored.messages[-1] if stored.messages else None
-    if last is not None and last.interrupted:
+    if last is not None and (last.interrupted or last.role == "user"):
         parts.append("the last reply was interrupted")
     return "; ".join(parts)
 
@@ -236,15 +313,20 @@ def last_lines(stored: StoredConversation, n: int = 4) -> str:
     return "\n".join(out)
 
 
-def attach(session, store: Store | None = None, *, on_warning: Callable[[str], None] | None = None) -> Recorder:
+def attach(session, store: Store | None = None, *, on_warning: Callable[[str], None] | None = None,
+           **options) -> Recorder:
     """Record `session`'s turns in the store (the data dir's database by default). Sets
     session.recorder, which /save, /load and /history use, and saves the KV state when the
-    session is closed. Attaching twice returns the first recorder."""
+    session is closed. `options` are Recorder's (record, keep_state, state_max).
+    Attaching twice returns the first recorder."""
     existing = getattr(session, "recorder", None)
     if isinstance(existing, Recorder):
         return existing
-    recorder = Recorder(session, store, on_warning=on_warning)
+    recorder = Recorder(session, store, on_warning=on_warning, **options)
     session.listeners.append(recorder)
+    on_send = getattr(session, "on_send", None)
+    if isinstance(on_send, list):
+        on_send.append(recorder.sent)
     on_close = getattr(session, "on_close", None)
     if isinstance(on_close, list):
         on_close.append(lambda _session: recorder.close())

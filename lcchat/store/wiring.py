@@ -6,11 +6,17 @@ and adds a hook to engine.session.on_open: when the front-end (pipe mode, the RE
 TUI) opens its session, the hook attaches a Recorder, and with --continue restores the
 conversation and reads it into the KV cache (from the saved KV state where it matches).
 The front-ends need not know about the store.
+
+What is kept: with --no-history, LCCHAT_NO_HISTORY=1 or `[store] enabled = false`,
+nothing (the session's `recorded` is False and the front-ends say so); otherwise the text
+of every turn, and the KV state only for interactive sessions and --save-state (a
+one-shot call that nobody continues would leave megabytes behind for nothing).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import sys
 from typing import Callable
@@ -24,11 +30,32 @@ from lcchat.store.recorder import Recorder, attach
 log = logging.getLogger("lcchat.store")
 
 
+NOT_RECORDED = "this session is not recorded (--no-history): nothing of it is saved"
+
+
+def history_enabled(profile, *, no_history: bool = False) -> bool:
+    """False when --no-history, LCCHAT_NO_HISTORY (1, true, yes) or `[store] enabled = false`
+    says to record nothing."""
+    if no_history:
+        return False
+    if os.environ.get("LCCHAT_NO_HISTORY", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    store = getattr(profile, "store", None)
+    return bool(getattr(store, "enabled", True))
+
+
 class ChatRecording:
-    def __init__(self, profile, continue_ref: str | None, *, interactive: bool, store: Store | None = None) -> None:
+    def __init__(self, profile, continue_ref: str | None, *, interactive: bool, store: Store | None = None,
+                 record: bool = True, save_state: bool = False) -> None:
+        from lcchat.config.sizes import parse_size
+
         self.store = store or Store()
         self.profile_name = str(getattr(profile, "name", "") or "")
         self.interactive = interactive
+        self.record = record
+        self.keep_state = record and (interactive or save_state)
+        text = str(getattr(getattr(profile, "store", None), "state_max", "") or "")
+        self.state_max = parse_size(text) if text.strip() else None
         self.recorder: Recorder | None = None
         self.session = None
         self.resume_id = self._target(continue_ref) if continue_ref is not None else None
@@ -49,7 +76,11 @@ class ChatRecording:
         """The engine.session.on_open hook."""
         self.session = session
         warn = session.warn if self.interactive else _print_warning
-        self.recorder = attach(session, self.store, on_warning=warn)
+        self.recorder = attach(session, self.store, on_warning=warn, record=self.record,
+                               keep_state=self.keep_state, state_max=self.state_max)
+        session.recorded = self.record
+        if not self.record and self.interactive:
+            session.notices.append(NOT_RECORDED)
         hangup.watch(session)
         if self.resume_id is None:
             return
@@ -72,13 +103,15 @@ class ChatRecording:
         return hangup.exit_status(status)
 
 
-def record_chat(profile, continue_ref: str | None, *, interactive: bool) -> ChatRecording:
+def record_chat(profile, continue_ref: str | None, *, interactive: bool, no_history: bool = False,
+                save_state: bool = False) -> ChatRecording:
     """Set up recording for the chat about to start (see the module's docstring).
     continue_ref: None (a new conversation), "" (the profile's last one), an id or a name.
     Raises InputError for a conversation that does not exist."""
     from lcchat.engine import session as session_module
 
-    recording = ChatRecording(profile, continue_ref, interactive=interactive)
+    recording = ChatRecording(profile, continue_ref, interactive=interactive,
+                              record=history_enabled(profile, no_history=no_history), save_state=save_state)
     hooks = session_module.on_open
     hooks[:] = [h for h in hooks if not getattr(h, "_lcchat_recording", False)]
     hooks.append(_marked(recording.opened))

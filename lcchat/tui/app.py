@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import threading
 import time
@@ -43,6 +44,7 @@ WIDE_MIN = (100, 28)  # columns, lines from which the panels show instead of the
 DEFAULT_THEME = "dark"
 HINTS_IDLE = "Enter send · Ctrl+J newline · Ctrl+P commands · Ctrl+Q quit"
 HINTS_BUSY = "generating · Esc or Ctrl+C stops"
+NOT_RECORDED = "not recorded"
 
 # Variables every theme has; a theme file may set any of them (themes/dark.tcss sets all).
 THEME_DEFAULTS = {
@@ -162,11 +164,78 @@ class LcchatApp(App[int]):
         self._load_done = threading.Event()
         self._loading: LoadingLine | None = None
         self._quitting = False
+        self._signalled: int | None = None  # SIGINT/SIGTERM/SIGHUP from outside, once one came
+        self._old_handlers: dict[int, Any] = {}
         self.startup_notices: list[tuple[str, str]] = []
         self.lines_handled = 0  # input lines dealt with (tests wait on it)
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(getattr(self, "_switch_interval", 0.005))
+        self._restore_signal_handlers()
+
+    # ------------------------------------------------------------ signals from outside
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+    def _install_signal_handlers(self) -> None:
+        """`kill -INT` acts as Ctrl+C followed by quitting, SIGTERM and SIGHUP as the
+        store's hangup module makes them act elsewhere: the reply stops, the turn is saved
+        (marked interrupted), and the app exits with 128 + the signal. The handlers run in
+        the event loop (not as a KeyboardInterrupt or SystemExit thrown into it, which
+        would leave the reply running or App._shutdown never awaited)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in self.SIGNALS:
+            try:
+                self._old_handlers[sig] = signal.getsignal(sig)
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError, OSError):
+                log.debug("cannot handle signal %s here", sig, exc_info=True)
+                self._old_handlers.pop(sig, None)
+
+    def _restore_signal_handlers(self) -> None:
+        handlers, self._old_handlers = self._old_handlers, {}
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        for sig, old in handlers.items():
+            try:
+                if loop is not None:
+                    loop.remove_signal_handler(sig)
+                signal.signal(sig, old if old is not None else signal.SIG_DFL)
+            except (RuntimeError, ValueError, OSError, TypeError):
+                pass
+
+    def _on_signal(self, signum: int) -> None:
+        from lcchat.store import hangup
+
+        log.debug("signal %d: stopping the reply, saving the turn, leaving", signum)
+        if hangup.received is None:
+            hangup.received = signum
+        if signum == getattr(signal, "SIGHUP", None):
+            hangup.detach_terminal()
+        if self._signalled is not None:  # a second one: leave now
+            super().exit(128 + signum)
+            return
+        self._signalled = signum
+        self.run_worker(self._stop_and_exit(signum), group="signal", exit_on_error=False)
+
+    async def _stop_and_exit(self, signum: int) -> None:
+        from lcchat.store import hangup
+
+        self._quitting = True
+        if self.busy and self.session is not None:
+            self.session.cancel()
+            await asyncio.to_thread(self._reply_idle.wait, hangup.WAIT_S)
+        if self.session is None and not self._load_done.is_set():
+            self._load_cancel.set()
+            await asyncio.to_thread(self._load_done.wait, 5.0)
+        self.exit(128 + signum)
 
     # ------------------------------------------------------------ layout
 
@@ -197,6 +266,7 @@ class LcchatApp(App[int]):
         # 0.93x at 0.5 ms). See benchmarks/RESULTS.md.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
+        self._install_signal_handlers()
         self._load_themes()
         error = self.apply_theme(self._wanted_theme)
         if error:
@@ -308,6 +378,8 @@ class LcchatApp(App[int]):
         describe = session.model.describe()
         self.dashboard.set_model(describe, session.profile.name)
         self.dashboard.set_context(session.context_used, session.context_size)
+        if not getattr(session, "recorded", True):  # --no-history: said for as long as the app runs
+            self.prompt.border_title = NOT_RECORDED
         if session.conversation.messages:  # continuing a saved conversation (-C)
             await self.show_conversation()
         for text in getattr(session, "notices", []) or []:
@@ -639,6 +711,8 @@ class LcchatApp(App[int]):
 
     def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
         # However the app ends, nothing keeps working behind it: a load or a reply in flight is cancelled.
+        if self._signalled is not None:  # after SIGINT/SIGTERM/SIGHUP, whichever path ends it: 128 + the signal
+            result = 128 + self._signalled
         self._load_cancel.set()
         if self.busy and self.session is not None:
             self.session.cancel()
@@ -687,6 +761,7 @@ def run_tui(profile: Any, *, verbose: bool = False) -> int:
         result = app.run()
     finally:
         _release_log_output(held)
+        _close_session(app)
     if app.load_error:
         exc = app.load_exception
         if verbose and exc is not None:
@@ -696,6 +771,22 @@ def run_tui(profile: Any, *, verbose: bool = False) -> int:
         print(f"lcchat: {app.load_error}", file=sys.stderr)
         return app.exit_code
     return int(result or 0) if isinstance(result, int) else app.return_code or 0
+
+
+def _close_session(app: LcchatApp) -> None:
+    """Once the app has ended: let a reply still stopping finish being saved, then close the
+    session (the store writes what is left and keeps the KV state; the model is freed)."""
+    session = app.session
+    if session is None:
+        return
+    from lcchat.store import hangup
+
+    session.cancel()
+    app._reply_idle.wait(hangup.WAIT_S)
+    try:
+        session.close()
+    except Exception:  # noqa: BLE001 - leaving matters more
+        log.debug("closing the session failed", exc_info=True)
 
 
 def _hold_log_output() -> list[tuple[logging.StreamHandler, Any, Any]]:

@@ -184,3 +184,23 @@ def test_completion_and_a_model_without_a_file() -> None:
     shown = registry.dispatch(ctx, "/quant")
     assert shown.error and "fake.gguf" in shown.text
     assert registry.dispatch(ctx, "/quant kv q8_0 f16 q4_0").error
+
+
+def test_make_writes_beside_the_source_only_outside_installed_packages(tmp_path, lcchat_home) -> None:
+    from tests import models
+
+    (tmp_path / "mine").mkdir()
+    mine = models.write_tiny_model(tmp_path / "mine" / "tiny-f32.gguf")
+    shipped_dir = tmp_path / "lib" / "python3.12" / "site-packages" / "some_model_pkg"
+    shipped_dir.mkdir(parents=True)
+    shipped = models.write_tiny_model(shipped_dir / "tiny-f32.gguf")
+
+    assert quant.plan_quantize(mine, "Q8_0").output == mine.with_name("tiny-Q8_0.gguf")
+    plan = quant.plan_quantize(shipped, "Q8_0")
+    assert plan.output == lcchat_home / "data" / "models" / "tiny-Q8_0.gguf"
+    events = list(quant.run_quantize(plan))
+    said = " ".join(getattr(e, "text", "") for e in events)
+    assert str(plan.output) in said and "inside an installed package" in said
+    assert plan.output.is_file() and not (shipped_dir / "tiny-Q8_0.gguf").exists()
+    # /quant finds it there afterwards
+    assert plan.output in [v.path for v in quant.find_variants(shipped)]

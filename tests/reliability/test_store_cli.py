@@ -29,7 +29,7 @@ def warning_only(result) -> str:
 
 
 def test_each_run_is_stored_and_dash_c_continues_it(tiny_model: Path) -> None:
-    first = answered(run(["-m", tiny_model, "-n", "6", "--seed", "1", "hello there"], stdin=None))
+    first = answered(run(["-m", tiny_model, "-n", "6", "--seed", "1", "--save-state", "hello there"], stdin=None))
     listing = run(["history", "list"])
     assert listing.returncode == 0
     (line,) = listing.stdout.decode().splitlines()

@@ -24,6 +24,7 @@ WRITER = textwrap.dedent("""
     recorder = attach(session, on_warning=lambda text: print("WARNING", text, flush=True))
     if resume != "-":
         recorder.load(resume)
+    print("READY", flush=True)
     while not go.exists():
         time.sleep(0.005)
     for i in range(turns):
@@ -38,6 +39,12 @@ def start(name: str, turns: int, go: Path, resume: str = "-") -> subprocess.Pope
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def wait_ready(*procs: subprocess.Popen) -> None:
+    """Both writers are at the line (a slow start must not let one finish before the other loads)."""
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
+
+
 def finish(proc: subprocess.Popen) -> int:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -49,7 +56,7 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path) -> None:
     go = tmp_path / "go"
     turns = 40
     a, b = start("a", turns, go), start("b", turns, go)
-    time.sleep(0.5)  # both are waiting at the line
+    wait_ready(a, b)
     go.touch()
     ids = {finish(a): "a", finish(b): "b"}
     assert len(ids) == 2
@@ -69,7 +76,7 @@ def test_two_processes_continuing_one_conversation_both_keep_their_turns(tmp_pat
     store.close()
     go = tmp_path / "go"
     a, b = start("a", 5, go, str(base)), start("b", 5, go, str(base))
-    time.sleep(0.5)
+    wait_ready(a, b)
     go.touch()
     ids = [finish(a), finish(b)]
     assert base in ids and len(set(ids)) == 2  # one went on in the original, the other in a copy

@@ -31,9 +31,9 @@ def test_markdown_export(stored) -> None:
     md = to_markdown(Store().get(stored))
     assert md.startswith("# What is the capital of France? Answer in one word.\n")
     assert "- profile: smollm2" in md and "- model: SmolLM2.gguf" in md
-    assert "## System\n\nBe brief." in md
-    assert "## You\n\nWhat is the capital of France?\nAnswer in one word.\n" in md
-    assert "## Assistant\n\nRo\n\n*(interrupted)*" in md
+    assert "## System\n\n```text\nBe brief.\n```" in md
+    assert "## You\n\n```text\nWhat is the capital of France?\nAnswer in one word.\n```\n" in md
+    assert "## Assistant\n\n```text\nRo\n```\n\n*(interrupted)*" in md
 
 
 def test_json_export_round_trips(stored) -> None:
@@ -98,4 +98,5 @@ def test_a_corrupt_database_is_one_line_exit_1(lcchat_home, capsys) -> None:
     (lcchat_home / "data" / "conversations.db").write_bytes(b"this is not sqlite" * 100)
     assert main(["history", "list"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("lcchat: cannot read the conversations in ") and len(err.splitlines()) == 1
+    assert err.startswith(f"lcchat: {lcchat_home / 'data' / 'conversations.db'} is damaged") and len(err.splitlines()) == 1
+    assert ".recover" in err

@@ -40,7 +40,7 @@ def fresh(monkeypatch):
     monkeypatch.setattr(hangup, "received", None)
     monkeypatch.setattr(hangup, "_session", None)
     monkeypatch.setattr(hangup, "_mode", "interactive")
-    monkeypatch.setattr(hangup, "_detach_terminal", lambda: None)
+    monkeypatch.setattr(hangup, "detach_terminal", lambda: None)
 
 
 def test_interactive_cancels_waits_for_the_turn_then_exits_129() -> None:

@@ -149,3 +149,33 @@ def test_close_writes_what_is_left() -> None:
     assert recorder.conversation_id is None
     session.close()
     assert stored_rows(recorder.conversation_id) == [("user", "q", False), ("assistant", "a", False)]
+
+
+def test_the_user_message_is_written_when_it_is_sent() -> None:
+    session = fake_session(FakeModel(replies=[["a", "b", "c"]]))
+    recorder = attach(session)
+    events = session.send("my question")
+    seen = []
+    for event in events:
+        if isinstance(event, Token) and not seen:
+            seen = stored_rows(recorder.conversation_id)  # mid-reply
+    assert seen == [("user", "my question", False)]
+    assert stored_rows(recorder.conversation_id) == [("user", "my question", False), ("assistant", "abc", False)]
+
+
+def test_a_conversation_that_ends_with_a_lost_reply_continues() -> None:
+    from lcchat.store.recorder import describe_resume
+
+    store = Store()
+    with store.transaction() as db:
+        cid = Store.create(db, profile="fake", model="fake.gguf", system="", now=1.0)
+        Store.write_messages(db, cid, 0, [("user", "asked before the crash", False, None)], system="", now=1.0)
+    session = fake_session(FakeModel(replies=[["fine"]]))
+    recorder = attach(session)
+    stored = recorder.load(cid)
+    assert [(m.role, m.content, m.interrupted) for m in session.conversation.messages] == [
+        ("user", "asked before the crash", False), ("assistant", "", True)]
+    assert "the last reply was interrupted" in describe_resume(stored, 0, 0)
+    turn(session, "again")
+    assert stored_rows(cid) == [("user", "asked before the crash", False), ("assistant", "", True),
+                                ("user", "again", False), ("assistant", "fine", False)]
