@@ -5,6 +5,12 @@ loads and runs in milliseconds: a byte-fallback SentencePiece vocabulary (so any
 tokenizes), ChatML special tokens and template, and every tensor the llama architecture
 needs. `metadata=` overrides or adds any key, e.g. {"llama.block_count": 100000} for a
 hostile file. `corrupt` and `truncate` damage copies of a file for the reliability tests.
+
+`write_scripted_model` writes a model of the same kind whose reply is known in advance:
+whatever the prompt, sampling yields the chosen pieces of text, then end-of-turn. The
+pieces may hold any text (escape sequences, Markdown, CJK...), so a test can make "the
+model" say exactly what it needs. Both writers take `chat_template=`, so a scripted reply
+and a chosen (or hostile) template compose.
 """
 
 from __future__ import annotations
@@ -40,8 +46,9 @@ _WORDS = (
 ).split()
 
 
-def _vocab(extra_special_tokens: tuple[str, ...]) -> tuple[list[str], list[float], list[int]]:
-    """Tokens, scores and token types of a small byte-fallback SentencePiece vocabulary."""
+def _vocab(extra_special_tokens: tuple[str, ...], *, words: bool = True) -> tuple[list[str], list[float], list[int]]:
+    """Tokens, scores and token types of a small byte-fallback SentencePiece vocabulary
+    (without `words`: only the special and byte tokens)."""
     entries: dict[str, tuple[float, int]] = {
         "<unk>": (0.0, _TT.UNKNOWN),
         "<s>": (0.0, _TT.CONTROL),
@@ -51,6 +58,9 @@ def _vocab(extra_special_tokens: tuple[str, ...]) -> tuple[list[str], list[float
         entries[f"<0x{b:02X}>"] = (0.0, _TT.BYTE)
     for token in extra_special_tokens:
         entries.setdefault(token, (0.0, _TT.CONTROL))
+    if not words:
+        tokens = list(entries)
+        return tokens, [entries[t][0] for t in tokens], [int(entries[t][1]) for t in tokens]
     pieces = ["▁", *string.ascii_letters, *string.digits, *".,!?;:'\"()-"]
     pieces += ["▁" + c for c in string.ascii_letters + string.digits]
     for word in _WORDS:  # every prefix, so SentencePiece can merge its way up to the word
@@ -142,6 +152,124 @@ def write_tiny_model(
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def write_scripted_model(
+    path: str | os.PathLike[str],
+    reply: str | list[str],
+    *,
+    loop: bool = False,
+    chat_template: str | None = CHATML_TEMPLATE,
+    extra_special_tokens: tuple[str, ...] = ("<|im_start|>", "<|im_end|>"),
+    eos_token: str = "<|im_end|>",
+    n_ctx_train: int = 512,
+    metadata: dict[str, object] | None = None,
+) -> Path:
+    """Write a tiny llama model whose every reply is `reply`, and return its path.
+
+    `reply` is a string (cut into tokens by `script_pieces`) or the list of token texts
+    itself: each becomes a vocabulary token of its own, so it may hold any text at all,
+    escape sequences included. After the last piece comes `eos_token` (the end of the
+    reply), or with `loop=True` the first piece again, so the reply never ends by itself
+    (for max_tokens, interrupt and context-full tests).
+
+    How: one layer whose attention and feed-forward outputs are zero, so the last
+    position's hidden state is its token's embedding. Embeddings are one-hot: piece k gets
+    dimension k+1, every other token dimension 0. The output matrix maps dimension 0 to
+    the first piece and dimension k+1 to piece k+1 (or the end), with a margin of hundreds
+    of logits, so greedy decoding and any ordinary temperature give the script exactly.
+
+    The next token depends only on the last one, so the prompt must never end in a
+    piece. The vocabulary holds only the special and byte tokens besides the pieces (the
+    prompt is read byte by byte), and SentencePiece reaches a token of three or more
+    characters only by merging two shorter tokens: with no tokens of two characters,
+    pieces of three or more can never come out of the tokenizer. Pieces of one or two
+    characters can (if the prompt ends with that text): `script_pieces` never makes them.
+    """
+    path = Path(path)
+    tokens, scores, types = _vocab(tuple(extra_special_tokens), words=False)
+    pieces = script_pieces(reply, taken=set(tokens)) if isinstance(reply, str) else list(reply)
+    if not pieces:
+        raise ValueError("the reply needs at least one piece")
+    clash = [p for p in pieces if p in tokens] or [p for i, p in enumerate(pieces) if p in pieces[:i]]
+    if clash or any(not p for p in pieces):
+        # llama.cpp aborts on a vocabulary that holds one text twice
+        raise ValueError(f"reply pieces must be non-empty and unique, and not in the base vocabulary: {clash[:3]!r}")
+    first = len(tokens)
+    tokens = tokens + pieces
+    scores = scores + [0.0] * len(pieces)
+    types = types + [int(_TT.NORMAL)] * len(pieces)
+    eos_id = tokens.index(eos_token)
+    n_head = 2
+    n_embd = max(32, -(-(len(pieces) + 1) // 32) * 32)
+    n_layer, n_ff = 1, 32
+    w = _llama_writer(path, "scripted-test-model", gguf.LlamaFileType.ALL_F32, n_ctx_train=n_ctx_train,
+                      n_embd=n_embd, n_layer=n_layer, n_ff=n_ff, n_head=n_head, n_head_kv=n_head,
+                      vocab=(tokens, scores, types))
+    w.add_bos_token_id(tokens.index("<s>"))
+    w.add_eos_token_id(eos_id)
+    w.add_unk_token_id(tokens.index("<unk>"))
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
+    _override(w, metadata or {})
+
+    n_vocab = len(tokens)
+    embd = np.zeros((n_vocab, n_embd), np.float32)
+    embd[:, 0] = 1.0
+    output = np.zeros((n_vocab, n_embd), np.float32)
+    output[first, 0] = 100.0
+    for k in range(len(pieces)):
+        embd[first + k, 0] = 0.0
+        embd[first + k, k + 1] = 1.0
+        nxt = first + k + 1 if k + 1 < len(pieces) else (first if loop else eos_id)
+        output[nxt, k + 1] = 100.0
+    for name, shape in _tensor_shapes(n_vocab, n_layer, n_embd, n_embd, n_embd, n_ff):
+        if name == "token_embd.weight":
+            data = embd
+        elif name == "output.weight":
+            data = output
+        elif len(shape) == 1:
+            data = np.ones(shape, np.float32)
+        else:  # attention and feed-forward weights: zero, so the layer adds nothing
+            data = np.zeros(shape, np.float32)
+        w.add_tensor(name, data)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def script_pieces(text: str, *, taken: set[str] | None = None, shortest: int = 3) -> list[str]:
+    """Cut `text` into pieces of at least `shortest` characters that are all different
+    and none in `taken` (a vocabulary), as write_scripted_model needs: each piece is the
+    shortest such text from where the last one ended, and a short rest joins the last
+    piece. Joined, the pieces are `text` exactly."""
+    used = set(taken or ())
+    pieces: list[str] = []
+    i = 0
+    while i < len(text):
+        j = i + shortest
+        while j <= len(text) and text[i:j] in used:
+            j += 1
+        if j > len(text):  # too short or taken already: the rest joins the previous piece
+            if not pieces:
+                if text in used:
+                    raise ValueError(f"cannot cut {text!r} into new tokens")
+                return [text]
+            used.discard(pieces[-1])
+            merged = pieces[-1] + text[i:]
+            if merged in used:
+                raise ValueError(f"cannot cut {text!r} into new tokens")
+            pieces[-1] = merged
+            used.add(merged)
+            break
+        pieces.append(text[i:j])
+        used.add(text[i:j])
+        i = j
+    return pieces
 
 
 def _tensor_shapes(n_vocab: int, n_layer: int, n_embd: int, n_q: int, n_kv: int, n_ff: int):
