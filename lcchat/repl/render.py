@@ -18,20 +18,10 @@ from prompt_toolkit.utils import get_cwidth, is_dumb_terminal
 
 from lcchat.commands.registry import Result
 from lcchat.engine.events import Notice, Stats
+from lcchat.textsafe import clean
 
 _SGR = {"dim": "2", "bold": "1", "reverse": "7", "red": "31", "yellow": "33", "cyan": "36"}
 _COLOURS = {"red", "yellow", "cyan"}
-
-# Model text may hold control characters; an ESC from a model must never reach the terminal
-# as one (it could move the cursor, retitle the window or write the clipboard).
-_CONTROLS = {c: "\ufffd" for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09, 0x0A)}
-_CONTROLS[0x0D] = None
-
-
-def clean(text: str) -> str:
-    """Text fit to print: control characters other than tab and newline replaced."""
-    return text.translate(_CONTROLS)
-
 
 def output_term(output: Output) -> str:
     return getattr(output, "term", None) or os.environ.get("TERM", "")
@@ -112,8 +102,12 @@ class Printer:
             self.text("\n")
 
     def line(self, text: str = "", *styles: str) -> None:
+        """One line of text (cleaned of control characters: it may come from a model file)."""
+        self._styled_line(self.style(clean(text), *styles))
+
+    def _styled_line(self, styled: str) -> None:
         self.end_line()
-        self.text(self.style(text, *styles) + "\n")
+        self.text(styled + "\n")
 
     # ------------------------------------------------------------ kinds of line
 
@@ -153,16 +147,17 @@ class Printer:
         indent = " " * (width + 4)
         room = self.columns() - len(indent) - 1
         for key, value in rows:
+            key, value = clean(str(key)), clean(str(value))
             lines: list[str] = []
             for part in str(value).split("\n"):
                 lines += (textwrap.wrap(part, room, break_on_hyphens=False) or [""]) if room >= 20 else [part]
             lines = lines or [""]
             label = self.style(key, "bold")
             if get_cwidth(key) > width:
-                self.line(f"  {label}")
+                self._styled_line(f"  {label}")
                 self.line(indent + lines[0])
             else:
-                self.line(f"  {label}{' ' * (width - get_cwidth(key))}  {lines[0]}")
+                self._styled_line(f"  {label}{' ' * (width - get_cwidth(key))}  {lines[0]}")
             for more in lines[1:]:
                 self.line(indent + more)
 
@@ -175,7 +170,7 @@ class Printer:
                 for part in text.split("\n"):
                     self.line(part)
         if result.rows:
-            self.table([(clean(k), clean(v)) for k, v in result.rows])
+            self.table(result.rows)
 
     def clear_screen(self) -> None:
         with self.lock:

@@ -17,7 +17,8 @@ from typing import Callable, Iterator
 
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
 from lcchat.engine.worker import Streamed
-from lcchat.repl.render import Printer, clean
+from lcchat.repl.render import Printer
+from lcchat.textsafe import clean
 from lcchat.repl.terminal import quiet_input, sigint_handler
 from lcchat.repl.toolbar import Figures, LiveToolbar, toolbar_text
 

@@ -18,15 +18,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Markdown
 
 from lcchat.commands import CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, TASK, THEME, Context, FrontState, Task, registry
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
+from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
 from lcchat.tui.palette import Palette, SlashCommands
 from lcchat.tui.panels import Dashboard, LiveStats, MonitorLike
@@ -305,6 +309,34 @@ class LcchatApp(App[int]):
             if command.title != "Theme":
                 yield command
 
+    # ------------------------------------------------------------ render errors
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual ends the app on any exception in a widget. One raised while drawing a
+        reply's Markdown (a block's compose, mount or render) ends only the Markdown: the
+        reply is shown as plain text, with a notice, and the chat goes on."""
+        turn = self._turn_that_failed(error)
+        if turn is None or turn.plain is not None:
+            super()._handle_exception(error)
+            return
+        self.call_later(turn.show_plain, error)
+
+    def _turn_that_failed(self, error: BaseException) -> AssistantTurn | None:
+        """The reply whose Markdown raised `error`: the first widget inside an
+        AssistantTurn's Markdown on the traceback."""
+        tb = error.__traceback__
+        while tb is not None:
+            widget = tb.tb_frame.f_locals.get("self")
+            if isinstance(widget, Widget):
+                node, in_markdown = widget, False
+                while node is not None:
+                    in_markdown = in_markdown or isinstance(node, Markdown)
+                    if isinstance(node, AssistantTurn):
+                        return node if in_markdown else None
+                    node = node.parent if isinstance(node.parent, Widget) else None
+            tb = tb.tb_next
+        return None
+
     # ------------------------------------------------------------ themes
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -343,7 +375,7 @@ class LcchatApp(App[int]):
         sources = self.stylesheet.source
         for key in [k for k in sources if k[1] == "lcchat-theme"]:
             del sources[key]
-        self.stylesheet.add_source(spec.css, read_from=(str(spec.path), "lcchat-theme"), is_default_css=False)
+        self.stylesheet.add_source(spec.rules, read_from=(str(spec.path), "lcchat-theme"), is_default_css=False)
         self.theme = textual_theme.name
         self.refresh_css(animate=False)
         self.front.theme = name
@@ -516,7 +548,7 @@ class LcchatApp(App[int]):
             self._final_stats = event
         elif isinstance(event, Progress):
             pct = 100 * event.done // event.total if event.total else 0
-            turn.note.update(f"{event.what} {pct}%")
+            turn.note.update(Text(clean(f"{event.what} {pct}%")))
         elif isinstance(event, Notice):
             # Said before the reply (dropped turns) goes above it; said after (max_tokens) below.
             await self.transcript.add_notice(event.text, event.level, before=None if turn.text else turn)
@@ -628,7 +660,7 @@ class LcchatApp(App[int]):
     async def on_task_event(self, message: TaskEvent) -> None:
         event, line = message.event, self._task_line
         if isinstance(event, Progress) and line is not None:
-            line.label.update(f"{event.what} {event.done}/{event.total}")
+            line.label.update(Text(clean(f"{event.what} {event.done}/{event.total}")))
             line.progress(event.done / event.total if event.total else 0.0)
         elif isinstance(event, Notice):
             await self.transcript.add_notice(event.text, event.level)
@@ -767,8 +799,8 @@ def run_tui(profile: Any, *, verbose: bool = False) -> int:
         if verbose and exc is not None:
             import traceback
 
-            traceback.print_exception(exc)
-        print(f"lcchat: {app.load_error}", file=sys.stderr)
+            print(clean("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
+        print(f"lcchat: {clean(app.load_error)}", file=sys.stderr)
         return app.exit_code
     return int(result or 0) if isinstance(result, int) else app.return_code or 0
 

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
@@ -23,6 +24,7 @@ from textual.widgets import Label, Sparkline, Static
 
 from lcchat.engine.events import Stats
 from lcchat.engine.monitor import Snapshot, human_bytes
+from lcchat.textsafe import clean
 
 WARN_AT = 0.80  # context fill from which the bar takes the warning colour
 FULL_AT = 0.95  # ... and the error colour
@@ -83,8 +85,8 @@ class Figures:
                 self.prompt_history.append(stats.prompt_tokens_per_s)
 
     def take_model(self, describe: dict[str, Any], profile_name: str) -> None:
-        self.model_file = str(describe.get("file", "") or "")
-        self.quant = str(describe.get("quant", "") or "")
+        self.model_file = clean(str(describe.get("file", "") or ""))
+        self.quant = clean(str(describe.get("quant", "") or ""))
         load = describe.get("load_s")
         self.load_s = float(load) if isinstance(load, (int, float)) else None
         self.profile = profile_name
@@ -374,7 +376,7 @@ class Dashboard(Vertical):
         ctx = q("#ctx-bar", ContextBar)
         ctx.show(f.fill, f.fill_level, max(8, (ctx.size.width or 28)))
         q("#ctx-text", Label).update(f"{f.context_used} / {f.context_size} tokens ({100 * f.fill:.0f}%)")
-        q("#model-file", Label).update(f.model_file or "-")
+        q("#model-file", Label).update(Text(f.model_file or "-"))
         q("#model-quant", Label).update(f"quant   {f.quant}" if f.quant else "")
         q("#model-profile", Label).update(f"profile {f.profile}" if f.profile else "")
         q("#model-load", Label).update(f"loaded in {f.load_s:.2f} s" if f.load_s is not None else "loading...")

@@ -11,6 +11,12 @@ A theme file is Textual CSS. Its variable declarations at the top level do two j
 
 Any rules in the file are loaded as well, after lcchat's own CSS, so a theme may restyle
 anything. A user theme with the name of a shipped one replaces it.
+
+The declarations themselves never reach Textual's stylesheet (ThemeSpec.rules drops
+them): Textual 8 copies its variable table shallowly when it parses a source, so a
+`$foreground: ...;` in a source appends to the shared $foreground and every widget CSS
+parsed later (a Markdown table's `keyline: thin $foreground 20%`) breaks. The Theme
+object alone carries the colours.
 """
 
 from __future__ import annotations
@@ -40,6 +46,12 @@ class ThemeSpec:
     path: Path
     css: str
     variables: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rules(self) -> str:
+        """The file's CSS without its top-level variable declarations: what the
+        stylesheet gets (the variables reach it through the Theme)."""
+        return _without_declarations(self.css)
 
     @property
     def textual_name(self) -> str:
@@ -84,6 +96,27 @@ def _top_level(css: str) -> str:
     return "".join(out)
 
 
+def _without_declarations(css: str) -> str:
+    """`css` with the `$name: value;` lines outside any { ... } block removed."""
+    out: list[str] = []
+    top: list[str] = []
+    depth = 0
+    for ch in _COMMENT.sub("", css):
+        if depth == 0 and ch != "{":
+            top.append(ch)
+            continue
+        if depth == 0:
+            out.append(_DECLARATION.sub("", "".join(top)))
+            top = []
+        out.append(ch)
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+    out.append(_DECLARATION.sub("", "".join(top)))
+    return "".join(out)
+
+
 def discover(dirs: list[Path]) -> dict[str, Path]:
     """Theme name -> file; later directories win (shipped first, then the user's)."""
     found: dict[str, Path] = {}
@@ -102,7 +135,7 @@ def check(spec: ThemeSpec, variables: dict[str, str]) -> None:
     """Parse the theme's CSS against the variables it will meet; raise ThemeError if it fails."""
     sheet = Stylesheet(variables=variables)
     try:
-        sheet.add_source(spec.css, read_from=(str(spec.path), ""))
+        sheet.add_source(spec.rules, read_from=(str(spec.path), ""))
         sheet.parse()
     except Exception as exc:  # noqa: BLE001 - Textual raises several kinds; all mean "broken"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -7,9 +7,15 @@ rendered again. A long reply is split into segments of about SEGMENT_BLOCKS bloc
 its own Markdown widget, at a blank line outside a code fence: mounting a block costs
 time in proportion to its siblings, so without segments a token would cost more the
 longer the reply grew.
+
+Everything shown goes through textsafe.clean first: a reply, a notice or a command's
+output may quote a model or a model file, and no control character from there may reach
+the terminal. The text kept (turn.text, for /copy and the store) is the model's own.
 """
 
 from __future__ import annotations
+
+import logging
 
 from rich.table import Table
 from rich.text import Text
@@ -19,7 +25,10 @@ from textual.widgets import Label, Markdown, ProgressBar, Static
 from textual.widgets.markdown import MarkdownStream
 
 from lcchat.engine.events import Stats
+from lcchat.textsafe import clean
 from lcchat.tui.panels import rate
+
+log = logging.getLogger("lcchat.tui")
 
 FINISH_NOTES = {
     "interrupted": "interrupted: the partial reply is kept",
@@ -40,7 +49,7 @@ class UserTurn(Static):
     """
 
     def __init__(self, text: str) -> None:
-        super().__init__(Text(text), markup=False)
+        super().__init__(Text(clean(text)), markup=False)
         self.text = text
 
 
@@ -62,6 +71,7 @@ class AssistantTurn(Vertical):
     AssistantTurn MarkdownFence { background: $lc-code-bg; }
     AssistantTurn MarkdownFence > Label, AssistantTurn MarkdownFence:ansi > Label { padding: 0 1; }
     AssistantTurn > .turn-note { color: $lc-muted; height: auto; width: 1fr; }
+    AssistantTurn > .plain-reply { height: auto; }
     AssistantTurn.-interrupted { border-left: wide $lc-notice; }
     AssistantTurn.-interrupted > .turn-note { color: $lc-notice; text-style: bold; }
     AssistantTurn.-error > .turn-note { color: $lc-error; }
@@ -73,6 +83,8 @@ class AssistantTurn(Vertical):
         self.note = Label("...", classes="turn-note")
         self._stream: MarkdownStream | None = None
         self._segment_text = ""  # what the last segment holds
+        self.plain: Static | None = None  # the reply as plain text, once its Markdown failed
+        self.render_notice: Notice | None = None
         self.text = ""
         self.finish_reason: str | None = None
 
@@ -93,6 +105,15 @@ class AssistantTurn(Vertical):
     async def write(self, fragment: str) -> None:
         """Append a fragment of the reply (streaming)."""
         self.text += fragment
+        if self.plain is not None:
+            self.plain.update(Text(clean(self.text)))
+            return
+        try:
+            await self._write_markdown(clean(fragment))
+        except Exception as exc:  # noqa: BLE001 - whatever breaks the Markdown, the reply is still shown
+            await self.show_plain(exc)
+
+    async def _write_markdown(self, fragment: str) -> None:
         if self._stream is None:
             self._stream = Markdown.get_stream(self.markdown)
             self.add_class("-has-text")
@@ -108,6 +129,33 @@ class AssistantTurn(Vertical):
             self._segment_text = ""
         self._segment_text += fragment
         await self._stream.write(fragment)
+        task = getattr(self._stream, "_task", None)  # the stream appends in a task of its own
+        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+    async def show_plain(self, error: BaseException) -> None:
+        """Show the reply as plain text from now on: its Markdown could not be drawn
+        (`error` says why). One notice under the reply says so; the chat goes on."""
+        if self.plain is not None:
+            return
+        log.warning("a reply could not be shown as Markdown", exc_info=error)
+        self.plain = Static(Text(clean(self.text)), markup=False, classes="plain-reply")
+        self.add_class("-has-text")
+        stream, self._stream = self._stream, None
+        task = getattr(stream, "_task", None)
+        if task is not None:
+            task.cancel()
+        for segment in self.segments:
+            try:
+                await segment.remove()
+            except Exception:  # noqa: BLE001 - a broken widget may fail to go; it is hidden instead
+                segment.display = False
+        await self.mount(self.plain, before=self.note)
+        why = f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]
+        self.render_notice = Notice(f"This reply could not be shown as Markdown ({why}); it is shown as plain text.",
+                                    "warning")
+        if isinstance(self.parent, Widget):
+            await self.parent.mount(self.render_notice, after=self)
 
     def hold(self, fragment: str) -> None:
         """Keep a fragment without showing it (streaming is off)."""
@@ -116,20 +164,34 @@ class AssistantTurn(Vertical):
 
     async def finish(self, reason: str, text: str | None = None, stats: Stats | None = None) -> None:
         """Show the whole reply (if it was not streamed) and what happened."""
+        if self.plain is not None:
+            self.plain.update(Text(clean(text if text is not None else self.text)))
+        else:
+            try:
+                await self._finish_markdown(text)
+            except Exception as exc:  # noqa: BLE001 - shown as plain text instead
+                if text is not None:
+                    self.text = text
+                await self.show_plain(exc)
+        if text is not None:
+            self.text = text
+        self._set_note(reason, stats)
+
+    async def _finish_markdown(self, text: str | None) -> None:
         if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
+            stream, self._stream = self._stream, None
+            await stream.stop()
             if text is not None and text != self.text:
                 # The engine kept something other than what streamed (rare): show what is kept.
                 for extra in self.segments[1:]:
                     await extra.remove()
                 del self.segments[1:]
-                await self.markdown.update(text)
+                await self.markdown.update(clean(text))
         elif text or self.text:
             self.add_class("-has-text")
-            await self.markdown.update(text if text is not None else self.text)
-        if text is not None:
-            self.text = text
+            await self.markdown.update(clean(text if text is not None else self.text))
+
+    def _set_note(self, reason: str, stats: Stats | None) -> None:
         self.finish_reason = reason
         self.set_class(reason == "interrupted", "-interrupted")
         self.set_class(reason == "error", "-error")
@@ -186,7 +248,7 @@ class Notice(Static):
 
     def __init__(self, text: str, level: str = "info") -> None:
         prefix = {"error": "error: ", "warning": "note: "}.get(level, "")
-        super().__init__(Text(prefix + text), markup=False, classes=f"-{level}")
+        super().__init__(Text(prefix + clean(text)), markup=False, classes=f"-{level}")
         self.text = text
 
 
@@ -209,18 +271,19 @@ class CommandOutput(Vertical):
 
     def compose(self):
         if self.line:
-            yield Label(Text(self.line), classes="command-line")
+            yield Label(Text(clean(self.line)), classes="command-line")
         yield Static(self._render_result(self.text, self.rows), markup=False, classes="command-body")
 
     @staticmethod
     def _render_result(text: str, rows: list[tuple[str, str]] | None):
+        text = clean(text)
         if not rows:
             return Text(text)
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
         table.add_column(overflow="fold")
         for left, right in rows:
-            table.add_row(Text(str(left)), Text(str(right)))
+            table.add_row(Text(clean(str(left))), Text(clean(str(right))))
         if not text:
             return table
         from rich.console import Group
@@ -236,7 +299,7 @@ class LoadingLine(Vertical):
 
     def __init__(self, what: str) -> None:
         super().__init__()
-        self.label = Label(what)
+        self.label = Label(Text(clean(what)))
         self.bar = ProgressBar(total=100, show_eta=False)
 
     def compose(self):

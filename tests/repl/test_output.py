@@ -11,7 +11,7 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 from lcchat.commands.registry import Result
 from lcchat.engine.events import Notice
 from lcchat.engine.fake import FakeModel, fake_session
-from lcchat.repl.render import Printer, clean
+from lcchat.repl.render import Printer
 from tests.repl.conftest import ENTER, FakeMonitor, plain
 
 COLOUR = re.compile(r"\x1b\[[0-9;]*(3[0-9]|4[0-9]|9[0-7]|38;5;\d+|38;2;[\d;]+)m")
@@ -117,11 +117,7 @@ def test_model_text_cannot_send_escape_sequences(drive) -> None:
     run = drive("go" + ENTER, replies=[["safe ", "\x1b]52;c;ZXZpbA==\x07", "\x1b[2J", "end"]])
     assert "\x1b]52;c;ZXZpbA==" not in run.raw
     assert "\x1b[2J" not in run.raw
-    assert "safe \ufffd]52;c;ZXZpbA==\ufffd\ufffd[2Jend" in run.text
-
-
-def test_clean_keeps_tabs_and_newlines() -> None:
-    assert clean("a\tb\nc\r\n\x07\x1b\x9b") == "a\tb\nc\n\ufffd\ufffd\ufffd"
+    assert "safe ␛]52;c;ZXZpbA==␇␛[2Jend" in run.text
 
 
 def test_table_aligns_and_wraps(drive) -> None:

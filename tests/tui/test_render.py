@@ -1,0 +1,85 @@
+"""Replies the TUI must always show: tables in every theme, a reply whose Markdown cannot
+be drawn (shown as plain text, the chat goes on), control characters made visible."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets._markdown import MarkdownTable
+
+from lcchat.engine.chat import Message
+from lcchat.tui.transcript import AssistantTurn
+from tests.tui.helpers import app_for, drive, notices, ready, say, session_with
+from tests.tui.screen import screen_segments, screen_text
+
+TABLE = ["| Language | Speed | Safety |\n", "|---|---|---|\n", "| Python | Slow | GC |\n",
+         "| Rust | Fast | borrow checker |\n", "| Go | Fast | GC |\n"]
+THEMES = ["dark", "light", "high-contrast", "ssh"]
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_a_markdown_table_is_drawn_in_every_theme(theme) -> None:
+    app = app_for(session_with(TABLE), theme=theme)
+
+    async def scenario(pilot):
+        await ready(pilot)
+        await say(pilot, "Make a markdown table")
+        turn = app.transcript.query_one(AssistantTurn)
+        assert turn.plain is None and turn.query(MarkdownTable)
+        assert "borrow checker" in screen_text(app)
+
+    drive(app, scenario, size=(120, 40))
+
+
+def test_a_saved_table_reply_is_drawn_when_the_conversation_continues() -> None:
+    session = session_with(["first"])
+    session.conversation.messages[:] = [Message("user", "Make a markdown table"), Message("assistant", "".join(TABLE))]
+    app = app_for(session)
+
+    async def scenario(pilot):
+        await ready(pilot)
+        assert app.transcript.query(MarkdownTable)
+        assert "borrow checker" in screen_text(app)
+
+    drive(app, scenario, size=(120, 40))
+
+
+def test_a_reply_that_cannot_be_drawn_as_markdown_is_shown_as_plain_text(monkeypatch) -> None:
+    def broken(self):
+        raise RuntimeError("table drawing is broken")
+
+    monkeypatch.setattr(MarkdownTable, "compose", broken)
+    app = app_for(session_with(["Intro line.\n\n", *TABLE, "\nAfter the table."], ["second reply"]))
+
+    async def scenario(pilot):
+        await ready(pilot)
+        await say(pilot, "Make a markdown table")
+        turn = app.transcript.query(AssistantTurn).first()
+        await pilot.pause()
+        assert turn.plain is not None
+        assert "borrow checker" in screen_text(app) and "After the table." in screen_text(app)
+        said = [n for n in notices(app) if "could not be shown as Markdown" in n]
+        assert len(said) == 1 and "table drawing is broken" in said[0]
+        await say(pilot, "and now?")  # the chat goes on
+        assert "second reply" in screen_text(app)
+
+    drive(app, scenario, size=(120, 40))
+    assert app.return_code in (0, None)
+
+
+HOSTILE = "safe \x1b]0;PWNED\x07 \x1b]52;c;ZWNobyBwd25lZA==\x07 \x1b[2J \x9b31m end"
+
+
+def test_control_characters_in_a_reply_are_shown_not_obeyed() -> None:
+    app = app_for(session_with(list(HOSTILE)))
+
+    async def scenario(pilot):
+        await ready(pilot)
+        await say(pilot, "hi \x1b[31m")
+        await app.transcript.add_notice("template said \x1b]0;x\x07", "error")
+        await pilot.pause()
+        drawn = "".join(seg.text for seg in screen_segments(app))
+        assert not any(ord(c) < 0x20 and c != "\n" or 0x7F <= ord(c) < 0xA0 for c in drawn)
+        assert "␛]0;PWNED␇" in drawn and "␛[2J" in drawn and "template said ␛]0;x␇" in drawn
+        assert app.transcript.query_one(AssistantTurn).text == HOSTILE  # the text kept is the model's
+
+    drive(app, scenario, size=(120, 40))
