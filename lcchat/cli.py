@@ -145,14 +145,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place errors become a line
         from lcchat.errors import LcchatError
 
+        from lcchat.textsafe import clean
+
         if verbose:
             import traceback
 
-            traceback.print_exc()
+            print(clean(traceback.format_exc()), end="", file=sys.stderr)
         if isinstance(exc, LcchatError):
-            print(f"lcchat: {exc}", file=sys.stderr)
+            print(f"lcchat: {clean(str(exc))}", file=sys.stderr)
             return exc.exit_code
-        print(f"lcchat: internal error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        print(f"lcchat: internal error: {type(exc).__name__}: {clean(str(exc))} (run with -v for details)", file=sys.stderr)
         return EXIT_FAILURE
 
 
@@ -189,12 +191,14 @@ def _documentation(args: argparse.Namespace) -> int:
 
 
 def _setup_logging(verbose: bool) -> None:
-    """llama.cpp's log goes to the lcchat.llama logger: shown with -v, dropped otherwise."""
+    """llama.cpp's log goes to the lcchat.llama logger: shown with -v, dropped otherwise.
+    Log lines quote the model file (its metadata, its template's errors): they are shown
+    with their control characters made visible."""
     llama = logging.getLogger("lcchat.llama")
     llama.propagate = False
     if verbose:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(CleanFormatter("%(message)s"))
         root = logging.getLogger("lcchat")
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
@@ -204,6 +208,15 @@ def _setup_logging(verbose: bool) -> None:
         llama.addHandler(logging.NullHandler())
         llama.setLevel(logging.CRITICAL + 1)
         logging.getLogger("lcchat").setLevel(logging.ERROR)
+
+
+class CleanFormatter(logging.Formatter):
+    """A log line (traceback included) with no live control characters."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from lcchat.textsafe import clean
+
+        return clean(super().format(record))
 
 
 def _quiet_stdout() -> None:

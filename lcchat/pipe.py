@@ -1,17 +1,26 @@
 """Pipe and one-shot mode: `echo question | lcchat`, `lcchat "question"`, `cat f | lcchat "sum up"`.
 
 Only the answer goes to stdout, streamed; diagnostics go to stderr and only with -v.
+On a terminal the answer's control characters are made visible (textsafe.clean); to a
+pipe or a file its bytes go out as the model wrote them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TextIO
 
 from lcchat.engine.events import Done, Error, Notice, Progress, Stats, Token
 from lcchat.engine.session import ChatSession
 from lcchat.engine.worker import Streamed
+from lcchat.textsafe import clean, is_terminal
+
+
+# json.dumps escapes C0 controls but not DEL and C1 (0x7f-0x9f), which some terminals obey:
+# written as \u escapes, the JSON means the same and is safe anywhere.
+_C1 = re.compile("[\x7f-\x9f]")
 
 
 def read_stdin() -> str:
@@ -34,9 +43,10 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
     """Answer one message; returns the exit status (0, 1, 2, or 130 after Ctrl+C)."""
     out = out or sys.stdout
     err = err or sys.stderr
+    shown = clean if is_terminal(out) else str
     if verbose:
         for notice in session.notices:
-            print(f"lcchat: {notice}", file=err)
+            print(f"lcchat: {clean(notice)}", file=err)
     stream = Streamed(lambda: session.send(text), session.cancel)
     status = 0
     finish = "stop"
@@ -50,20 +60,20 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
             if isinstance(event, Token):
                 reply.append(event.text)
                 if not as_json:
-                    out.write(event.text)
+                    out.write(shown(event.text))
                     out.flush()
             elif isinstance(event, Stats):
                 stats = event
             elif isinstance(event, Done):
                 finish = event.finish_reason
             elif isinstance(event, Error):
-                print(f"lcchat: {event.message}", file=err)
+                print(f"lcchat: {clean(event.message)}", file=err)
                 status = event.code
                 finish = "error"
             elif isinstance(event, Notice) and verbose:
-                print(f"lcchat: {event.text}", file=err)
+                print(f"lcchat: {clean(event.text)}", file=err)
             elif isinstance(event, Progress) and verbose:
-                print(f"lcchat: {event.what} {event.done}/{event.total}", file=err)
+                print(f"lcchat: {clean(event.what)} {event.done}/{event.total}", file=err)
         except KeyboardInterrupt:  # Ctrl+C while writing: same as while waiting
             stream.interrupt()
         except BrokenPipeError as exc:  # `lcchat ... | head -1`: stop the reply, keep the turn
@@ -74,9 +84,9 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
         raise broken  # the CLI leaves quietly
     text_out = "".join(reply)
     if as_json:
-        json.dump({"text": text_out, "finish_reason": "interrupted" if stream.interrupted else finish,
-                   "stats": stats.as_json()}, out, ensure_ascii=False)
-        out.write("\n")
+        document = json.dumps({"text": text_out, "finish_reason": "interrupted" if stream.interrupted else finish,
+                               "stats": stats.as_json()}, ensure_ascii=False)
+        out.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", document) + "\n")
     elif text_out and not text_out.endswith("\n"):
         out.write("\n")
     out.flush()

@@ -32,3 +32,20 @@ def test_for_stream_cleans_only_for_a_terminal() -> None:
     closed = io.StringIO()
     closed.close()
     assert not is_terminal(closed) and not is_terminal(None)
+
+
+def test_pipe_mode_cleans_for_a_terminal_and_keeps_bytes_for_a_pipe() -> None:
+    import json
+
+    from lcchat import pipe
+    from lcchat.engine.fake import FakeModel, fake_session
+
+    reply = ["\x1b]0;PWNED\x07", "\x9b2J", " ok"]
+    tty, piped, as_json = Tty(), io.StringIO(), io.StringIO()
+    for out, kw in ((tty, {}), (piped, {}), (as_json, {"as_json": True})):
+        assert pipe.run(fake_session(FakeModel(replies=[reply])), "hi", out=out, err=io.StringIO(), **kw) == 0
+    assert tty.getvalue() == "␛]0;PWNED␇\ufffd2J ok\n"
+    assert piped.getvalue() == "".join(reply) + "\n"
+    document = as_json.getvalue()
+    assert "\x9b" not in document and "\\u009b" in document  # C1 escaped: JSON that is safe anywhere
+    assert json.loads(document)["text"] == "".join(reply)

@@ -31,6 +31,7 @@ from lcchat.commands.registry import (
 )
 from lcchat.engine.events import Event
 from lcchat.errors import LcchatError
+from lcchat.textsafe import clean
 from lcchat.repl import editor
 from lcchat.repl.completer import SlashCompleter
 from lcchat.repl.keybindings import build_key_bindings, strip_block
@@ -277,7 +278,7 @@ def run_repl(profile, *, verbose: bool = False) -> int:
     from lcchat.engine.session import open_session
     from lcchat.engine.worker import run_cancellable
 
-    name = Path(profile.model.path).name if profile.model.path else profile.name
+    name = clean(Path(profile.model.path).name if profile.model.path else profile.name)
     err = sys.stderr
     print(f"loading {name}…", file=err, flush=True)
     started = time.perf_counter()

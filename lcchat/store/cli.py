@@ -4,6 +4,8 @@ Errors are one line (the CLI's main prints them): an unknown ID exits 2, a datab
 cannot be read exits 1. A database that cannot be opened for writing (read-only or full
 disk) is read read-only; a damaged one is said to be damaged, with how to recover it, and
 the command exits 1 even when it could show part of it.
+Stored replies are a model's text: on a terminal their control characters are made
+visible (textsafe); to a pipe or file they are written as stored.
 """
 
 from __future__ import annotations
@@ -89,11 +91,12 @@ def _run(args: argparse.Namespace) -> int:
 def _act(store, args: argparse.Namespace, damage) -> int:
     from lcchat.store import export, kvstate
     from lcchat.store.db import UnknownConversation
+    from lcchat.textsafe import for_stream
 
     if args.action == "list":
         for summary in store.summaries(limit=args.limit if args.limit and args.limit > 0 else None):
             summary.state_bytes = kvstate.size_of(summary.id)
-            print(export.list_line(summary))
+            print(for_stream(export.list_line(summary), sys.stdout))
         return _finish(damage)
     cid = store.resolve(args.id)
     if args.action == "rm":
@@ -106,13 +109,13 @@ def _act(store, args: argparse.Namespace, damage) -> int:
     if conv is None:
         raise UnknownConversation(f"no conversation {args.id!r}")
     if args.action == "show":
-        sys.stdout.write(export.transcript(conv))
+        sys.stdout.write(for_stream(export.transcript(conv), sys.stdout))
         return _finish(damage)
     text = export.render(conv, args.format)
     if args.output:
         write_private(os.path.expanduser(args.output), text)
         return _finish(damage)
-    sys.stdout.write(text)
+    sys.stdout.write(for_stream(text, sys.stdout))
     return _finish(damage)
 
 

@@ -11,6 +11,7 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 from lcchat.commands.registry import Result
 from lcchat.engine.events import Notice
 from lcchat.engine.fake import FakeModel, fake_session
+from lcchat.errors import LcchatError
 from lcchat.repl.render import Printer
 from tests.repl.conftest import ENTER, FakeMonitor, plain
 
@@ -202,3 +203,16 @@ def test_live_toolbar_follows_a_resize(drive) -> None:
     resize = raw.index("\x1b7\x1b[r\x1b8\x1b[J\x1bD\x1b7\x1b[1;19r\x1b8\x1b[1A", first)
     assert "\x1b7\x1b[20;1H" in raw[resize:]
     assert "t39" in run.text
+
+
+def test_start_up_notices_and_errors_from_a_model_file_are_shown_cleaned(drive) -> None:
+    session = fake_session(FakeModel(replies=[["ok"]]))
+    session.notices = ["the chat template refused the conversation: \x1b]0;PWNED\x07\x1b[2J"]
+
+    def fail(text):
+        raise LcchatError("template said \x1b]52;c;ZXZpbA==\x07")
+
+    run = drive("go" + ENTER, session=session, before=lambda repl: setattr(repl, "send", fail))
+    assert "\x1b]0;PWNED" not in run.raw and "\x1b]52;" not in run.raw and "\x1b[2J" not in run.raw
+    assert "refused the conversation: ␛]0;PWNED␇␛[2J" in run.text
+    assert "error: template said ␛]52;c;ZXZpbA==␇" in run.text
