@@ -68,7 +68,9 @@ class AssistantTurn(Vertical):
        has an order rule each time a block is mounted, which grows with the reply. */
     AssistantTurn > Markdown > MarkdownBlock, AssistantTurn > Markdown > MarkdownFence:ansi { margin: 1 0 0 0; }
     AssistantTurn.-has-text > Markdown.-lead { margin-top: -1; }
-    AssistantTurn MarkdownFence { background: $lc-code-bg; }
+    /* A code line wider than the transcript is not cut: the block scrolls sideways
+       (mouse wheel with Shift, or drag), with a scrollbar that shows there is more. */
+    AssistantTurn MarkdownFence { background: $lc-code-bg; overflow-x: auto; scrollbar-size-horizontal: 1; }
     AssistantTurn MarkdownFence > Label, AssistantTurn MarkdownFence:ansi > Label { padding: 0 1; }
     AssistantTurn > .turn-note { color: $lc-muted; height: auto; width: 1fr; }
     AssistantTurn > .plain-reply { height: auto; }

@@ -130,3 +130,23 @@ def test_the_transcript_while_loading(snap_compare) -> None:
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+TABLE_AND_CODE = [
+    "| Language | Speed | Safety |\n", "|---|---|---|\n", "| Python | Slow | GC |\n", "| Rust | Fast | borrow checker |\n\n",
+    "```python\n", "result = compute(" + ", ".join(f"arg_{i}" for i in range(20)) + ")  # a line wider than any terminal\n",
+    "```\n",
+]
+
+
+async def table_and_code(pilot) -> None:
+    await ready(pilot)
+    await say(pilot, "A table and a long line")
+
+
+@pytest.mark.parametrize("theme", ["dark", "light", "high-contrast", "ssh"])
+def test_a_table_and_a_long_code_line(snap_compare, theme) -> None:
+    """Issue 12: a table drawn in every theme, and a code line wider than the transcript
+    with the scrollbar that shows it goes on."""
+    assert snap_compare(chat_app(theme, replies=(TABLE_AND_CODE,)), terminal_size=SIZES["80x24"],
+                        run_before=table_and_code)
