@@ -42,9 +42,18 @@ def cmd_help(ctx: Context, arg: str) -> Result:
         text = f"{cmd.usage}{alias}\n{cmd.help}"
         return Result(text + (f"\n\n{cmd.details}" if cmd.details else ""))
     rows = [(c.usage, c.help) for c in registry.commands()]
-    keys = ("Enter sends · Alt+Enter or Ctrl+J adds a line · \"\"\" starts and ends a block · "
-            "Ctrl+C stops a reply · Ctrl+D leaves")
-    return Result(f"Commands:\n\n{keys}" if ctx.state.frontend == "repl" else "Commands:", rows=rows)
+    keys = KEYS.get(ctx.state.frontend, KEYS["repl"])
+    return Result(f"Keys: {keys}\n\nCommands:", rows=rows)
+
+
+# The keys each front-end answers to, as /help lists them.
+KEYS = {
+    "repl": ("Enter sends · Alt+Enter or Ctrl+J adds a line · \"\"\" starts and ends a block · "
+             "Ctrl+C stops a reply · Ctrl+D leaves"),
+    "tui": ("Enter sends · Ctrl+J or Shift+Enter adds a line · Tab completes · Up/Down recall earlier messages · "
+            "Esc or Ctrl+C stops a reply · Ctrl+P commands · PageUp/PageDown scroll · Ctrl+Home/Ctrl+End "
+            "top/bottom · Ctrl+Q quits"),
+}
 
 
 @registry.command("exit", aliases=("quit", "bye", "q"), help="leave lcchat")

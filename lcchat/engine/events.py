@@ -27,6 +27,11 @@ class Notice:
     level: Literal["info", "warning"] = "info"
 
 
+# The word before a notice of each level, in every front-end: one message reads the same
+# in the REPL as in the TUI.
+LEVEL_PREFIX = {"warning": "warning: ", "error": "error: "}
+
+
 @dataclass(frozen=True)
 class Progress:
     """Progress of a long step: prompt evaluation, model load, quantization."""

@@ -17,7 +17,7 @@ from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.utils import get_cwidth, is_dumb_terminal
 
 from lcchat.commands.registry import Result
-from lcchat.engine.events import Notice, Stats
+from lcchat.engine.events import LEVEL_PREFIX, Notice, Stats
 from lcchat.textsafe import clean
 
 _SGR = {"dim": "2", "bold": "1", "reverse": "7", "red": "31", "yellow": "33", "cyan": "36"}
@@ -118,10 +118,10 @@ class Printer:
         self.line(text, "dim")
 
     def warning(self, text: str) -> None:
-        self.line(f"warning: {text}", "yellow")
+        self.line(LEVEL_PREFIX["warning"] + text, "yellow")
 
     def error(self, text: str) -> None:
-        self.line(f"error: {text}", "red")
+        self.line(LEVEL_PREFIX["error"] + text, "red")
 
     def notice(self, notice: Notice) -> None:
         if notice.level == "warning":

@@ -24,7 +24,7 @@ from textual.widget import Widget
 from textual.widgets import Label, Markdown, ProgressBar, Static
 from textual.widgets.markdown import MarkdownStream
 
-from lcchat.engine.events import Stats
+from lcchat.engine.events import LEVEL_PREFIX, Stats
 from lcchat.textsafe import clean
 from lcchat.tui.panels import rate
 
@@ -249,7 +249,7 @@ class Notice(Static):
     """
 
     def __init__(self, text: str, level: str = "info") -> None:
-        prefix = {"error": "error: ", "warning": "note: "}.get(level, "")
+        prefix = LEVEL_PREFIX.get(level, "")
         super().__init__(Text(prefix + clean(text)), markup=False, classes=f"-{level}")
         self.text = text
 

@@ -50,12 +50,15 @@ def test_every_command_runs_bare_without_breaking_the_app(name, monkeypatch, tmp
     run([["first"]], scenario)
 
 
-def test_help_lists_every_command_as_a_table() -> None:
+def test_help_lists_the_keys_and_every_command_as_a_table() -> None:
     async def scenario(pilot, app):
         await say(pilot, "/help")
         listed = rows(app)
         for cmd in registry.commands():
             assert cmd.usage in listed
+        keys = outputs(app)[-1]
+        for key in ("Enter sends", "Ctrl+J", "Esc or Ctrl+C stops", "Ctrl+P", "PageUp", "Ctrl+End", "Ctrl+Q"):
+            assert key in keys  # the TUI's own keys, as the REPL's /help lists its own
         await say(pilot, "/help copy")
         assert "OSC 52" in outputs(app)[-1]
 

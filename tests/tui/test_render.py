@@ -83,3 +83,26 @@ def test_control_characters_in_a_reply_are_shown_not_obeyed() -> None:
         assert app.transcript.query_one(AssistantTurn).text == HOSTILE  # the text kept is the model's
 
     drive(app, scenario, size=(120, 40))
+
+
+def test_a_warning_reads_the_same_in_the_tui_as_in_the_repl() -> None:
+    import io
+
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    from lcchat.repl.render import Printer
+
+    session = session_with(["ok"])
+    session.notices = ["continuing conversation 3"]
+    app = app_for(session)
+    out = io.StringIO()
+    Printer(Vt100_Output(out, lambda: Size(24, 80), term="xterm"), colour=False, attributes=False).warning(
+        "continuing conversation 3")
+
+    async def scenario(pilot):
+        await ready(pilot)
+        shown = [str(n.render()) for n in app.transcript.query("Notice") if "continuing" in n.text]
+        assert shown == [out.getvalue().strip()] == ["warning: continuing conversation 3"]
+
+    drive(app, scenario)
