@@ -130,7 +130,7 @@ class LcchatApp(App[int]):
         Binding("pageup", "scroll_transcript('page_up')", show=False, priority=True, id="page-up"),
         Binding("pagedown", "scroll_transcript('page_down')", show=False, priority=True, id="page-down"),
         Binding("ctrl+home", "scroll_transcript('home')", show=False, id="transcript-top"),
-        Binding("ctrl+end", "scroll_transcript('end')", show=False, id="transcript-end"),
+        Binding("ctrl+end", "scroll_transcript('end')", show=False, priority=True, id="transcript-end"),
     ]
     DEFAULT_CSS = App.DEFAULT_CSS + """
     Screen { layout: vertical; }
@@ -172,6 +172,8 @@ class LcchatApp(App[int]):
         self._old_handlers: dict[int, Any] = {}
         self.startup_notices: list[tuple[str, str]] = []
         self.lines_handled = 0  # input lines dealt with (tests wait on it)
+        self._send_when_loaded = False  # a message was submitted while the model loaded
+        self._sending: tuple[str, int] | None = None  # the message in flight, and the history length before it
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(getattr(self, "_switch_interval", 0.005))
@@ -422,6 +424,8 @@ class LcchatApp(App[int]):
                                          "Type a message, or /help for the commands.", "info")
         if self._quitting:
             self.exit(0)
+            return
+        await self._send_waiting()
 
     async def on_load_failed(self, message: LoadFailed) -> None:
         from lcchat.errors import LcchatError
@@ -478,15 +482,39 @@ class LcchatApp(App[int]):
 
     async def send(self, text: str) -> bool:
         if self.session is None:
-            await self.transcript.add_notice("The model is still loading; your message is kept in the box.", "warning")
+            if not self._send_when_loaded:
+                await self.transcript.add_notice("The model is still loading; your message waits in the box and is "
+                                                 "sent as soon as the model is ready.", "info")
+            self._send_when_loaded = True
             return False
         if self.busy:
             await self.transcript.add_notice("A reply is being generated; Esc stops it. Your message is kept in the box.",
                                              "warning")
             return False
+        self._sending = (text, len(self.session.conversation.messages))
         await self.transcript.add_user(text)
+        self.transcript.scroll_end(animate=False)  # sending follows the reply, wherever the view was
         await self.start_reply(lambda: self.session.send(text))
         return True
+
+    async def _send_waiting(self) -> None:
+        """The model is ready: send what waited in the box while it loaded."""
+        waiting, self._send_when_loaded = self._send_when_loaded, False
+        text = self.prompt.text
+        if waiting and text.strip():
+            self.prompt.clear_input()
+            if not await self.run_line(text):
+                self.prompt.give_back(text)
+
+    def _give_back_refused(self) -> None:
+        """A message the session did not keep (too long for the context, say) goes back
+        into the box, to be shortened, unless something new was typed meanwhile."""
+        sending, self._sending = self._sending, None
+        if sending is None or self.session is None:
+            return
+        text, before = sending
+        if len(self.session.conversation.messages) <= before and not self.prompt.text.strip():
+            self.prompt.give_back(text)
 
     async def start_reply(self, produce: Callable[[], Iterator[Event]]) -> None:
         self._turn = await self.transcript.start_reply()
@@ -570,6 +598,7 @@ class LcchatApp(App[int]):
                 await turn.finish("error", None, None)
             self._set_busy(False)
             await self._sync_transcript(unsent=True)
+            self._give_back_refused()
         except NoMatches:  # the app is closing and its widgets are gone
             pass
 

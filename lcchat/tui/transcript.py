@@ -324,9 +324,14 @@ class Transcript(VerticalScroll):
     }
     """
 
+    BINDINGS = [("end", "scroll_to_end", "Bottom")]
+
     def __init__(self, *, id: str | None = "transcript") -> None:
         super().__init__(id=id, can_focus=True)
         self.turns: list[Widget] = []
+
+    def action_scroll_to_end(self) -> None:
+        self.scroll_end(animate=False)
 
     def on_mount(self) -> None:
         self.anchor()

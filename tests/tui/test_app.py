@@ -231,15 +231,16 @@ def test_the_ui_works_while_the_model_loads_and_shows_progress() -> None:
 
     async def scenario(pilot):
         await wait_until(pilot, lambda: app._loading is not None and app._loading.bar.progress == 50)
+        await say(pilot, "/help")  # commands that need no model work
         await type_line(pilot, "early")
         assert app.prompt.text == "early"  # kept until the model is there
         assert any("still loading" in n for n in notices(app))
-        await say(pilot, "/help")  # commands that need no model work
         release.set()
-        await ready(pilot)
-        app.prompt.clear_input()
-        await say(pilot, "now")
-        assert app.transcript.query(AssistantTurn).last().text == "loaded reply"
+        await ready(pilot)  # the waiting message goes as soon as the model is ready, no Enter needed
+        await wait_until(pilot, lambda: app.transcript.last_reply() is not None, what="the waiting message's reply")
+        await idle(pilot)
+        assert [t.text for t in app.transcript.turns] == ["early", "loaded reply"]
+        assert app.prompt.text == ""
 
     drive(app, scenario)
 

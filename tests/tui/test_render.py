@@ -106,3 +106,39 @@ def test_a_warning_reads_the_same_in_the_tui_as_in_the_repl() -> None:
         assert shown == [out.getvalue().strip()] == ["warning: continuing conversation 3"]
 
     drive(app, scenario)
+
+
+def test_sending_while_scrolled_up_follows_the_new_reply() -> None:
+    long = [f"line {i}\n\n" for i in range(60)]
+    app = app_for(session_with(long, ["the new reply"]))
+
+    async def scenario(pilot):
+        await ready(pilot)
+        await say(pilot, "a long one")
+        transcript = app.transcript
+        transcript.scroll_home(animate=False)
+        await pilot.pause()
+        assert transcript.scroll_y == 0 and transcript.max_scroll_y > 0
+        await say(pilot, "next")
+        await pilot.pause()
+        assert transcript.scroll_y == transcript.max_scroll_y and "the new reply" in screen_text(app)
+        transcript.scroll_home(animate=False)
+        await pilot.pause()
+        await pilot.press("ctrl+end")  # from the input box too
+        await pilot.pause()
+        assert transcript.scroll_y == transcript.max_scroll_y
+
+    drive(app, scenario)
+
+
+def test_a_message_too_long_for_the_context_stays_in_the_box() -> None:
+    app = app_for(session_with(["never"], n_ctx=64, reserve=8))
+
+    async def scenario(pilot):
+        await ready(pilot)
+        words = " ".join(["word"] * 200)
+        await say(pilot, words)
+        assert app.prompt.text == words  # to be shortened, not typed again
+        assert not app.session.conversation.messages
+
+    drive(app, scenario)
