@@ -579,9 +579,11 @@ class LcchatApp(App[int]):
             turn.note.update(Text(clean(f"{event.what} {pct}%")))
         elif isinstance(event, Notice):
             # Said before the reply (dropped turns) goes above it; said after (max_tokens) below.
-            await self.transcript.add_notice(event.text, event.level, before=None if turn.text else turn)
+            # Either way it belongs to the reply, and goes when /retry or /undo remove it.
+            turn.notices.append(await self.transcript.add_notice(event.text, event.level,
+                                                                 before=None if turn.text else turn))
         elif isinstance(event, Error):
-            await self.transcript.add_notice(event.message, "error")
+            turn.notices.append(await self.transcript.add_notice(event.message, "error"))
         elif isinstance(event, Done):
             self._done_seen = True
             stats = self._final_stats if event.finish_reason != "error" else None

@@ -86,7 +86,7 @@ class AssistantTurn(Vertical):
         self._stream: MarkdownStream | None = None
         self._segment_text = ""  # what the last segment holds
         self.plain: Static | None = None  # the reply as plain text, once its Markdown failed
-        self.render_notice: Notice | None = None
+        self.notices: list[Widget] = []  # what was said about this reply: it goes with the reply
         self.text = ""
         self.finish_reason: str | None = None
 
@@ -154,10 +154,17 @@ class AssistantTurn(Vertical):
                 segment.display = False
         await self.mount(self.plain, before=self.note)
         why = f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]
-        self.render_notice = Notice(f"This reply could not be shown as Markdown ({why}); it is shown as plain text.",
-                                    "warning")
+        notice = Notice(f"This reply could not be shown as Markdown ({why}); it is shown as plain text.", "warning")
         if isinstance(self.parent, Widget):
-            await self.parent.mount(self.render_notice, after=self)
+            await self.parent.mount(notice, after=self)
+            self.notices.append(notice)
+
+    async def remove_with_notices(self) -> None:
+        for notice in self.notices:
+            if notice.is_attached:
+                await notice.remove()
+        self.notices.clear()
+        await self.remove()
 
     def hold(self, fragment: str) -> None:
         """Keep a fragment without showing it (streaming is off)."""
@@ -382,14 +389,17 @@ class Transcript(VerticalScroll):
         self.anchor()
 
     async def trim_turns(self, keep: int, *, unsent: bool = False) -> None:
-        """Drop turns beyond the first `keep` (the session forgot them). With unsent=True a
-        user turn stays on screen, struck through, and empty replies go."""
+        """Drop turns beyond the first `keep` (the session forgot them), with their notices.
+        With unsent=True (a turn that failed) a user turn stays on screen, struck through,
+        and empty replies go but what was said about them (the error) stays."""
         while len(self.turns) > keep:
             turn = self.turns.pop()
             if unsent and isinstance(turn, UserTurn):
                 turn.add_class("-unsent")
             elif unsent and isinstance(turn, AssistantTurn) and turn.text:
                 turn.add_class("-forgotten")
+            elif isinstance(turn, AssistantTurn) and not unsent:
+                await turn.remove_with_notices()  # /retry, /undo: what was said about it goes too
             else:
                 await turn.remove()
 

@@ -142,3 +142,26 @@ def test_a_message_too_long_for_the_context_stays_in_the_box() -> None:
         assert not app.session.conversation.messages
 
     drive(app, scenario)
+
+
+def test_retry_and_undo_take_the_replys_notices_with_it() -> None:
+    session = session_with(["cut ", "short ", "here"], ["again"], ["third"])
+    session.sampling.max_tokens = 2
+    app = app_for(session)
+
+    def about_max_tokens() -> list[str]:
+        return [n for n in notices(app) if "max_tokens" in n]
+
+    async def scenario(pilot):
+        await ready(pilot)
+        await say(pilot, "long answer please")
+        assert len(about_max_tokens()) == 1
+        await say(pilot, "/retry")  # the notice was about the reply /retry replaced
+        assert about_max_tokens() == [] and app.transcript.last_reply().text == "again"
+        session.sampling.max_tokens = 1
+        await say(pilot, "/retry")
+        assert len(about_max_tokens()) == 1
+        await say(pilot, "/undo")
+        assert about_max_tokens() == [] and not app.transcript.query(AssistantTurn)
+
+    drive(app, scenario)
