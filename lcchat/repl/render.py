@@ -52,6 +52,8 @@ class Printer:
         self.at_line_start = True
         self._last_flush = 0.0
         self._pending = False
+        self._column = 0  # where the cursor is on its line, in cells
+        self._word = ""  # reply text held until its word ends (stream)
 
     # ------------------------------------------------------------ low level
 
@@ -74,6 +76,14 @@ class Printer:
         if not text:
             return
         with self.lock:
+            head, newline, tail = text.rpartition("\n")
+            self._column = get_cwidth(tail) if newline else self._column + get_cwidth(text)
+            self._put(text, flush)
+
+    def _put(self, text: str, flush: bool) -> None:
+        if not text:
+            return
+        with self.lock:
             self.output.write_raw(text.replace("\r\n", "\n").replace("\n", "\r\n"))
             self.at_line_start = text.endswith("\n")
             if flush:
@@ -82,22 +92,78 @@ class Printer:
             else:
                 self._pending = True
 
-    def stream(self, text: str) -> None:
-        """Reply text as it arrives: flushed at most every FLUSH_EVERY_S."""
+    def stream(self, text: str, *, whole: bool = False) -> None:
+        """Reply text as it arrives, wrapped at word boundaries (a word that fits on a line
+        is never split at the terminal's edge), flushed at most every FLUSH_EVERY_S.
+
+        The word being written is held until it ends (a space or a newline arrives), so it
+        can start a new line if it would cross the edge; flush() writes what is held.
+        whole=True: `text` is all there is (a reply shown at once): nothing is held."""
         now = time.monotonic()
         due = now - self._last_flush >= self.FLUSH_EVERY_S
-        self.text(clean(text), flush=due)
+        with self.lock:
+            width = self.columns()
+            out: list[str] = []
+            for ch in clean(text):
+                if ch in " \t\n":
+                    out.append(self._take_word(width))
+                    out.append(self._gap(ch, width))
+                else:
+                    self._word += ch
+                    if get_cwidth(self._word) > width:  # longer than a line: it has to be split
+                        out.append(self._take_word(width))
+            if whole:
+                out.append(self._take_word(width))
+            self._put("".join(out), due or whole)
         if due:
             self._last_flush = now
 
+    def _take_word(self, width: int) -> str:
+        """The held word as it is to be written: on a new line if it would cross the edge
+        here but fits on a line of its own; split at the edge if it fits on none."""
+        word, self._word = self._word, ""
+        if not word:
+            return ""
+        w = get_cwidth(word)
+        if self._column + w <= width:
+            self._column += w
+            return word
+        if w <= width:
+            self._column = w
+            return "\n" + word
+        out = []
+        for ch in word:  # too long for any line: fill this one, then go on below
+            cw = get_cwidth(ch)
+            if self._column + cw > width:
+                out.append("\n")
+                self._column = 0
+            out.append(ch)
+            self._column += cw
+        return "".join(out)
+
+    def _gap(self, ch: str, width: int) -> str:
+        """A space, tab or newline after a word; a space or tab at the edge becomes the line break."""
+        if ch == "\n":
+            self._column = 0
+            return ch
+        after = (self._column // 8 + 1) * 8 if ch == "\t" else self._column + 1
+        if after > width:
+            self._column = 0
+            return "\n"
+        self._column = after
+        return ch
+
     def flush(self) -> None:
         with self.lock:
+            if self._word:
+                self._put(self._take_word(self.columns()), False)
             if self._pending:
                 self.output.flush()
                 self._pending = False
 
     def end_line(self) -> None:
         """Make sure what comes next starts on a line of its own."""
+        self.flush()
         if not self.at_line_start:
             self.text("\n")
 

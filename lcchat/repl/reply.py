@@ -18,7 +18,6 @@ from typing import Callable, Iterator
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
 from lcchat.engine.worker import Streamed
 from lcchat.repl.render import Printer
-from lcchat.textsafe import clean
 from lcchat.repl.terminal import quiet_input, sigint_handler
 from lcchat.repl.toolbar import Figures, LiveToolbar, toolbar_text
 
@@ -78,7 +77,7 @@ class ReplyView:
         p.flush()
         if not self.stream and self.text:
             p.end_line()
-            p.text(clean(self.text))
+            p.stream(self.text, whole=True)
         interrupted = interrupted or (self.done is not None and self.done.finish_reason == "interrupted")
         if interrupted:
             mark = p.style(INTERRUPTED, "yellow")

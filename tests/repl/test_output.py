@@ -216,3 +216,32 @@ def test_start_up_notices_and_errors_from_a_model_file_are_shown_cleaned(drive) 
     assert "\x1b]0;PWNED" not in run.raw and "\x1b]52;" not in run.raw and "\x1b[2J" not in run.raw
     assert "refused the conversation: ␛]0;PWNED␇␛[2J" in run.text
     assert "error: template said ␛]52;c;ZXZpbA==␇" in run.text
+
+
+def wrapped(chunks: list[str], columns: int) -> list[str]:
+    out = io.StringIO()
+    p = Printer(Vt100_Output(out, lambda: Size(24, columns), term="xterm"))
+    for chunk in chunks:
+        p.stream(chunk)
+    p.flush()
+    return out.getvalue().split("\r\n")
+
+
+def test_reply_text_wraps_at_word_boundaries() -> None:
+    text = "The wrapping of long replies must never cut bod ies in two: words that fit stay whole."
+    lines = wrapped([text[i:i + 3] for i in range(0, len(text), 3)], 20)
+    assert all(len(line) <= 20 for line in lines)
+    assert [w for line in lines for w in line.split()] == text.split()  # every word whole, in order
+    assert lines[:2] == ["The wrapping of long", "replies must never "]  # a full line, then the space breaks it
+
+
+def test_a_word_longer_than_a_line_is_split_and_kept_whole() -> None:
+    word = "x" * 50
+    lines = wrapped(["see ", word[:20], word[20:], " end"], 20)
+    assert "".join(lines).replace(" ", "") == "see" + word + "end"
+    assert all(len(line) <= 20 for line in lines)
+
+
+def test_wide_characters_and_tabs_count_their_cells() -> None:
+    lines = wrapped(["你好你好你好 ", "你好你好你好 ", "\tend"], 14)
+    assert lines == ["你好你好你好 ", "你好你好你好 ", "end"]  # 2 cells each; the tab at the edge breaks the line
