@@ -1,6 +1,7 @@
 """Pipe and one-shot mode: `echo question | lcchat`, `lcchat "question"`, `cat f | lcchat "sum up"`.
 
-Only the answer goes to stdout, streamed; diagnostics go to stderr and only with -v.
+Only the answer goes to stdout, streamed; diagnostics go to stderr and only with -v,
+except one transient progress line while a long prompt is read, on a terminal.
 On a terminal the answer's control characters are made visible (textsafe.clean); to a
 pipe or a file its bytes go out as the model wrote them.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import TextIO
+import time
+from typing import Callable, TextIO
 
 from lcchat.engine.events import Done, Error, Notice, Progress, Stats, Token
 from lcchat.engine.session import ChatSession
@@ -38,12 +40,43 @@ def compose(stdin_text: str | None, question: str | None) -> str:
     return question or context
 
 
+PROGRESS_AFTER_S = 1.0  # a prompt read for longer than this gets a progress line on a terminal
+
+
+class ProgressLine:
+    """One transient line on stderr while a long prompt is read ("reading 3,120 tokens…
+    40%"), when stderr is a terminal and the reading has taken over PROGRESS_AFTER_S; it is
+    erased before the answer, so stdout's text starts on a clean line."""
+
+    def __init__(self, err: TextIO, clock: Callable[[], float]) -> None:
+        self.err = err
+        self.clock = clock
+        self.on = is_terminal(err)
+        self.started = clock()
+        self.shown = False
+
+    def update(self, event: Progress) -> None:
+        if not self.on or not event.total or self.clock() - self.started < PROGRESS_AFTER_S:
+            return
+        of = " of history" if event.what == "history" else ""
+        self.err.write(f"\rreading {event.total:,} tokens{of}… {100 * event.done // event.total}%\x1b[K")
+        self.err.flush()
+        self.shown = True
+
+    def erase(self) -> None:
+        if self.shown:
+            self.err.write("\r\x1b[K")
+            self.err.flush()
+            self.shown = False
+
+
 def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool = False,
-        out: TextIO | None = None, err: TextIO | None = None) -> int:
+        out: TextIO | None = None, err: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> int:
     """Answer one message; returns the exit status (0, 1, 2, or 130 after Ctrl+C)."""
     out = out or sys.stdout
     err = err or sys.stderr
     shown = clean if is_terminal(out) else str
+    progress = ProgressLine(err, clock) if not verbose else None
     if verbose:
         for notice in session.notices:
             print(f"lcchat: {clean(notice)}", file=err)
@@ -57,6 +90,8 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
         try:
             if broken is not None:
                 continue  # the reader has gone: let the turn end and be recorded
+            if progress is not None and not isinstance(event, Progress):
+                progress.erase()
             if isinstance(event, Token):
                 reply.append(event.text)
                 if not as_json:
@@ -74,12 +109,16 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
                 print(f"lcchat: {clean(event.text)}", file=err)
             elif isinstance(event, Progress) and verbose:
                 print(f"lcchat: {clean(event.what)} {event.done}/{event.total}", file=err)
+            elif isinstance(event, Progress) and progress is not None:
+                progress.update(event)
         except KeyboardInterrupt:  # Ctrl+C while writing: same as while waiting
             stream.interrupt()
         except BrokenPipeError as exc:  # `lcchat ... | head -1`: stop the reply, keep the turn
             broken = exc
             if not stream.interrupted:
                 stream.interrupt()
+    if progress is not None:
+        progress.erase()
     if broken is not None:
         raise broken  # the CLI leaves quietly
     text_out = "".join(reply)

@@ -49,3 +49,37 @@ def test_pipe_mode_cleans_for_a_terminal_and_keeps_bytes_for_a_pipe() -> None:
     document = as_json.getvalue()
     assert "\x9b" not in document and "\\u009b" in document  # C1 escaped: JSON that is safe anywhere
     assert json.loads(document)["text"] == "".join(reply)
+
+
+class Script:
+    """A session stand-in whose reply is a fixed list of events."""
+
+    notices: list[str] = []
+
+    def __init__(self, events) -> None:
+        self.events = events
+
+    def send(self, text):
+        yield from self.events
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_pipe_mode_shows_a_long_prompts_progress_on_a_terminal_and_erases_it() -> None:
+    from lcchat import pipe
+    from lcchat.engine.events import Done, Progress, Token
+
+    events = [Progress("prompt", 512, 3120), Progress("prompt", 1248, 3120), Progress("prompt", 3120, 3120),
+              Token("answer"), Done("stop", "answer")]
+    ticks = iter(range(100))
+    clock = lambda: next(ticks) * 0.6  # noqa: E731 - each look at the clock is 0.6 s later
+    out, err = io.StringIO(), Tty()
+    assert pipe.run(Script(events), "hi", out=out, err=err, clock=clock) == 0
+    assert out.getvalue() == "answer\n"
+    shown = err.getvalue()
+    assert "reading 3,120 tokens… 40%" in shown and "reading 3,120 tokens… 16%" not in shown  # after a second
+    assert shown.endswith("\r\x1b[K")  # erased before the answer
+    quiet = io.StringIO()  # not a terminal: nothing
+    assert pipe.run(Script(events), "hi", out=io.StringIO(), err=quiet, clock=iter(range(100)).__next__) == 0
+    assert quiet.getvalue() == ""
