@@ -52,7 +52,22 @@ class UsageParser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line and exits 2 (every lcchat command uses it)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
+
+    def _suggestion(self, message: str) -> str:
+        """'; did you mean --temp?' for a mistyped flag (argparse before 3.14 has none)."""
+        import difflib
+
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return ""
+        known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+        for word in message[len(prefix):].split():
+            if word.startswith("--"):
+                close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
+                if close:
+                    return f"; did you mean {close[0]}?"
+        return ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,14 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model and profile")
     g.add_argument("-p", "--profile", metavar="NAME", help="profile name or path to a .toml file (default: smollm2)")
     g.add_argument("-m", "--model", metavar="FILE", help="GGUF model file (overrides the profile's)")
-    g.add_argument("-c", "--ctx", type=int, metavar="N", help="context size in tokens")
-    g.add_argument("-t", "--threads", type=int, metavar="N", help="threads (default: physical cores)")
+    g.add_argument("-c", "--ctx", "--n-ctx", type=int, metavar="N", help="context size in tokens")
+    g.add_argument("-t", "--threads", "--n-threads", type=int, metavar="N",
+                   help="threads (default: the physical cores, less those other processes keep busy)")
     g.add_argument("-ngl", "--gpu-layers", type=int, metavar="N", dest="gpu_layers", help="layers to offload to the GPU (-1: all)")
     g.add_argument("--chat-format", metavar="NAME", help="a llama-cpp-python chat format, e.g. chatml, llama-2")
     g.add_argument("--system", metavar="TEXT", help="system prompt")
     g.add_argument("--stop", action="append", metavar="TEXT", help="extra stop string (repeatable)")
     g = p.add_argument_group("sampling")
-    g.add_argument("--temp", type=float, metavar="T", help="temperature (0: greedy)")
+    g.add_argument("--temp", "--temperature", type=float, metavar="T", help="temperature (0: greedy)")
     g.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling threshold")
     g.add_argument("--top-k", type=int, metavar="K", help="keep the K most likely tokens (0: all)")
     g.add_argument("--min-p", type=float, metavar="P", help="drop tokens below P times the top probability")

@@ -192,3 +192,12 @@ def test_smollm2_json(smollm2) -> None:
     assert "Paris" in data["text"]
     assert data["stats"]["completion_tokens"] > 0 and data["stats"]["tokens_per_s"] > 0
     assert data["stats"]["context_size"] == 4096
+
+
+def test_a_mistyped_flag_gets_a_suggestion_and_long_names_are_accepted(tiny_model) -> None:
+    line = one_line_error(run(["--tmep", "0", "hi"]), 2)
+    assert "unrecognized arguments: --tmep" in line and "did you mean --temp?" in line
+    from lcchat.cli import build_parser
+
+    args = build_parser().parse_args(["--temperature", "0.5", "--n-ctx", "256", "--n-threads", "2", "hi"])
+    assert (args.temp, args.ctx, args.threads) == (0.5, 256, 2)

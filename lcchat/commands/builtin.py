@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import subprocess
 from dataclasses import fields
 
 from lcchat.commands.registry import (
@@ -235,11 +237,54 @@ def cmd_context(ctx: Context, arg: str) -> Result:
 # ---------------------------------------------------------------- clipboard
 
 
-CODE_BLOCK = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
+FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})")
 
 
 def code_blocks(text: str) -> list[str]:
-    return [m.group(1) for m in CODE_BLOCK.finditer(text)]
+    """The fenced code blocks of a Markdown reply (``` or ~~~, indented too, as in a list),
+    in order. A fence left open (an interrupted reply, max_tokens) runs to the end."""
+    blocks: list[str] = []
+    fence = indent = ""
+    body: list[str] = []
+    for line in text.split("\n"):
+        if not fence:
+            m = FENCE.match(line)
+            if m:
+                indent, fence, body = m.group(1), m.group(2), []
+            continue
+        stripped = line.strip()
+        if stripped and set(stripped) == {fence[0]} and len(stripped) >= len(fence):
+            blocks.append("".join(b + "\n" for b in body))
+            fence = ""
+            continue
+        body.append(line[len(indent):] if line.startswith(indent) else line.lstrip())
+    if fence:
+        while body and not body[-1].strip():
+            body.pop()
+        blocks.append("".join(b + "\n" for b in body))
+    return blocks
+
+
+def tmux_clipboard_hint(env=None, ask=None) -> str:
+    """Inside tmux, OSC 52 reaches the outer terminal only with `set-clipboard on`; with
+    its default `external` lcchat's copy stops at tmux. What to set, or "" when fine."""
+    env = os.environ if env is None else env
+    if not env.get("TMUX"):
+        return ""
+    if ask is None:
+        def ask() -> str:
+            done = subprocess.run(["tmux", "show-options", "-gv", "set-clipboard"], capture_output=True, text=True,
+                                  timeout=2, check=False)
+            return done.stdout.strip()
+    try:
+        value = ask()
+    except (OSError, subprocess.SubprocessError):
+        value = ""
+    if value == "on":
+        return ""
+    now = f"is {value!r}" if value else "may not be 'on'"
+    return (f" Inside tmux the copy reaches your terminal only with set-clipboard on (it {now}): "
+            "run `tmux set -g set-clipboard on`, or add it to ~/.tmux.conf.")
 
 
 def osc52(text: str) -> str:
@@ -265,4 +310,4 @@ def cmd_copy(ctx: Context, arg: str) -> Result:
         what = f"code block {n}"
     else:
         what = "the last reply"
-    return Result(f"Copied {what} ({len(text)} characters).", action=COPY, data=text)
+    return Result(f"Copied {what} ({len(text)} characters).{tmux_clipboard_hint()}", action=COPY, data=text)

@@ -130,3 +130,21 @@ def test_completions(ctx) -> None:
     assert registry.completions(ctx, "/show m") == ["model"]
     assert registry.completions(ctx, "/stream o") == ["on", "off"]
     assert registry.completions(ctx, "hello") == []
+
+
+def test_code_blocks_count_an_unclosed_fence_and_fences_in_lists() -> None:
+    from lcchat.commands.builtin import code_blocks
+
+    interrupted = "Here:\n\n```python\nimport os\n\nprint(os.getcwd())"
+    assert code_blocks(interrupted) == ["import os\n\nprint(os.getcwd())\n"]
+    listed = "1. Run:\n\n   ```bash\n   ls -l\n   ```\n\n~~~\ntilde ``` inside\n~~~\n"
+    assert code_blocks(listed) == ["ls -l\n", "tilde ``` inside\n"]
+
+
+def test_copy_inside_tmux_says_what_to_set() -> None:
+    from lcchat.commands.builtin import tmux_clipboard_hint
+
+    assert tmux_clipboard_hint({}, ask=lambda: "external") == ""  # not in tmux
+    assert tmux_clipboard_hint({"TMUX": "/tmp/tmux-0/default,1,0"}, ask=lambda: "on") == ""
+    hint = tmux_clipboard_hint({"TMUX": "/tmp/tmux-0/default,1,0"}, ask=lambda: "external")
+    assert "it is 'external'" in hint and "tmux set -g set-clipboard on" in hint
