@@ -370,12 +370,15 @@ def cmd_profiles(argv: list[str]) -> int:
 
     args = build_profiles_parser().parse_args(argv)
     if args.action == "list":
+        rows = []
         for name, path in loader.available_profiles().items():
             try:
                 description = loader.load_profile(str(path)).description
             except Exception as exc:  # noqa: BLE001 - a broken profile is listed, with why
                 description = f"(broken: {exc})"
-            print(f"{name:<22} {description}")
+            rows.append((name, description))
+        for line in profile_lines(rows):
+            print(line)
         return EXIT_OK
     if args.action == "show":
         profile = loader.load_profile(args.name)
@@ -391,6 +394,22 @@ def cmd_profiles(argv: list[str]) -> int:
     profile = loader.check_file(_path(args.file))
     print(f"{args.file}: ok ({profile.description or 'no description'})")
     return EXIT_OK
+
+
+def profile_lines(rows: list[tuple[str, str]], width: int = 22) -> list[str]:
+    """`profiles list`: names in a column as wide as the longest (up to `width`); a
+    longer name puts its description on the next line, in the column, so none breaks it."""
+    from lcchat.textsafe import clean
+
+    column = min(width, max((len(name) for name, _ in rows), default=0))
+    lines = []
+    for name, description in rows:
+        name, description = clean(name), clean(description)
+        if len(name) > column:
+            lines += [name, f"{'':<{column}}  {description}"]
+        else:
+            lines.append(f"{name:<{column}}  {description}")
+    return lines
 
 
 def _path(text: str):

@@ -22,6 +22,9 @@ SUBCOMMAND_ACTIONS = {
 }
 # Subcommands whose argument is a name lcchat lists (`lcchat pull NAME`: a profile).
 SUBCOMMAND_NAMES = {"pull": "profiles"}
+# The subcommands (and their actions) that take a file; None: every action. The rest
+# (history) take ids and names, so files are not offered there.
+SUBCOMMAND_FILES: dict[str, tuple[str, ...] | None] = {"profiles": ("check", "import"), "doctor": None, "quant": None}
 DYNAMIC = {"--profile": "profiles", "-p": "profiles", "--theme": "themes"}
 FILES = {"--model", "-m"}
 
@@ -66,15 +69,11 @@ def bash(parser: argparse.ArgumentParser) -> str:
             cases.append(f"        {pattern}) return ;;")
     subs = " ".join(SUBCOMMAND_ACTIONS)
     case_block = "\n".join(cases)
-    sub_cases = "\n".join(
-        f'        {name}) COMPREPLY=( $(compgen -W "$(lcchat --list-names {SUBCOMMAND_NAMES[name]} 2>/dev/null)" '
-        f'-- "$cur") ); return ;;' if name in SUBCOMMAND_NAMES else
-        f'        {name}) COMPREPLY=( $(compgen -W "{" ".join(acts)}" -- "$cur") $(compgen -f -- "$cur") ); return ;;'
-        for name, acts in SUBCOMMAND_ACTIONS.items()
-    )
+    sub_cases = "\n".join(_bash_subcommand(name, acts) for name, acts in SUBCOMMAND_ACTIONS.items())
     return f"""# bash completion for lcchat; load with: source <(lcchat --completion bash)
 _lcchat() {{
     local cur prev
+    COMPREPLY=()
     cur="${{COMP_WORDS[COMP_CWORD]}}"
     prev="${{COMP_WORDS[COMP_CWORD-1]}}"
     case "$prev" in
@@ -93,6 +92,26 @@ _lcchat() {{
 }}
 complete -o filenames -F _lcchat lcchat
 """
+
+
+def _bash_subcommand(name: str, acts: tuple[str, ...]) -> str:
+    """The case for `lcchat NAME ...`: its actions as the first word, then files only
+    where it takes one (and after -o/--output)."""
+    if name in SUBCOMMAND_NAMES:
+        return (f'        {name}) COMPREPLY=( $(compgen -W "$(lcchat --list-names {SUBCOMMAND_NAMES[name]} 2>/dev/null)" '
+                f'-- "$cur") ); return ;;')
+    files = 'COMPREPLY=( $(compgen -f -- "$cur") )'
+    takes = SUBCOMMAND_FILES.get(name, ())
+    if takes is None:
+        later = files
+    elif takes:
+        later = f'[[ " {" ".join(takes)} " == *" ${{COMP_WORDS[2]}} "* ]] && {files}'
+    else:
+        later = f'[[ "$prev" == -o || "$prev" == --output ]] && {files}'
+    if not acts:
+        return f"        {name}) {later}; return ;;"
+    first = f'COMPREPLY=( $(compgen -W "{" ".join(acts)}" -- "$cur") )'
+    return f"        {name}) if [[ $COMP_CWORD -eq 2 ]]; then {first}; else {later}; fi; return ;;"
 
 
 def zsh(parser: argparse.ArgumentParser) -> str:
@@ -115,9 +134,7 @@ def zsh(parser: argparse.ArgumentParser) -> str:
             lines.append(f"    '{s}[{help_text}]{spec}'")
     subs = " ".join(SUBCOMMAND_ACTIONS)
     args_block = "\n".join(line + " \\" for line in lines)
-    sub_cases = "\n".join(f"    {name}) _lcchat_{SUBCOMMAND_NAMES[name]}; return ;;" if name in SUBCOMMAND_NAMES
-                          else f"    {name}) compadd -- {' '.join(acts)}; _files; return ;;"
-                          for name, acts in SUBCOMMAND_ACTIONS.items())
+    sub_cases = "\n".join(_zsh_subcommand(name, acts) for name, acts in SUBCOMMAND_ACTIONS.items())
     return f"""#compdef lcchat
 # zsh completion for lcchat; put it in your $fpath as _lcchat, or: source <(lcchat --completion zsh)
 _lcchat_profiles() {{ compadd -- ${{(f)"$(lcchat --list-names profiles 2>/dev/null)"}} }}
@@ -136,6 +153,16 @@ _lcchat() {{
 }}
 compdef _lcchat lcchat 2>/dev/null || true
 """
+
+
+def _zsh_subcommand(name: str, acts: tuple[str, ...]) -> str:
+    if name in SUBCOMMAND_NAMES:
+        return f"    {name}) _lcchat_{SUBCOMMAND_NAMES[name]}; return ;;"
+    takes = SUBCOMMAND_FILES.get(name, ())
+    later = "_files" if takes is None or takes else ":"
+    if not acts:
+        return f"    {name}) {later}; return ;;"
+    return f"    {name}) if (( CURRENT == 3 )); then compadd -- {' '.join(acts)}; else {later}; fi; return ;;"
 
 
 def fish(parser: argparse.ArgumentParser) -> str:

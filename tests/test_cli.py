@@ -201,3 +201,12 @@ def test_a_mistyped_flag_gets_a_suggestion_and_long_names_are_accepted(tiny_mode
 
     args = build_parser().parse_args(["--temperature", "0.5", "--n-ctx", "256", "--n-threads", "2", "hi"])
     assert (args.temp, args.ctx, args.threads) == (0.5, 256, 2)
+
+
+def test_profiles_list_keeps_its_columns_with_long_names() -> None:
+    from lcchat.cli import profile_lines
+
+    lines = profile_lines([("smollm2", "SmolLM2"), ("a-very-long-profile-name-indeed", "long one"), ("x", "short")])
+    column = lines[0].index("SmolLM2")
+    assert lines[1] == "a-very-long-profile-name-indeed"
+    assert lines[2].index("long one") == column and lines[3].index("short") == column

@@ -100,7 +100,7 @@ def test_completion_scripts_are_valid(shell: str, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
-def test_bash_completion_completes_profiles_and_options(tmp_path: Path) -> None:
+def test_bash_completion_completes_profiles_options_and_subcommands(tmp_path: Path) -> None:
     if shutil.which("bash") is None:
         pytest.skip("no bash")
     bin_dir = Path(sys.executable).parent
@@ -113,8 +113,15 @@ COMP_WORDS=(lcchat -p sm); COMP_CWORD=2; _lcchat; echo "P:${{COMPREPLY[*]}}"
 COMP_WORDS=(lcchat --tem); COMP_CWORD=1; _lcchat; echo "O:${{COMPREPLY[*]}}"
 COMP_WORDS=(lcchat pro); COMP_CWORD=1; _lcchat; echo "S:${{COMPREPLY[*]}}"
 COMP_WORDS=(lcchat --theme s); COMP_CWORD=2; _lcchat; echo "T:${{COMPREPLY[*]}}"
+cd {tmp_path}; touch stray.gguf
+COMP_WORDS=(lcchat history ""); COMP_CWORD=2; _lcchat; echo "H:${{COMPREPLY[*]}}"
+COMP_WORDS=(lcchat history show ""); COMP_CWORD=3; _lcchat; echo "I:${{COMPREPLY[*]}}"
+COMP_WORDS=(lcchat doctor ""); COMP_CWORD=2; _lcchat; echo "D:${{COMPREPLY[*]}}"
 """
     r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True)
+    assert "H:list show export rm\n" in r.stdout  # no files from the current directory
+    assert "I:\n" in r.stdout
+    assert "stray.gguf" in r.stdout.split("D:", 1)[1]
     assert "P:smollm2" in r.stdout
     assert "O:--temp" in r.stdout
     assert "S:profiles" in r.stdout
