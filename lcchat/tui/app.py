@@ -47,6 +47,7 @@ FRAME_S = 1 / 30  # tokens closer together than this reach the transcript togeth
 WIDE_MIN = (100, 28)  # columns, lines from which the panels show instead of the status line
 DEFAULT_THEME = "dark"
 HINTS_IDLE = "Enter send · Ctrl+J newline · Ctrl+P commands · Ctrl+Q quit"
+HINTS_IDLE_SHORT = "Enter send · Ctrl+P commands · Ctrl+Q quit"  # when the long one would be cut
 HINTS_BUSY = "generating · Esc or Ctrl+C stops"
 NOT_RECORDED = "not recorded"
 
@@ -290,7 +291,17 @@ class LcchatApp(App[int]):
     def on_resize(self, event) -> None:
         self._layout_for(event.size.width, event.size.height)
 
+    def _hints(self) -> str:
+        if self.busy:
+            return HINTS_BUSY
+        room = self.size.width - 6  # the input box's corners and the space around the hints
+        return HINTS_IDLE if len(HINTS_IDLE) <= room else HINTS_IDLE_SHORT
+
     def _layout_for(self, width: int, height: int) -> None:
+        try:
+            self.prompt.border_subtitle = self._hints()
+        except NoMatches:  # before compose
+            pass
         wide = width >= WIDE_MIN[0] and height >= WIDE_MIN[1]
         try:
             self.dashboard.set_class(wide, "-wide")
@@ -608,7 +619,7 @@ class LcchatApp(App[int]):
         self.busy = busy
         prompt = self.prompt
         prompt.set_class(busy, "-busy")
-        prompt.border_subtitle = HINTS_BUSY if busy else HINTS_IDLE
+        prompt.border_subtitle = self._hints()
         self.dashboard.set_generating(busy)
 
     async def _sync_transcript(self, *, unsent: bool = False) -> None:

@@ -192,6 +192,8 @@ class Panel(Vertical):
         padding: 0 1;
     }
     Panel Label { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+    /* The model's file name is what tells models apart: shown whole, on two lines if need be. */
+    Panel #model-file { height: auto; text-wrap: wrap; text-overflow: fold; }
     Panel .muted { color: $lc-muted; }
     """
 

@@ -4,6 +4,7 @@ be drawn (shown as plain text, the chat goes on), control characters made visibl
 from __future__ import annotations
 
 import pytest
+from textual.geometry import Region
 from textual.widgets._markdown import MarkdownTable
 
 from lcchat.engine.chat import Message
@@ -165,3 +166,27 @@ def test_retry_and_undo_take_the_replys_notices_with_it() -> None:
         assert about_max_tokens() == [] and not app.transcript.query(AssistantTurn)
 
     drive(app, scenario)
+
+
+def test_the_footer_and_the_model_name_are_not_cut() -> None:
+    long_name = "SmolLM2-135M-Instruct-long-name.Q4_K_M.gguf"
+
+    def app_with_long_name():
+        session = session_with(["hi"])
+        describe = session.model.describe
+        session.model.describe = lambda: {**describe(), "file": long_name}
+        return app_for(session)
+
+    async def footer(pilot):
+        await ready(pilot)
+        last = screen_text(pilot.app).splitlines()[-1]
+        assert "Ctrl+Q quit" in last and "…" not in last
+
+    async def model_name(pilot):
+        await ready(pilot)
+        label = pilot.app.dashboard.query_one("#model-file")
+        strips = label.render_lines(Region(0, 0, label.size.width, label.size.height))
+        assert "".join(seg.text for strip in strips for seg in strip).replace(" ", "") == long_name
+
+    drive(app_with_long_name(), footer, size=(60, 20))
+    drive(app_with_long_name(), model_name, size=(120, 40))
