@@ -66,11 +66,22 @@ class Stats:
             "context_size": self.context_size,
         }
 
+    @property
+    def prompt_cached(self) -> bool:
+        """The whole prompt came from the KV cache (a /retry, say): llama.cpp evaluated
+        at most the last token again, so a prompt rate would mean nothing."""
+        return self.prompt_tokens > 1 and self.prompt_eval_tokens <= 1
+
+    @property
+    def prompt_rate_text(self) -> str:
+        """The prompt's speed as both front-ends show it: "cached" after a full cache hit."""
+        return "cached" if self.prompt_cached else f"{self.prompt_tokens_per_s:.1f} t/s"
+
     def summary(self) -> str:
         """The one-line figures shown after a reply."""
         pct = 100.0 * self.context_used / self.context_size if self.context_size else 0.0
         return (
-            f"prompt {self.prompt_tokens_per_s:.1f} t/s · gen {self.tokens_per_s:.1f} t/s · "
+            f"prompt {self.prompt_rate_text} · gen {self.tokens_per_s:.1f} t/s · "
             f"{self.completion_tokens} tokens · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
         )
 

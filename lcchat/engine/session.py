@@ -213,7 +213,23 @@ class ChatSession:
         if msgs and msgs[-1].role == "user":
             msgs.pop()
         self.conversation.window_start = min(self.conversation.window_start, len(msgs))
+        self._forget_undone()
         return True
+
+    def _forget_undone(self) -> None:
+        """Drop from the KV cache what the history no longer holds, so context_used (which
+        /context, the TUI's panel and the REPL's status line all read) says what the next
+        turn starts from, not what the undone exchange left behind."""
+        try:
+            history = self.history_prefix()
+        except Exception:  # noqa: BLE001 - only a figure: the next turn fits the cache anyway
+            log.debug("could not find the history's tokens after /undo", exc_info=True)
+            return
+        n = common_prefix(self.loop.cached, history[1] if history else [])
+        if n < len(self.loop.cached):
+            self.model.kv_truncate(n)
+            del self.loop.cached[n:]
+            self._cached_text, self._cached_n = "", 0
 
     def clear(self) -> None:
         """Forget the history and the KV cache; keep the system prompt."""

@@ -83,8 +83,6 @@ def toolbar_text(*, stats: Stats | None, snapshot: Snapshot | None, context_used
         parts.append(f"RSS {compact(snapshot.rss)}")
         parts.append(f"RAM {_pair(snapshot.ram_used, snapshot.ram_total)}")
         parts.append(f"VRAM {_pair(snapshot.vram_used, snapshot.vram_total)}")
-    if stats is not None and stats.context_size:
-        context_used, context_size = stats.context_used, stats.context_size
     pct = 100.0 * context_used / context_size if context_size else 0.0
     parts.append(f"ctx {context_used}/{context_size} {pct:.0f}%")
     return fit(" " + SEP.join(parts), width)

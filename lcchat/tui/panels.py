@@ -45,6 +45,7 @@ class Figures:
 
     gen_rate: float | None = None  # tokens/s of the current (or last) reply
     prompt_rate: float | None = None  # prompt-evaluation tokens/s of the current (or last) reply
+    prompt_cached: bool = False  # that prompt came whole from the KV cache: no rate to show
     completion_tokens: int = 0
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))  # gen t/s of finished replies
     prompt_history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
@@ -73,15 +74,17 @@ class Figures:
     def take_stats(self, stats: Stats) -> None:
         if stats.completion_tokens or stats.tokens_per_s:
             self.gen_rate = stats.tokens_per_s
-        if stats.prompt_tokens_per_s:
-            self.prompt_rate = stats.prompt_tokens_per_s
+        if stats.prompt_cached:
+            self.prompt_cached, self.prompt_rate = True, None
+        elif stats.prompt_tokens_per_s:
+            self.prompt_cached, self.prompt_rate = False, stats.prompt_tokens_per_s
         self.completion_tokens = stats.completion_tokens
         if stats.context_size:
             self.context_used, self.context_size = stats.context_used, stats.context_size
         if stats.final:
             if stats.completion_tokens:
                 self.history.append(stats.tokens_per_s)
-            if stats.prompt_tokens_per_s:
+            if stats.prompt_tokens_per_s and not stats.prompt_cached:
                 self.prompt_history.append(stats.prompt_tokens_per_s)
 
     def take_model(self, describe: dict[str, Any], profile_name: str) -> None:
@@ -122,10 +125,15 @@ def bar(fill: float, width: int) -> tuple[str, str]:
     return "█" * filled, "░" * (width - filled)
 
 
+def prompt_text(f: Figures) -> str:
+    """The prompt's speed, or "cached" when the whole prompt came from the KV cache."""
+    return "cached" if f.prompt_cached else f"{rate(f.prompt_rate)} t/s"
+
+
 def speed_text(f: Figures) -> str:
     text = f"gen {rate(f.gen_rate)} t/s"
-    if f.prompt_rate is not None:
-        text += f" · pp {rate(f.prompt_rate)}"
+    if f.prompt_rate is not None or f.prompt_cached:
+        text += f" · pp {prompt_text(f).removesuffix(' t/s')}"
     return text
 
 
@@ -235,7 +243,7 @@ class StatusLine(Static):
         full, empty = bar(f.fill, 6)
         ctx = Content.from_markup(f"ctx [{colour}]{full}[/][dim]{empty}[/] {f.context_used}/{f.context_size}")
         speed = f"gen {rate(f.gen_rate)} t/s"
-        pp = f" · pp {rate(f.prompt_rate)}" if f.prompt_rate is not None else ""
+        pp = f" · pp {prompt_text(f).removesuffix(' t/s')}" if f.prompt_rate is not None or f.prompt_cached else ""
         s = f.snapshot
         ram = "RAM -" if s is None else f"RAM {short_bytes(s.rss)}"
         ram_sys = "" if s is None else f" · {short_bytes(s.ram_used).rstrip('G')}/{short_bytes(s.ram_total)}"
@@ -344,6 +352,7 @@ class Dashboard(Vertical):
         if on:
             self.figures.gen_rate = None
             self.figures.prompt_rate = None
+            self.figures.prompt_cached = False
         self.redraw()
 
     # --- output
@@ -355,7 +364,7 @@ class Dashboard(Vertical):
         self.query_one(StatusLine).show(f)
         q = self.query_one
         q("#speed-gen", Label).update(f"gen    {rate(f.gen_rate)} t/s")
-        q("#speed-prompt", Label).update(f"prompt {rate(f.prompt_rate)} t/s")
+        q("#speed-prompt", Label).update(f"prompt {prompt_text(f)}")
         spark = q("#speed-history", Sparkline)
         spark.data = list(f.history)
         if len(f.history) == 1:
@@ -363,6 +372,8 @@ class Dashboard(Vertical):
         elif f.history:
             q("#speed-history-label", Label).update(
                 f"last {len(f.history)}: {rate(min(f.history))}-{rate(max(f.history))} t/s")
+        elif f.generating:  # the first reply is on its way
+            q("#speed-history-label", Label).update(f"this reply {rate(f.gen_rate)} t/s")
         else:
             q("#speed-history-label", Label).update("no replies yet")
         s = f.snapshot

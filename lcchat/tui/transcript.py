@@ -210,7 +210,7 @@ class AssistantTurn(Vertical):
         if stats is not None and reason != "error":
             parts.append(f"gen {rate(stats.tokens_per_s)} t/s · {stats.completion_tokens} "
                          f"token{'s' if stats.completion_tokens != 1 else ''} · "
-                         f"prompt {rate(stats.prompt_tokens_per_s)} t/s")
+                         f"prompt {'cached' if stats.prompt_cached else rate(stats.prompt_tokens_per_s) + ' t/s'}")
         self.note.update(" · ".join(parts))
         self.note.display = bool(parts)
 

@@ -60,3 +60,16 @@ def test_script_pieces_are_new_tokens_that_join_to_the_text() -> None:
 def test_pieces_that_repeat_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="unique"):
         models.write_scripted_model(tmp_path / "d.gguf", ["same", "same"])
+
+
+def test_retry_reads_the_prompt_from_the_cache_and_says_so(tmp_path) -> None:
+    from lcchat.engine.events import Stats
+
+    path = models.write_scripted_model(tmp_path / "r.gguf", "the same reply")
+    session = open_session(load_profile("default", {"model.path": str(path), "model.n_ctx": 256}))
+    try:
+        list(session.send("hello"))
+        final = [e for e in session.retry() if isinstance(e, Stats) and e.final][0]
+        assert final.prompt_cached and final.summary().startswith("prompt cached")
+    finally:
+        session.model.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lcchat.engine.events import Progress, Stats
 from lcchat.engine.monitor import Snapshot
 from lcchat.repl.toolbar import Figures, compact, fit, toolbar_text
+from tests.repl.conftest import ENTER
 
 GIB, MIB = 1024 ** 3, 1024 ** 2
 CPU = Snapshot(rss=512 * MIB, ram_used=7 * GIB, ram_total=16 * GIB)
@@ -13,7 +14,7 @@ GPU = Snapshot(rss=512 * MIB, ram_used=7 * GIB, ram_total=16 * GIB, vram_used=3 
 
 def test_all_figures_fit_in_80_columns() -> None:
     stats = Stats(tokens_per_s=42.25, context_used=1234, context_size=4096, completion_tokens=10)
-    line = toolbar_text(stats=stats, snapshot=GPU, context_used=0, context_size=4096, width=79)
+    line = toolbar_text(stats=stats, snapshot=GPU, context_used=1234, context_size=4096, width=79)
     assert line.rstrip() == " 42.2 t/s · RSS 512M · RAM 7.0/16.0G · VRAM 3.0/24.0G · ctx 1234/4096 30%"
     assert len(line) == 79
 
@@ -76,3 +77,17 @@ def test_a_failing_monitor_shows_no_figures() -> None:
 
     assert Figures(Broken()).snapshot() is None
     assert Figures(None).snapshot() is None
+
+
+def test_the_status_line_follows_undo(drive) -> None:
+    run = drive("hello" + ENTER + "/undo" + ENTER, replies=[["a ", "reply"]])
+    assert run.session.last_stats.context_used > 0
+    assert run.session.context_used == 0  # the undone exchange left the KV cache
+    assert "ctx 0/" in run.repl._bottom_toolbar()
+
+
+def test_a_prompt_read_whole_from_the_cache_says_cached() -> None:
+    from lcchat.engine.events import Stats
+
+    assert Stats(prompt_tokens=50, prompt_eval_tokens=1, prompt_tokens_per_s=9000.0).summary().startswith("prompt cached")
+    assert Stats(prompt_tokens=50, prompt_eval_tokens=50, prompt_tokens_per_s=90.0).summary().startswith("prompt 90.0 t/s")

@@ -8,6 +8,7 @@ from textual.geometry import Region
 from textual.widgets._markdown import MarkdownTable
 
 from lcchat.engine.chat import Message
+from lcchat.engine.events import Stats
 from lcchat.tui.transcript import AssistantTurn
 from tests.tui.helpers import app_for, drive, notices, ready, say, session_with
 from tests.tui.screen import screen_segments, screen_text
@@ -190,3 +191,53 @@ def test_the_footer_and_the_model_name_are_not_cut() -> None:
 
     drive(app_with_long_name(), footer, size=(60, 20))
     drive(app_with_long_name(), model_name, size=(120, 40))
+
+
+def test_the_figures_agree_after_undo_and_retry() -> None:
+    session = session_with(["first ", "reply"], ["second ", "reply"], ["again"])
+    app = app_for(session)
+
+    def context_row() -> str:
+        return app.transcript.query("CommandOutput").last().rows[0][1]  # /context's "used" row
+
+    async def scenario(pilot):
+        await ready(pilot)
+        await say(pilot, "one")
+        await say(pilot, "two")
+        await say(pilot, "/retry")
+        turn = app.transcript.last_reply()  # as after a /retry whose prompt came whole from the KV cache:
+        cached = Stats(prompt_tokens=119, prompt_eval_tokens=1, prompt_tokens_per_s=1.7e6, completion_tokens=1,
+                       tokens_per_s=20.0, final=True)
+        await turn.finish("stop", turn.text, cached)
+        app.dashboard.figures.take_stats(cached)
+        app.dashboard.redraw()
+        await pilot.pause()
+        assert "prompt cached" in str(turn.note.render()) and "prompt cached" in screen_text(app)
+        await say(pilot, "/undo")
+        await say(pilot, "/context")
+        used = session.context_used
+        assert app.dashboard.figures.context_used == used
+        assert context_row().startswith(f"{used} of ")
+        assert used < session.last_stats.context_used  # the undone exchange is no longer counted
+
+    drive(app, scenario, size=(120, 40))
+
+
+def test_the_speed_panel_speaks_of_the_first_reply_while_it_streams() -> None:
+    from lcchat.engine.events import Stats
+    from lcchat.tui.panels import Figures
+
+    f = Figures()
+    f.generating = True
+    f.take_stats(Stats(prompt_tokens=10, prompt_eval_tokens=10, completion_tokens=3, tokens_per_s=12.5))
+    app = app_for(session_with(["x"]))
+
+    async def scenario(pilot):
+        await ready(pilot)
+        app.dashboard.figures = f
+        app.dashboard.redraw()
+        await pilot.pause()
+        label = str(app.dashboard.query_one("#speed-history-label").render())
+        assert label == "this reply 12.5 t/s"
+
+    drive(app, scenario, size=(120, 40))
