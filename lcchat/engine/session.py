@@ -46,6 +46,9 @@ class ChatSession:
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
         self.on_close: list[Callable[[ChatSession], None]] = []  # run by close(), before the model is freed
+        # Where the on_open hooks report what they do while the session opens (the store
+        # re-reading a continued conversation: Progress("history", ...)); open_session's on_event.
+        self.report: Callable[[Event], None] | None = None
         self._pending: list[Notice] = []  # said after the current turn (see warn)
         self._lock = threading.Lock()
         self.extra_stops: list[str] = []
@@ -400,8 +403,10 @@ on_open: list[Callable[[ChatSession, "threading.Event | None"], None]] = []
 
 
 def open_session(profile: Profile, *, on_progress: Callable[[float], None] | None = None,
-                 cancel: threading.Event | None = None) -> ChatSession:
-    """Check the profile's model file, load it, choose the chat format: a ready session."""
+                 cancel: threading.Event | None = None, on_event: Callable[[Event], None] | None = None) -> ChatSession:
+    """Check the profile's model file, load it, choose the chat format: a ready session.
+    on_progress gets the load's fraction; on_event what the on_open hooks report after it
+    (Progress("history", done, total) while a continued conversation is re-read)."""
     from lcchat.config.loader import resolve_model_path
     from lcchat.engine import gguf_info
     from lcchat.engine.model import Model
@@ -427,6 +432,7 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
     if info.tokens:
         formatter = templates.adapt_to_vocab(formatter, set(info.tokens), notices)
     session = ChatSession(model=model, profile=profile, formatter=formatter, notices=notices)
+    session.report = on_event
     try:
         for hook in list(on_open):
             hook(session, cancel)

@@ -282,11 +282,16 @@ def run_repl(profile, *, verbose: bool = False) -> int:
     err = sys.stderr
     print(f"loading {name}…", file=err, flush=True)
     started = time.perf_counter()
+    from lcchat.pipe import ProgressLine
+
+    reading = ProgressLine(err, time.monotonic)  # "reading 1,729 tokens of history… 37%" (-C)
     try:
-        session = run_cancellable(lambda cancel: open_session(profile, cancel=cancel))
+        session = run_cancellable(lambda cancel: open_session(profile, cancel=cancel, on_event=reading.update))
     except KeyboardInterrupt:
+        reading.erase()
         print("loading cancelled", file=err, flush=True)
         return 130
+    reading.erase()
     seconds = getattr(getattr(session.model, "load", None), "seconds", None) or (time.perf_counter() - started)
     print(f"loaded {name} in {seconds:.1f} s · /help lists the commands · Ctrl+D leaves", file=err, flush=True)
     try:

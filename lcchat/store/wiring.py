@@ -84,9 +84,12 @@ class ChatRecording:
         hangup.watch(session)
         if self.resume_id is None:
             return
+        report = getattr(session, "report", None)
         for event in self.recorder.resume(self.resume_id, cancel=cancel):
             if isinstance(event, Progress):
                 log.info("re-reading the history: %d/%d tokens", event.done, event.total)
+                if report is not None:
+                    report(event)  # the front-end shows it ("reading 1,729 tokens of history, 37%")
             elif isinstance(event, Notice):
                 session.notices.append(event.text)
 

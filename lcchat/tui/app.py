@@ -106,6 +106,18 @@ class LoadProgress(Message, bubble=False):
         return isinstance(message, LoadProgress)
 
 
+class LoadEvent(Message, bubble=False):
+    """What happens after the model is loaded and before the session is ready: the
+    history of a continued conversation being re-read (Progress("history", ...))."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, LoadEvent)
+
+
 class Loaded(Message, bubble=False):
     def __init__(self, session: Any) -> None:
         super().__init__()
@@ -174,6 +186,7 @@ class LcchatApp(App[int]):
         self.startup_notices: list[tuple[str, str]] = []
         self.lines_handled = 0  # input lines dealt with (tests wait on it)
         self._send_when_loaded = False  # a message was submitted while the model loaded
+        self._reading_history = False  # the model is loaded; a continued conversation is being re-read
         self._sending: tuple[str, int] | None = None  # the message in flight, and the history length before it
 
     def on_unmount(self) -> None:
@@ -410,12 +423,27 @@ class LcchatApp(App[int]):
     def _report_load_progress(self, fraction: float) -> None:
         self.post_message(LoadProgress(fraction))
 
+    def report_load_event(self, event: Event) -> None:
+        """open_session's on_event (from the load thread)."""
+        if isinstance(event, Progress) and event.what == "history":
+            self._reading_history = True
+        self.post_message(LoadEvent(event))
+
+    def on_load_event(self, message: LoadEvent) -> None:
+        event = message.event
+        if self._loading is not None and isinstance(event, Progress) and event.total:
+            pct = 100 * event.done // event.total
+            self._loading.label.update(Text(f"Reading {event.total:,} tokens of history… {pct}% "
+                                            "(Esc reads the rest with your next message)"))
+            self._loading.progress(event.done / event.total)
+
     def on_load_progress(self, message: LoadProgress) -> None:
         if self._loading is not None:
             self._loading.progress(message.fraction)
 
     async def on_loaded(self, message: Loaded) -> None:
         self.session = message.session
+        self._reading_history = False
         if self._loading is not None:
             await self._loading.remove()
             self._loading = None
@@ -759,6 +787,11 @@ class LcchatApp(App[int]):
     # ------------------------------------------------------------ keys
 
     def action_stop(self, key: str = "escape") -> None:
+        if self.session is None and self._reading_history:
+            self._load_cancel.set()  # stops only the re-reading: the next message reads the rest
+            if self._loading is not None:
+                self._loading.label.update("Stopping the history reading…")
+            return
         if self.busy and self.session is not None:
             self.session.cancel()
             if self._turn is not None:
@@ -822,7 +855,7 @@ def run_tui(profile: Any, *, verbose: bool = False) -> int:
     from lcchat.engine.session import open_session
 
     def factory(on_progress=None, cancel=None):
-        return open_session(profile, on_progress=on_progress, cancel=cancel)
+        return open_session(profile, on_progress=on_progress, cancel=cancel, on_event=app.report_load_event)
 
     try:
         monitor: MonitorLike | None = Monitor()

@@ -159,7 +159,7 @@ def test_run_repl_loading(monkeypatch, exc, capsys) -> None:
     from lcchat.config.schema import Profile
     from lcchat.repl import app
 
-    def fail(profile, cancel=None, on_progress=None):
+    def fail(profile, cancel=None, on_progress=None, on_event=None):
         raise exc
 
     monkeypatch.setattr("lcchat.engine.session.open_session", fail)

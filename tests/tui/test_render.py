@@ -241,3 +241,28 @@ def test_the_speed_panel_speaks_of_the_first_reply_while_it_streams() -> None:
         assert label == "this reply 12.5 t/s"
 
     drive(app, scenario, size=(120, 40))
+
+
+def test_continuing_shows_the_history_being_read_and_esc_stops_it() -> None:
+    from lcchat.engine.events import Progress
+    from tests.tui.helpers import FixedMonitor, make_app, wait_until
+
+    session = session_with(["hi"])
+    seen: dict[str, object] = {}
+
+    def factory(on_progress=None, cancel=None):
+        app.report_load_event(Progress("history", 640, 1729))
+        seen["stopped"] = cancel.wait(10)  # the store's prefill stops when this is set
+        return session
+
+    app = make_app(factory, monitor=FixedMonitor(), cursor_blink=False)
+
+    async def scenario(pilot):
+        await wait_until(pilot, lambda: app._loading is not None and "1,729 tokens of history… 37%" in str(
+            app._loading.label.render()), what="the history's progress")
+        assert round(app._loading.bar.progress) == 37
+        await pilot.press("escape")
+        await ready(pilot)
+        assert seen["stopped"] is True and app.session is session
+
+    drive(app, scenario)
