@@ -13,6 +13,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from lcchat import __version__
+from lcchat.textsafe import clean
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -161,8 +162,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place errors become a line
         from lcchat.errors import LcchatError
 
-        from lcchat.textsafe import clean
-
         if verbose:
             import traceback
 
@@ -230,9 +229,7 @@ class CleanFormatter(logging.Formatter):
     """A log line (traceback included) with no live control characters."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from lcchat.textsafe import clean
-
-        return clean(super().format(record))
+        return clean(super().format(record))  # imported at the top: this runs at shutdown too
 
 
 def _quiet_stdout() -> None:
@@ -399,7 +396,6 @@ def cmd_profiles(argv: list[str]) -> int:
 def profile_lines(rows: list[tuple[str, str]], width: int = 22) -> list[str]:
     """`profiles list`: names in a column as wide as the longest (up to `width`); a
     longer name puts its description on the next line, in the column, so none breaks it."""
-    from lcchat.textsafe import clean
 
     column = min(width, max((len(name) for name, _ in rows), default=0))
     lines = []
