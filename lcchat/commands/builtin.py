@@ -224,8 +224,10 @@ def cmd_context(ctx: Context, arg: str) -> Result:
     used, size = s.context_used, s.context_size
     pct = 100.0 * used / size if size else 0.0
     policy = s.profile.context.overflow
-    rule = ("the oldest exchanges are dropped, the system prompt is kept" if policy == "drop-oldest"
-            else "an overflow is an error; /clear to start again")
+    rule = {
+        "drop-oldest": "the oldest exchanges are dropped, the system prompt is kept",
+        "truncate-left": "the oldest exchanges are dropped, then a message still too long loses its start",
+    }.get(policy, "an overflow is an error; /clear to start again")
     return Result("Context:", rows=[
         ("used", f"{used} of {size} tokens ({pct:.0f}%)"),
         ("kept for the reply", f"{s.profile.context.reserve} tokens"),

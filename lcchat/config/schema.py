@@ -15,7 +15,7 @@ from lcchat.hub.source import patterns_problem, source_problem
 
 # Choices for keys that take one of a few words.
 ROPE_SCALING = ("auto", "none", "linear", "yarn", "ntk")
-OVERFLOW = ("drop-oldest", "error")
+OVERFLOW = ("drop-oldest", "truncate-left", "error")
 KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
 
@@ -65,7 +65,7 @@ class ChatSettings:
 
 @dataclass
 class ContextSettings:
-    overflow: str = field(default="drop-oldest", metadata={"doc": "what to do when the history outgrows the context: drop-oldest or error", "choices": OVERFLOW})
+    overflow: str = field(default="drop-oldest", metadata={"doc": "what to do when the history outgrows the context: drop-oldest (whole exchanges leave, the system prompt stays), truncate-left (the same, keeping max_tokens for the reply, then a last message still too long loses its start) or error", "choices": OVERFLOW})
     reserve: int = field(default=512, metadata={"doc": "tokens kept free for the reply when the history is trimmed", "min": 0})
 
 

@@ -1,8 +1,9 @@
 """The conversation, its prompt, and what happens when it outgrows the context.
 
 The overflow policy drops the oldest exchanges from what the model sees, never the system
-prompt, and says so. Dropped turns stay in the Conversation (and the store): only the
-window the model reads moves.
+prompt, and says so; "truncate-left" then cuts a last message that is still too long.
+Dropped turns stay in the Conversation (and the store): only the window the model reads
+moves.
 """
 
 from __future__ import annotations
@@ -52,41 +53,90 @@ class Prompt:
     tokens: list[int]
     dropped: int  # messages dropped from the window this time
     room: int  # tokens left for the reply
+    cut: int = 0  # tokens cut from the start of the prompt (policy "truncate-left")
 
 
 def build_prompt(conv: Conversation, formatter: Formatter, tokenize: Callable[[str], list[int]], *,
-                 n_ctx: int, reserve: int, policy: str) -> Prompt:
+                 n_ctx: int, reserve: int, policy: str, max_new: int = 0) -> Prompt:
     """Tokens for the conversation (ending with a user message), fitted to the context.
 
     With policy "drop-oldest", the oldest exchanges leave the window until the prompt plus
-    `reserve` tokens for the reply fit. With "error", an overflow is an error.
+    `reserve` tokens for the reply fit. "truncate-left" does the same with `max_new` (the
+    longest reply) as the reserve, and when the last message alone is still too long it
+    cuts the prompt's tokens from the left to n_ctx - max_new, as Baichuan2's
+    build_chat_input does. With "error", an overflow is an error.
+
+    The first window that fits is found by search, not by dropping one exchange at a time:
+    a window's rendered length shrinks as exchanges leave it, so only O(log n) windows are
+    rendered and tokenized, none much longer than the one that fits (a history of
+    thousands of messages used to be re-rendered once per dropped exchange).
     """
+    if policy == "truncate-left" and max_new > 0:
+        reserve = max_new
     reserve = min(reserve, n_ctx // 2)
-    start = conv.window_start
-    first = start
-    last_user = len(conv.messages) - 1
-    while True:
-        text = formatter.render(conv.chat_messages(start))
-        tokens = tokenize(text)
-        if len(tokens) + reserve <= n_ctx:
-            break
-        alone = start >= last_user
-        if alone or policy != "drop-oldest":
-            if len(tokens) + MIN_REPLY <= n_ctx:
-                break  # it fits, with less room for the reply than the reserve asks
+    starts = _exchange_starts(conv.messages, conv.window_start)
+    windows: dict[int, tuple[str, list[int]]] = {}
+
+    def window(i: int) -> tuple[str, list[int]]:
+        if i not in windows:
+            text = formatter.render(conv.chat_messages(starts[i]))
+            windows[i] = (text, tokenize(text))
+        return windows[i]
+
+    def fits(i: int) -> bool:
+        return len(window(i)[1]) + reserve <= n_ctx
+
+    chosen = 0
+    if not fits(0) and policy != "error":
+        chosen = _first_fitting(fits, len(starts))
+    text, tokens = window(chosen)
+    cut = 0
+    if len(tokens) + reserve > n_ctx:
+        alone = starts[chosen] >= len(conv.messages) - 1
+        if policy == "truncate-left":
+            cut = len(tokens) - (n_ctx - reserve)
+            tokens = tokens[cut:]
+        elif len(tokens) + MIN_REPLY > n_ctx:
             raise PromptTooLong(_too_long(len(tokens), n_ctx, reserve, alone=alone))
-        start = _next_exchange(conv.messages, start)
-    dropped = start - first
-    conv.window_start = start
-    return Prompt(text, tokens, dropped, n_ctx - len(tokens))
+        # else it fits, with less room for the reply than the reserve asks
+    dropped = starts[chosen] - starts[0]
+    conv.window_start = starts[chosen]
+    return Prompt(text, tokens, dropped, n_ctx - len(tokens), cut)
 
 
-def _next_exchange(messages: list[Message], start: int) -> int:
-    """Index after the oldest exchange in the window (a user message and its reply)."""
-    i = start + 1
-    while i < len(messages) - 1 and messages[i].role != "user":
-        i += 1
-    return i
+def _exchange_starts(messages: list[Message], start: int) -> list[int]:
+    """Where the window may begin: `start`, then each later exchange (a user message and
+    its reply), the last being the final message alone. Exchanges leave whole."""
+    starts = [start]
+    last = len(messages) - 1
+    for i in range(start + 1, last):
+        if messages[i].role == "user":
+            starts.append(i)
+    if start < last:
+        starts.append(last)
+    return starts
+
+
+def _first_fitting(fits: Callable[[int], bool], n: int) -> int:
+    """The smallest i < n with fits(i), given fits(0) is false and fits is monotonic; n - 1
+    when none fits. Gallops back from the end, so the windows tried stay close in size to
+    the answer, then bisects."""
+    last = n - 1
+    if last <= 0 or not fits(last):
+        return last
+    bad, good, step = 0, last, 1
+    while good - step > bad:
+        if not fits(good - step):
+            bad = good - step
+            break
+        good, step = good - step, step * 2
+    while good - bad > 1:
+        mid = (bad + good) // 2
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
 
 
 def _too_long(n: int, n_ctx: int, reserve: int, *, alone: bool) -> str:

@@ -121,8 +121,7 @@ class ChatSession:
         conv = self.conversation
         model = self.model
         try:
-            prompt = build_prompt(conv, self.formatter, self._tokenize, n_ctx=model.n_ctx,
-                                  reserve=self.profile.context.reserve, policy=self.profile.context.overflow)
+            prompt = self._build_prompt(conv, self._tokenize)
         except LcchatError as exc:
             conv.messages.pop()
             yield Error(str(exc), exc.exit_code)
@@ -131,6 +130,9 @@ class ChatSession:
             turns = prompt.dropped
             yield Notice(f"dropped {turns} oldest message{'s' if turns != 1 else ''} to fit the context "
                          f"({model.n_ctx} tokens); the system prompt is kept", "warning")
+        if prompt.cut:
+            yield Notice(f"cut the first {prompt.cut} tokens of the prompt to leave {prompt.room} for the reply "
+                         f"(overflow = truncate-left, context {model.n_ctx} tokens)", "warning")
         stop = StopFilter(self.stops, self.hidden)
         result = Generation()
         self._cached_text, self._cached_n = "", 0
@@ -156,10 +158,16 @@ class ChatSession:
         self._record(user, result.text, interrupted=result.finish_reason == "interrupted")
         yield from self._drain()
 
+    def _build_prompt(self, conv: Conversation, tokenize: Callable[[str], list[int]]):
+        """The prompt for `conv` under the profile's overflow policy (engine/chat.py)."""
+        ctx = self.profile.context
+        return build_prompt(conv, self.formatter, tokenize, n_ctx=self.model.n_ctx, reserve=ctx.reserve,
+                            policy=ctx.overflow, max_new=self.sampling.max_tokens)
+
     def _remember_cache(self, prompt, result: Generation) -> None:
         cached = self.loop.cached
         n = len(prompt.tokens) + len(result.evaluated)
-        if len(cached) == n and cached[: len(prompt.tokens)] == prompt.tokens:
+        if not prompt.cut and len(cached) == n and cached[: len(prompt.tokens)] == prompt.tokens:
             reply = b"".join(result.evaluated).decode("utf-8", "replace")
             self._cached_text, self._cached_n = prompt.text + reply, n
 
@@ -328,12 +336,11 @@ class ChatSession:
             return None
         probe = Conversation(conv.system, [*conv.messages, Message("user", _PROBE)], conv.window_start)
         try:
-            prompt = build_prompt(probe, self.formatter, self._tokenize_whole, n_ctx=self.model.n_ctx,
-                                  reserve=self.profile.context.reserve, policy=self.profile.context.overflow)
+            prompt = self._build_prompt(probe, self._tokenize_whole)
         except LcchatError:
             return None
         cut = prompt.text.rfind(_PROBE)
-        if cut <= 0:
+        if cut <= 0 or prompt.cut:
             return None
         conv.window_start = probe.window_start
         text = prompt.text[:cut]
