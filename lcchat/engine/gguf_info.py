@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import math
 import os
+import re
 import stat
 import struct
 from dataclasses import dataclass, field
@@ -686,6 +687,9 @@ def load_checked(path: str | os.PathLike[str], vocab: bool = True) -> GGUFInfo:
     return info
 
 
+_BYTE_TOKEN = re.compile(r"<0x[0-9A-F]{2}>")
+
+
 class _Checker:
     def __init__(self, info: GGUFInfo):
         self.info = info
@@ -826,6 +830,26 @@ class _Checker:
                 if eps is None or not 0 <= eps < math.inf:
                     self.corrupt(key, self.md[key], "it must be a small positive number")
 
+    def byte_tokens(self, tokens: list[str]) -> None:
+        """llama.cpp reads a byte token's value from its spelling, <0xNN>, and finds the
+        token for a byte by writing that spelling (upper-case hex). A byte token spelled
+        otherwise, or a SentencePiece vocab with <0x0A> but not all 256 byte tokens, makes
+        tokenizing text that needs the missing byte throw from C++: the process aborts.
+        (A SentencePiece vocab with no byte tokens at all is fine: model.py spells around
+        the characters it cannot encode.)"""
+        types = self.info.token_types
+        for index, kind in enumerate(types[: len(tokens)]):
+            if kind == gguf.TokenType.BYTE and not _BYTE_TOKEN.fullmatch(tokens[index]):
+                self.fail(f"token {index} ({_show(tokens[index])}) is a byte token but is not spelled <0xNN> "
+                          "(two upper-case hex digits), which makes llama.cpp abort; the file's tokenizer data is corrupt")
+        if self.md.get(_K.Tokenizer.MODEL) == "llama" and "<0x0A>" in tokens:
+            present = set(tokens)
+            missing = [f"<0x{b:02X}>" for b in range(256) if f"<0x{b:02X}>" not in present]
+            if missing:
+                self.fail(f"{_K.Tokenizer.LIST} has byte tokens for only {256 - len(missing)} of the 256 bytes "
+                          f"(no {missing[0]}), so llama.cpp aborts on text that needs a missing one; "
+                          "the file's tokenizer data is corrupt")
+
     def vocab(self) -> None:
         tokens_key = _K.Tokenizer.LIST
         tokens = self.md.get(tokens_key)
@@ -838,6 +862,8 @@ class _Checker:
                 self.fail(f"{tokens_key} contains the token {_show(token)} twice, which makes llama.cpp abort; the file's tokenizer data is corrupt")
         if self.md.get(_K.Tokenizer.MODEL) == "bert" and gguf.TokenType.BYTE in self.info.token_types:
             self.fail(f"{_K.Tokenizer.MODEL} is 'bert' but the vocabulary has byte tokens, which makes llama.cpp abort; the file's tokenizer data is corrupt")
+        if isinstance(tokens, list):
+            self.byte_tokens(tokens)
         n_vocab = self.info.vocab_size
         if not n_vocab:
             return

@@ -4,6 +4,9 @@ offset fields; truncation anywhere) and random hyperparameter values. load_check
 either accept the file or raise one ModelFileError with a one-line message: any other
 exception, a hang or a memory blow-up is a bug.
 
+Vocabularies are fuzzed end to end: mutated token texts and types, and every file the
+checks accept is loaded by llama.cpp in a child process, which must not abort.
+
 LCCHAT_FUZZ_EXAMPLES=20000 scales every test up for a long manual run.
 """
 
@@ -13,6 +16,8 @@ import dataclasses
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +29,7 @@ from hypothesis import strategies as st
 
 from lcchat.engine.gguf_info import GGUFInfo, load_checked, read_gguf, validate_for_llama
 from lcchat.errors import ModelFileError
-from tests.models import write_tiny_model
+from tests.models import family_tokens, write_tiny_model, write_vocab_model
 
 SCALE = int(os.environ.get("LCCHAT_FUZZ_EXAMPLES", "0"))
 
@@ -190,3 +195,147 @@ def test_random_hyperparameters(base: Base, changes: dict[str, object]) -> None:
                  "rope_dimension_count", "rope_freq_base", "tokens", "vocab_size", "bos_token_id",
                  "file_type_name", "n_params", "bits_per_weight"):
         getattr(info, name)
+
+
+# ---------------------------------------------------------------------------- vocabularies
+
+# Text that makes a SentencePiece vocab use every path: byte fallback (emoji, CJK, control
+# characters, every Latin-1 letter), whitespace runs, and special-token text.
+VOCAB_SAMPLE = (
+    "Hello, world!\n\t  caf\u00e9 \u4e2d\u6587 \U0001f600\U0001f9ea \x01\x7f "
+    + "".join(chr(c) for c in range(0xA0, 0x180))
+    + " <|im_start|>user\nhi<|im_end|> </s> <0x41> <unk>"
+)
+
+# The child loads each file it is given with llama.cpp (through lcchat's Model), tokenizes
+# the sample, turns every token back into text and evaluates a few: what a chat does.
+CHILD = """
+import sys
+from lcchat.config.schema import ModelSettings, RopeSettings
+from lcchat.engine.model import Model
+sample = sys.argv[1]
+for line in sys.stdin:
+    model = None
+    try:
+        model = Model(line.strip(), ModelSettings(n_ctx=64, n_batch=64, n_threads=1), RopeSettings())
+        tokens = model.tokenize(sample, add_bos=True, special=True)
+        model.tokenize(sample, add_bos=False, special=False)
+        for t in range(model.n_vocab):
+            model.piece(t)
+            model.token_text(t)
+        model.decode(tokens[:32], 0)
+        result = "ok"
+    except Exception as e:
+        result = "refused " + type(e).__name__
+    finally:
+        if model is not None:
+            model.close()
+    print(result, flush=True)
+"""
+
+
+class VocabChild:
+    """One long-lived child process that loads vocab-fuzzed files: a native abort kills
+    the child, not the test run, and shows up as a failure naming the file."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+
+    def _start(self) -> subprocess.Popen:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        return subprocess.Popen([sys.executable, "-c", CHILD, VOCAB_SAMPLE], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def load(self, path: Path) -> str:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        proc = self.proc
+        proc.stdin.write(f"{path}\n")
+        proc.stdin.flush()
+        answer = proc.stdout.readline().strip()
+        if not answer:
+            code = proc.wait(timeout=60)
+            tail = proc.stderr.read()[-600:]
+            self.proc = None
+            pytest.fail(f"llama.cpp died (exit {code}) on a vocab the checks accepted: {path}\n{tail}")
+        return answer
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def vocab_child() -> Iterator[VocabChild]:
+    child = VocabChild()
+    yield child
+    child.close()
+
+
+BASE_TOKENS = family_tokens(("<|im_start|>", "<|im_end|>"))
+_TT = gguf.TokenType
+BASE_TYPES = [int(_TT.UNKNOWN), int(_TT.CONTROL), int(_TT.CONTROL)] + [
+    int(_TT.BYTE if t.startswith("<0x") and len(t) == 6 else _TT.CONTROL if t.startswith("<|") else _TT.NORMAL)
+    for t in BASE_TOKENS[3:]
+]
+BYTE_INDEXES = [i for i, t in enumerate(BASE_TOKENS) if BASE_TYPES[i] == _TT.BYTE]
+
+
+def _respell(data: st.DataObject, text: str) -> str:
+    """A near miss of a byte token's spelling, or any short text."""
+    hexpart = text[3:5] if text.startswith("<0x") else "41"
+    return data.draw(st.one_of(
+        st.sampled_from([text.lower(), text[:-1], text + ">", text[1:], f"<0x{hexpart}0>", f"<0X{hexpart}>",
+                         f"<0x{hexpart[0]}>", "<0x>", "<0xZZ>", "<0x 1>", "", "<", "0x41", "\u2581" + text]),
+        st.text(max_size=7),
+    ))
+
+
+@fuzz_settings(60)
+@given(data=st.data())
+def test_vocab_mutations_either_fail_the_checks_or_load(tmp_path_factory, vocab_child: VocabChild,
+                                                        data: st.DataObject) -> None:
+    """Mutate token texts (byte tokens most often) and types; a file the checks accept must
+    load, tokenize any text and detokenize every token without the process aborting."""
+    tokens, types = list(BASE_TOKENS), list(BASE_TYPES)
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.one_of(st.sampled_from(BYTE_INDEXES), st.integers(0, len(tokens) - 1)))
+        what = data.draw(st.sampled_from(["respell", "retype", "both", "drop"]))
+        if what in ("respell", "both"):
+            tokens[at] = _respell(data, tokens[at])
+        if what in ("retype", "both"):
+            types[at] = data.draw(st.sampled_from([int(t) for t in _TT]))
+        if what == "drop" and len(tokens) > 8:
+            del tokens[at], types[at]
+    seen: set[str] = set()
+    for i, t in enumerate(tokens):  # duplicate tokens are refused, and fuzzed, elsewhere
+        if t.split("\0", 1)[0] in seen or not t:
+            tokens[i] = t = f"{t}#{i}"
+        seen.add(t.split("\0", 1)[0])
+    path = tmp_path_factory.mktemp("vocab") / "mutated.gguf"
+    write_vocab_model(path, tokens, types=types, eos_token="<|im_end|>")
+    try:
+        load_checked(path)
+    except ModelFileError as e:
+        assert "\n" not in str(e)
+        return
+    assert vocab_child.load(path) in ("ok", "refused ModelFileError", "refused LcchatError", "refused InputError")
+
+
+def test_a_misspelled_byte_token_is_refused_before_loading(tmp_path) -> None:
+    tokens = list(BASE_TOKENS)
+    at = tokens.index("<0xF0>")
+    tokens[at] = "<0xf0>"
+    path = write_vocab_model(tmp_path / "bad-byte.gguf", tokens, types=BASE_TYPES)
+    with pytest.raises(ModelFileError, match=r"token \d+ \('<0xf0>'\) is a byte token but is not spelled <0xNN>"):
+        load_checked(path)
+
+
+def test_a_partial_set_of_byte_tokens_is_refused(tmp_path) -> None:
+    tokens, types = list(BASE_TOKENS), list(BASE_TYPES)
+    at = tokens.index("<0x9F>")
+    tokens[at], types[at] = "\u2581zz", int(_TT.NORMAL)
+    path = write_vocab_model(tmp_path / "partial.gguf", tokens, types=types)
+    with pytest.raises(ModelFileError, match=r"byte tokens for only 255 of the 256 bytes \(no <0x9F>\)"):
+        load_checked(path)

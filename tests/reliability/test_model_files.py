@@ -60,6 +60,23 @@ def _absurd_block_count(tiny: Path, d: Path) -> Path:
     return models.write_tiny_model(d / "b.gguf", metadata={"llama.block_count": 100000})
 
 
+def _respelled_byte_token(tiny: Path, d: Path) -> Path:
+    """<0xF0> written <0xf0>: llama.cpp looks byte tokens up by their upper-case spelling,
+    finds none for 0xF0, and aborts (SIGABRT) on the first emoji it tokenizes."""
+    tokens = models.family_tokens(("<|im_start|>", "<|im_end|>"))
+    tokens[tokens.index("<0xF0>")] = "<0xf0>"
+    types = [int(models.gguf.TokenType.BYTE) if t.lower().startswith("<0x") else 1 for t in tokens]
+    return models.write_vocab_model(d / "byte.gguf", tokens, types=types, chat_template=models.CHATML_TEMPLATE)
+
+
+def _short_byte_token(tiny: Path, d: Path) -> Path:
+    """A byte token spelled "q~": llama.cpp aborts while loading the vocabulary."""
+    tokens = models.family_tokens(("<|im_start|>", "<|im_end|>"))
+    types = [int(models.gguf.TokenType.BYTE) if t.startswith("<0x") else 1 for t in tokens]
+    tokens[tokens.index("<0x41>")] = "q~"
+    return models.write_vocab_model(d / "byte.gguf", tokens, types=types, chat_template=models.CHATML_TEMPLATE)
+
+
 CASES = {
     "a directory": (_directory, "is a directory"),
     "an empty file": (_empty, "is empty"),
@@ -71,6 +88,8 @@ CASES = {
     "absurd tensor count": (_absurd_tensor_count, "impossible number"),
     "absurd KV count": (_absurd_kv_count, "impossible number"),
     "absurd block_count": (_absurd_block_count, "block_count is 100000"),
+    "a byte token spelled <0xf0>": (_respelled_byte_token, "is a byte token but is not spelled <0xNN>"),
+    "a byte token spelled q~": (_short_byte_token, "is a byte token but is not spelled <0xNN>"),
 }
 
 
@@ -114,3 +133,15 @@ def test_unreadable_model_file(tiny_model: Path) -> None:
         assert str(model) in line and "permission" in line.lower(), line
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+@pytest.mark.parametrize("make", [_respelled_byte_token, _short_byte_token])
+def test_doctor_reports_a_misspelled_byte_token(make, tmp_path: Path) -> None:
+    """`lcchat doctor` used to call such a file ok, and loading it aborted the process."""
+    path = make(Path(), tmp_path)
+    result = run(["doctor", path])
+    out = result.stdout.decode()
+    assert result.returncode == 1, (result.returncode, out, result.stderr)
+    problems = [line for line in out.splitlines() if line.startswith("problem: metadata:")]
+    assert len(problems) == 1 and "is a byte token but is not spelled <0xNN>" in problems[0], out
+    assert b"Traceback" not in result.stderr
