@@ -22,9 +22,9 @@ KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0"
 @dataclass
 class ModelSettings:
     path: str = field(default="", metadata={"doc": "GGUF file; ~ and $VARS expand, relative paths are relative to the profile file. pkg:MODULE/FILE names a file shipped inside an installed Python package."})
-    n_ctx: int = field(default=4096, metadata={"doc": "context window in tokens; 0 uses the model's training context", "min": 0})
+    n_ctx: int = field(default=4096, metadata={"doc": "context window in tokens; 0 uses the model's training context. A KV cache larger than the memory available is refused before loading", "min": 0, "max": 2**24})
     n_batch: int = field(default=512, metadata={"doc": "prompt tokens evaluated per llama_decode call", "min": 1})
-    n_threads: int = field(default=0, metadata={"doc": "generation threads; 0 means the physical cores less those other processes keep busy at load time", "min": 0})
+    n_threads: int = field(default=0, metadata={"doc": "generation threads; 0 means the physical cores less those other processes keep busy at load time; more than the CPUs lcchat may use are reduced to that, with a notice", "min": 0})
     n_threads_batch: int = field(default=0, metadata={"doc": "prompt-evaluation threads; 0 means the same as n_threads", "min": 0})
     n_gpu_layers: int = field(default=0, metadata={"doc": "layers offloaded to the GPU; -1 offloads all", "min": -1})
     use_mmap: bool = field(default=True, metadata={"doc": "memory-map the model file"})

@@ -16,13 +16,13 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from lcchat.config.schema import ModelSettings, RopeSettings
 from lcchat.engine import gguf_info, rope
-from lcchat.errors import LcchatError, ModelFileError
+from lcchat.errors import InputError, LcchatError, ModelFileError
 
 log = logging.getLogger("lcchat.llama")
 
@@ -104,6 +104,30 @@ def physical_cores() -> int:
     return max(1, n or os.cpu_count() or 1)
 
 
+# GGML_MAX_N_THREADS: ggml's thread pool holds at most this many threads.
+GGML_MAX_THREADS = 512
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, which a container or taskset
+    narrows), else every CPU of the machine."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def bounded_threads(wanted: int, key: str, notices: list[str]) -> int:
+    """`wanted` threads, at most one per usable CPU. More threads than CPUs only wait for
+    each other (and 100,000 made llama.cpp's OpenMP runtime abort the process), while a
+    profile written on a bigger machine should still run here: clamp and say so once."""
+    cap = min(usable_cpus(), GGML_MAX_THREADS)
+    if wanted <= cap:
+        return wanted
+    notices.append(f"{key} = {wanted} is more than the {cap} CPUs lcchat can use here; using {cap}")
+    return cap
+
+
 def auto_threads(sample_s: float = 0.1) -> int:
     """Threads for n_threads = 0: the physical cores, less those other processes keep busy.
 
@@ -170,6 +194,7 @@ class LoadInfo:
     n_threads_batch: int
     n_gpu_layers: int
     rope: rope.ResolvedRope
+    notices: list[str] = field(default_factory=list)  # settings this machine made us change
 
 
 class Model:
@@ -182,6 +207,11 @@ class Model:
         self.path = Path(path)
         self.settings = settings
         self.info = info or gguf_info.load_checked(self.path)
+        from lcchat.engine.quant import context_problem
+
+        problem = context_problem(self.info, settings)  # before llama.cpp allocates the KV cache
+        if problem:
+            raise InputError(problem)
         self._llama = llama_cpp = load_llama_cpp()
         self._model = None
         self._ctx = None
@@ -217,8 +247,9 @@ class Model:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.train_ctx = llama_cpp.llama_model_n_ctx_train(self._model)
 
-        n_threads = settings.n_threads or auto_threads()
-        n_threads_batch = settings.n_threads_batch or n_threads
+        notices: list[str] = []
+        n_threads = bounded_threads(settings.n_threads, "n_threads", notices) or auto_threads()
+        n_threads_batch = bounded_threads(settings.n_threads_batch, "n_threads_batch", notices) or n_threads
         n_ctx = settings.n_ctx or self.train_ctx
         resolved = rope.resolve_for(rope_settings, self.info, n_ctx=n_ctx)
         cparams = llama_cpp.llama_context_default_params()
@@ -268,7 +299,7 @@ class Model:
         self._speller = _Speller.for_vocab(self.info)
         self._piece_buf = ctypes.create_string_buffer(256)
         self.load = LoadInfo(self.path, time.perf_counter() - started, self.n_ctx, n_threads,
-                             n_threads_batch, settings.n_gpu_layers, resolved)
+                             n_threads_batch, settings.n_gpu_layers, resolved, notices)
 
     # ------------------------------------------------------------ vocab
 

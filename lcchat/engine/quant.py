@@ -667,6 +667,32 @@ def fit_warning(info: gguf_info.GGUFInfo, profile: Profile) -> str | None:
         return None
 
 
+def context_problem(info: gguf_info.GGUFInfo, settings: ModelSettings, *, n_ctx: int | None = None,
+                    available_ram: int | None = -1) -> str | None:
+    """Why a context of n_ctx tokens (the settings', 0 meaning the training context) cannot
+    be created in the memory available, or None. llama.cpp allocates the whole KV cache and
+    clears it when it creates the context, so a cache larger than the free memory is not
+    refused cleanly: the process swaps for minutes and is then killed (n_ctx 2,000,000,000:
+    49 s, then the OOM killer). Memory-mapped weights can be paged out, so they do not
+    count here unless use_mmap is off; estimate_memory().warning() covers them."""
+    estimate = estimate_memory(info, settings, n_ctx=n_ctx, available_ram=available_ram, available_vram=None)
+    free = estimate.available_ram
+    if free is None or estimate.kv_ram == 0:
+        return None
+    others = estimate.runtime + (0 if settings.use_mmap else estimate.weights_ram)
+    if estimate.kv_ram + others <= free:
+        return None
+    per_token = estimate.kv_ram / estimate.n_ctx
+    fits = int(0.9 * (free - others) / per_token) // 256 * 256 if free > others else 0  # leave a margin
+    advice = (f"use -c {fits} or less (n_ctx in a profile)" if fits >= 256
+              else "free some memory or use a smaller model")
+    if estimate.cache_type_k == "f16" or estimate.cache_type_v == "f16":
+        advice += ", or a q8_0 KV cache (cache_type_k/cache_type_v) for about half"
+    return (f"n_ctx {estimate.n_ctx:,} needs a {human_bytes(estimate.kv_ram)} KV cache "
+            f"({estimate.cache_type_k}/{estimate.cache_type_v}), more than the {human_bytes(free)} of memory "
+            f"available; {advice}")
+
+
 def kv_cache_problem(settings: ModelSettings) -> str | None:
     """llama.cpp refuses a quantized V cache without flash attention: say so up front."""
     if _quantized_kv(settings.cache_type_v) and not settings.flash_attn:
@@ -1105,6 +1131,8 @@ def _reload(session, path: Path, settings: ModelSettings, *, what: str, new_form
                 yield item
             else:
                 model = item
+                for text in model.load.notices:
+                    yield Notice(text, "warning")
         formatter = None
         if new_formatter:
             notices: list[str] = []

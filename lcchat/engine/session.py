@@ -431,7 +431,7 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
     model = Model(path, profile.model, profile.rope, seed=profile.sampling.seed,
                   on_progress=on_progress, cancel=cancel, info=info)
     notices = [fit] if fit else []
-    notices += model.load.rope.warnings
+    notices += model.load.notices + model.load.rope.warnings
     formatter = templates.choose(
         profile_template=profile.chat.template, profile_format=profile.chat.format,
         gguf_template=info.chat_template, bos_token=model.bos_text, eos_token=model.eos_text, notices=notices,

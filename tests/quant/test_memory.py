@@ -134,10 +134,15 @@ def test_smollm2_estimate_within_20_percent_of_rss(smollm2: Path, n_ctx: int) ->
 
 
 def test_open_session_warns_before_a_load_that_will_not_fit(f32_model: Path, monkeypatch) -> None:
+    """Weights larger than the memory available are a warning (they are memory-mapped, so
+    they can be paged); only a KV cache that cannot fit is refused (test_resource_bounds)."""
     from lcchat.engine.session import open_session
 
-    monkeypatch.setattr(quant, "_available_ram", lambda: MiB)
-    session = open_session(chat_profile(f32_model))
+    profile = chat_profile(f32_model)
+    estimate = quant.estimate_memory(gguf_info.load_checked(f32_model), profile.model, available_ram=None)
+    monkeypatch.setattr(quant, "_available_ram", lambda: estimate.kv_ram + estimate.runtime + MiB)
+    assert estimate.ram > estimate.kv_ram + estimate.runtime + MiB
+    session = open_session(profile)
     try:
         assert any("will not fit" in n for n in session.notices)
     finally:
