@@ -121,6 +121,8 @@ def test_repl_carries_on_when_the_data_dir_cannot_be_made(tiny_model: Path, tmp_
         child.expect_exact(">>>")
         child.send("hello\r")
         child.expect("could not save the conversation")
+        child.expect(r"ctx \d+/")  # the reply's stats line: it has ended
+        child.expect_exact(">>>")  # a Ctrl+D sent while it ran would be read as part of that turn
         child.sendcontrol("d")
         child.expect(pexpect.EOF)
     finally:
