@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--theme", metavar="NAME", help="TUI theme: dark, light, high-contrast, ssh, or one of yours")
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="one-shot: print one JSON object with the text and stats")
+    g.add_argument("--show-prompt", action="store_true",
+                   help="print the exact prompt for PROMPT (or piped stdin) and its tokens, special ones marked, "
+                        "instead of answering")
     g.add_argument("-v", "--verbose", "--debug", action="store_true", dest="verbose",
                    help="show llama.cpp's log and diagnostics; tracebacks on errors")
     g.add_argument("--version", action="version", version=f"lcchat {__version__}")
@@ -277,12 +280,16 @@ def _chat(args: argparse.Namespace) -> int:
     if question is None and piped is None:
         if args.json:
             raise InputError("--json needs a PROMPT or piped stdin")
+        if args.show_prompt:
+            raise InputError("--show-prompt needs a PROMPT or piped stdin")
         return _interactive(profile, args)
     text = pipe.compose(piped, question)
     if not text.strip():
         raise InputError("nothing to answer: give a PROMPT or pipe text on stdin")
     _utf8_streams()
     session = _open(profile, verbose=args.verbose)
+    if args.show_prompt:
+        return recording.finish(lambda: _show_prompt(session, text))
     return recording.finish(lambda: pipe.run(session, text, as_json=args.json, verbose=args.verbose))
 
 
@@ -303,6 +310,13 @@ def _ensure_model(profile, *, interactive: bool) -> None:
         offer(profile, missing)
     except LcchatError:
         return  # other problems surface where the model is opened, as before
+
+
+def _show_prompt(session, text: str) -> int:
+    from lcchat.engine import prompt_view
+
+    print(prompt_view.describe(session, prompt_view.preview(session, text)))
+    return EXIT_OK
 
 
 MIN_TUI_SIZE = (60, 16)  # columns, lines: below this the REPL serves better

@@ -33,8 +33,9 @@ NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 _MARKER = re.compile(r"<\|[^|<>\s]{1,64}\|>|\[UNUSED_TOKEN_\d+\]|<reserved_\d+>|</?s>")
 # InternLM2's tokenizer.model names for the ChatML markers (renamed by newer converters).
 INTERNLM2_NAMES = {"<|im_start|>": "[UNUSED_TOKEN_146]", "<|im_end|>": "[UNUSED_TOKEN_145]"}
-# A context length in a model's name: "16k", "200K", "1m".
-_NAME_CTX = re.compile(r"(?<![0-9a-z])(\d{1,4})([km])(?![0-9a-z])", re.IGNORECASE)
+# A context length in a model's name: "16k", "200K". Only K: an M in a name is nearly always a
+# parameter count ("SmolLM2 135M"), and a name is weak evidence next to the metadata.
+_NAME_CTX = re.compile(r"(?<![0-9a-z.])(\d{1,4})k(?![0-9a-z])", re.IGNORECASE)
 _WHITESPACE = "\t\n\r\v\f"
 SHOW = 3  # how many offending tokens a verdict names
 
@@ -488,11 +489,12 @@ def _render_sample(formatter) -> tuple[str, list[dict[str, str]]]:
 
 
 def _name_context(info) -> int | None:
-    """The context a model's name or file name claims ("...-16k"), in tokens."""
+    """The context a model's name or file name clearly claims ("...-16k", "200K"), in tokens;
+    None when it claims none."""
     names = [str(info.metadata.get("general.name") or ""), Path(info.path).name]
     for name in names:
-        for number, unit in _NAME_CTX.findall(name):
-            value = int(number) * (1024 if unit.lower() == "k" else 1024 * 1024)
+        for number in _NAME_CTX.findall(name):
+            value = int(number) * 1024
             if value >= 8192:
                 return value
     return None

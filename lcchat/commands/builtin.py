@@ -183,11 +183,21 @@ def _unescape(text: str) -> str:
     return text.replace("\\n", "\n").replace("\\t", "\t")
 
 
-@registry.command("show", args="[params|profile|model|stats]", help="show the sampling parameters, profile, model or last stats",
-                  complete=lambda ctx, arg: ["params", "profile", "model", "stats"])
+@registry.command("show", args="[params|profile|model|stats|prompt [TEXT]]",
+                  help="show the sampling parameters, profile, model, last stats, or the exact prompt and its tokens",
+                  complete=lambda ctx, arg: ["params", "profile", "model", "stats", "prompt"])
 def cmd_show(ctx: Context, arg: str) -> Result:
-    what = arg or "params"
+    what, _, rest = (arg or "params").partition(" ")
     session = ctx.session
+    if what == "prompt":
+        from lcchat.engine import prompt_view
+        from lcchat.engine.templates import TemplateError
+
+        try:
+            view = prompt_view.preview(session, rest.strip() or None)
+        except TemplateError as exc:
+            raise UsageError(str(exc)) from None
+        return Result(prompt_view.describe(session, view))
     if what == "params":
         s = session.sampling
         rows = [(f.name, str(getattr(s, f.name))) for f in fields(s)]

@@ -69,6 +69,24 @@ def find_profile(name: str, *, relative_to: Path | None = None) -> Path:
     raise ProfileError(msg + "; `lcchat profiles list` shows them all")
 
 
+def _find_below(name: str, path: Path) -> Path:
+    """The profile `name` that `path` (a profile of the same name) hides: the next one down
+    the search path, so ~/.config/lcchat/profiles/internlm2.toml can say
+    `extends = "internlm2"` and build on the shipped one."""
+    here = path.resolve()
+    candidates = [d / f"{name}.toml" for d in profile_dirs()]
+    candidates = [c for c in candidates if c.is_file()]
+    resolved = [c.resolve() for c in candidates]
+    if here in resolved:
+        candidates = candidates[resolved.index(here) + 1:]
+    else:
+        candidates = [c for c, r in zip(candidates, resolved) if r != here]
+    if not candidates:
+        raise ProfileError(f"extends = {name!r} names this profile itself, and no other profile of that name "
+                           "is further down the search path")
+    return candidates[0]
+
+
 # ---------------------------------------------------------------- reading
 
 
@@ -173,6 +191,9 @@ def check_value(f: Any, value: Any) -> str | None:
             return f"must be a string, not {_kind(value)}"
     elif expected == "list" and meta.get("one_or_more"):
         pass  # one value or a list: the field's own check says what is wrong
+    elif expected == "bool | str":  # true, false or "auto"
+        if not isinstance(value, bool) and value != "auto":
+            return f'must be "auto", true or false, not {_kind(value)}'
     elif expected == "list":
         if isinstance(value, str):
             return f'must be a list of strings, e.g. ["{value}"]'
@@ -239,7 +260,10 @@ def _load_chain(path: Path, seen: list[Path]) -> dict[str, Any]:
     parent = data.get("extends")
     if parent:
         try:
-            parent_path = find_profile(parent, relative_to=path.parent)
+            if parent == path.stem:  # the next profile of this name down the search path
+                parent_path = _find_below(parent, path)
+            else:
+                parent_path = find_profile(parent, relative_to=path.parent)
         except ProfileError as exc:
             raise ProfileError(f"{_Checker(path, text).where(None, 'extends')}: {exc}") from exc
         data = _merge(_load_chain(parent_path, [*seen, resolved]), data)

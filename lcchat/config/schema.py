@@ -53,6 +53,7 @@ class RopeSettings:
     yarn_orig_ctx: int = field(default=0, metadata={"doc": "YaRN original training context; 0 uses the model's", "min": 0})
     ntk_alpha: float = field(default=0.0, metadata={"doc": "ntk: the NTK alpha; 0 derives it from ntk_target_ctx", "min": 0})
     ntk_target_ctx: int = field(default=0, metadata={"doc": "ntk: the context to reach; 0 uses model.n_ctx", "min": 0})
+    ntk_factor: float = field(default=1.0, metadata={"doc": "ntk: the model's dynamic-NTK scaling factor (config.json rope_scaling.factor); alpha = factor*n_ctx/train - (factor-1)", "min": 1})
 
 
 @dataclass
@@ -61,6 +62,8 @@ class ChatSettings:
     template: str = field(default="", metadata={"doc": "a Jinja chat template; wins over format and the GGUF's own"})
     system: str = field(default="", metadata={"doc": "the system prompt"})
     stop: list = field(default_factory=list, metadata={"doc": "extra stop strings; the model's EOS/EOT are always added", "item": str})
+    add_bos: bool | str = field(default="auto", metadata={"doc": "put a BOS token before the prompt: \"auto\" as the GGUF's vocab says, true or false (a template that writes one gets no second)"})
+    parse_special: bool = field(default=False, metadata={"doc": "read special-token text inside messages as control tokens; off, message text is plain text and cannot forge a turn"})
 
 
 @dataclass
@@ -162,6 +165,7 @@ def all_keys() -> list[tuple[str, str, Any, str]]:
 def type_name(annotation: Any, metadata: Any = None) -> str:
     if metadata and metadata.get("one_or_more"):
         return "string or list of strings"
-    return {"int": "integer", "float": "float", "bool": "boolean", "str": "string", "list": "list of strings"}.get(
+    return {"int": "integer", "float": "float", "bool": "boolean", "str": "string", "list": "list of strings",
+            "bool | str": '"auto" or boolean'}.get(
         str(annotation), str(annotation)
     )

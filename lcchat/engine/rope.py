@@ -5,8 +5,10 @@ extrapolation relies on. `ntk` computes an NTK-aware base once, at load time:
 
     base' = base * alpha ** (d / (d - 2))        d = the rope dimension
 
-with alpha from the profile, or from the context wanted against the training context
-(alpha = target / train: HF's dynamic-NTK rule, with scaling factor 1, at its largest length).
+with alpha from the profile, or from the context wanted against the training context by
+HF's dynamic-NTK rule at its largest length, with the model's scaling factor (ntk_factor):
+
+    alpha = factor * target / train - (factor - 1)      (1 within the training context)
 
 `scaling = "auto"` keeps what the GGUF says. A freq_scale given with "auto" is a fallback
 for files that carry no RoPE scaling of their own: such a file gets linear scaling with
@@ -46,11 +48,13 @@ def ntk_base(base: float, alpha: float, dim: int) -> float:
     return base * alpha ** (dim / (dim - 2))
 
 
-def auto_alpha(target_ctx: int, train_ctx: int) -> float:
-    """The NTK alpha that stretches `train_ctx` to `target_ctx` (1.0 when it already fits)."""
+def auto_alpha(target_ctx: int, train_ctx: int, factor: float = 1.0) -> float:
+    """The NTK alpha that stretches `train_ctx` to `target_ctx` (1.0 when it already fits),
+    as HF's DynamicNTKScalingRotaryEmbedding computes it for a sequence of target_ctx
+    tokens: factor * target / train - (factor - 1)."""
     if train_ctx <= 0 or target_ctx <= train_ctx:
         return 1.0
-    return target_ctx / train_ctx
+    return factor * target_ctx / train_ctx - (factor - 1.0)
 
 
 def carried_scaling(model_scaling: str | None, model_factor: float | None) -> str | None:
@@ -104,12 +108,14 @@ def resolve(rope: RopeSettings, *, n_ctx: int, train_ctx: int, model_base: float
     base_note = f"base {base:g}" + ("" if rope.freq_base else " (the model's)")
     stretched = False
     if rope.scaling == "ntk":
-        alpha = rope.ntk_alpha or auto_alpha(rope.ntk_target_ctx or n_ctx, train_ctx)
+        alpha = rope.ntk_alpha or auto_alpha(rope.ntk_target_ctx or n_ctx, train_ctx, rope.ntk_factor or 1.0)
         out.scaling_type = SCALING_TYPES["none"]
         out.freq_base = ntk_base(base, alpha, rope_dim) if alpha > 1.0 else base
         out.freq_scale = 1.0
         stretched = alpha > 1.0
         source = "" if rope.ntk_alpha else f" from {rope.ntk_target_ctx or n_ctx}/{train_ctx or '?'} tokens"
+        if not rope.ntk_alpha and (rope.ntk_factor or 1.0) != 1.0:
+            source += f", factor {rope.ntk_factor:g}"
         out.description = (f"ntk: alpha {alpha:g}{source}, base {base:g} -> {out.freq_base:.6g} "
                            f"(rope dim {rope_dim}), scale 1")
         if carried:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from lcchat.config.schema import Profile
-from lcchat.engine import templates
+from lcchat.engine import guard, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, StopFilter, TokenLoop, common_prefix
@@ -59,6 +59,26 @@ class ChatSession:
         self._cached_text = ""
         self._cached_n = 0
         self.stops, self.hidden = self._derive_stops()
+        self.specials = self._vocab_specials()
+
+    # ------------------------------------------------------------ prompt text and tokens
+
+    def _vocab_specials(self) -> guard.Specials:
+        """Texts that must stay plain text inside messages: the vocab's control tokens, and
+        the chat markers the template renames for this vocab (see templates.adapt_to_vocab)."""
+        return guard.Specials(tuple(self.model.control_texts()) + tuple(self.formatter.renamed))
+
+    @property
+    def prompt_formatter(self) -> templates.Formatter:
+        """The formatter prompts are rendered with: the session's, with message contents
+        kept apart from the template's markers (guard.protect) unless the profile sets
+        [chat] parse_special = true."""
+        inner = self.formatter
+        if self.profile.chat.parse_special:
+            return inner
+        specials = self.specials
+        return templates.Formatter(source=inner.source, stop=inner.stop, text=inner.text,
+                                   render=lambda messages: guard.protect(inner.render, specials, messages, inner.text))
 
     # ------------------------------------------------------------ stops
 
@@ -161,7 +181,7 @@ class ChatSession:
     def _build_prompt(self, conv: Conversation, tokenize: Callable[[str], list[int]]):
         """The prompt for `conv` under the profile's overflow policy (engine/chat.py)."""
         ctx = self.profile.context
-        return build_prompt(conv, self.formatter, tokenize, n_ctx=self.model.n_ctx, reserve=ctx.reserve,
+        return build_prompt(conv, self.prompt_formatter, tokenize, n_ctx=self.model.n_ctx, reserve=ctx.reserve,
                             policy=ctx.overflow, max_new=self.sampling.max_tokens)
 
     def _remember_cache(self, prompt, result: Generation) -> None:
@@ -198,17 +218,44 @@ class ChatSession:
             yield self._pending.pop(0)
 
     def _tokenize(self, text: str) -> list[int]:
-        model = self.model
+        """Tokens of a prompt. When it starts with the text the KV cache holds, those tokens
+        are kept as they are and only the rest is tokenized; that is done only where the
+        rest starts a tokenizer fragment (at a special token), so it tokenizes exactly as
+        it would inside the whole text. Anywhere else the whole text is tokenized."""
         known, n = self._cached_text, self._cached_n
-        if known and text.startswith(known) and len(self.loop.cached) >= n:
-            return self.loop.cached[:n] + model.tokenize(text[len(known):], add_bos=False, special=True)
+        if (known and text.startswith(known) and len(self.loop.cached) >= n
+                and guard.starts_fragment(text, len(known), self.specials)):
+            at = len(known)
+            suffix = guard.PromptText.of(text[at:], [(a - at, b - at) for a, b in guard.literal_spans(text) if a >= at])
+            return self.loop.cached[:n] + self._tokens(suffix, add_bos=False)
+        return self._tokenize_whole(text)
+
+    def tokenize_prompt(self, text: str) -> list[int]:
+        """The tokens of a whole prompt, as a turn that reuses nothing would have them."""
         return self._tokenize_whole(text)
 
     def _tokenize_whole(self, text: str) -> list[int]:
-        model = self.model
-        bos = getattr(model, "bos_text", "")
-        add_bos = bool(getattr(model, "add_bos", False)) and not (bos and text.startswith(bos))
-        return model.tokenize(text, add_bos=add_bos, special=True)
+        bos = getattr(self.model, "bos_text", "")
+        return self._tokens(text, add_bos=self.adds_bos and not (bos and text.startswith(bos)))
+
+    @property
+    def adds_bos(self) -> bool:
+        """Whether a prompt gets a BOS token in front ([chat] add_bos; "auto" asks the vocab)."""
+        setting = self.profile.chat.add_bos
+        if setting == "auto":
+            return bool(getattr(self.model, "add_bos", False))
+        return setting in (True, "true")
+
+    def _tokens(self, text: str, *, add_bos: bool) -> list[int]:
+        """Tokenize prompt text: special tokens parsed everywhere except where message text
+        lies that only looks like them (see engine/guard.py). The BOS token is put in
+        front here rather than by llama.cpp, which adds one only when the vocab says so."""
+        parts = [(text, True)] if self.profile.chat.parse_special else guard.pieces(text, self.specials)
+        bos = getattr(self.model, "bos", -1)
+        tokens = [bos] if add_bos and bos is not None and bos >= 0 else []
+        for piece, special in parts:
+            tokens += self.model.tokenize(piece, add_bos=False, special=special)
+        return tokens
 
     def cancel(self) -> None:
         """Stop the reply being generated, if any (thread-safe, returns at once)."""
@@ -266,6 +313,7 @@ class ChatSession:
             if formatter is not None:
                 self.formatter = formatter
             self.stops, self.hidden = self._derive_stops()
+            self.specials = self._vocab_specials()
             self._cached_text, self._cached_n = "", 0
             if old is not new_model and callable(getattr(old, "close", None)):
                 old.close()
@@ -343,7 +391,7 @@ class ChatSession:
         if cut <= 0 or prompt.cut:
             return None
         conv.window_start = probe.window_start
-        text = prompt.text[:cut]
+        text = guard.PromptText.of(prompt.text, guard.literal_spans(prompt.text)).head(cut)
         return text, self._tokenize_whole(text)
 
     def kv_snapshot(self) -> tuple[list[int], bytes] | None:

@@ -2,22 +2,21 @@
 
 In order of preference: a Jinja template given in the profile, a named format from
 llama-cpp-python's registry, then the GGUF's own template. Jinja runs in an immutable
-sandbox (no attribute tricks, no code) with bounds on time, repetition and output size,
-because a GGUF's template is untrusted input.
+sandbox (no attribute tricks, no code) with bounds on time and on the size of everything
+it builds (engine/sandbox.py), because a GGUF's template is untrusted input.
 """
 
 from __future__ import annotations
 
-import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from lcchat.errors import LcchatError
 
 RENDER_SECONDS = 2.0  # a chat template that takes longer than this is stopped
 MAX_OUTPUT = 8 << 20  # characters
-_MAX_REPEAT = 1 << 16  # longest string/list a template may build with * or **
 
 
 # The ChatML layout, used when neither the profile nor the model says otherwise.
@@ -47,35 +46,58 @@ class Formatter:
     render: Callable[[list[dict[str, str]]], str]
     stop: list[str] = field(default_factory=list)
     text: str = ""  # the Jinja source, when there is one
-
-
-class _Timeout(Exception):
-    pass
+    renamed: tuple[str, ...] = ()  # marker texts written under another name (adapt_to_vocab)
 
 
 def _sandbox():
-    from jinja2.exceptions import SecurityError
+    """A Jinja environment for untrusted templates: the immutable sandbox, with every
+    operation that builds strings bounded (see engine/sandbox.py) and lipsum removed."""
+    from jinja2.compiler import CodeGenerator
+    from jinja2.runtime import str_join
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    from lcchat.engine import sandbox
+
+    class Generator(CodeGenerator):
+        def visit_Concat(self, node, frame):  # `a ~ b`: checked before it is joined
+            if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
+                return super().visit_Concat(node, frame)
+            self.write("environment.bounded_concat((")
+            for arg in node.nodes:
+                self.visit(arg, frame)
+                self.write(", ")
+            self.write("))")
+
     class Sandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset(["*", "**"])
+        intercepted_binops = frozenset(["*", "**", "+", "%"])
+        code_generator_class = Generator
 
         def call_binop(self, context, operator, left, right):
-            if operator == "**":
-                if isinstance(right, (int, float)) and abs(right) > 64:
-                    raise SecurityError("exponent too large in a chat template")
-                return left**right
-            count, seq = (right, left) if isinstance(right, int) else (left, right)
-            if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and count * max(len(seq), 1) > _MAX_REPEAT:
-                raise SecurityError("a chat template tried to build a huge string")
-            return left * right
+            sandbox.check_binop(operator, left, right)
+            return sandbox.meter(super().call_binop(context, operator, left, right))
 
-    env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - jinja's own signature
+            sandbox.check_method(getattr(__obj, "__wrapped__", __obj), args, kwargs)
+            return sandbox.meter(super().call(__context, __obj, *args, **kwargs))
+
+        def bounded_concat(self, parts):
+            sandbox.check_concat(parts)
+            return sandbox.meter(str_join(parts))
+
+    env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"],
+                  finalize=sandbox.check_output)
+    env.filters = sandbox.bounded_filters(env.filters)
+    env.globals.pop("lipsum", None)
 
     def raise_exception(message: str) -> None:
-        raise TemplateError(f"the chat template refused the conversation: {message}")
+        text = str(message)
+        if len(text) > 500:
+            text = text[:500] + "…"
+        raise TemplateError(f"the chat template refused the conversation: {text}")
 
     def strftime_now(fmt: str) -> str:
+        if len(str(fmt)) > 200:
+            raise sandbox.Limit("strftime_now() format too long")
         return time.strftime(fmt)
 
     env.globals.update(raise_exception=raise_exception, strftime_now=strftime_now)
@@ -83,14 +105,18 @@ def _sandbox():
 
 
 def compile_jinja(text: str, *, bos_token: str = "", eos_token: str = "", source: str = "template") -> Formatter:
-    """Compile a Jinja chat template; raises TemplateError on a syntax error."""
+    """Compile a Jinja chat template; raises TemplateError on a syntax error. Compiling is
+    bounded like rendering: Jinja folds constant expressions as it compiles."""
     import jinja2
 
     env = _sandbox()
     try:
-        template = env.from_string(text)
+        with _bounds(source):
+            template = env.from_string(text)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"the {source} has a syntax error on line {exc.lineno}: {exc.message}") from exc
+    except TemplateError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any compile failure means: don't use it
         raise TemplateError(f"the {source} does not compile: {exc}") from exc
 
@@ -102,43 +128,38 @@ def compile_jinja(text: str, *, bos_token: str = "", eos_token: str = "", source
     return Formatter(source=source, render=render, text=text)
 
 
-def _bounded_render(template: Any, source: str, variables: dict[str, Any]) -> str:
-    """Render with a wall-clock bound: a trace function watches the template's own frames
-    (Jinja compiles to Python) and stops a render that runs past RENDER_SECONDS."""
-    deadline = time.monotonic() + RENDER_SECONDS
-    template_code = "<template>"
+@contextmanager
+def _bounds(source: str) -> Iterator[None]:
+    """The sandbox's time and memory bounds, as TemplateErrors naming the template."""
+    from lcchat.engine import sandbox
 
-    def local_trace(frame, event, arg):
-        if time.monotonic() > deadline:
-            raise _Timeout
-        return local_trace
-
-    def global_trace(frame, event, arg):
-        if frame.f_code.co_filename == template_code:
-            return local_trace
-        return None
-
-    previous = sys.gettrace()
-    sys.settrace(global_trace)
     try:
-        pieces: list[str] = []
-        size = 0
-        for chunk in template.generate(**variables):
-            pieces.append(chunk)
-            size += len(chunk)
-            if size > MAX_OUTPUT:
-                raise TemplateError(f"the {source} produced more than {MAX_OUTPUT >> 20} MB of text")
-            if time.monotonic() > deadline:
-                raise _Timeout
-        return "".join(pieces)
-    except _Timeout:
-        raise TemplateError(f"the {source} took longer than {RENDER_SECONDS:g} s to render and was stopped") from None
+        with sandbox.limits(RENDER_SECONDS):
+            yield
+    except sandbox.TimeLimit:
+        raise TemplateError(f"the {source} took longer than {RENDER_SECONDS:g} s and was stopped") from None
+    except sandbox.Limit as exc:
+        raise TemplateError(f"the {source} failed: {exc}") from None
+    except MemoryError:
+        raise TemplateError(f"the {source} ran out of memory") from None
+
+
+def _bounded_render(template: Any, source: str, variables: dict[str, Any]) -> str:
+    """Render within the sandbox's bounds, stopping once the output passes MAX_OUTPUT."""
+    try:
+        with _bounds(source):
+            pieces: list[str] = []
+            size = 0
+            for chunk in template.generate(**variables):
+                pieces.append(chunk)
+                size += len(chunk)
+                if size > MAX_OUTPUT:
+                    raise TemplateError(f"the {source} produced more than {MAX_OUTPUT >> 20} MB of text")
+            return "".join(pieces)
     except TemplateError:
         raise
     except Exception as exc:  # noqa: BLE001 - SecurityError, TypeError, UndefinedError ...
         raise TemplateError(f"the {source} failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        sys.settrace(previous)
 
 
 def named_format(name: str) -> Formatter:
@@ -186,17 +207,21 @@ def _registered_formatter(lcf: Any, name: str):
 def choose(*, profile_template: str, profile_format: str, gguf_template: str | None,
            bos_token: str, eos_token: str, notices: list[str]) -> Formatter:
     """Pick the chat formatter in order of preference, falling back past broken templates
-    with a notice rather than refusing to chat."""
+    with a notice rather than refusing to chat. A template that only lacks a system role
+    is used, with the system prompt folded into the first user message (fold_system)."""
     if profile_template:
         try:
-            return compile_jinja(profile_template, bos_token=bos_token, eos_token=eos_token, source="profile's chat template")
+            formatter = compile_jinja(profile_template, bos_token=bos_token, eos_token=eos_token,
+                                      source="profile's chat template")
+            return fold_system(formatter, notices)
         except TemplateError as exc:
             notices.append(f"{exc}; using the next choice")
     if profile_format:
-        return named_format(profile_format)
+        return fold_system(named_format(profile_format), notices)
     if gguf_template:
         try:
-            formatter = compile_jinja(gguf_template, bos_token=bos_token, eos_token=eos_token, source="GGUF's chat template")
+            formatter = fold_system(compile_jinja(gguf_template, bos_token=bos_token, eos_token=eos_token,
+                                                  source="GGUF's chat template"), notices)
             formatter.render([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
             return formatter
         except TemplateError as exc:
@@ -204,6 +229,51 @@ def choose(*, profile_template: str, profile_format: str, gguf_template: str | N
     else:
         notices.append("the model has no chat template and the profile names none; using ChatML (set [chat] format)")
     return chatml()
+
+
+# Probe texts: a system prompt and a user message that no template writes by itself.
+_SYSTEM_PROBE = "\ue010system probe\ue011"
+_USER_PROBE = "\ue012user probe\ue013"
+
+
+def fold_system(formatter: Formatter, notices: list[str]) -> Formatter:
+    """A template without a system role (Gemma, Mistral v0.2, Phi-3 ...) either raises on a
+    system message or drops it. As llama.cpp does, render a system + user probe: when the
+    system text is missing, or the template refuses it but takes the user message alone,
+    the system prompt goes in front of the first user message (system + "\n" + user),
+    and a notice says so once. Any other failure is left to the caller."""
+    probe = [{"role": "system", "content": _SYSTEM_PROBE}, {"role": "user", "content": _USER_PROBE}]
+    try:
+        if _SYSTEM_PROBE in formatter.render(probe):
+            return formatter
+    except TemplateError:
+        pass
+    try:
+        if _USER_PROBE not in formatter.render(probe[1:]):
+            return formatter  # not a template that lacks only a system role: leave it as it is
+    except TemplateError:
+        return formatter
+    inner = formatter.render
+
+    def render(messages: list[dict[str, str]]) -> str:
+        return inner(fold_messages(messages))
+
+    notices.append(f"the {formatter.source} has no system role; the system prompt goes at the start of the "
+                   "first user message")
+    return Formatter(source=f"{formatter.source}, system prompt in the first user message", render=render,
+                     stop=formatter.stop, text=formatter.text, renamed=formatter.renamed)
+
+
+def fold_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The messages with a leading system message merged into the first user message."""
+    if not messages or messages[0].get("role") != "system":
+        return messages
+    system, rest = messages[0], list(messages[1:])
+    for i, m in enumerate(rest):
+        if m.get("role") == "user":
+            rest[i] = {**m, "content": f"{system['content']}\n{m['content']}"}
+            return rest
+    return rest
 
 
 # Chat markers that older conversions of some models name differently. InternLM2's first
@@ -233,4 +303,4 @@ def adapt_to_vocab(formatter: Formatter, vocab: set[str], notices: list[str]) ->
     names = ", ".join(f"{a} as {b}" for a, b in swaps.items())
     notices.append(f"this GGUF has no {' or '.join(swaps)} token (an older conversion); writing {names}")
     return Formatter(source=f"{formatter.source}, markers renamed for this vocab", render=render,
-                     stop=[swaps.get(s, s) for s in formatter.stop], text=formatter.text)
+                     stop=[swaps.get(s, s) for s in formatter.stop], text=formatter.text, renamed=tuple(swaps))

@@ -1,0 +1,65 @@
+"""The exact prompt, for people: what `lcchat --show-prompt` and `/show prompt` print.
+
+Someone debugging a profile wants the rendered text and the tokens the model is fed, with
+the special tokens marked, and to see where message text that looks like a special token
+was kept as plain text (engine/guard.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lcchat.engine import guard
+
+_ATTR_SPECIAL = (1 << 0) | (1 << 3)  # llama.cpp's UNKNOWN | CONTROL token attributes
+
+
+@dataclass
+class PromptView:
+    text: str
+    tokens: list[int]
+    literal: tuple[tuple[int, int], ...]  # spans of message text that looks like special tokens
+    source: str  # the chat format's name
+
+
+def visible(text: str) -> str:
+    """Text with control characters shown as escapes (tab and newline kept), so a prompt
+    can be printed to a terminal whatever its messages hold."""
+    out = []
+    for ch in text:
+        if ch in "\n\t" or (ch.isprintable() and ch != "\x7f"):
+            out.append(ch)
+        else:
+            out.append(ascii(ch)[1:-1])
+    return "".join(out)
+
+
+def describe(session, view: PromptView) -> str:
+    """The view as lines of text: header, prompt text, special-text notes, then the tokens
+    one per line (position, id, text), special ones marked with *."""
+    model = session.model
+    attr = getattr(model, "token_attr", None)
+    lines = [f"Prompt ({view.source}, {len(view.tokens)} tokens):", "-" * 40, visible(view.text), "-" * 40]
+    if view.literal:
+        parse = session.profile.chat.parse_special
+        how = "read as special tokens ([chat] parse_special = true)" if parse else "kept as plain text"
+        for a, b in view.literal:
+            lines.append(f"special-token text in a message at character {a}: {visible(view.text[a:b])!r}, {how}")
+    lines.append("Tokens (* special):")
+    for i, token in enumerate(view.tokens):
+        piece = model.piece(token).decode("utf-8", "replace") if hasattr(model, "piece") else ""
+        special = bool(attr(token) & _ATTR_SPECIAL) if attr is not None else False
+        lines.append(f"{i:6} {token:8} {'*' if special else ' '} {visible(repr(piece))}")
+    return "\n".join(lines)
+
+
+def preview(session, text: str | None = None) -> PromptView:
+    """The prompt the session would feed the model for the next message `text` (or for the
+    history as it stands), tokenized as a turn would tokenize it."""
+    messages = session.conversation.chat_messages()
+    if text:
+        messages = [*messages, {"role": "user", "content": text}]
+    inner = session.formatter
+    found = guard.protect(inner.render, session.specials, messages, inner.text)  # reported even with parse_special
+    prompt = session.prompt_formatter.render(messages)  # what a turn renders
+    return PromptView(str(prompt), session.tokenize_prompt(prompt), guard.literal_spans(found), inner.source)
