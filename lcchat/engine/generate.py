@@ -241,9 +241,6 @@ class TokenLoop:
                     yield Token(text)
                 if stop.stopped_by is not None:
                     break
-                if len(generated) >= limit:
-                    finish = "length"
-                    break
                 if len(cached) + 1 >= n_ctx:
                     finish, ends_context = "length", True
                     break
@@ -257,6 +254,9 @@ class TokenLoop:
                     break
                 cached.append(token)
                 result.evaluated.append(piece(token))
+                if len(generated) >= limit:  # after evaluating it: the cache holds the reply as shown
+                    finish = "length"
+                    break
                 if now >= next_stats:
                     next_stats = now + STATS_EVERY_S
                     yield _stats(base, generated, started, first_at, last_at, len(cached))

@@ -31,7 +31,7 @@ CONVERSATION = [
 CHATML_PROMPT = ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n"
                  "<|im_start|>assistant\nHi there.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
                  "<|im_start|>assistant\n")
-LLAMA2_PROMPT = "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHello [/INST] Hi there. </s><s>[INST] What is 2+2? [/INST]"
+LLAMA2_PROMPT = "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHello [/INST] Hi there.</s><s>[INST] What is 2+2? [/INST]"
 
 
 @dataclass
@@ -60,8 +60,8 @@ FAMILIES = [
            gguf_template="", metadata={"tokenizer.ggml.add_bos_token": False}),
     Family("chinese-alpaca-2", (), LLAMA2_PROMPT, ("</s>",), ("<s>", "</s>"), gguf_template=""),
     Family("chinese-alpaca-2-16k", (), LLAMA2_PROMPT, ("</s>",), ("<s>", "</s>"), gguf_template=""),
-    Family("yi-34b-chat", ("<|im_start|>", "<|im_end|>", "<|endoftext|>"), CHATML_PROMPT,
-           ("<|im_end|>", "<|endoftext|>", "<|im_start|>"), ("<|im_start|>", "<|im_end|>"), eos="<|endoftext|>",
+    Family("yi-34b-chat", ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|im_sep|>"), CHATML_PROMPT,
+           ("<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|im_sep|>"), ("<|im_start|>", "<|im_end|>"), eos="<|endoftext|>",
            metadata={"tokenizer.ggml.add_bos_token": False}),
     Family("qwen2", ("<|im_start|>", "<|im_end|>", "<|endoftext|>"), CHATML_PROMPT,
            ("<|im_end|>", "<|endoftext|>", "<|im_start|>"), ("<|im_start|>", "<|im_end|>"), eos="<|im_end|>",
@@ -276,7 +276,8 @@ def test_show_model_reports_the_resolved_rope(sessions) -> None:
     rows = sessions["chinese-alpaca-2-16k"].model.describe()
     assert rows["rope"].startswith("linear, scale 0.25 (the GGUF carries no RoPE scaling)")
     assert rows["n_ctx"] == 16384
-    assert sessions["internlm2"].model.describe()["rope"].startswith("ntk: alpha 8 from 4096/512 tokens")
+    # HF's dynamic NTK with InternLM2's factor 2: 2 * 4096/512 - 1
+    assert sessions["internlm2"].model.describe()["rope"].startswith("ntk: alpha 15 from 4096/512 tokens, factor 2")
     assert "base 5e+06" in sessions["yi-34b-chat"].model.describe()["rope"]
 
 
