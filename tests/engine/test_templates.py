@@ -77,3 +77,38 @@ def test_raise_exception_is_a_clear_error() -> None:
     t = templates.compile_jinja("{{ raise_exception('roles must alternate') }}")
     with pytest.raises(TemplateError, match="roles must alternate"):
         t.render(MESSAGES)
+
+
+# ---------------------------------------------------------------- templates without a system role (issue 15)
+
+GEMMA = ("{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+         "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+         "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+         "{{ '<start_of_turn>' + message['role'] + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+         "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}")
+PHI3 = ("{% for message in messages %}{% if message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+        "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}"
+        "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}")
+CONV = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]
+
+
+@pytest.mark.parametrize("template, expected", [
+    (GEMMA, "<bos><start_of_turn>user\nBe brief.\nHi<end_of_turn>\n<start_of_turn>assistant\nHello.<end_of_turn>\n"
+            "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"),
+    (PHI3, "<|user|>\nBe brief.\nHi<|end|>\n<|assistant|>\nHello.<|end|>\n<|user|>\nBye<|end|>\n<|assistant|>\n"),
+])
+def test_a_template_without_a_system_role_gets_the_system_prompt_in_the_first_user_message(template, expected) -> None:
+    notices: list[str] = []
+    picked = templates.choose(profile_template="", profile_format="", gguf_template=template,
+                              bos_token="<bos>", eos_token="", notices=notices)
+    assert "ChatML" not in picked.source
+    assert picked.render(CONV) == expected
+    assert len(notices) == 1 and "no system role" in notices[0]
+
+
+def test_a_template_with_a_system_role_is_left_alone() -> None:
+    notices: list[str] = []
+    picked = templates.choose(profile_template="", profile_format="", gguf_template=templates.CHATML,
+                              bos_token="", eos_token="", notices=notices)
+    assert notices == [] and "Be brief." in picked.render(CONV)

@@ -165,3 +165,21 @@ def test_profiles_show_prints_the_seed_profiles() -> None:
                  "yi-34b-chat", "qwen2", "llama3", "mistral"):
         assert name in r.stdout
     assert "broken" not in r.stdout
+
+
+def test_auto_alpha_follows_hf_dynamic_ntk_with_a_factor() -> None:
+    """alpha = factor * L / max_pos - (factor - 1), as HF's dynamic NTK (issue 15 item 6)."""
+    assert rope.auto_alpha(65536, 32768, 2.0) == 3.0
+    assert rope.auto_alpha(200_000, 32768, 2.0) == pytest.approx(2 * 200_000 / 32768 - 1)
+    assert rope.auto_alpha(32768, 32768, 2.0) == 1.0  # they agree up to the training context
+    assert rope.auto_alpha(65536, 32768) == rope.auto_alpha(65536, 32768, 1.0) == 2.0
+
+
+def test_internlm2_profiles_carry_the_factor_of_their_config() -> None:
+    from lcchat.config.loader import load_profile
+
+    for name in ("internlm2", "internlm2_5"):
+        settings = load_profile(name).rope
+        assert (settings.scaling, settings.ntk_factor) == ("ntk", 2.0)
+        out = resolve(settings, n_ctx=131072, train_ctx=32768, model_base=1e6)
+        assert "alpha 7 from 131072/32768 tokens, factor 2" in out.description
