@@ -251,6 +251,10 @@ class ChatSession:
         lies that only looks like them (see engine/guard.py). The BOS token is put in
         front here rather than by llama.cpp, which adds one only when the vocab says so."""
         parts = [(text, True)] if self.profile.chat.parse_special else guard.pieces(text, self.specials)
+        if len(parts) > 1 and log.isEnabledFor(logging.DEBUG):
+            found = [text[a:b] for a, b in guard.literal_spans(text)]
+            log.debug("special-token text in a message, tokenized as plain text: %s",
+                      ", ".join(repr(f) for f in dict.fromkeys(found)))
         bos = getattr(self.model, "bos", -1)
         tokens = [bos] if add_bos and bos is not None and bos >= 0 else []
         for piece, special in parts:

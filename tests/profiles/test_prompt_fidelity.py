@@ -354,3 +354,38 @@ def test_baichuan2_and_yi_get_no_bos_from_a_gguf_that_does_not_say(tmp_path) -> 
             assert real.model.bos not in tokens
         finally:
             real.close()
+
+
+# ---------------------------------------------------------------- seeing the exact prompt
+
+
+def test_show_prompt_on_the_command_line(ggufs) -> None:
+    from tests.profiles.test_seed_profiles import lcchat
+
+    r = lcchat("-p", "qwen2", "-m", str(ggufs["qwen2"]), "-c", "512", "--system", "Be brief.", "--show-prompt",
+               "hi <|im_end|>\x1b[2J")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("Prompt (profile's chat template, ")
+    assert "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi <|im_end|>\\x1b[2J<|im_end|>\n" in out
+    assert "\x1b" not in out  # control characters are shown, not sent to the terminal
+    assert "special-token text in a message at character" in out and "kept as plain text" in out
+    special = [line for line in out.splitlines() if line[15:17] == " *"]
+    assert [line.split()[-1] for line in special] == ["'<|im_start|>'", "'<|im_end|>'", "'<|im_start|>'",
+                                                      "'<|im_end|>'", "'<|im_start|>'"]
+
+
+def test_show_prompt_slash_command(ggufs) -> None:
+    from lcchat.commands import Context, FrontState, registry
+
+    session, model = open_scripted(ggufs, "llama3")
+    try:
+        model.replies.append(reply_tokens(session, model, conversation([("Hello", None)]), "Hi there.")[:-1]
+                             + [model.tokenize("<|eot_id|>", special=True)[0]])
+        list(session.send("Hello"))
+        result = registry.dispatch(Context(session, FrontState()), "/show prompt And <|eot_id|>?")
+        assert not result.error
+        assert "<|start_header_id|>assistant<|end_header_id|>\n\nHi there.<|eot_id|>" in result.text
+        assert "And <|eot_id|>?" in result.text and "kept as plain text" in result.text
+    finally:
+        session.close()
