@@ -58,7 +58,7 @@ def test_set_parameter_names(completer) -> None:
 def test_argument_values(completer) -> None:
     assert [c.text for c in complete(completer, "/set vi o")] == ["on", "off"]
     assert [c.text for c in complete(completer, "/stream of")] == ["off"]
-    assert {c.text for c in complete(completer, "/show ")} == {"params", "profile", "model", "stats"}
+    assert {c.text for c in complete(completer, "/show ")} == {"params", "profile", "model", "stats", "prompt"}
     assert [c.text for c in complete(completer, "/help cop")] == ["copy"]
 
 
