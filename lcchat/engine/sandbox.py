@@ -7,8 +7,9 @@ tricks and code execution, but not a template that asks for `'x'|center(80000000
 So every way a template can build a string or a list checks the size of its result
 BEFORE building it (the `*`, `+`, `%` and `~` operators, the filters, the string methods
 and the output itself), nothing that loops in Python without a bound is reachable
-(`lipsum` is gone), and the time limit traces every Python frame a render runs, not only
-the template's own, so a filter or global that loops is stopped too. What a render builds
+(`lipsum` is gone), and the time limit is a watchdog that interrupts the rendering thread
+wherever it is (not a trace of the template's own frames, which a loop inside a filter or
+global escaped), so a filter or global that loops is stopped too. What a render builds
 in total is metered: past every `_METER_STEP` characters the process's resident memory is
 checked, so a template that keeps many bounded pieces alive is stopped as well.
 """
@@ -17,9 +18,7 @@ from __future__ import annotations
 
 import inspect
 import string
-import sys
 import threading
-import time
 from contextlib import contextmanager
 from functools import update_wrapper
 from typing import Any, Callable, Iterator
@@ -42,8 +41,9 @@ class Limit(Exception):
     """A template went past a size or time bound (the message says which)."""
 
 
-class TimeLimit(Limit):
-    pass
+class TimeLimit(BaseException):
+    """Raised inside a render that ran out of time. A BaseException, so that no `except
+    Exception` in Jinja or a filter can swallow it and let the render run on."""
 
 
 # ---------------------------------------------------------------- sizes, before building
@@ -384,30 +384,51 @@ def _rss() -> int:
             return 0
 
 
+class _Watchdog:
+    """Raises TimeLimit in the thread that started it once `seconds` have passed, wherever
+    that thread is: in the template, in Jinja's runtime, in a filter or a global (Python
+    checks for it between bytecodes). Costs nothing while the render runs; a render that
+    ends in time cancels it, and a TimeLimit still pending then is withdrawn."""
+
+    def __init__(self, seconds: float) -> None:
+        self.thread_id = threading.get_ident()
+        self.lock = threading.Lock()
+        self.active = True
+        self.fired = False
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _fire(self) -> None:
+        with self.lock:
+            if self.active:
+                self.fired = True
+                _async_raise(self.thread_id, TimeLimit)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.active = False
+            self.timer.cancel()
+            if self.fired:
+                _async_raise(self.thread_id, None)  # withdraw it if it has not been raised yet
+
+
+def _async_raise(thread_id: int, exc: type[BaseException] | None) -> None:
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
+                                               ctypes.py_object(exc) if exc is not None else None)
+
+
 @contextmanager
 def limits(seconds: float) -> Iterator[None]:
-    """Run a compile or render under the bounds: a fresh meter, and a trace function on
-    every Python frame (Jinja's runtime, filters and globals included) that raises
-    TimeLimit once `seconds` have passed."""
-    deadline = time.monotonic() + seconds
-    clock = time.monotonic
-
-    def local_trace(frame, event, arg):
-        if clock() > deadline:
-            raise TimeLimit
-        return local_trace
-
-    def global_trace(frame, event, arg):
-        if clock() > deadline:
-            raise TimeLimit
-        return local_trace
-
-    previous_trace = sys.gettrace()
+    """Run a compile or render under the bounds: a fresh meter, and a watchdog that raises
+    TimeLimit in this thread once `seconds` have passed."""
     previous_meter = getattr(_local, "meter", None)
     _local.meter = _Meter()
-    sys.settrace(global_trace)
+    watchdog = _Watchdog(seconds)
     try:
         yield
     finally:
-        sys.settrace(previous_trace)
+        watchdog.stop()
         _local.meter = previous_meter
