@@ -151,13 +151,14 @@ def pieces(text: str, specials: Specials) -> list[tuple[str, bool]]:
 def starts_fragment(text: str, at: int, specials: Specials) -> bool:
     """Whether position `at` of the prompt is a place where llama.cpp's tokenizer starts a
     new fragment (right before or right after a real special token), so the text from
-    `at` on tokenizes the same alone as inside the whole. Whitespace next to the boundary
-    counts as not sure (some vocabs strip spaces around special tokens)."""
+    `at` on tokenizes the same alone as inside the whole. Right after a special token,
+    whitespace counts as not sure: llama.cpp strips the spaces after some (Phi-3's RSTRIP);
+    the spaces before one it strips only for an embedding model's <mask> (LSTRIP)."""
     if at <= 0:
         return True
     if any(a <= at <= b for a, b in literal_spans(text)):
         return False  # next to message text: not a real marker there
     texts = [t for t in specials.texts if t]
-    if not text[at - 1].isspace() and any(text.startswith(t, at) for t in texts):
+    if any(text.startswith(t, at) for t in texts):
         return True
     return at < len(text) and not text[at].isspace() and any(text.endswith(t, 0, at) for t in texts)
