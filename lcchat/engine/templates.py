@@ -84,6 +84,12 @@ def _sandbox():
             sandbox.check_concat(parts)
             return sandbox.meter(str_join(parts))
 
+        @staticmethod
+        def concat(parts):  # joins the output of {% set %} blocks, macros, call and filter blocks
+            parts = list(parts)
+            sandbox.check_concat(parts)
+            return sandbox.meter("".join(parts))
+
     env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"],
                   finalize=sandbox.check_output)
     env.filters = sandbox.bounded_filters(env.filters)

@@ -56,6 +56,9 @@ HOSTILE = {
     "tojson": "{% set l = ['x'*60000] * 1 %}{{ (l * 65536)|tojson }}",
     "keeps many pieces": "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}"
                          "{% set ns.l = ns.l + ['x'*60000 ~ i] %}{% endfor %}",
+    "block set": "{% set x %}{% for i in range(100000) %}{{ 'x'*60000 }}{% endfor %}{% endset %}{{ x|length }}",
+    "macro": "{% macro m() %}{% for i in range(100000) %}{{ 'x'*60000 }}{% endfor %}{% endmacro %}{{ m()|length }}",
+    "filter block": "{% filter upper %}{% for i in range(100000) %}{{ 'x'*60000 }}{% endfor %}{% endfilter %}",
     "lipsum": "{{ lipsum(2000000) }}",
     "nested loops": "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}x",
     "slow filter": "{{ ('x'*65536 + 'x'*65536 + 'x'*65536)|wordwrap(1) }}",
