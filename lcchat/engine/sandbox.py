@@ -17,7 +17,7 @@ checked, so a template that keeps many bounded pieces alive is stopped as well.
 from __future__ import annotations
 
 import inspect
-import string
+import re
 import threading
 from contextlib import contextmanager
 from functools import update_wrapper
@@ -122,19 +122,13 @@ def _format_size(fmt: str, values: Any) -> int:
     return len(fmt) + fields * (longest + widest)
 
 
-def _digit_runs(text: str) -> Iterator[str]:
-    run = ""
-    for ch in text:
-        if ch in string.digits:
-            run += ch
-            if len(run) > 9:  # a width of ten digits is too large already
-                yield run
-                run = ""
-        elif run:
-            yield run
-            run = ""
-    if run:
-        yield run
+def _digit_runs(text: str) -> list[str]:
+    """The runs of digits in a format (widths, precisions), ten digits at most each: a
+    width of ten digits is too large already."""
+    return _DIGITS.findall(text)
+
+
+_DIGITS = re.compile(r"\d{1,10}")
 
 
 # ---------------------------------------------------------------- filters
