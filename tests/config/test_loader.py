@@ -108,7 +108,8 @@ def test_to_toml_round_trips() -> None:
 def test_every_key_is_documented() -> None:
     for key, kind, _default, doc in all_keys():
         assert doc, f"{key} has no doc"
-        assert kind in ("integer", "float", "boolean", "string", "list of strings", '"auto" or boolean'), key
+        assert kind in ("integer", "float", "boolean", "string", "list of strings", "string or list of strings",
+                        '"auto" or boolean'), key
 
 
 def test_a_user_profile_extends_the_shipped_one_of_its_name(lcchat_home: Path) -> None:
