@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lcchat.engine import guard
+from lcchat.textsafe import clean as visible  # a prompt's messages may hold control characters
 
 _ATTR_SPECIAL = (1 << 0) | (1 << 3)  # llama.cpp's UNKNOWN | CONTROL token attributes
 
@@ -20,18 +21,6 @@ class PromptView:
     tokens: list[int]
     literal: tuple[tuple[int, int], ...]  # spans of message text that looks like special tokens
     source: str  # the chat format's name
-
-
-def visible(text: str) -> str:
-    """Text with control characters shown as escapes (tab and newline kept), so a prompt
-    can be printed to a terminal whatever its messages hold."""
-    out = []
-    for ch in text:
-        if ch in "\n\t" or (ch.isprintable() and ch != "\x7f"):
-            out.append(ch)
-        else:
-            out.append(ascii(ch)[1:-1])
-    return "".join(out)
 
 
 def describe(session, view: PromptView) -> str:

@@ -367,7 +367,7 @@ def test_show_prompt_on_the_command_line(ggufs) -> None:
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert out.startswith("Prompt (profile's chat template, ")
-    assert "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi <|im_end|>\\x1b[2J<|im_end|>\n" in out
+    assert "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi <|im_end|>\u241b[2J<|im_end|>\n" in out
     assert "\x1b" not in out  # control characters are shown, not sent to the terminal
     assert "special-token text in a message at character" in out and "kept as plain text" in out
     special = [line for line in out.splitlines() if line[15:17] == " *"]
