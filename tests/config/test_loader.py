@@ -138,3 +138,34 @@ def test_add_bos_takes_auto_or_a_boolean(value, ok) -> None:
     else:
         with pytest.raises(ProfileError, match='chat.add_bos: must be "auto", true or false'):
             loader.load_profile("default", {"chat.add_bos": value})
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[model]\nuse_mmap = 1\n", "p.toml:2: model.use_mmap: must be true or false, not the number 1"),
+        ("[model]\nuse_mmap = 'yes'\n", "p.toml:2: model.use_mmap: must be true or false, not the string 'yes'"),
+        ("[sampling]\ntop_k = true\n", "p.toml:2: sampling.top_k: must be a whole number, not the boolean true"),
+        ("[sampling]\ntop_k = 4.5\n", "p.toml:2: sampling.top_k: must be a whole number, not the number 4.5"),
+        ("[sampling]\ntemperature = false\n", "p.toml:2: sampling.temperature: must be a number, not the boolean false"),
+        ("[chat]\nsystem = 3\n", "p.toml:2: chat.system: must be a string, not the number 3"),
+        ("[sampling]\nmirostat = 3\n", "p.toml:2: sampling.mirostat: 3 is not one of 0, 1, 2"),
+        ("[sampling]\ntop_k = -1\n", "p.toml:2: sampling.top_k: must be at least 0, not -1"),
+    ],
+)
+def test_each_type_is_checked(tmp_path: Path, text: str, expected: str) -> None:
+    """Booleans must be booleans, and TOML's true is not a whole number (Python's bool is an int)."""
+    file = tmp_path / "p.toml"
+    file.write_text(text)
+    with pytest.raises(ProfileError) as caught:
+        loader.load_profile(str(file))
+    assert expected in str(caught.value)
+
+
+def test_values_of_the_right_type_pass_at_their_bounds(tmp_path: Path) -> None:
+    file = tmp_path / "p.toml"
+    file.write_text("[model]\nuse_mmap = false\nn_gpu_layers = -1\n[sampling]\ntop_k = 0\ntop_p = 1\n"
+                    "temperature = 2\nmirostat = 2\n[chat]\nstop = []\n")
+    profile = loader.load_profile(str(file))
+    assert profile.model.use_mmap is False and profile.model.n_gpu_layers == -1
+    assert profile.sampling.top_k == 0 and profile.sampling.top_p == 1 and profile.sampling.mirostat == 2

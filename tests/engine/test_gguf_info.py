@@ -164,15 +164,39 @@ def test_empty(tmp_path: Path) -> None:
 
 
 def test_unreadable(tmp_path: Path, tiny_model: Path) -> None:
-    path = tmp_path / "locked.gguf"
-    path.write_bytes(tiny_model.read_bytes())
-    path.chmod(0)
+    """A file its user may not read. Root reads any file whatever its mode (CI runs as
+    root), so there the check runs in a child as the user nobody."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0:
+        path = tmp_path / "locked.gguf"
+        path.write_bytes(tiny_model.read_bytes())
+        path.chmod(0)
+        try:
+            fails(path, "permission denied")
+        finally:
+            path.chmod(0o644)
+        return
+    assert shutil.which("setpriv"), "setpriv (util-linux) is needed to test an unreadable file as root"
+    shared = Path(tempfile.mkdtemp(prefix="lcchat-unreadable-"))
     try:
-        if os.access(path, os.R_OK):
-            pytest.skip("running with privileges that read any file")
-        fails(path, "permission denied")
+        shared.chmod(0o755)
+        path = shared / "locked.gguf"
+        shutil.copy(tiny_model, path)
+        path.chmod(0o600)  # root's: unreadable to nobody
+        code = ("import sys\nfrom lcchat.engine import gguf_info\nfrom lcchat.errors import ModelFileError\n"
+                "try:\n    gguf_info.load_checked(sys.argv[1])\nexcept ModelFileError as e:\n    print(e)\n")
+        result = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                 sys.executable, "-c", code, str(path)],
+                                capture_output=True, text=True, timeout=60, cwd=shared,
+                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        assert result.returncode == 0, result.stderr
+        assert str(path) in result.stdout and "permission denied" in result.stdout, result.stdout
     finally:
-        path.chmod(0o644)
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_unreadable_mid_read(monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 from prompt_toolkit.data_structures import Size
 from prompt_toolkit.output.vt100 import Vt100_Output
@@ -121,6 +122,14 @@ def test_model_text_cannot_send_escape_sequences(drive) -> None:
     assert "safe ␛]52;c;ZXZpbA==␇␛[2Jend" in run.text
 
 
+def test_model_text_cannot_send_escape_sequences_with_stream_off(drive) -> None:
+    """/stream off prints the reply whole at the end: that path cleans it too."""
+    run = drive("/stream off" + ENTER + "go" + ENTER, replies=[["safe ", "\x1b]52;c;ZXZpbA==\x07", "\x1b[2J", "end"]])
+    assert "\x1b]52;c;ZXZpbA==" not in run.raw
+    assert "\x1b[2J" not in run.raw and "\x07" not in run.raw
+    assert "safe ␛]52;c;ZXZpbA==␇␛[2Jend" in run.text
+
+
 def test_table_aligns_and_wraps(drive) -> None:
     out = io.StringIO()
     output = Vt100_Output(out, lambda: Size(24, 60), term="xterm")
@@ -135,22 +144,55 @@ def test_table_aligns_and_wraps(drive) -> None:
     assert lines[-1].strip() == "z"
 
 
+TOOLBAR_DRAW = re.compile(r"\x1b7\x1b\[24;1H(.*?)\x1b\[K\x1b8")
+
+
+class WaitForToolbar(FakeModel):
+    """Before some tokens, waits until the live toolbar has been drawn once more: the
+    reply spans redraws however fast or slow the machine is."""
+
+    out = None
+    at = (8, 16, 24)
+
+    def make_sampler(self, sampling):
+        sampler = super().make_sampler(sampling)
+        inner, count = sampler.sample, [0]
+
+        def sample():
+            count[0] += 1
+            if count[0] in self.at:
+                before = len(TOOLBAR_DRAW.findall(self.out.getvalue()))
+                deadline = time.monotonic() + 30
+                while len(TOOLBAR_DRAW.findall(self.out.getvalue())) <= before and time.monotonic() < deadline:
+                    time.sleep(0.005)
+            return inner()
+
+        sampler.sample = sample
+        return sampler
+
+
 def test_live_toolbar_while_streaming(drive) -> None:
     monitor = FakeMonitor()
     tokens = [f"t{i} " for i in range(25)]
-    run = drive("go" + ENTER, replies=[tokens], delay=0.01, live_toolbar=True, toolbar_every=0.05, monitor=monitor)
+    model = WaitForToolbar(replies=[tokens])
+
+    def keep_output(repl):
+        model.out = repl.printer.output.stdout
+
+    run = drive("go" + ENTER, model=model, live_toolbar=True, toolbar_every=0.05, monitor=monitor,
+                before=keep_output)
     raw = run.raw
     setup = "\x1bD\x1b7\x1b[1;23r\x1b8\x1b[1A"  # the last row kept for the line
     assert setup in raw
     start = raw.index(setup)
     assert raw.index("\x1b7\x1b[r\x1b8\x1b[J", start) > raw.index("t24", start)  # given back after the reply
-    drawn = re.findall(r"\x1b7\x1b\[24;1H(.*?)\x1b\[K\x1b8", raw)
-    assert len(drawn) >= 3  # redrawn while the reply streamed
+    drawn = TOOLBAR_DRAW.findall(raw)
+    assert len(drawn) >= 4  # drawn at the start, then redrawn while the reply streamed
     line = plain(drawn[-1])
     assert "t/s" in line and "RSS 300M" in line and "RAM 3.0/16.0G" in line and "VRAM —" in line
     assert re.search(r"ctx \d+/2048 \d+%", line)
     assert len(line) == 79  # one column short of the edge: no wrap, no scroll
-    assert monitor.calls <= 10  # sampled about once per `every`, not per token or redraw
+    assert monitor.calls < len(drawn)  # sampled once per `every` (1 s), not per redraw or token
 
 
 def test_live_toolbar_costs_nothing_per_token(drive) -> None:

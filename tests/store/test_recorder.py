@@ -97,6 +97,21 @@ def test_system_prompt_is_stored_and_follows_changes() -> None:
     assert Store().get(recorder.conversation_id).system == "S2"
 
 
+def test_a_change_of_system_prompt_alone_is_saved() -> None:
+    """/system with no turn after it, then /exit: the new system prompt is written."""
+    session = fake_session(FakeModel(replies=[["a"]]))
+    recorder = attach(session)
+    turn(session, "x")
+    cid = recorder.conversation_id
+    session.set_system("S2")
+    assert recorder.sync()
+    assert Store().get(cid).system == "S2"
+    session.set_system("")
+    recorder.close()
+    assert Store().get(cid).system == ""
+    assert stored_rows(cid) == [("user", "x", False), ("assistant", "a", False)]
+
+
 def test_unwritable_data_dir_warns_once_and_catches_up_later(lcchat_home) -> None:
     (lcchat_home / "data").write_text("a file where the data dir should be")
     session = fake_session(FakeModel(replies=[["a"], ["b"], ["c"]]))
