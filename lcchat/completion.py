@@ -125,7 +125,7 @@ def zsh(parser: argparse.ArgumentParser) -> str:
         elif dynamic:
             spec = f":{dynamic}:_lcchat_{dynamic}"
         elif set(action.option_strings) & FILES:
-            spec = ":model:_files -g '*.gguf'"
+            spec = ':model:_files -g "*.gguf"'  # quoted for _arguments, which evals it
         elif _choices(action):
             spec = f":value:({' '.join(_choices(action))})"
         else:

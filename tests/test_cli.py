@@ -42,10 +42,46 @@ def test_prompt_argument_prints_only_the_answer(tiny_model) -> None:
     assert b"<|im_" not in r.stdout
 
 
+def stored_conversation() -> dict:
+    """The one conversation pipe mode stored, as `lcchat history export --format json` gives it."""
+    r = run(["history", "export", "1", "--format", "json"])
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def test_stdin_is_the_context_and_the_argument_the_question(tiny_model) -> None:
-    r = run(["-m", str(tiny_model), "-n", "4", "-v", "sum up"], stdin=b"line one\nline two\n")
-    assert r.returncode == 0
-    assert b"llama" in r.stderr  # -v shows llama.cpp's log on stderr
+    r = run(["-m", str(tiny_model), "-n", "4", "sum up"], stdin=b"line one\nline two\n")
+    assert r.returncode == 0, r.stderr
+    messages = stored_conversation()["messages"]
+    assert messages[0]["role"] == "user"
+    assert messages[0]["content"] == "line one\nline two\n\nsum up"  # what the model was sent
+
+
+def test_stdin_alone_is_the_message(tiny_model) -> None:
+    r = run(["-m", str(tiny_model), "-n", "4"], stdin=b"\n  just this  \n\n")
+    assert r.returncode == 0, r.stderr
+    assert stored_conversation()["messages"][0]["content"] == "  just this  "
+
+
+def test_system_reaches_the_conversation(tiny_model) -> None:
+    r = run(["-m", str(tiny_model), "-n", "4", "--system", "Answer in French.", "hi"], stdin=None)
+    assert r.returncode == 0, r.stderr
+    conv = stored_conversation()
+    assert conv["system"] == "Answer in French." and conv["messages"][0]["content"] == "hi"
+
+
+def test_stop_ends_the_answer_where_the_stop_string_starts(tiny_model) -> None:
+    args = ["-m", str(tiny_model), "--temp", "0", "-n", "24", "hello"]
+    whole = run(args, stdin=None)
+    assert whole.returncode == 0, whole.stderr
+    text = whole.stdout.decode().rstrip("\n")
+    words = text.split()
+    assert len(words) >= 3, text  # greedy on the tiny model says something of a few words
+    stop = words[len(words) // 2]
+    cut = text.index(stop)
+    r = run([*args[:-1], "--stop", stop, "hello"], stdin=None)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().rstrip("\n") == text[:cut].rstrip("\n")
 
 
 def test_json_has_text_finish_reason_and_stats(tiny_model) -> None:
@@ -96,6 +132,129 @@ def test_ctrl_c_prints_what_was_generated_and_exits_130(slow_model) -> None:
     assert proc.returncode == 130, err
     assert b"Traceback" not in err
     assert len(first + out) > 1
+
+
+# ---------------------------------------------------------------- flags into the profile
+
+
+def parsed(*argv: str):
+    from lcchat import cli
+
+    return cli.build_parser().parse_args(list(argv))
+
+
+def test_stop_flags_add_to_the_profile_s_stops(tmp_path) -> None:
+    from lcchat import cli
+
+    prof = tmp_path / "p.toml"
+    prof.write_text('[chat]\nstop = ["###"]\n')
+    profile = cli.profile_from_args(parsed("-p", str(prof), "--stop", "END", "--stop", "</s>", "hi"))
+    assert profile.chat.stop == ["###", "END", "</s>"]
+    assert cli.profile_from_args(parsed("-p", str(prof), "hi")).chat.stop == ["###"]
+
+
+def test_flags_override_the_profile(tmp_path) -> None:
+    from lcchat import cli
+
+    prof = tmp_path / "p.toml"
+    prof.write_text('[chat]\nsystem = "from the profile"\n[sampling]\ntemperature = 0.5\ntop_k = 7\n')
+    profile = cli.profile_from_args(parsed("-p", str(prof), "--system", "from the flag", "--temp", "0", "hi"))
+    assert profile.chat.system == "from the flag"
+    assert profile.sampling.temperature == 0.0 and profile.sampling.top_k == 7
+    assert cli.profile_from_args(parsed("-p", str(prof), "hi")).chat.system == "from the profile"
+
+
+def test_chat_format_wins_over_the_profile_s_template(tmp_path) -> None:
+    from lcchat import cli
+    from lcchat.engine import templates
+
+    prof = tmp_path / "p.toml"
+    prof.write_text("[chat]\ntemplate = \"{% for m in messages %}[{{ m.content }}]{% endfor %}\"\n")
+
+    def formatter(profile):
+        return templates.choose(profile_template=profile.chat.template, profile_format=profile.chat.format,
+                                gguf_template=None, bos_token="", eos_token="", notices=[])
+
+    assert formatter(cli.profile_from_args(parsed("-p", str(prof), "hi"))).source == "profile's chat template"
+    profile = cli.profile_from_args(parsed("-p", str(prof), "--chat-format", "llama-2", "hi"))
+    chosen = formatter(profile)
+    assert chosen.source == "format llama-2"
+    assert "[INST]" in chosen.render([{"role": "user", "content": "hi"}])
+
+
+def test_theme_flag_reaches_the_tui(monkeypatch, tmp_path) -> None:
+    from lcchat import cli
+    from lcchat.tui import app as tui_app
+
+    seen = {}
+    monkeypatch.setattr(tui_app, "run_tui", lambda profile, verbose=False: seen.setdefault("theme", profile.ui.theme) and 0)
+    prof = tmp_path / "p.toml"
+    prof.write_text('[ui]\ntheme = "dark"\n')
+    args = parsed("-p", str(prof), "--tui", "--theme", "high-contrast")
+    cli._interactive(cli.profile_from_args(args), args)
+    assert seen["theme"] == "high-contrast"
+    seen.clear()
+    args = parsed("-p", str(prof), "--tui")
+    cli._interactive(cli.profile_from_args(args), args)
+    assert seen["theme"] == "dark"
+
+
+# ---------------------------------------------------------------- TUI or REPL
+
+
+@pytest.mark.parametrize("argv, term, size, mode", [
+    ((), "xterm-256color", (80, 24), "tui"),
+    ((), "xterm", (60, 16), "tui"),  # the smallest size the TUI takes
+    ((), "xterm", (59, 40), "repl"),
+    ((), "xterm", (200, 15), "repl"),
+    ((), "dumb", (200, 60), "repl"),
+    ((), "", (200, 60), "repl"),
+    ((), "unknown", (200, 60), "repl"),
+    (("--repl",), "xterm", (200, 60), "repl"),
+    (("--tui",), "dumb", (20, 5), "tui"),
+])
+def test_the_mode_follows_the_terminal(argv, term, size, mode) -> None:
+    from lcchat import cli
+
+    assert cli.choose_mode(parsed(*argv), term=term, size=size) == mode
+
+
+def test_no_terminal_size_means_the_repl(monkeypatch) -> None:
+    from lcchat import cli
+
+    def no_size(*_):
+        raise OSError("not a terminal")
+
+    monkeypatch.setattr(os, "get_terminal_size", no_size)
+    assert cli.choose_mode(parsed(), term="xterm") == "repl"
+    monkeypatch.setattr(os, "get_terminal_size", lambda *_: os.terminal_size((80, 24)))
+    assert cli.choose_mode(parsed(), term="xterm") == "tui"
+
+
+@pytest.mark.parametrize("term, rows, columns, mode", [
+    ("xterm", 24, 80, "tui"), ("dumb", 24, 80, "repl"), ("xterm", 12, 50, "repl"),
+])
+def test_lcchat_in_a_terminal_picks_the_tui_or_the_repl(tiny_model, term, rows, columns, mode) -> None:
+    """The installed command in a pseudo-terminal, as a person starts it: no --tui/--repl."""
+    import pexpect
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TMUX", "COLUMNS", "LINES")}
+    env.update(TERM=term, PROMPT_TOOLKIT_NO_CPR="1")
+    cmd = [*lcchat_cmd(), "-m", str(tiny_model), "-c", "256"]
+    child = pexpect.spawn(cmd[0], cmd[1:], env=env, dimensions=(rows, columns), timeout=60)
+    try:
+        if mode == "tui":
+            child.expect_exact("\x1b[?1049h")  # the TUI takes the alternate screen
+            child.expect_exact("is loaded")
+            child.sendcontrol("q")
+        else:
+            child.expect_exact(">>>")  # the REPL's prompt
+            assert b"\x1b[?1049h" not in child.before
+            child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
 
 
 # ---------------------------------------------------------------- errors

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -88,16 +91,110 @@ def test_groff_renders_without_warnings(page: str) -> None:
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_scripts_are_valid(shell: str, tmp_path: Path) -> None:
+    """The shell itself parses the script. .ci/run installs zsh and fish, so in CI a
+    missing shell is a failure; elsewhere the structural checks below still run."""
     text = completion.script(shell, cli.build_parser())
     assert ("-l profile" if shell == "fish" else "--profile") in text
     assert "profiles" in text and "--list-names" in text
     if shutil.which(shell) is None:
-        pytest.skip(f"{shell} is not installed")
+        if os.environ.get("CI"):
+            pytest.fail(f"{shell} is not installed: .ci/run installs it")
+        pytest.skip(f"{shell} is not installed (test_{shell}_completion_structure checks the script)")
     script = tmp_path / f"lcchat.{shell}"
     script.write_text(text)
     check = [shell, "-n", str(script)] if shell != "fish" else ["fish", "--no-execute", str(script)]
     r = subprocess.run(check, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def _visible_options() -> list[argparse.Action]:
+    return [a for a in cli.build_parser()._actions if a.option_strings and a.help != argparse.SUPPRESS]
+
+
+def test_zsh_completion_structure() -> None:
+    """Without zsh: every option is one well-quoted _arguments spec, OPTION[HELP]ACTION."""
+    text = completion.script("zsh", cli.build_parser())
+    assert text.startswith("#compdef lcchat\n")
+    body = text[text.index("_arguments -s \\\n"):text.index("\n}\n")]
+    specs = []
+    for line in body.splitlines()[1:]:
+        words = shlex.split(line.rstrip("\\"))  # sh quoting: zsh reads these lines the same way
+        assert len(words) == 1, line
+        specs.append(words[0])
+    assert specs[-1] == "*:prompt: "
+    spec = re.compile(r"^(-{1,2}[A-Za-z][\w-]*)\[([^\[\]]*)\](:.*)?$")
+    seen = {}
+    for item in specs[:-1]:
+        match = spec.match(item)
+        assert match, item
+        seen[match.group(1)] = match.group(3) or ""
+    for action in _visible_options():
+        for option in action.option_strings:
+            assert option in seen, option
+            takes_value = action.nargs != 0 and not isinstance(action, argparse._StoreConstAction)
+            assert bool(seen[option]) == takes_value, option
+            if action.choices:
+                assert seen[option] == f":value:({' '.join(str(c) for c in action.choices)})"
+    assert seen["--profile"] == ":profiles:_lcchat_profiles" and seen["--theme"] == ":themes:_lcchat_themes"
+    assert seen["--model"] == ':model:_files -g "*.gguf"'  # an unquoted glob here fails: "no matches found"
+    assert text.count("{") == text.count("}")
+
+
+def _fish_words(line: str) -> list[str]:
+    """Split a fish command line: single quotes take only \\' and \\\\ as escapes."""
+    words, word, i, quoted = [], None, 0, False
+    while i < len(line):
+        c = line[i]
+        if quoted:
+            if c == "\\" and line[i + 1:i + 2] in ("'", "\\"):
+                word += line[i + 1]
+                i += 1
+            elif c == "'":
+                quoted = False
+            else:
+                word += c
+        elif c == "'":
+            quoted, word = True, word or ""
+        elif c == " ":
+            if word is not None:
+                words.append(word)
+            word = None
+        else:
+            assert c not in "\"$;|&<>()", f"unquoted {c!r} in {line!r}"
+            word = (word or "") + c
+        i += 1
+    assert not quoted, f"unterminated quote in {line!r}"
+    if word is not None:
+        words.append(word)
+    return words
+
+
+def test_fish_completion_structure() -> None:
+    """Without fish: every line is a well-quoted `complete -c lcchat` with known flags,
+    and every option of the parser is there with its help text."""
+    text = completion.script("fish", cli.build_parser())
+    described = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        words = _fish_words(line)
+        assert words[:3] == ["complete", "-c", "lcchat"], line
+        rest, options, i = words[3:], [], 0
+        while i < len(rest):
+            flag = rest[i]
+            assert flag in ("-f", "-r", "-F", "-x", "-n", "-a", "-l", "-s", "-o", "-d"), line
+            if flag in ("-n", "-a", "-l", "-s", "-o", "-d"):
+                value = rest[i + 1]
+                if flag in ("-l", "-s", "-o"):
+                    options.append(("--" if flag == "-l" else "-") + value)
+                if flag == "-d":
+                    for option in options:
+                        described[option] = value
+                i += 1
+            i += 1
+    for action in _visible_options():
+        for option in action.option_strings:
+            assert described.get(option) == action.help, option
 
 
 def test_bash_completion_completes_profiles_options_and_subcommands(tmp_path: Path) -> None:
@@ -142,3 +239,13 @@ def test_pyproject_installs_the_pages_under_share_man() -> None:
     files = data["tool"]["setuptools"]["data-files"]
     assert files["share/man/man1"] == ["man/lcchat.1"]
     assert files["share/man/man5"] == ["man/lcchat-profile.5"]
+
+
+def test_ci_runs_exactly_the_readme_s_test_commands() -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**To install and run the whole test suite**"):]
+    block = section[section.index("```sh\n") + 6:section.index("\n```")]
+    ci = (root / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    commands = ci[ci.index('cd "$(dirname "$0")/.."') + 1:]
+    assert block.splitlines() == commands

@@ -32,7 +32,36 @@ def test_log_lines_meant_for_stderr_wait_until_the_tui_has_left(monkeypatch) -> 
         logger.setLevel(old_level)
 
 
-def test_make_app_takes_its_dependencies() -> None:
-    monitor, editor = object(), (lambda text: text)
-    app = tui_app.make_app(lambda **_: None, monitor=monitor, editor=editor, theme="ssh")
-    assert app.monitor is monitor and app._editor is editor and app._wanted_theme == "ssh"
+def test_make_app_uses_the_dependencies_it_is_given() -> None:
+    """The session factory loads the session, the monitor feeds the dashboard, the editor
+    writes /vim's message and the theme is the one in force."""
+    from lcchat.tui.transcript import AssistantTurn, UserTurn
+    from tests.tui.helpers import FixedMonitor, drive, ready, say, session_with, wait_until
+
+    session = session_with(["from the model"])
+    factory_calls: list[dict] = []
+    edited: list[str] = []
+    monitor = FixedMonitor()
+
+    def factory(**kwargs):
+        factory_calls.append(kwargs)
+        return session
+
+    def editor(text: str) -> str:
+        edited.append(text)
+        return "written in the editor"
+
+    app = tui_app.make_app(factory, monitor=monitor, editor=editor, theme="ssh", cursor_blink=False)
+
+    async def scenario(pilot):
+        await ready(pilot)
+        assert app.session is session and len(factory_calls) == 1
+        assert set(factory_calls[0]) == {"on_progress", "cancel"}
+        assert app.theme == "lcchat-ssh"
+        await wait_until(pilot, lambda: monitor.calls > 0, what="the dashboard to sample the monitor")
+        await say(pilot, "/vim")
+        assert edited == [""]
+        assert [t.text for t in app.transcript.query(UserTurn)] == ["written in the editor"]
+        assert [t.text for t in app.transcript.query(AssistantTurn)] == ["from the model"]
+
+    drive(app, scenario)
