@@ -245,7 +245,8 @@ def test_ci_runs_exactly_the_readme_s_test_commands() -> None:
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("**To install and run the whole test suite**"):]
-    block = section[section.index("```sh\n") + 6:section.index("\n```")]
+    start = section.index("```sh\n") + 6
+    block = section[start:section.index("\n```", start)]
     ci = (root / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     commands = ci[ci.index('cd "$(dirname "$0")/.."') + 1:]
     assert block.splitlines() == commands
