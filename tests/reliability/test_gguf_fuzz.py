@@ -339,3 +339,77 @@ def test_a_partial_set_of_byte_tokens_is_refused(tmp_path) -> None:
     path = write_vocab_model(tmp_path / "partial.gguf", tokens, types=types)
     with pytest.raises(ModelFileError, match=r"byte tokens for only 255 of the 256 bytes \(no <0x9F>\)"):
         load_checked(path)
+
+
+# ---------------------------------------------------------------------------- accepted files load
+
+LOAD_CHILD = """
+import sys
+from lcchat.config.loader import load_profile
+from lcchat.engine.session import open_session
+from lcchat.errors import LcchatError
+
+for i, path in enumerate(sys.argv[1:]):
+    print("start", i, flush=True)
+    try:
+        session = open_session(load_profile("default", {"model.path": path, "model.n_ctx": 64,
+                                                        "model.n_threads": 1, "sampling.max_tokens": 4,
+                                                        "sampling.seed": 1}))
+        for _ in session.send("hi"):
+            pass
+        session.close()
+        print("ok", i, flush=True)
+    except LcchatError as exc:
+        print("refused", i, str(exc).replace(chr(10), " "), flush=True)
+"""
+
+
+def accepted_sample(base: Base, count: int, seed: int = 0) -> list[Path]:
+    """Copies of the tiny model with random bytes in the header that load_checked still
+    accepts (a fixed seed: the same files every run)."""
+    import random
+
+    rng = random.Random(seed)
+    found: list[Path] = []
+    for attempt in range(3000):
+        if len(found) == count:
+            break
+        blob = bytearray(base.data)
+        for _ in range(rng.randint(1, 3)):
+            if rng.random() < 0.5:
+                at, width = rng.choice(base.fields)
+                value = rng.choice([0, 1, 2, 3, 7, 64, 255, 2**16, 2**31 - 1, rng.getrandbits(8 * width)])
+                blob[at:at + width] = (value % 2 ** (8 * width)).to_bytes(width, "little")
+            else:
+                blob[rng.randrange(base.header_end)] = rng.randrange(256)
+        if blob == base.data:
+            continue
+        path = base.dir / f"accepted-{attempt}.gguf"
+        path.write_bytes(blob)
+        try:
+            load_checked(path)
+        except ModelFileError:
+            path.unlink()
+            continue
+        found.append(path)
+    return found
+
+
+def test_files_the_checks_accept_load_into_llama_cpp_without_an_abort(base: Base) -> None:
+    """Accepting a file promises llama.cpp can take it: load each of a sample of accepted
+    damaged files in a child process, chat one short turn, and require a clean end (a
+    reply, or one clear refusal), never an abort."""
+    import subprocess
+    import sys
+
+    sample = accepted_sample(base, count=12)
+    assert len(sample) >= 6, "too few damaged files were accepted to test anything"
+    result = subprocess.run([sys.executable, "-c", LOAD_CHILD, *map(str, sample)], capture_output=True, text=True,
+                            timeout=600, cwd=base.dir,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    started = [line for line in result.stdout.splitlines() if line.startswith("start")]
+    last = sample[int(started[-1].split()[1])] if started else None
+    assert result.returncode == 0, (f"the child died ({result.returncode}) loading {last}: "
+                                    f"{result.stderr[-800:]}")
+    ended = [line for line in result.stdout.splitlines() if line.startswith(("ok", "refused"))]
+    assert len(ended) == len(sample), result.stdout

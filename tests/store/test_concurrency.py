@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from lcchat.store.db import Store
@@ -14,35 +13,43 @@ from lcchat.store.db import Store
 ROOT = Path(__file__).resolve().parents[2]
 
 WRITER = textwrap.dedent("""
-    import os, sys, time
+    import sys, time
     from pathlib import Path
     from lcchat.engine.fake import FakeModel, fake_session
     from lcchat.store import attach
 
-    name, turns, go, resume = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+    name, other, turns, steps, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
+
+    def wait_for(path):
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            if time.monotonic() > deadline:
+                sys.exit(f"{name}: {other} never reached {path.name}")
+            time.sleep(0.002)
+
     session = fake_session(FakeModel(replies=[[f"{name}-reply-{i}"] for i in range(turns)]))
     recorder = attach(session, on_warning=lambda text: print("WARNING", text, flush=True))
     if resume != "-":
         recorder.load(resume)
-    print("READY", flush=True)
-    while not go.exists():
-        time.sleep(0.005)
+    (steps / f"{name}-ready").touch()
+    wait_for(steps / f"{other}-ready")
     for i in range(turns):
+        if i:  # lockstep: each turn waits for the other writer's previous one
+            wait_for(steps / f"{other}-{i - 1}")
         list(session.send(f"{name}-question-{i}"))
+        (steps / f"{name}-{i}").touch()
     print("ID", recorder.conversation_id, flush=True)
 """)
 
 
-def start(name: str, turns: int, go: Path, resume: str = "-") -> subprocess.Popen:
+def start_pair(turns: int, steps: Path, resume: str = "-") -> tuple[subprocess.Popen, subprocess.Popen]:
+    """Two writers that meet at a barrier, then take turns: their writes interleave
+    whatever the scheduling, so the test always exercises two writers at once."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", WRITER, name, str(turns), str(go), resume], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_ready(*procs: subprocess.Popen) -> None:
-    """Both writers are at the line (a slow start must not let one finish before the other loads)."""
-    for proc in procs:
-        assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
+    steps.mkdir()
+    return tuple(subprocess.Popen([sys.executable, "-c", WRITER, name, other, str(turns), str(steps), resume],
+                                  env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for name, other in (("a", "b"), ("b", "a")))  # type: ignore[return-value]
 
 
 def finish(proc: subprocess.Popen) -> int:
@@ -53,11 +60,8 @@ def finish(proc: subprocess.Popen) -> int:
 
 
 def test_two_processes_writing_at_once_lose_nothing(tmp_path) -> None:
-    go = tmp_path / "go"
     turns = 40
-    a, b = start("a", turns, go), start("b", turns, go)
-    wait_ready(a, b)
-    go.touch()
+    a, b = start_pair(turns, tmp_path / "steps")
     ids = {finish(a): "a", finish(b): "b"}
     assert len(ids) == 2
     store = Store()
@@ -74,10 +78,7 @@ def test_two_processes_continuing_one_conversation_both_keep_their_turns(tmp_pat
         Store.write_messages(db, base, 0, [("user", "start", False, None), ("assistant", "ok", False, None)],
                              system="", now=1.0)
     store.close()
-    go = tmp_path / "go"
-    a, b = start("a", 5, go, str(base)), start("b", 5, go, str(base))
-    wait_ready(a, b)
-    go.touch()
+    a, b = start_pair(5, tmp_path / "steps", str(base))
     ids = [finish(a), finish(b)]
     assert base in ids and len(set(ids)) == 2  # one went on in the original, the other in a copy
     store = Store()
