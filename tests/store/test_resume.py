@@ -239,10 +239,7 @@ def test_continue_is_parsed_by_the_cli() -> None:
 
 def test_after_a_model_switch_the_state_is_saved_for_the_new_model(tiny_model) -> None:
     from lcchat.engine.model import Model
-    from lcchat.engine.session import ChatSession
 
-    if not hasattr(ChatSession, "switch_model"):
-        pytest.skip("no ChatSession.switch_model in this tree")
     session = open_session(profile_for(tiny_model))
     recorder = attach(session)
     collect(session.send("the sky is blue"))
