@@ -115,3 +115,58 @@ def test_conversation_helpers() -> None:
     assert conv.messages == [] and conv.window_start == 0 and conv.system == "S"
     assert conv.last_reply() is None
     assert Conversation().chat_messages() == []
+
+
+def test_the_reserve_cap_rounds_down_on_an_odd_context() -> None:
+    conv = conversation("x" * 40, "y", "z")
+    need = size(conv, 0)
+    # n_ctx // 2 = need - 1 for n_ctx = 2 * need - 1: exactly room for the prompt
+    prompt = build_prompt(conv, PLAIN, chars, n_ctx=2 * need - 1, reserve=100 * need, policy="drop-oldest")
+    assert prompt.dropped == 0 and prompt.room == need - 1
+
+
+def test_a_huge_reserve_still_keeps_half_the_context_for_the_reply() -> None:
+    conv = conversation("x" * 40, "y", "z")
+    need = size(conv, 0)
+    n_ctx = need * 3 // 2 + 1  # the prompt fits with a third of the context left, not with half
+    prompt = build_prompt(conv, PLAIN, chars, n_ctx=n_ctx, reserve=100 * need, policy="drop-oldest")
+    assert prompt.dropped == 2 and prompt.text == "[user]z"
+
+
+def test_a_user_message_without_a_reply_is_dropped_alone() -> None:
+    """After a failed turn the history can hold two user messages in a row."""
+    conv = Conversation(messages=[Message("user", "x" * 50), Message("user", "q"), Message("assistant", "a"),
+                                  Message("user", "last")])
+    n_ctx = size(conv, 1) + 4
+    prompt = build_prompt(conv, PLAIN, chars, n_ctx=n_ctx, reserve=4, policy="drop-oldest")
+    assert conv.window_start == 1 and prompt.dropped == 1
+
+
+def test_two_user_messages_at_the_end_drop_down_to_the_last() -> None:
+    conv = Conversation(messages=[Message("user", "x" * 50), Message("user", "q")])
+    prompt = build_prompt(conv, PLAIN, chars, n_ctx=len("[user]q") + 4, reserve=4, policy="drop-oldest")
+    assert conv.window_start == 1 and prompt.text == "[user]q"
+
+
+def test_the_window_never_starts_at_the_second_reply_of_an_exchange() -> None:
+    conv = Conversation(messages=[Message("user", "q" * 20), Message("assistant", "r1"), Message("assistant", "r2"),
+                                  Message("user", "next")])
+    # room for "[assistant]r2[user]next" but the window moves by whole exchanges
+    n_ctx = size(conv, 2) + 4
+    build_prompt(conv, PLAIN, chars, n_ctx=n_ctx, reserve=4, policy="drop-oldest")
+    assert conv.window_start == 3
+
+
+def test_the_too_long_messages_say_what_to_do() -> None:
+    conv = conversation("x" * 100)
+    need = size(conv, 0)
+    with pytest.raises(PromptTooLong) as caught:
+        build_prompt(conv, PLAIN, chars, n_ctx=need, reserve=MIN_REPLY * 2, policy="error")
+    assert str(caught.value) == (f"the message is {need} tokens with the system prompt, but the context holds "
+                                 f"{need}; shorten it or raise n_ctx (-c)")
+    conv = conversation("x" * 100, "y", "z")
+    need = size(conv, 0)
+    with pytest.raises(PromptTooLong) as caught:
+        build_prompt(conv, PLAIN, chars, n_ctx=need, reserve=MIN_REPLY * 2, policy="error")
+    assert str(caught.value) == (f"the conversation needs {need} tokens plus {MIN_REPLY * 2} for the reply, but the "
+                                 f"context holds {need} and the overflow policy is 'error'; /clear, or raise n_ctx (-c)")

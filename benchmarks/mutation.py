@@ -1,0 +1,204 @@
+"""python -m benchmarks.mutation [MODULE ...] [--jobs N] [--report-only]
+
+Mutation testing of the core with mutmut (pip install -e '.[mutation]'): for each module,
+mutmut changes the code one small way at a time (a < for a <=, a constant, a dropped
+call) and runs the fast tests of that module's own test folder against each change. A
+change no test notices is a behaviour no test guards.
+
+Each module runs in its own scratch copy of the repository (under $TMPDIR/lcchat-mutation),
+so mutmut's configuration and its mutants/ folder never touch the checkout. The score
+of each module is saved in benchmarks/mutation/NAME.json and the report,
+benchmarks/MUTATION.md, is rebuilt from all of them with every surviving mutant listed
+beside its explanation (EXPLAINED below) or marked as not yet explained.
+
+Slow: about 2-4 mutants a second per core for the small modules. Run one module at a time
+on a shared machine (`nice` is applied). Not a CI gate: keep the report current like
+benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).parent / "mutation"
+REPORT = Path(__file__).parent / "MUTATION.md"
+COPY = ("lcchat", "tests", "profiles", "themes", "man", "README.md", "pyproject.toml")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    module: str  # the file mutated
+    tests: tuple[str, ...]  # the fast tests of its own test folder
+
+
+# Smallest first. The tests are the module's own folder less what cannot see a mutant or
+# takes seconds per test: subprocess runs of the installed command (they import the
+# checkout, not the mutated copy) and the real-model tests.
+TARGETS = [
+    Target("pipe", "lcchat/pipe.py", ("tests/test_pipe.py",)),
+    Target("engine.chat", "lcchat/engine/chat.py", ("tests/engine/test_chat.py", "tests/engine/test_session.py")),
+    Target("repl.render", "lcchat/repl/render.py", ("tests/repl/test_output.py",)),
+    Target("store.export", "lcchat/store/export.py", ("tests/store/test_export_cli.py", "tests/store/test_db.py")),
+    Target("store.recorder", "lcchat/store/recorder.py",
+           ("tests/store/test_recorder.py", "tests/store/test_resume.py", "tests/store/test_commands.py")),
+    Target("store.db", "lcchat/store/db.py", ("tests/store/test_db.py", "tests/store/test_recorder.py")),
+    Target("engine.templates", "lcchat/engine/templates.py", ("tests/engine/test_templates.py",)),
+    Target("engine.generate", "lcchat/engine/generate.py",
+           ("tests/engine/test_stop_filter.py", "tests/engine/test_session.py", "tests/engine/test_chat.py")),
+    Target("config.loader", "lcchat/config/loader.py", ("tests/config",)),
+    Target("engine.session", "lcchat/engine/session.py", ("tests/engine/test_session.py",)),
+    Target("cli", "lcchat/cli.py", ("tests/test_cli.py", "tests/test_pipe.py")),
+    Target("engine.gguf_info", "lcchat/engine/gguf_info.py", ("tests/engine/test_gguf_info.py",)),
+]
+
+PYTEST_ARGS = ["-p", "no:randomly", "-q", "-x", "-m", "not smollm2 and not slow"]
+
+# Surviving mutants that change nothing a person can see, by mutant name, with why.
+EXPLAINED: dict[str, str] = {
+}
+
+
+def config(target: Target) -> str:
+    return "\n".join([
+        "",
+        "[tool.mutmut]",
+        'source_paths = ["lcchat"]',
+        'also_copy = ["profiles", "themes", "man", "README.md"]',
+        f'only_mutate = ["{target.module}"]',
+        f"pytest_add_cli_args_test_selection = {json.dumps(list(target.tests))}",
+        f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS)}",
+        "",
+    ])
+
+
+def run_target(target: Target, jobs: int) -> dict:
+    work = Path(tempfile.gettempdir()) / "lcchat-mutation" / target.name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+        else:
+            shutil.copy(src, work / name)
+    with open(work / "pyproject.toml", "a", encoding="utf-8") as f:
+        f.write(config(target))
+    mutmut = str(Path(sys.executable).parent / "mutmut")
+    started = time.monotonic()
+    log = work / "mutmut.log"
+    with open(log, "w") as out:
+        subprocess.run(["nice", mutmut, "run", "--max-children", str(jobs)], cwd=work, stdout=out,
+                       stderr=subprocess.STDOUT, check=False)
+    took = time.monotonic() - started
+    subprocess.run([mutmut, "export-cicd-stats"], cwd=work, capture_output=True, check=False)
+    stats_file = work / "mutants" / "mutmut-cicd-stats.json"
+    if not stats_file.exists():
+        raise SystemExit(f"mutmut did not finish for {target.name}; see {log}")
+    stats = json.loads(stats_file.read_text())
+    meta = json.loads((work / "mutants" / (target.module + ".meta")).read_text())
+    codes = meta["exit_code_by_key"]
+    survivors = []
+    for key, code in sorted(codes.items(), key=lambda kv: _order(kv[0])):
+        if code in (0, 5, 33):  # survived, or no test ran it
+            shown = subprocess.run([mutmut, "show", key], cwd=work, capture_output=True, text=True).stdout
+            diff = [line for line in shown.splitlines()
+                    if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+            survivors.append({"name": key, "diff": diff, "no_tests": code != 0})
+    return {
+        "module": target.module, "tests": list(target.tests), "date": datetime.date.today().isoformat(),
+        "seconds": round(took), "total": stats["total"], "killed": stats["killed"],
+        "timeout": stats["timeout"], "segfault": stats.get("segfault", 0), "survived": stats["survived"],
+        "no_tests": stats["no_tests"], "survivors": survivors,
+    }
+
+
+def _order(key: str) -> tuple[str, int]:
+    head, _, number = key.rpartition("_")
+    return head, int(number) if number.isdigit() else 0
+
+
+def score(result: dict) -> float:
+    caught = result["killed"] + result["timeout"] + result["segfault"]
+    return 100.0 * caught / result["total"] if result["total"] else 100.0
+
+
+def report() -> str:
+    results = [json.loads((RESULTS / f"{t.name}.json").read_text()) for t in TARGETS
+               if (RESULTS / f"{t.name}.json").exists()]
+    lines = [
+        "# Mutation testing of the core",
+        "",
+        "`python -m benchmarks.mutation [MODULE ...]` (needs `pip install -e '.[mutation]'`) runs",
+        "[mutmut](https://pypi.org/project/mutmut/) on each core module against the fast tests of",
+        "its own test folder, and rebuilds this report. Score: mutants the tests catch (a failing",
+        "test or a hang) out of all mutants. Target: at least 85% per module. Not a CI gate.",
+        "",
+        "| module | tests | mutants | caught | survived | score | minutes | date |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        lines.append(f"| `{r['module']}` | {', '.join(f'`{t}`' for t in r['tests'])} | {r['total']} | "
+                     f"{r['killed'] + r['timeout'] + r['segfault']} | {r['survived'] + r['no_tests']} | "
+                     f"{score(r):.1f}% | {r['seconds'] / 60:.1f} | {r['date']} |")
+    missing = [t for t in TARGETS if not (RESULTS / f"{t.name}.json").exists()]
+    if missing:
+        lines += ["", "Not run yet: " + ", ".join(f"`{t.module}`" for t in missing) + "."]
+    lines += ["", "## Surviving mutants", "",
+              "Each is explained (equivalent: no behaviour a person can see changes), or left",
+              "as a known gap.", ""]
+    for r in results:
+        if not r["survivors"]:
+            continue
+        lines += [f"### `{r['module']}`", ""]
+        for s in r["survivors"]:
+            short = s["name"].split(".")[-1]
+            why = EXPLAINED.get(short, "not yet explained: a gap in the tests")
+            diff = " / ".join(d.strip() for d in s["diff"] if d.startswith("+"))[:160]
+            lines.append(f"- `{short}`: `{diff}` — {why}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.mutation")
+    p.add_argument("modules", nargs="*", metavar="MODULE",
+                   help=f"which (default: all, smallest first): {', '.join(t.name for t in TARGETS)}")
+    p.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1)")
+    p.add_argument("--report-only", action="store_true", help="rebuild MUTATION.md from the saved results")
+    args = p.parse_args(argv)
+    known = {t.name: t for t in TARGETS}
+    unknown = [m for m in args.modules if m not in known]
+    if unknown:
+        p.error(f"unknown module {unknown[0]!r}")
+    if shutil.which("mutmut", path=str(Path(sys.executable).parent)) is None and not args.report_only:
+        print("mutmut is not installed: pip install -e '.[mutation]'", file=sys.stderr)
+        return 2
+    if not args.report_only:
+        RESULTS.mkdir(exist_ok=True)
+        for target in [known[m] for m in args.modules] or TARGETS:
+            print(f"{target.name}: mutating {target.module} against {' '.join(target.tests)}", flush=True)
+            result = run_target(target, args.jobs)
+            (RESULTS / f"{target.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+            print(f"{target.name}: {score(result):.1f}% of {result['total']} mutants caught "
+                  f"in {result['seconds'] / 60:.1f} min", flush=True)
+            REPORT.write_text(report())
+    REPORT.write_text(report())
+    print(f"wrote {REPORT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
