@@ -37,6 +37,8 @@ def scripted(*events):
     ("  \n \n", "q", "q"),  # blank stdin is no context
     ("only stdin\n", None, "only stdin"),
     ("only stdin\n", "   ", "only stdin"),
+    ("  indented\n", "q", "  indented\n\nq"),  # only blank lines are trimmed from the context
+    ("XX x X\n", "q", "XX x X\n\nq"),
     (None, None, ""),
 ])
 def test_compose_puts_stdin_first_as_context(stdin, question, expected) -> None:
@@ -106,6 +108,25 @@ def test_json_is_one_object_with_text_finish_reason_and_stats() -> None:
 def test_json_of_an_error() -> None:
     status, out, _ = run(scripted(Error("bad", 2), Done("error", "")), as_json=True)
     assert status == 2 and json.loads(out)["finish_reason"] == "error"
+    status, out, _ = run(scripted(Error("bad", 2)), as_json=True)  # an error ends the turn even without Done
+    assert status == 2 and json.loads(out)["finish_reason"] == "error"
+
+
+def test_json_finish_reason_is_stop_unless_told_otherwise() -> None:
+    assert json.loads(run(scripted(Token("a")), as_json=True)[1])["finish_reason"] == "stop"
+
+
+def test_ctrl_c_in_json_mode_says_interrupted_whatever_the_engine_said() -> None:
+    class CtrlC(Token):
+        """Ctrl+C arriving while this token is handled."""
+
+        def __getattribute__(self, name):
+            if name == "text":
+                raise KeyboardInterrupt
+            return super().__getattribute__(name)
+
+    status, out, _ = run(scripted(CtrlC("a"), Token("b"), Done("stop", "ab")), as_json=True)
+    assert status == 130 and json.loads(out)["finish_reason"] == "interrupted"
 
 
 def test_json_keeps_non_ascii_as_is() -> None:
@@ -150,11 +171,16 @@ def test_ctrl_c_while_writing_cancels_the_reply_and_exits_130() -> None:
 
 def test_a_closed_pipe_stops_the_reply_keeps_the_turn_and_is_raised_for_the_cli() -> None:
     class Closed(io.StringIO):
+        tries = 0
+
         def write(self, s):
+            self.tries += 1
             raise BrokenPipeError
 
     session = fake_session(WaitsForCancel(replies=[["a", "b", "c"] * 100]))
+    closed = Closed()
     with pytest.raises(BrokenPipeError):
-        pipe.run(session, "q", out=Closed(), err=io.StringIO())
+        pipe.run(session, "q", out=closed, err=io.StringIO())
+    assert closed.tries == 1  # nothing more is written to a pipe that has gone
     last = session.conversation.messages[-1]
     assert last.role == "assistant" and last.interrupted
