@@ -90,8 +90,12 @@ def config(target: Target) -> str:
     ])
 
 
+def workdir(target: Target) -> Path:
+    return Path(tempfile.gettempdir()) / "lcchat-mutation" / target.name
+
+
 def run_target(target: Target, jobs: int) -> dict:
-    work = Path(tempfile.gettempdir()) / "lcchat-mutation" / target.name
+    work = workdir(target)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     for name in COPY:
@@ -102,33 +106,65 @@ def run_target(target: Target, jobs: int) -> dict:
             shutil.copy(src, work / name)
     with open(work / "pyproject.toml", "a", encoding="utf-8") as f:
         f.write(config(target))
-    mutmut = str(Path(sys.executable).parent / "mutmut")
     started = time.monotonic()
     log = work / "mutmut.log"
     with open(log, "w") as out:
-        subprocess.run(["nice", mutmut, "run", "--max-children", str(jobs)], cwd=work, stdout=out,
+        subprocess.run(["nice", _mutmut(), "run", "--max-children", str(jobs)], cwd=work, stdout=out,
                        stderr=subprocess.STDOUT, check=False)
-    took = time.monotonic() - started
-    subprocess.run([mutmut, "export-cicd-stats"], cwd=work, capture_output=True, check=False)
+    return collect(target, round(time.monotonic() - started))
+
+
+def _mutmut() -> str:
+    return str(Path(sys.executable).parent / "mutmut")
+
+
+def collect(target: Target, seconds: int) -> dict:
+    """The score and the survivors of a finished run, from its mutants/ folder."""
+    work = workdir(target)
+    subprocess.run([_mutmut(), "export-cicd-stats"], cwd=work, capture_output=True, check=False)
     stats_file = work / "mutants" / "mutmut-cicd-stats.json"
     if not stats_file.exists():
-        raise SystemExit(f"mutmut did not finish for {target.name}; see {log}")
+        raise SystemExit(f"mutmut did not finish for {target.name}; see {work / 'mutmut.log'}")
     stats = json.loads(stats_file.read_text())
-    meta = json.loads((work / "mutants" / (target.module + ".meta")).read_text())
-    codes = meta["exit_code_by_key"]
+    mutated = work / "mutants" / target.module
+    codes = json.loads(Path(str(mutated) + ".meta").read_text())["exit_code_by_key"]
+    functions = _functions(mutated)
     survivors = []
     for key, code in sorted(codes.items(), key=lambda kv: _order(kv[0])):
         if code in (0, 5, 33):  # survived, or no test ran it
-            shown = subprocess.run([mutmut, "show", key], cwd=work, capture_output=True, text=True).stdout
-            diff = [line for line in shown.splitlines()
-                    if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-            survivors.append({"name": key, "diff": diff, "no_tests": code != 0})
+            survivors.append({"name": key, "diff": _diff(functions, key.rpartition(".")[2]),
+                              "no_tests": code != 0})
     return {
         "module": target.module, "tests": list(target.tests), "date": datetime.date.today().isoformat(),
-        "seconds": round(took), "total": stats["total"], "killed": stats["killed"],
+        "seconds": seconds, "total": stats["total"], "killed": stats["killed"],
         "timeout": stats["timeout"], "segfault": stats.get("segfault", 0), "survived": stats["survived"],
         "no_tests": stats["no_tests"], "survivors": survivors,
     }
+
+
+def _functions(path: Path) -> dict[str, str]:
+    """Source of every function in mutmut's copy of a module (the original of each
+    mutated function is kept as NAME__mutmut_orig, each mutant as NAME__mutmut_N)."""
+    import ast
+
+    text = path.read_text(encoding="utf-8")
+    found = {}
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[node.name] = ast.get_source_segment(text, node) or ""
+    return found
+
+
+def _diff(functions: dict[str, str], name: str) -> list[str]:
+    """The lines a mutant changed, as -/+ lines (what `mutmut show` prints, without
+    starting mutmut once per mutant)."""
+    import difflib
+
+    base = name.rpartition("__mutmut_")[0]
+    orig = functions.get(base + "__mutmut_orig", "").replace(base + "__mutmut_orig", base)
+    mutant = functions.get(name, "").replace(name, base)
+    return [line for line in difflib.unified_diff(orig.splitlines(), mutant.splitlines(), lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
 
 
 def _order(key: str) -> tuple[str, int]:
@@ -184,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"which (default: all, smallest first): {', '.join(t.name for t in TARGETS)}")
     p.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1)")
     p.add_argument("--report-only", action="store_true", help="rebuild MUTATION.md from the saved results")
+    p.add_argument("--collect", action="store_true", help="read the results of finished runs again (after a "
+                   "stopped report)")
     args = p.parse_args(argv)
     known = {t.name: t for t in TARGETS}
     unknown = [m for m in args.modules if m not in known]
@@ -192,7 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("mutmut", path=str(Path(sys.executable).parent)) is None and not args.report_only:
         print("mutmut is not installed: pip install -e '.[mutation]'", file=sys.stderr)
         return 2
-    if not args.report_only:
+    if args.collect:
+        for target in [known[m] for m in args.modules]:
+            old = RESULTS / f"{target.name}.json"
+            seconds = json.loads(old.read_text())["seconds"] if old.exists() else 0
+            old.write_text(json.dumps(collect(target, seconds), indent=1) + "\n")
+    elif not args.report_only:
         RESULTS.mkdir(exist_ok=True)
         for target in [known[m] for m in args.modules] or TARGETS:
             print(f"{target.name}: mutating {target.module} against {' '.join(target.tests)}", flush=True)
