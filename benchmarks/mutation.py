@@ -56,7 +56,7 @@ TARGETS = [
     Target("store.db", "lcchat/store/db.py", ("tests/store/test_db.py", "tests/store/test_recorder.py")),
     Target("engine.templates", "lcchat/engine/templates.py", ("tests/engine/test_templates.py",)),
     Target("engine.generate", "lcchat/engine/generate.py",
-           ("tests/engine/test_stop_filter.py", "tests/engine/test_session.py", "tests/engine/test_chat.py")),
+           ("tests/engine/test_generate.py", "tests/engine/test_stop_filter.py", "tests/engine/test_session.py")),
     Target("config.loader", "lcchat/config/loader.py", ("tests/config",)),
     Target("engine.session", "lcchat/engine/session.py", ("tests/engine/test_session.py",)),
     Target("cli", "lcchat/cli.py", ("tests/test_cli.py", "tests/test_pipe.py")),
