@@ -70,6 +70,25 @@ EXPLAINED: dict[str, str] = {
     # pipe.py
     "x_read_stdin__mutmut_7": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
     "x_run__mutmut_59": "equivalent: ensure_ascii=None is falsy, as False is",
+    # repl/render.py
+    "x_colour_allowed__mutmut_5": "equivalent: is_dumb(None) falls back to $TERM, as the output's term does here",
+    "x_output_term__mutmut_10": "equivalent: with TERM unset, '', None and 'XXXX' are all 'not dumb' "
+                                "(is_dumb_terminal reads $TERM itself for None)",
+    "x_output_term__mutmut_12": "equivalent: as above",
+    "x_output_term__mutmut_15": "equivalent: as above",
+    "xǁPrinterǁ__init____mutmut_18": "equivalent: time.monotonic() is far past 1.0, so the first text is flushed either way",
+    "xǁPrinterǁ__init____mutmut_19": "equivalent: None is falsy, as False is",
+    "xǁPrinterǁ__init____mutmut_20": "equivalent: a needless flush of an empty Vt100_Output buffer writes nothing",
+    "xǁPrinterǁflush__mutmut_1": "equivalent: None is falsy, as False is",
+    "xǁPrinterǁraw__mutmut_3": "equivalent: None is falsy, as False is",
+    "xǁPrinterǁraw__mutmut_4": "equivalent: a needless flush of an empty Vt100_Output buffer writes nothing",
+    "xǁPrinterǁtext__mutmut_19": "equivalent: None is falsy, as False is",
+    "xǁPrinterǁtext__mutmut_20": "equivalent: a needless flush of an empty Vt100_Output buffer writes nothing",
+    "xǁPrinterǁclear_screen__mutmut_3": "equivalent: cursor_goto's column defaults to 0",
+    "xǁPrinterǁclear_screen__mutmut_4": "equivalent: cursor_goto's column defaults to 0",
+    "xǁPrinterǁresult__mutmut_5": "equivalent: line() writes a text with newlines as the same CR LF lines",
+    "xǁPrinterǁtable__mutmut_31": "equivalent: break_on_hyphens=None is falsy, as False is",
+    "xǁPrinterǁtable__mutmut_41": "equivalent: every part adds at least one line, so `lines` is never empty",
     # engine/chat.py
     "x__next_exchange__mutmut_5": "equivalent: the last message is a user message (build_prompt's precondition), "
                                   "so the loop stops there before the bound matters",

@@ -85,6 +85,18 @@ def test_streamed_text_is_cleaned_and_flushed_at_most_every_interval(monkeypatch
     assert out.flushes == 3 and out.getvalue() == "a\ufffdbc"
 
 
+def test_stream_flushes_once_the_interval_has_passed_exactly(monkeypatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(render.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(Printer, "FLUSH_EVERY_S", 0.5)
+    p, out = printer(colour=False)
+    p.stream("a")
+    out.flushes = 0
+    clock[0] = 100.5
+    p.stream("b")
+    assert out.flushes == 1
+
+
 def test_raw_writes_as_is_and_flushes_unless_asked_not_to() -> None:
     p, out = printer()
     out.flushes = 0
@@ -132,6 +144,7 @@ def test_stats_are_one_dim_line() -> None:
     ({}, "dumb", False),
     ({"PROMPT_TOOLKIT_COLOR_DEPTH": "DEPTH_1_BIT"}, "xterm-256color", False),
     ({"PROMPT_TOOLKIT_COLOR_DEPTH": "DEPTH_8_BIT"}, "xterm", True),
+    ({"NO_COLOR": "1", "PROMPT_TOOLKIT_COLOR_DEPTH": "DEPTH_8_BIT"}, "xterm", False),  # NO_COLOR wins
 ])
 def test_colour_rules(monkeypatch, env, term, expected) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
@@ -169,6 +182,24 @@ def test_table_columns_align_on_the_widest_short_key() -> None:
     p, out = printer(colour=False, attributes=False)
     p.table([("a", "1"), ("abcd", "2")])
     assert lines_of(out) == ["  a     1", "  abcd  2"]
+
+
+def test_table_a_key_of_exactly_20_still_aligns() -> None:
+    p, out = printer(colour=False, attributes=False)
+    p.table([("k" * 20, "v"), ("a", "1")])
+    assert lines_of(out) == ["  " + "k" * 20 + "  v", "  a" + " " * 21 + "1"]
+
+
+def test_table_values_fill_the_line_up_to_the_last_column_but_one() -> None:
+    p, out = printer(columns=40, colour=False, attributes=False)
+    p.table([("key", "b" * 32)])  # 2 + 3 + 2 + 32 = 39 columns
+    assert lines_of(out) == ["  key  " + "b" * 32]
+
+
+def test_table_wraps_down_to_a_room_of_20() -> None:
+    p, out = printer(columns=26, colour=False, attributes=False)  # indent 5, room 20
+    p.table([("k", "aaaa bbbb cccc dddd eeee ffff")])
+    assert lines_of(out) == ["  k  aaaa bbbb cccc dddd", "     eeee ffff"]
 
 
 def test_table_keys_wider_than_20_go_on_their_own_line() -> None:
