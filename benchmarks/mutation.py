@@ -71,6 +71,10 @@ EXPLAINED: dict[str, str] = {
     "x_read_stdin__mutmut_7": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
     "x_run__mutmut_59": "equivalent: ensure_ascii=None is falsy, as False is",
     # repl/render.py
+    "x_colour_allowed__mutmut_1": "equivalent: prompt_toolkit's ColorDepth.from_env() already answers 1 bit "
+                                  "when NO_COLOR is set (test_render checks NO_COLOR wins)",
+    "x_colour_allowed__mutmut_3": "equivalent: as above, prompt_toolkit reads NO_COLOR itself",
+    "x_colour_allowed__mutmut_4": "equivalent: as above, prompt_toolkit reads NO_COLOR itself",
     "x_colour_allowed__mutmut_5": "equivalent: is_dumb(None) falls back to $TERM, as the output's term does here",
     "x_output_term__mutmut_10": "equivalent: with TERM unset, '', None and 'XXXX' are all 'not dumb' "
                                 "(is_dumb_terminal reads $TERM itself for None)",
