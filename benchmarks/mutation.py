@@ -93,6 +93,21 @@ EXPLAINED: dict[str, str] = {
     "xǁPrinterǁresult__mutmut_5": "equivalent: line() writes a text with newlines as the same CR LF lines",
     "xǁPrinterǁtable__mutmut_31": "equivalent: break_on_hyphens=None is falsy, as False is",
     "xǁPrinterǁtable__mutmut_41": "equivalent: every part adds at least one line, so `lines` is never empty",
+    # engine/generate.py
+    "xǁStopFilterǁfeed__mutmut_23": "equivalent: after a stop, feed() returns before reading the buffer again",
+    "xǁStopFilterǁfeed__mutmut_24": "equivalent: after a stop, feed() returns before reading the buffer again",
+    "xǁStopFilterǁflush__mutmut_3": "equivalent: after a stop the buffer is already empty",
+    "xǁStopFilterǁ_first_match__mutmut_3": "equivalent: only the sign of the initial index is tested",
+    "xǁStopFilterǁ_partial_suffix__mutmut_11": "equivalent: a tail as long as a stop string would have matched "
+                                               "it whole already; longer tails begin none (only slower)",
+    "xǁBackendǁdecode__mutmut_1": "equivalent: a Protocol's stub; its default is never used",
+    "xǁTokenLoopǁfeed__mutmut_8": "equivalent: truncating the cache to the length it has changes nothing",
+    "xǁTokenLoopǁrun__mutmut_2": "equivalent: None is falsy for the fake model and for llama.cpp's abort callback",
+    "xǁTokenLoopǁrun__mutmut_44": "equivalent: n_eval is at least 1 (the last prompt token is always evaluated "
+                                  "for its logits) and prompt_s > 0 then, so the 0.0 branch needs a stopped clock",
+    "xǁTokenLoopǁrun__mutmut_52": "equivalent: Done's text defaults to ''",
+    "xǁTokenLoopǁrun__mutmut_80": "equivalent: codec names are case-insensitive",
+    "xǁTokenLoopǁrun__mutmut_94": "equivalent: None is falsy, as False is",
     # engine/chat.py
     "x__next_exchange__mutmut_5": "equivalent: the last message is a user message (build_prompt's precondition), "
                                   "so the loop stops there before the bound matters",

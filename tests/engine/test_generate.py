@@ -254,3 +254,193 @@ def test_common_prefix() -> None:
     assert common_prefix([1, 2], [1, 2, 3]) == 2
     assert common_prefix([1, 2, 3], [1, 2]) == 2
     assert common_prefix([5], [6]) == 0
+
+
+class Spy(FakeModel):
+    """Records what the loop asks of the model."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.abortable: list[bool] = []
+        self.samplings: list = []
+        self.on_sampler = None
+
+    def set_abortable(self, on):
+        self.abortable.append(on)
+
+    def make_sampler(self, s):
+        self.samplings.append(s)
+        if self.on_sampler is not None:
+            self.on_sampler()
+        return super().make_sampler(s)
+
+
+def test_the_abort_callback_is_on_only_while_the_prompt_is_read() -> None:
+    model = Spy(replies=[["a", "b"]])
+    events, _, _ = run(model, tokens(model, "hello"))
+    assert model.abortable == [True, False]
+
+
+def test_the_sampler_is_made_from_the_sampling_settings() -> None:
+    model = Spy(replies=[["a"]])
+    s = sampling(temperature=0.3)
+    list(TokenLoop(model).run(tokens(model, "q"), s, StopFilter([]), Generation()))
+    assert model.samplings == [s]
+
+
+def test_reply_tokens_are_decoded_in_order() -> None:
+    model = FakeModel(replies=[["a", "b", "c"]])
+    prompt = tokens(model, "q")
+    _, result, _ = run(model, prompt)
+    assert model.decoded == prompt + result.tokens
+
+
+def test_reset_empties_the_cache() -> None:
+    model = FakeModel(replies=[["a"]])
+    _, _, loop = run(model, tokens(model, "hello"))
+    loop.reset()
+    assert loop.cached == [] and model.cache_len == 0
+
+
+def test_cancel_sets_the_flag_llama_cpp_polls() -> None:
+    model = FakeModel()
+    loop = TokenLoop(model)
+    loop.cancel()
+    assert model.abort_requested is True and loop.cancel_event.is_set()
+
+
+def test_reusable_and_feed_keep_the_last_token_only_when_asked() -> None:
+    model = FakeModel()
+    loop = TokenLoop(model)
+    loop.cached = [1, 2, 3]
+    assert loop.reusable([1, 2, 3]) == 3 and loop.reusable([1, 2, 3], fresh_logits=True) == 2
+    assert list(loop.feed([1, 2, 3], "history")) == [] and model.decode_calls == 0
+
+
+def test_a_cancelled_or_stopped_feed_evaluates_nothing() -> None:
+    import threading
+
+    model = FakeModel()
+    loop = TokenLoop(model)
+    stop = threading.Event()
+    stop.set()
+    assert list(loop.feed([1, 2, 3], "history", stop=stop)) == [] and model.decode_calls == 0
+    loop.cancel()
+    assert list(loop.feed([1, 2, 3], "history")) == [] and model.decode_calls == 0
+
+
+def test_an_abort_without_a_cancel_ends_the_feed_quietly() -> None:
+    class Aborts(FakeModel):
+        def decode(self, tokens, n_past, *, logits_last=True):
+            return 2
+
+    model = Aborts()
+    loop = TokenLoop(model)
+    assert list(loop.feed([1, 2, 3], "history")) == [] and loop.cached == []
+
+
+def test_the_same_prompt_again_evaluates_its_last_token() -> None:
+    model = FakeModel(replies=[["a"], ["b"]])
+    prompt = tokens(model, "abc")
+    loop = TokenLoop(model)
+    loop.cached = list(prompt)
+    run(model, prompt, loop)
+    assert model.decoded[0] == prompt[-1]
+
+
+def test_a_cancel_after_the_prompt_ends_before_the_first_token(monkeypatch) -> None:
+    model = Spy(replies=[["never"]])
+    loop = TokenLoop(model)
+    model.on_sampler = loop.cancel
+    events, result, _ = run(model, tokens(model, "q"), loop)
+    assert events[-1] == Done("interrupted", "") and result.finish_reason == "interrupted"
+    stats = events[-2]
+    assert stats.completion_tokens == 0 and stats.ttft_s == 0.0 and stats.tokens_per_s == 0.0
+
+
+def test_the_interrupted_prompt_reports_what_the_cache_holds() -> None:
+    model = FakeModel(replies=[["never"]], n_batch=2)
+    loop = TokenLoop(model)
+    result = Generation()
+    gen = loop.run(tokens(model, "abcdef"), sampling(), StopFilter([]), result)
+    next(gen)
+    loop.cancel()
+    rest = list(gen)
+    assert rest[-2].context_used == 2 and rest[-2].prompt_tokens == 6
+    assert result.finish_reason == "interrupted" and result.stats == rest[-2]
+
+
+def clocked(monkeypatch, step: float, start: float = 10.0) -> None:
+    times = iter(start + step * i for i in range(1000))
+    monkeypatch.setattr(generate.time, "perf_counter", lambda: next(times))
+
+
+def test_rates_with_a_clock_that_does_not_start_at_zero(monkeypatch) -> None:
+    clocked(monkeypatch, 2.0)
+    model = FakeModel(replies=[["a", "b", "c"]])
+    stats = of(run(model, tokens(model, "four"))[0], Stats)[-1]
+    # started 10, prompt done 12, tokens at 14, 16, 18, EOG at 20
+    assert stats.prompt_tokens_per_s == 2.0 and stats.ttft_s == 4.0 and stats.tokens_per_s == 0.5
+
+
+def test_a_clock_that_did_not_move_gives_no_rates(monkeypatch) -> None:
+    clocked(monkeypatch, 0.0)
+    monkeypatch.setattr(generate, "STATS_EVERY_S", 0.0)
+    model = FakeModel(replies=[["a", "b"]])
+    events, _, _ = run(model, tokens(model, "q"))
+    final = of(events, Stats)[-1]
+    assert final.prompt_tokens_per_s == 0.0 and final.tokens_per_s == 0.0
+    assert [s.completion_tokens for s in of(events, Stats) if not s.final] == [1, 2]  # due at once
+
+
+def test_a_cached_prompt_s_rate_counts_only_what_was_evaluated(monkeypatch) -> None:
+    clocked(monkeypatch, 0.25)
+    model = FakeModel(replies=[["a"]])
+    prompt = tokens(model, "abc")
+    loop = TokenLoop(model)
+    loop.cached = list(prompt) + [999]  # the cache holds more: only the last token is evaluated again
+    stats = of(run(model, prompt, loop)[0], Stats)[-1]
+    assert stats.prompt_eval_tokens == 1 and stats.prompt_tokens_per_s == 4.0
+
+
+def test_one_token_reply_has_a_rate(monkeypatch) -> None:
+    clocked(monkeypatch, 0.25)
+    model = FakeModel(replies=[["a"]])
+    stats = of(run(model, tokens(model, "q"))[0], Stats)[-1]
+    assert stats.tokens_per_s == 4.0  # one token, 0.25 s to the end-of-generation sample
+
+
+def test_an_empty_reply_has_no_rate(monkeypatch) -> None:
+    clocked(monkeypatch, 0.25)
+    model = FakeModel(replies=[[]])
+    stats = of(run(model, tokens(model, "q"))[0], Stats)[-1]
+    assert stats.tokens_per_s == 0.0 and stats.completion_tokens == 0
+
+
+def test_live_stats_keep_their_interval(monkeypatch) -> None:
+    clocked(monkeypatch, 1.0, start=0.0)
+    monkeypatch.setattr(generate, "STATS_EVERY_S", 1.5)
+    model = FakeModel(replies=[["a"] * 6])
+    events, _, _ = run(model, tokens(model, "q"))
+    live = [s for s in of(events, Stats) if not s.final]
+    # prompt done at 1: due at 2.5; tokens at 2..7 -> stats at 3, then due 4.5 -> 5, then 6.5 -> 7
+    assert [s.completion_tokens for s in live] == [2, 4, 6]
+    assert [s.context_used for s in live] == [1 + 2, 1 + 4, 1 + 6]
+
+
+def test_max_tokens_zero_stops_after_one_token() -> None:
+    model = FakeModel(replies=[["a", "b", "c"]])
+    _, result, _ = run(model, tokens(model, "q"), max_tokens=0)
+    assert result.text == "a" and result.finish_reason == "length"
+
+
+def test_the_held_back_tail_comes_as_a_last_token() -> None:
+    model = FakeModel(replies=[["value <"]])
+    events, result, _ = run(model, tokens(model, "q"))
+    assert of(events, Token) == [Token("value "), Token("<")] and result.text == "value <"
+
+
+def test_flush_empties_the_filter() -> None:
+    f = StopFilter(["</s>"])
+    assert f.feed("a <") == "a " and f.flush() == "<"
+    assert f.flush() == "" and f.feed("b") == "b"
