@@ -444,3 +444,8 @@ def test_flush_empties_the_filter() -> None:
     f = StopFilter(["</s>"])
     assert f.feed("a <") == "a " and f.flush() == "<"
     assert f.flush() == "" and f.feed("b") == "b"
+
+
+def test_a_stop_wins_over_a_hidden_text_starting_at_the_same_place() -> None:
+    f = StopFilter(["<x>"], ["<x>y"])
+    assert f.feed("a<x>yb") == "a" and f.stopped_by == "<x>" and f.hid == []
