@@ -240,7 +240,13 @@ def report() -> str:
                      f"{score(r):.1f}% | {r['seconds'] / 60:.1f} | {r['date']} |")
     missing = [t for t in TARGETS if not (RESULTS / f"{t.name}.json").exists()]
     if missing:
-        lines += ["", "Not run yet: " + ", ".join(f"`{t.module}`" for t in missing) + "."]
+        # the modules run so far gave about 1.2 mutants per line at about 0.5 mutants a second
+        # on two shared cores
+        lines += ["", "Not run yet (estimated mutants and minutes, from the modules done: about 1.2 "
+                  "mutants per line, 0.5 a second on two shared cores):", ""]
+        for t in missing:
+            n = int(1.2 * len((ROOT / t.module).read_text(encoding="utf-8").splitlines()))
+            lines.append(f"- `{t.module}`: about {n} mutants, {n / 0.5 / 60:.0f} min")
     lines += ["", "## Surviving mutants", "",
               "Each is explained (equivalent: no behaviour a person can see changes), or left",
               "as a known gap.", ""]
