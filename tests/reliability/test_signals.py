@@ -85,6 +85,9 @@ def test_sigterm_in_json_mode_still_writes_the_answer_so_far(monkeypatch) -> Non
                 count[0] += 1
                 if count[0] == 10:
                     os.kill(os.getpid(), signal.SIGTERM)
+                    deadline = time.monotonic() + 30  # the handler runs in the main thread: wait for its cancel
+                    while not self.abort_requested and time.monotonic() < deadline:
+                        time.sleep(0.001)
                 return inner()
 
             sampler.sample = sample
