@@ -163,17 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the one place errors become a line
-        from lcchat.errors import LcchatError
+        from lcchat.errors import report
 
-        if verbose:
-            import traceback
-
-            print(clean(traceback.format_exc()), end="", file=sys.stderr)
-        if isinstance(exc, LcchatError):
-            print(f"lcchat: {clean(str(exc))}", file=sys.stderr)
-            return exc.exit_code
-        print(f"lcchat: internal error: {type(exc).__name__}: {clean(str(exc))} (run with -v for details)", file=sys.stderr)
-        return EXIT_FAILURE
+        return report(exc, "lcchat", verbose=verbose)
 
 
 def _dispatch(argv: list[str]) -> int:

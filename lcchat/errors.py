@@ -39,3 +39,23 @@ class ModelNotDownloaded(ModelFileError):
     def __init__(self, message: str, command: str):
         super().__init__(message)
         self.command = command
+
+
+def report(exc: BaseException, prog: str, *, verbose: bool) -> int:
+    """Write `exc` to stderr as the one line a person reads and return the exit status.
+
+    Every command's top level ends here, so each error looks the same: "PROG: message",
+    control characters from outside shown rather than obeyed, the traceback only with -v,
+    and an unexpected exception named as an internal error (exit 1)."""
+    import sys
+    import traceback
+
+    from lcchat.textsafe import clean
+
+    if verbose:
+        print(clean("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))), end="", file=sys.stderr)
+    if isinstance(exc, LcchatError):
+        print(f"{prog}: {clean(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    print(f"{prog}: internal error: {type(exc).__name__}: {clean(str(exc))} (run with -v for details)", file=sys.stderr)
+    return 1

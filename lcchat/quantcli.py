@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from lcchat.errors import LcchatError
+    from lcchat.errors import LcchatError, report
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -56,12 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
     except LcchatError as exc:
-        if args.verbose:
-            import traceback
-
-            traceback.print_exc()
-        print(f"lcchat quant: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return report(exc, "lcchat quant", verbose=args.verbose)
 
 
 def _profile(args: argparse.Namespace):

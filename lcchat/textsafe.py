@@ -29,6 +29,14 @@ def clean(text: str) -> str:
     return text.translate(_CONTROLS)
 
 
+def one_line(text: str, limit: int = 200) -> str:
+    """A name from outside (a file name from a server or the cache, a repository id) fit for
+    one line of a message: every character that is not printable, newline included, shown
+    as its Python escape (``\\x1b``, ``\\n``), and the length bounded to `limit` with "…"."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def is_terminal(stream: TextIO | None) -> bool:
     """Whether `stream` is a terminal (False for a pipe, a file, or a stream without a fd)."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from lcchat.textsafe import clean, for_stream, is_terminal
+from lcchat.textsafe import clean, for_stream, is_terminal, one_line
 
 
 def test_clean_shows_controls_and_keeps_tabs_and_newlines() -> None:
@@ -83,3 +83,8 @@ def test_pipe_mode_shows_a_long_prompts_progress_on_a_terminal_and_erases_it() -
     quiet = io.StringIO()  # not a terminal: nothing
     assert pipe.run(Script(events), "hi", out=io.StringIO(), err=quiet, clock=iter(range(100)).__next__) == 0
     assert quiet.getvalue() == ""
+
+
+def test_one_line_escapes_newlines_and_controls_and_bounds_the_length() -> None:
+    assert one_line("a\nb\x1b[2J\u202e") == "a\\nb\\x1b[2J\\u202e"
+    assert one_line("x" * 50, 10) == "x" * 9 + "…"

@@ -24,7 +24,8 @@ from lcchat.engine import gguf_info, quant
 from lcchat.engine.monitor import human_bytes
 from lcchat.errors import InputError, LcchatError
 from lcchat.hub.remote import RemoteFile
-from lcchat.hub.source import printable, rank_of
+from lcchat.hub.source import rank_of
+from lcchat.textsafe import one_line
 
 MIN_CTX = 512
 
@@ -40,7 +41,7 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        return self.file.type_name or printable(self.file.filename, 80)
+        return self.file.type_name or one_line(self.file.filename, 80)
 
 
 @dataclass
@@ -64,7 +65,7 @@ def pick_quant(files: list[RemoteFile], wanted: str, repo_id: str) -> RemoteFile
     for f in files:
         if f.type_name and quant.canonical_type(f.type_name) == target:
             return f
-    have = printable(", ".join(f.type_name or f.filename for f in files), 300) or "none"
+    have = one_line(", ".join(f.type_name or f.filename for f in files), 300) or "none"
     raise InputError(f"hf://{repo_id} has no {target} file among those allowed; it has: {have}")
 
 

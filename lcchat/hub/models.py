@@ -170,7 +170,7 @@ def _prune(directory: Path, stop: Path) -> None:
 
 def _plain(text: str) -> str:
     """A name from the cache as printable text (names come from outside)."""
-    from lcchat.hub.source import printable
+    from lcchat.textsafe import one_line
 
-    return printable(text, 400)
+    return one_line(text, 400)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from lcchat.cli import UsageParser
-from lcchat.errors import InputError, LcchatError
+from lcchat.errors import InputError, LcchatError, report
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -61,12 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lcchat pull: interrupted; what arrived is kept: `{_command(args)}` resumes", file=sys.stderr)
         return EXIT_INTERRUPTED
     except LcchatError as exc:
-        if args.verbose:
-            import traceback
-
-            traceback.print_exc()
-        print(f"lcchat pull: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return report(exc, "lcchat pull", verbose=args.verbose)
     try:
         print(path)
     except BrokenPipeError:
@@ -163,7 +158,8 @@ def pull(profile, source, *, quant: str | None = None, ram: int | None = -1, vra
 
 def _choose(listing, profile, quant: str | None, ram, vram, say):
     from lcchat.hub import fit, remote
-    from lcchat.hub.source import matching, printable
+    from lcchat.hub.source import matching
+    from lcchat.textsafe import one_line
 
     patterns = list(profile.model.file)
     by_name = {f.filename: f for f in listing.files}
@@ -171,8 +167,8 @@ def _choose(listing, profile, quant: str | None, ram, vram, say):
     if not allowed:
         what = f"matching {', '.join(patterns)}" if patterns else "in GGUF format"
         have = ", ".join(n for n in by_name if n.lower().endswith(".gguf")) or "none"
-        raise InputError(f"hf://{listing.repo_id} has no file {printable(what)}; its GGUF files: "
-                         f"{printable(have, 300)}")
+        raise InputError(f"hf://{listing.repo_id} has no file {one_line(what)}; its GGUF files: "
+                         f"{one_line(have, 300)}")
     if quant:
         chosen = fit.pick_quant(allowed, quant, listing.repo_id)
         say(f"--quant {quant}: {chosen.filename}")
@@ -192,10 +188,10 @@ def _choose(listing, profile, quant: str | None, ram, vram, say):
 
 
 def _printer(out: TextIO):
-    from lcchat.hub.source import printable
+    from lcchat.textsafe import one_line
 
     def say(text: str) -> None:  # file names come from the server: never a live control character
-        print(printable(text, 2000), file=out, flush=True)
+        print(one_line(text, 2000), file=out, flush=True)
 
     return say
 

@@ -33,7 +33,8 @@ from lcchat.engine import gguf_info
 from lcchat.engine.quant import split_tag
 from lcchat.errors import InputError, LcchatError
 from lcchat.hub import cache
-from lcchat.hub.source import HubSource, file_pattern_problem, printable
+from lcchat.hub.source import HubSource, file_pattern_problem
+from lcchat.textsafe import one_line
 
 log = logging.getLogger("lcchat.hub")
 
@@ -76,8 +77,8 @@ class Listing:
             if f.filename == name:
                 return f
         ggufs = ", ".join(f.filename for f in self.files if f.filename.lower().endswith(".gguf")) or "none"
-        raise InputError(f"hf://{self.repo_id} has no file {printable(repr(name))}; its GGUF files: "
-                         f"{printable(ggufs, 300)}")
+        raise InputError(f"hf://{self.repo_id} has no file {one_line(repr(name))}; its GGUF files: "
+                         f"{one_line(ggufs, 300)}")
 
 
 def _endpoint() -> str:
@@ -163,10 +164,10 @@ def _metadata(listing: Listing, filename: str):
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     url = hf_hub_url(listing.repo_id, filename, revision=listing.commit)
-    with hub_errors(f"reach {printable(f'hf://{listing.repo_id}/{filename}')}"):
+    with hub_errors(f"reach {one_line(f'hf://{listing.repo_id}/{filename}')}"):
         meta = get_hf_file_metadata(url)
     if not meta.etag or not _ETAG.fullmatch(meta.etag):
-        raise LcchatError(f"cannot download hf://{listing.repo_id}/{printable(filename)}: the server gave no "
+        raise LcchatError(f"cannot download hf://{listing.repo_id}/{one_line(filename)}: the server gave no "
                           "usable ETag for it")
     return url, meta
 
@@ -191,7 +192,7 @@ def fetch_header(listing: Listing, remote: RemoteFile) -> gguf_info.GGUFInfo:
     from huggingface_hub.file_download import http_get
 
     url, meta = _metadata(listing, remote.filename)
-    name = printable(f"hf://{listing.repo_id}/{remote.filename}")
+    name = one_line(f"hf://{listing.repo_id}/{remote.filename}")
     size = meta.size or remote.size
     if not size:
         raise LcchatError(f"cannot size {name}: the server gave no length")
@@ -304,7 +305,7 @@ def download(listing: Listing, remote: RemoteFile, *, progress: Progress, note: 
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import WeakFileLock
 
-    name = printable(f"hf://{listing.repo_id}/{remote.filename}")
+    name = one_line(f"hf://{listing.repo_id}/{remote.filename}")
     url, meta = _metadata(listing, remote.filename)
     etag = meta.etag
     expected = meta.size or remote.size

@@ -109,8 +109,3 @@ def rank_of(filename: str, patterns: list[str]) -> int:
 _SPLIT = re.compile(r"-\d{5}-of-\d{5}\.gguf$", re.I)
 
 
-def printable(text: str, limit: int = 200) -> str:
-    """A name that came from a server or the cache, fit for a terminal: control characters
-    shown escaped, never live, and the length bounded."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
