@@ -312,7 +312,7 @@ def cmd_copy(ctx: Context, arg: str) -> Result:
         return Result("There is no reply to copy yet.", error=True)
     text = reply.content
     if arg:
-        if not arg.isdigit() or int(arg) < 1:
+        if not (arg.isascii() and arg.isdigit()) or int(arg) < 1:  # int() reads "²" too
             raise UsageError(f"N must be a code block number, not {arg!r}.")
         blocks = code_blocks(text)
         n = int(arg)

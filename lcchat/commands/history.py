@@ -12,6 +12,7 @@ import sqlite3
 
 from lcchat.commands.registry import TASK, Context, Result, Task, UsageError, registry
 from lcchat.errors import LcchatError
+from lcchat.store.args import is_conversation_number
 
 BUSY = "Wait for the reply to finish (Ctrl+C stops it)."
 HISTORY_ROWS = 20
@@ -43,7 +44,7 @@ def cmd_save(ctx: Context, arg: str) -> Result:
     if not session.conversation.messages:
         return Result("Nothing to save yet.", error=True)
     name = arg.strip() or None
-    if name is not None and name.lstrip("#").isdigit():
+    if name is not None and is_conversation_number(name):
         raise UsageError("A name cannot be only digits: those are conversation numbers.")
     recorder = _recorder(ctx)
     if not recorder.record:
@@ -101,7 +102,7 @@ def cmd_history(ctx: Context, arg: str) -> Result:
 
     limit = HISTORY_ROWS
     if arg:
-        if not arg.isdigit() or int(arg) < 1:
+        if not (arg.isascii() and arg.isdigit()) or int(arg) < 1:  # int() reads "²" too
             raise UsageError(f"N must be a number of conversations, not {arg!r}.")
         limit = int(arg)
     recorder = _recorder(ctx)

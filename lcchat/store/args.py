@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def is_conversation_number(word: str) -> bool:
+    """Whether `word` is a conversation number ("12" or "#12"): ASCII digits only, since
+    str.isdigit() also accepts "²" or "٣", which are names, not numbers."""
+    digits = word.lstrip("#")
+    return digits.isascii() and digits.isdigit()
+
+
 def split_continue(argv: list[str]) -> list[str]:
     """`-C` takes an ID only when the next word is one (digits): in `lcchat -C "go on"`
     the words are the prompt. A name needs the = form: --continue=NAME."""
@@ -15,7 +22,7 @@ def split_continue(argv: list[str]) -> list[str]:
             break
         if word in ("-C", "--continue"):
             following = argv[i + 1] if i + 1 < len(argv) else None
-            if following is not None and following.lstrip("#").isdigit():
+            if following is not None and is_conversation_number(following):
                 out.append(f"--continue={following.lstrip('#')}")
                 i += 2
                 continue

@@ -205,7 +205,7 @@ def saved_states() -> list[tuple[Path, int | None, int, float]]:
         if not entry.is_file(follow_symlinks=False):
             continue
         stem, suffix = os.path.splitext(entry.name)
-        cid = int(stem) if suffix == SUFFIX and stem.isdigit() else None
+        cid = int(stem) if suffix == SUFFIX and stem.isascii() and stem.isdigit() else None
         if cid is None and not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
             continue  # not ours
         found.append((Path(entry.path), cid, st.st_size, st.st_mtime))

@@ -148,3 +148,10 @@ def test_copy_inside_tmux_says_what_to_set() -> None:
     assert tmux_clipboard_hint({"TMUX": "/tmp/tmux-0/default,1,0"}, ask=lambda: "on") == ""
     hint = tmux_clipboard_hint({"TMUX": "/tmp/tmux-0/default,1,0"}, ask=lambda: "external")
     assert "it is 'external'" in hint and "tmux set -g set-clipboard on" in hint
+
+
+@pytest.mark.parametrize("arg", ["²", "١", "0", "-1"])
+def test_copy_n_takes_only_ascii_digits(ctx, arg) -> None:
+    chat(ctx, "code please")
+    r = registry.dispatch(ctx, f"/copy {arg}")  # "²".isdigit() is True but int("²") raises
+    assert r.error and f"N must be a code block number, not {arg!r}" in r.text

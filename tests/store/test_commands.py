@@ -78,3 +78,15 @@ def test_load_completes_names_and_ids() -> None:
     registry.dispatch(ctx_for(session), "/save mine")
     assert "/load mine" not in registry.completions(ctx_for(session), "/lo")
     assert registry.completions(ctx_for(session), "/load mi") == ["mine"]
+
+
+def test_history_n_and_save_names_take_only_ascii_digits_as_numbers() -> None:
+    session = fake_session(FakeModel(replies=[["Paris"]]))
+    ctx = ctx_for(session)
+    list(session.send("capital of France?"))
+    r = registry.dispatch(ctx, "/history ²")  # "²".isdigit() is True but int("²") raises
+    assert r.error and "N must be a number of conversations, not '²'" in r.text
+    assert registry.dispatch(ctx, "/save #12").error  # a conversation number, not a name
+    saved = registry.dispatch(ctx, "/save ²")  # not a number: a name
+    assert not saved.error, saved.text
+    assert Store().resolve("²") == session.recorder.conversation_id

@@ -319,3 +319,11 @@ def test_continue_says_when_the_state_was_used(tiny_model) -> None:
     resumed = open_session(profile)
     assert any("no saved KV state" in n and "re-read" in n for n in resumed.notices), resumed.notices
     resumed.close()
+
+
+def test_a_stray_file_with_unicode_digits_is_not_a_state(lcchat_home) -> None:
+    where = kvstate.state_dir()
+    where.mkdir(parents=True, exist_ok=True)
+    (where / f"²{kvstate.SUFFIX}").write_bytes(b"x")  # "²".isdigit() is True but int("²") raises
+    (where / f"3{kvstate.SUFFIX}").write_bytes(b"y")
+    assert [cid for _path, cid, _size, _mtime in kvstate.saved_states()] == [3]

@@ -220,6 +220,7 @@ def test_continue_targets_are_checked_before_loading(tiny_model) -> None:
     (["-C", "12"], ["--continue=12"]),
     (["--continue", "#7", "go"], ["--continue=7", "go"]),
     (["-C", "go on"], ["--continue=", "go on"]),
+    (["-C", "²"], ["--continue=", "²"]),  # "²".isdigit() is True: a prompt, not an id
     (["--continue=work", "x"], ["--continue=work", "x"]),
     (["-m", "f.gguf", "--", "-C"], ["-m", "f.gguf", "--", "-C"]),
 ])
