@@ -404,6 +404,12 @@ class Model:
 
     # ------------------------------------------------------------ state
 
+    @property
+    def backend_version(self) -> str:
+        """The llama-cpp-python version this model runs on: a saved state is only good for
+        the build that wrote it, and the store (which never imports llama_cpp) asks here."""
+        return str(getattr(self._llama, "__version__", ""))
+
     def save_state(self) -> memoryview:
         """llama.cpp's state (the KV cache and what goes with it), as a read-only view of
         the buffer llama.cpp wrote it into: no second copy, and no Python objects per byte

@@ -74,15 +74,9 @@ def fingerprint(model: object) -> str | None:
         rope_fields = {}
         if rope is not None and dataclasses.is_dataclass(rope):
             rope_fields = {k: v for k, v in dataclasses.asdict(rope).items() if k not in ("description", "warnings")}
-        try:
-            import llama_cpp
-
-            version = getattr(llama_cpp, "__version__", "")
-        except ImportError:  # pragma: no cover
-            version = ""
         parts = {
             "format": 1,
-            "llama_cpp": version,
+            "llama_cpp": str(getattr(model, "backend_version", "")),  # the engine says; store/ never imports llama_cpp
             "path": str(path.resolve()),
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
