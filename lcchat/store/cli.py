@@ -72,32 +72,35 @@ def _run(args: argparse.Namespace) -> int:
 
     _replace_errors()
     store = Store()
-    damage: Damaged | None = None
-    if args.action in ("list", "show", "export"):
-        try:
-            store.check()
-        except Damaged as exc:
-            damage = exc  # show what can be read, then say so and exit 1
     if args.action == "prune":
         return _prune(store, args)
     try:
-        return _act(store, args, damage)
+        return _act(store, args)
     except (LcchatError, sqlite3.Error) as exc:
-        if damage is not None and not isinstance(exc, Damaged):
-            raise damage from exc  # what went wrong is the damage: say that
+        if args.action in ("list", "show", "export") and not isinstance(exc, Damaged):
+            store.check()  # raises Damaged when damage is what went wrong: say that
         raise
 
 
-def _act(store, args: argparse.Namespace, damage) -> int:
+def _act(store, args: argparse.Namespace) -> int:
+    """The action; a read that fails raises. quick_check reads every page of the file, so it
+    is left for when a read has failed (in _run) or a listing came out short (here)."""
     from lcchat.store import export, kvstate
-    from lcchat.store.db import UnknownConversation
+    from lcchat.store.db import Damaged, UnknownConversation
     from lcchat.textsafe import for_stream
 
     if args.action == "list":
-        for summary in store.summaries(limit=args.limit if args.limit and args.limit > 0 else None):
+        limit = args.limit if args.limit and args.limit > 0 else None
+        summaries = store.summaries(limit=limit)
+        for summary in summaries:
             summary.state_bytes = kvstate.size_of(summary.id)
             print(for_stream(export.list_line(summary), sys.stdout))
-        return _finish(damage)
+        if len(summaries) < min(store.count_with_messages(), limit or sys.maxsize):
+            try:
+                store.check()
+            except Damaged as damage:
+                return _finish(damage)
+        return 0
     cid = store.resolve(args.id)
     if args.action == "rm":
         if not store.delete(cid):
@@ -110,13 +113,13 @@ def _act(store, args: argparse.Namespace, damage) -> int:
         raise UnknownConversation(f"no conversation {args.id!r}")
     if args.action == "show":
         sys.stdout.write(for_stream(export.transcript(conv), sys.stdout))
-        return _finish(damage)
+        return 0
     text = export.render(conv, args.format)
     if args.output:
         write_private(os.path.expanduser(args.output), text)
-        return _finish(damage)
+        return 0
     sys.stdout.write(for_stream(text, sys.stdout))
-    return _finish(damage)
+    return 0
 
 
 def write_private(path: str, text: str) -> None:
@@ -198,8 +201,7 @@ def _db_bytes(store) -> int:
 
 
 def _finish(damage) -> int:
-    if damage is None:
-        return 0
+    """Say that the database is damaged after showing what could be read; exit status 1."""
     _say(f"{damage} What could be read is shown above.")
     return 1
 

@@ -283,7 +283,7 @@ class Store:
 
     def check(self) -> None:
         """Raise Damaged when SQLite finds the file corrupt (PRAGMA quick_check: it reads
-        every page, so it is for `lcchat history`, not for every turn)."""
+        every page, so it runs only when a read has already gone wrong)."""
         with self.reading() as conn:
             if conn is None:
                 return
@@ -401,6 +401,15 @@ class Store:
                 return None
             row = conn.execute(query, (profile,) if profile is not None else ()).fetchone()
             return None if row is None else int(row[0])
+
+    def count_with_messages(self) -> int:
+        """How many conversations have messages, counted on the messages' primary-key index:
+        a cross-check for summaries() (which walks the conversations table) that costs one
+        index scan, where quick_check reads every page."""
+        with self.reading() as conn:
+            if conn is None:
+                return 0
+            return int(conn.execute("SELECT COUNT(DISTINCT conversation_id) FROM messages").fetchone()[0])
 
     def summaries(self, limit: int | None = None) -> list[Summary]:
         """Conversations with at least one message, most recent first."""

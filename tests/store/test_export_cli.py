@@ -100,3 +100,26 @@ def test_a_corrupt_database_is_one_line_exit_1(lcchat_home, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith(f"lcchat: {lcchat_home / 'data' / 'conversations.db'} is damaged") and len(err.splitlines()) == 1
     assert ".recover" in err
+
+
+def test_reading_a_healthy_database_skips_the_full_check(stored, capsys, monkeypatch) -> None:
+    """quick_check reads every page of the file: only a failed or short read earns it."""
+    checks = []
+    monkeypatch.setattr(Store, "check", lambda self: checks.append(self.path))
+    for argv in (["history", "list"], ["history", "show", str(stored)], ["history", "export", str(stored)]):
+        assert main(argv) == 0
+    assert checks == []
+    capsys.readouterr()
+
+
+def test_a_listing_that_comes_out_short_is_checked(stored, capsys, monkeypatch) -> None:
+    from lcchat.store.db import Damaged
+
+    def damaged(self) -> None:
+        raise Damaged(self.path, "Tree 2 page 3: btreeInitPage() returns error code 11")
+
+    monkeypatch.setattr(Store, "summaries", lambda self, limit=None: [])  # as a damaged table might
+    monkeypatch.setattr(Store, "check", damaged)
+    assert main(["history", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "is damaged" in err and "What could be read is shown above" in err
