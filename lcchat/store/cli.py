@@ -92,6 +92,9 @@ def _act(store, args: argparse.Namespace) -> int:
     if args.action == "list":
         limit = args.limit if args.limit and args.limit > 0 else None
         summaries = store.summaries(limit=limit)
+        if not summaries and not store.count_with_messages():
+            # to stderr, so that a script counting lines still reads none
+            print(f"no conversations stored yet (in {store.path}); every chat is saved as it goes", file=sys.stderr)
         for summary in summaries:
             summary.state_bytes = kvstate.size_of(summary.id)
             print(for_stream(export.list_line(summary), sys.stdout))

@@ -123,3 +123,9 @@ def test_a_listing_that_comes_out_short_is_checked(stored, capsys, monkeypatch) 
     assert main(["history", "list"]) == 1
     err = capsys.readouterr().err
     assert "is damaged" in err and "What could be read is shown above" in err
+
+
+def test_an_empty_history_says_so_on_stderr(lcchat_home, capsys) -> None:
+    assert main(["history", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("no conversations stored yet")
