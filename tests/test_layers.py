@@ -54,9 +54,16 @@ def test_the_store_never_imports_llama_cpp() -> None:
     assert imported("lcchat.store", ["llama_cpp", *UI], then=FINGERPRINT) == []
 
 
-@pytest.mark.parametrize("package", ["lcchat.repl", "lcchat.tui", "lcchat.commands", "lcchat.hub"])
-def test_front_ends_and_commands_never_import_llama_cpp(package: str) -> None:
-    assert imported(package, ["llama_cpp"]) == []
+@pytest.mark.parametrize("package, banned", [
+    ("lcchat.repl", ["llama_cpp", "textual"]),
+    ("lcchat.tui", ["llama_cpp", "prompt_toolkit"]),
+    ("lcchat.commands", ["llama_cpp", *UI]),
+    ("lcchat.hub", ["llama_cpp", *UI]),
+])
+def test_front_ends_commands_and_hub_keep_to_their_layer(package: str, banned: list[str]) -> None:
+    """No llama_cpp outside the engine; the REPL and the TUI never import each other's
+    library; the shared commands and the hub import no UI library."""
+    assert imported(package, banned) == []
 
 
 def test_the_fingerprint_changes_with_the_engines_llama_cpp_version(tmp_path) -> None:
