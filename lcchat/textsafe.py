@@ -9,6 +9,8 @@ or a model file. `clean` makes every control character visible instead (ESC show
 ends read as LF. Every path that shows such text on a terminal uses it: the REPL, the TUI
 transcript, pipe mode on a terminal, `lcchat history show`, error lines and -v logs.
 Writing to a pipe or a file keeps the bytes as they are: scripts may need them.
+`one_line` is for a name inside a message (a file name a server sent): escaped, one line,
+bounded in length.
 """
 
 from __future__ import annotations
