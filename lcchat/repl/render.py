@@ -168,8 +168,20 @@ class Printer:
             self.text("\n")
 
     def line(self, text: str = "", *styles: str) -> None:
-        """One line of text (cleaned of control characters: it may come from a model file)."""
-        self._styled_line(self.style(clean(text), *styles))
+        """One line of text (cleaned of control characters: it may come from a model file),
+        wrapped at spaces to the terminal's width so that no word is cut in two."""
+        self._styled_line(self.style(self._fit(clean(text)), *styles))
+
+    def _fit(self, text: str) -> str:
+        width = self.columns() - 1
+        if width < 20 or all(get_cwidth(part) <= width for part in text.split("\n")):
+            return text
+        out = []
+        for part in text.split("\n"):
+            indent = part[: len(part) - len(part.lstrip(" "))]
+            out += textwrap.wrap(part, width, subsequent_indent=indent, break_long_words=False,
+                                 break_on_hyphens=False, drop_whitespace=True) or [""]
+        return "\n".join(out)
 
     def _styled_line(self, styled: str) -> None:
         self.end_line()

@@ -287,3 +287,13 @@ def test_a_word_longer_than_a_line_is_split_and_kept_whole() -> None:
 def test_wide_characters_and_tabs_count_their_cells() -> None:
     lines = wrapped(["你好你好你好 ", "你好你好你好 ", "\tend"], 14)
     assert lines == ["你好你好你好 ", "你好你好你好 ", "end"]  # 2 cells each; the tab at the edge breaks the line
+
+
+def test_a_long_notice_wraps_between_words_at_80_columns(drive) -> None:
+    session = fake_session(FakeModel())
+    words = [f"word{i}" for i in range(40)]  # 250 columns: the terminal alone would cut words in two
+    session.notices = [" ".join(words)]
+    run = drive("", session=session)
+    lines = [line for line in run.text.splitlines() if "word" in line]
+    assert len(lines) > 2 and all(len(line) < 80 for line in lines)
+    assert " ".join(" ".join(lines).split()) == "warning: " + " ".join(words)
