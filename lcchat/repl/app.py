@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import textwrap
 import sys
 import time
 from pathlib import Path
@@ -293,7 +295,12 @@ def run_repl(profile, *, verbose: bool = False) -> int:
         return 130
     reading.erase()
     seconds = getattr(getattr(session.model, "load", None), "seconds", None) or (time.perf_counter() - started)
-    print(f"loaded {name} in {seconds:.1f} s · /help lists the commands · Ctrl+D leaves", file=err, flush=True)
+    banner = f"loaded {name} in {seconds:.1f} s · /help lists the commands · Ctrl+D leaves"
+    # Printed before the REPL's own printer exists: wrap it between words here, or the terminal
+    # cuts it mid-word at 80 columns ("Ctr" / "l+D").
+    width = shutil.get_terminal_size((80, 24)).columns
+    print(textwrap.fill(banner, width=max(width - 1, 20), break_long_words=False, break_on_hyphens=False),
+          file=err, flush=True)
     try:
         repl = Repl(session)
         return repl.run()

@@ -127,3 +127,22 @@ def test_repl_session_on_smollm2(smollm2, tmp_path, editor) -> None:
     finally:
         child.close(force=True)
     assert "[interrupted]" in transcript
+
+
+def test_the_start_banner_wraps_between_words_at_80_columns(tiny_model: Path, tmp_path: Path, editor: Path) -> None:
+    """The banner is printed before the REPL's printer exists; with a long model file name it
+    must still break between words, not let the terminal cut "Ctrl+D" in two."""
+    long_name = tmp_path / ("a-model-file-with-a-rather-long-descriptive-name-" + "x" * 8 + ".gguf")
+    long_name.write_bytes(tiny_model.read_bytes())  # a copy: a symlink is shown by its target
+    child = spawn(["-m", str(long_name)], home=tmp_path / "home", editor=editor)
+    try:
+        prompt(child)
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    shown = child.logfile_read.getvalue()
+    banner = shown[shown.index("loaded "):shown.index("leaves") + len("leaves")]
+    lines = [line for line in banner.replace("\r", "").split("\n")]
+    assert len(lines) > 1 and all(len(line) < 80 for line in lines), lines
+    assert any(line.endswith("Ctrl+D leaves") or line.startswith("Ctrl+D") for line in lines), lines
