@@ -32,6 +32,7 @@ from typing import BinaryIO, NoReturn
 import gguf
 
 from lcchat.errors import ModelFileError
+from lcchat.textsafe import one_line
 
 # Limits taken from the llama.cpp that llama-cpp-python vendors.
 LLAMA_MAX_LAYERS = 512
@@ -330,8 +331,7 @@ def _show(value: object, limit: int = 60) -> str:
 
 def _plain(text: str, limit: int = 80) -> str:
     """A key or name from the file, unquoted but with control characters escaped."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return one_line(text, limit)
 
 
 class _PastEnd(Exception):
