@@ -79,7 +79,7 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
     progress = ProgressLine(err, clock) if not verbose else None
     if verbose:
         for notice in session.notices:
-            print(f"lcchat: {clean(notice)}", file=err)
+            print(f"lcchat: {clean(notice.text)}", file=err)
     stream = Streamed(lambda: session.send(text), session.cancel)
     status = 0
     finish = "stop"

@@ -72,7 +72,7 @@ def test_verbose_shows_notices_progress_and_figures_on_stderr() -> None:
     session = scripted(Progress("prompt", 512, 1024), Notice("careful"), Token("x"),
                        Stats(completion_tokens=3, tokens_per_s=2.0, context_used=10, context_size=100),
                        Done("stop", "x"))
-    session.notices = ["said at start"]
+    session.notices = [Notice("said at start", "warning")]
     status, out, err = run(session, verbose=True)
     assert status == 0 and out == "x\n"
     assert err.splitlines() == ["lcchat: said at start", "lcchat: prompt 512/1024", "lcchat: careful",
@@ -83,7 +83,7 @@ def test_verbose_shows_notices_progress_and_figures_on_stderr() -> None:
 def test_without_verbose_stderr_stays_empty() -> None:
     session = scripted(Progress("prompt", 1, 2), Notice("careful"), Token("x"), Stats(completion_tokens=3),
                        Done("stop", "x"))
-    session.notices = ["said at start"]
+    session.notices = [Notice("said at start", "warning")]
     assert run(session)[2] == ""
 
 

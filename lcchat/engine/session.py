@@ -35,7 +35,8 @@ class ChatSession:
     model: object  # engine.model.Model or a fake with the same surface
     profile: Profile
     formatter: templates.Formatter
-    notices: list[str] = field(default_factory=list)  # said once, at start
+    # Said once, at start, each with its level: a resume is news, a ChatML fallback a warning.
+    notices: list[Notice] = field(default_factory=list)
     conversation: Conversation = field(default_factory=Conversation)
 
     def __post_init__(self) -> None:
@@ -490,7 +491,8 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
     )
     if info.tokens:
         formatter = templates.adapt_to_vocab(formatter, set(info.tokens), notices)
-    session = ChatSession(model=model, profile=profile, formatter=formatter, notices=notices)
+    session = ChatSession(model=model, profile=profile, formatter=formatter,
+                          notices=[Notice(text, "warning") for text in notices])
     session.report = on_event
     try:
         for hook in list(on_open):

@@ -168,8 +168,10 @@ class Repl:
 
     def run(self) -> int:
         """Chat until /exit or Ctrl+D; returns the exit status."""
-        for notice in [*self.startup_warnings, *(getattr(self.session, "notices", []) or [])]:
-            self.printer.warning(notice)
+        for warning in self.startup_warnings:
+            self.printer.warning(warning)
+        for notice in self.session.notices:
+            self.printer.notice(notice)
         while True:
             try:
                 line = self.read()

@@ -80,7 +80,7 @@ class ChatRecording:
                                keep_state=self.keep_state, state_max=self.state_max)
         session.recorded = self.record
         if not self.record and self.interactive:
-            session.notices.append(NOT_RECORDED)
+            session.notices.append(Notice(NOT_RECORDED, "info"))
         hangup.watch(session)
         if self.resume_id is None:
             return
@@ -91,7 +91,7 @@ class ChatRecording:
                 if report is not None:
                     report(event)  # the front-end shows it ("reading 1,729 tokens of history, 37%")
             elif isinstance(event, Notice):
-                session.notices.append(event.text)
+                session.notices.append(event)
 
     def finish(self, run: Callable[[], int]) -> int:
         """Pipe mode: answer (unless SIGHUP/SIGTERM came first), keep the KV state, and

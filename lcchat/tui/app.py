@@ -455,8 +455,8 @@ class LcchatApp(App[int]):
             self.prompt.border_title = NOT_RECORDED
         if session.conversation.messages:  # continuing a saved conversation (-C)
             await self.show_conversation()
-        for text in getattr(session, "notices", []) or []:
-            await self.transcript.add_notice(text, "warning")
+        for notice in session.notices:
+            await self.transcript.add_notice(notice.text, notice.level)
         load_s = describe.get("load_s")
         took = f" in {load_s:.2f} s" if isinstance(load_s, (int, float)) else ""
         await self.transcript.add_notice(f"{describe.get('file', 'the model')} is loaded{took}. "

@@ -267,7 +267,7 @@ def test_all_layers_on_the_gpu_setting_loads_on_a_cpu_build(sessions) -> None:
 def test_rope_warning_reaches_the_session(tiny_model) -> None:
     session = open_session(load_profile("default", {"model.path": str(tiny_model), "model.n_ctx": 1024}))
     try:
-        assert any("beyond the model's training context 512" in n for n in session.notices)
+        assert any("beyond the model's training context 512" in n for n in (notice.text for notice in session.notices))
     finally:
         session.model.close()
 
@@ -300,7 +300,7 @@ def test_old_internlm2_conversion_gets_its_markers_renamed(tmp_path) -> None:
         ids = session._tokenize(prompt)
         assert session.model.tokenize("[UNUSED_TOKEN_146]", special=True)[0] in ids  # one special token
         assert "[UNUSED_TOKEN_145]" in session.stops
-        assert any("older conversion" in n for n in session.notices)
+        assert any("older conversion" in n for n in (notice.text for notice in session.notices))
         text = "".join(e.text for e in session.send("hello") if isinstance(e, Token))
         assert "[UNUSED_TOKEN" not in text and "<|im_" not in text
     finally:

@@ -144,7 +144,7 @@ def test_open_session_warns_before_a_load_that_will_not_fit(f32_model: Path, mon
     assert estimate.ram > estimate.kv_ram + estimate.runtime + MiB
     session = open_session(profile)
     try:
-        assert any("will not fit" in n for n in session.notices)
+        assert any("will not fit" in n for n in (notice.text for notice in session.notices))
     finally:
         session.model.close()
 

@@ -49,7 +49,7 @@ def test_stream_off_from_the_profile(drive) -> None:
 
 def test_notices_at_start_are_warnings_in_yellow(drive) -> None:
     session = fake_session(FakeModel())
-    session.notices = ["the model has no chat template; using ChatML"]
+    session.notices = [Notice("the model has no chat template; using ChatML", "warning")]
     run = drive("", session=session)
     assert "warning: the model has no chat template; using ChatML" in run.text
     assert "\x1b[33mwarning: the model has no chat template" in run.raw
@@ -86,7 +86,7 @@ def test_errors_are_red_and_say_error(drive) -> None:
 def test_no_color_means_no_colour_escapes(drive, monkeypatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     session = fake_session(FakeModel(replies=[["fine"]]))
-    session.notices = ["a warning"]
+    session.notices = [Notice("a warning", "warning")]
     run = drive("/nosuch" + ENTER + "hi" + ENTER + "/help" + ENTER, session=session)
     assert not COLOUR.search(run.raw), COLOUR.search(run.raw)
     assert "error: Unknown command /nosuch." in run.text  # the words still say it
@@ -249,7 +249,7 @@ def test_live_toolbar_follows_a_resize(drive) -> None:
 
 def test_start_up_notices_and_errors_from_a_model_file_are_shown_cleaned(drive) -> None:
     session = fake_session(FakeModel(replies=[["ok"]]))
-    session.notices = ["the chat template refused the conversation: \x1b]0;PWNED\x07\x1b[2J"]
+    session.notices = [Notice("the chat template refused the conversation: \x1b]0;PWNED\x07\x1b[2J", "warning")]
 
     def fail(text):
         raise LcchatError("template said \x1b]52;c;ZXZpbA==\x07")
@@ -292,7 +292,7 @@ def test_wide_characters_and_tabs_count_their_cells() -> None:
 def test_a_long_notice_wraps_between_words_at_80_columns(drive) -> None:
     session = fake_session(FakeModel())
     words = [f"word{i}" for i in range(40)]  # 250 columns: the terminal alone would cut words in two
-    session.notices = [" ".join(words)]
+    session.notices = [Notice(" ".join(words), "warning")]
     run = drive("", session=session)
     lines = [line for line in run.text.splitlines() if "word" in line]
     assert len(lines) > 2 and all(len(line) < 80 for line in lines)

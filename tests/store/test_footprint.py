@@ -114,7 +114,7 @@ def test_a_session_not_recorded_says_so_and_continues_privately(tiny_model) -> N
     recording = record_chat(profile, str(cid), interactive=True, no_history=True)
     session = open_session(profile)
     assert session.recorded is False
-    assert any("not recorded" in n for n in session.notices)
+    assert any("not recorded" in n for n in (notice.text for notice in session.notices))
     assert [m.content for m in session.conversation.messages][0] == "remember blue"  # -C still reads
     list(session.send("private follow-up"))
     session.close()
@@ -162,7 +162,7 @@ def test_state_max_keeps_the_states_under_it_and_every_conversation_resumes(tiny
         recording = record_chat(profile, str(cid), interactive=True)
         session = open_session(profile)
         assert [m.content for m in session.conversation.messages] == replies[cid]
-        (said,) = [n for n in session.notices if n.startswith("continuing")]
+        (said,) = [n for n in (notice.text for notice in session.notices) if n.startswith("continuing")]
         if has_state:
             assert "restored from the saved KV state" in said, said
         else:
@@ -312,12 +312,12 @@ def test_continue_says_when_the_state_was_used(tiny_model) -> None:
     cid = session.recorder.conversation_id
     record_chat(profile, str(cid), interactive=True)
     resumed = open_session(profile)
-    assert any("restored from the saved KV state" in n for n in resumed.notices), resumed.notices
+    assert any("restored from the saved KV state" in n for n in (notice.text for notice in resumed.notices)), resumed.notices
     resumed.close()
     kvstate.remove(cid)
     record_chat(profile, str(cid), interactive=True)
     resumed = open_session(profile)
-    assert any("no saved KV state" in n and "re-read" in n for n in resumed.notices), resumed.notices
+    assert any("no saved KV state" in n and "re-read" in n for n in (notice.text for notice in resumed.notices)), resumed.notices
     resumed.close()
 
 

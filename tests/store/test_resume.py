@@ -198,7 +198,7 @@ def test_continue_through_the_open_hook(tiny_model, conversation, monkeypatch) -
     monkeypatch.setattr(session_module, "on_open", [recording.opened])
     session = open_session(profile)
     assert session.recorder is recording.recorder
-    assert any(f"continuing conversation {cid}" in n for n in session.notices)
+    assert any(f"continuing conversation {cid}" in n for n in (notice.text for notice in session.notices))
     assert len(session.conversation.messages) == len(messages)
     collect(session.send("more"))
     assert len(Store().get(cid).messages) == len(messages) + 2

@@ -8,6 +8,7 @@ import threading
 from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownFence
 
+from lcchat.engine.events import Notice
 from lcchat.errors import ModelFileError
 from lcchat.tui.transcript import SEGMENT_BLOCKS, AssistantTurn, LoadingLine, UserTurn, _segment_cut
 from tests.tui.helpers import (
@@ -165,7 +166,7 @@ def test_ctrl_c_copies_a_selection_in_the_input_box() -> None:
 def test_notices_from_the_engine_are_shown_in_place() -> None:
     session = session_with(list("abcdefghij"))
     session.sampling.max_tokens = 3
-    session.notices.append("rope: beyond the training context")
+    session.notices.append(Notice("rope: beyond the training context", "warning"))
     app = app_for(session)
 
     async def scenario(pilot):

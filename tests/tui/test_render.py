@@ -8,7 +8,7 @@ from textual.geometry import Region
 from textual.widgets._markdown import MarkdownTable
 
 from lcchat.engine.chat import Message
-from lcchat.engine.events import Stats
+from lcchat.engine.events import Notice, Stats
 from lcchat.tui.transcript import AssistantTurn
 from tests.tui.helpers import app_for, drive, notices, ready, say, session_with
 from tests.tui.screen import screen_segments, screen_text
@@ -96,16 +96,18 @@ def test_a_warning_reads_the_same_in_the_tui_as_in_the_repl() -> None:
     from lcchat.repl.render import Printer
 
     session = session_with(["ok"])
-    session.notices = ["continuing conversation 3"]
+    session.notices = [Notice("continuing conversation 3", "info"), Notice("no chat template; using ChatML", "warning")]
     app = app_for(session)
     out = io.StringIO()
-    Printer(Vt100_Output(out, lambda: Size(24, 80), term="xterm"), colour=False, attributes=False).warning(
-        "continuing conversation 3")
+    printer = Printer(Vt100_Output(out, lambda: Size(24, 80), term="xterm"), colour=False, attributes=False)
+    for notice in session.notices:
+        printer.notice(notice)
 
     async def scenario(pilot):
         await ready(pilot)
-        shown = [str(n.render()) for n in app.transcript.query("Notice") if "continuing" in n.text]
-        assert shown == [out.getvalue().strip()] == ["warning: continuing conversation 3"]
+        shown = [str(n.render()) for n in app.transcript.query("Notice") if "continuing" in n.text or "ChatML" in n.text]
+        assert shown == out.getvalue().strip().splitlines() == [
+            "continuing conversation 3", "warning: no chat template; using ChatML"]
 
     drive(app, scenario)
 
