@@ -129,14 +129,7 @@ def write_tiny_model(
                       gguf.LlamaFileType.ALL_F32 if dtype == F32 else gguf.LlamaFileType.MOSTLY_F16,
                       n_ctx_train=n_ctx_train, n_embd=n_embd, n_layer=n_layer, n_ff=n_ff, n_head=n_head,
                       n_head_kv=n_head_kv, vocab=(tokens, scores, types))
-    w.add_bos_token_id(tokens.index("<s>"))
-    w.add_eos_token_id(eos_id)
-    w.add_unk_token_id(tokens.index("<unk>"))
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(False)
-    if chat_template is not None:
-        w.add_chat_template(chat_template)
-    _override(w, metadata or {})
+    _add_chat_keys(w, tokens, eos_id, chat_template, metadata)
 
     rng = np.random.default_rng(seed)
     head_dim = n_embd // n_head
@@ -206,14 +199,7 @@ def write_scripted_model(
     w = _llama_writer(path, "scripted-test-model", gguf.LlamaFileType.ALL_F32, n_ctx_train=n_ctx_train,
                       n_embd=n_embd, n_layer=n_layer, n_ff=n_ff, n_head=n_head, n_head_kv=n_head,
                       vocab=(tokens, scores, types))
-    w.add_bos_token_id(tokens.index("<s>"))
-    w.add_eos_token_id(eos_id)
-    w.add_unk_token_id(tokens.index("<unk>"))
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(False)
-    if chat_template is not None:
-        w.add_chat_template(chat_template)
-    _override(w, metadata or {})
+    _add_chat_keys(w, tokens, eos_id, chat_template, metadata)
 
     n_vocab = len(tokens)
     embd = np.zeros((n_vocab, n_embd), np.float32)
@@ -270,6 +256,19 @@ def script_pieces(text: str, *, taken: set[str] | None = None, shortest: int = 3
         used.add(text[i:j])
         i = j
     return pieces
+
+
+def _add_chat_keys(w: gguf.GGUFWriter, tokens: list[str], eos_id: int, chat_template: str | None,
+                   metadata: dict[str, object] | None) -> None:
+    """BOS/EOS/UNK ids, add BOS (not EOS), the chat template, then the caller's overrides."""
+    w.add_bos_token_id(tokens.index("<s>"))
+    w.add_eos_token_id(eos_id)
+    w.add_unk_token_id(tokens.index("<unk>"))
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(False)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
+    _override(w, metadata or {})
 
 
 def _tensor_shapes(n_vocab: int, n_layer: int, n_embd: int, n_q: int, n_kv: int, n_ff: int):
