@@ -140,11 +140,7 @@ def write_tiny_model(
             data = (0.02 * rng.standard_normal(shape)).astype(np.float32 if dtype == F32 else np.float16)
         w.add_tensor(name, data)
 
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+    return _write(w, path)
 
 
 def write_scripted_model(
@@ -221,11 +217,7 @@ def write_scripted_model(
         else:  # attention and feed-forward weights: zero, so the layer adds nothing
             data = np.zeros(shape, np.float32)
         w.add_tensor(name, data)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+    return _write(w, path)
 
 
 def script_pieces(text: str, *, taken: set[str] | None = None, shortest: int = 3) -> list[str]:
@@ -269,6 +261,15 @@ def _add_chat_keys(w: gguf.GGUFWriter, tokens: list[str], eos_id: int, chat_temp
     if chat_template is not None:
         w.add_chat_template(chat_template)
     _override(w, metadata or {})
+
+
+def _write(w: gguf.GGUFWriter, path: Path) -> Path:
+    """Write the header, metadata and tensors the writer holds, and return the file's path."""
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
 
 
 def _tensor_shapes(n_vocab: int, n_layer: int, n_embd: int, n_q: int, n_kv: int, n_ff: int):
@@ -375,11 +376,7 @@ def write_vocab_model(
     for name, shape in _tensor_shapes(len(tokens), n_layer, n_embd, n_embd, n_embd, n_ff):
         data = (1.0 + 0.02 * rng.standard_normal(shape)) if len(shape) == 1 else 0.02 * rng.standard_normal(shape)
         w.add_tensor(name, data.astype(np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+    return _write(w, path)
 
 
 def family_tokens(extra_special_tokens: tuple[str, ...]) -> list[str]:
