@@ -47,9 +47,6 @@ class ChatSession:
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
         self.on_close: list[Callable[[ChatSession], None]] = []  # run by close(), before the model is freed
-        # Where the on_open hooks report what they do while the session opens (the store
-        # re-reading a continued conversation: Progress("history", ...)); open_session's on_event.
-        self.report: Callable[[Event], None] | None = None
         self._pending: list[Notice] = []  # said after the current turn (see warn)
         self._lock = threading.Lock()
         self.extra_stops: list[str] = []
@@ -456,17 +453,11 @@ def _clean(text: str) -> str:
 
 # ---------------------------------------------------------------- opening a session
 
-# Functions called with every session open_session() makes, with the load's cancel event,
-# in the thread that opened it and before it is returned. The CLI attaches the conversation
-# store this way, whichever front-end opens the session.
-on_open: list[Callable[[ChatSession, "threading.Event | None"], None]] = []
-
-
 def open_session(profile: Profile, *, on_progress: Callable[[float], None] | None = None,
-                 cancel: threading.Event | None = None, on_event: Callable[[Event], None] | None = None) -> ChatSession:
+                 cancel: threading.Event | None = None) -> ChatSession:
     """Check the profile's model file, load it, choose the chat format: a ready session.
-    on_progress gets the load's fraction; on_event what the on_open hooks report after it
-    (Progress("history", done, total) while a continued conversation is re-read)."""
+    on_progress gets the load's fraction. What else a run needs (the recorder, the signal
+    handling) the composition root, lcchat/runtime.py, attaches after."""
     from lcchat.config.loader import resolve_model_path
     from lcchat.engine import gguf_info
     from lcchat.engine.model import Model
@@ -491,16 +482,8 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
     )
     if info.tokens:
         formatter = templates.adapt_to_vocab(formatter, set(info.tokens), notices)
-    session = ChatSession(model=model, profile=profile, formatter=formatter,
-                          notices=[Notice(text, "warning") for text in notices])
-    session.report = on_event
-    try:
-        for hook in list(on_open):
-            hook(session, cancel)
-    except BaseException:
-        model.close()
-        raise
-    return session
+    return ChatSession(model=model, profile=profile, formatter=formatter,
+                       notices=[Notice(text, "warning") for text in notices])
 
 
 def model_path_label(path: Path) -> str:

@@ -1,8 +1,8 @@
 """The Textual front-end: transcript, input box, live panels, themes.
 
 The app gets what it depends on through make_app(): a session factory (the real one loads
-the model; tests pass a fake session), a system monitor, an editor runner and the theme
-directories. Everything slow runs in thread workers: loading the model and generating a
+the model; tests pass a fake session), the run's Recorder and signal handling (from
+lcchat/runtime.py), a system monitor, an editor runner and the theme directories. Everything slow runs in thread workers: loading the model and generating a
 reply. The reply thread posts the engine's events as messages; the UI thread renders
 them. Slash commands come from the shared registry (lcchat.commands), as in the REPL.
 """
@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from rich.text import Text
 from textual import work
@@ -30,12 +30,17 @@ from textual.widgets import Markdown
 
 from lcchat.commands import CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, TASK, THEME, Context, FrontState, Task, registry
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
+from lcchat.signals import WAIT_S as SIGNAL_WAIT_S
+from lcchat.signals import Signals
 from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
 from lcchat.tui.palette import Palette, SlashCommands
 from lcchat.tui.panels import Dashboard, LiveStats, MonitorLike
 from lcchat.tui.prompt import PromptInput
 from lcchat.tui.transcript import AssistantTurn, LoadingLine, Transcript
+
+if TYPE_CHECKING:
+    from lcchat.store.recorder import Recorder
 
 log = logging.getLogger("lcchat.tui")
 
@@ -151,9 +156,12 @@ class LcchatApp(App[int]):
 
     def __init__(self, session_factory: SessionFactory, *, profile: Any = None, monitor: MonitorLike | None = None,
                  theme: str | None = None, theme_dirs: list[Path] | None = None,
-                 editor: EditorRunner | None = None, cursor_blink: bool = True, verbose: bool = False) -> None:
+                 editor: EditorRunner | None = None, cursor_blink: bool = True, verbose: bool = False,
+                 recorder: Recorder | None = None, signals: Signals | None = None) -> None:
         super().__init__()
         self.session_factory = session_factory
+        self.recorder = recorder  # for the commands; None: they attach one when first needed
+        self.signals = signals or Signals("interactive")  # the run's; told of the signals this app handles
         self.profile = profile
         self.monitor = monitor
         self.session: Any = None
@@ -199,7 +207,7 @@ class LcchatApp(App[int]):
 
     def _install_signal_handlers(self) -> None:
         """`kill -INT` acts as Ctrl+C followed by quitting, SIGTERM and SIGHUP as the
-        store's hangup module makes them act elsewhere: the reply stops, the turn is saved
+        signal handling (lcchat/signals.py) makes them act elsewhere: the reply stops, the turn is saved
         (marked interrupted), and the app exits with 128 + the signal. The handlers run in
         the event loop (not as a KeyboardInterrupt or SystemExit thrown into it, which
         would leave the reply running or App._shutdown never awaited)."""
@@ -232,13 +240,8 @@ class LcchatApp(App[int]):
                 pass
 
     def _on_signal(self, signum: int) -> None:
-        from lcchat.store import hangup
-
         log.debug("signal %d: stopping the reply, saving the turn, leaving", signum)
-        if hangup.received is None:
-            hangup.received = signum
-        if signum == getattr(signal, "SIGHUP", None):
-            hangup.detach_terminal()
+        self.signals.noted(signum)
         if self._signalled is not None:  # a second one: leave now
             super().exit(128 + signum)
             return
@@ -246,12 +249,10 @@ class LcchatApp(App[int]):
         self.run_worker(self._stop_and_exit(signum), group="signal", exit_on_error=False)
 
     async def _stop_and_exit(self, signum: int) -> None:
-        from lcchat.store import hangup
-
         self._quitting = True
         if self.busy and self.session is not None:
             self.session.cancel()
-            await asyncio.to_thread(self._reply_idle.wait, hangup.WAIT_S)
+            await asyncio.to_thread(self._reply_idle.wait, SIGNAL_WAIT_S)
         if self.session is None and not self._load_done.is_set():
             self._load_cancel.set()
             await asyncio.to_thread(self._load_done.wait, 5.0)
@@ -451,7 +452,7 @@ class LcchatApp(App[int]):
         describe = session.model.describe()
         self.dashboard.set_model(describe, session.profile.name)
         self.dashboard.set_context(session.context_used, session.context_size)
-        if not getattr(session, "recorded", True):  # --no-history: said for as long as the app runs
+        if self.recorder is not None and not self.recorder.record:  # --no-history: said for as long as the app runs
             self.prompt.border_title = NOT_RECORDED
         if session.conversation.messages:  # continuing a saved conversation (-C)
             await self.show_conversation()
@@ -510,7 +511,7 @@ class LcchatApp(App[int]):
         return await self.send(text)
 
     def _complete(self, text: str) -> list[str]:
-        ctx = Context(self.session, self.front)
+        ctx = Context(self.session, self.front, recorder=self.recorder)
         try:
             return registry.completions(ctx, text)
         except Exception:  # noqa: BLE001 - a completer bug must not break typing
@@ -662,7 +663,7 @@ class LcchatApp(App[int]):
     # ------------------------------------------------------------ commands
 
     async def run_command(self, line: str) -> None:
-        ctx = Context(self.session, self.front)
+        ctx = Context(self.session, self.front, recorder=self.recorder)
         try:
             result = registry.dispatch(ctx, line)
         except Exception as exc:  # noqa: BLE001 - a failing command must not end the chat
@@ -843,19 +844,20 @@ class LcchatApp(App[int]):
 def make_app(session_factory: SessionFactory, **options: Any) -> LcchatApp:
     """The app, with its dependencies: `session_factory(on_progress=, cancel=)` returns a
     ChatSession; options are LcchatApp's keyword arguments (profile, monitor, theme,
-    theme_dirs, editor, cursor_blink, verbose)."""
+    theme_dirs, editor, cursor_blink, verbose, recorder, signals)."""
     return LcchatApp(session_factory, **options)
 
 
-def run_tui(profile: Any, *, verbose: bool = False) -> int:
-    """Load the profile's model and chat full-screen; returns the exit status."""
+def run_tui(profile: Any, *, open_session: Callable[..., Any], recorder: Recorder | None = None,
+            signals: Signals | None = None, verbose: bool = False) -> int:
+    """Load the profile's model with `open_session(on_progress=, cancel=, on_event=)`
+    (runtime.Run.open) and chat full-screen; returns the exit status."""
     import sys
 
     from lcchat.engine.monitor import Monitor
-    from lcchat.engine.session import open_session
 
     def factory(on_progress=None, cancel=None):
-        return open_session(profile, on_progress=on_progress, cancel=cancel, on_event=app.report_load_event)
+        return open_session(on_progress=on_progress, cancel=cancel, on_event=app.report_load_event)
 
     try:
         monitor: MonitorLike | None = Monitor()
@@ -863,7 +865,7 @@ def run_tui(profile: Any, *, verbose: bool = False) -> int:
         log.debug("no monitor", exc_info=True)
         monitor = None
     held = _hold_log_output()
-    app = make_app(factory, profile=profile, monitor=monitor, verbose=verbose)
+    app = make_app(factory, profile=profile, monitor=monitor, verbose=verbose, recorder=recorder, signals=signals)
     try:
         result = app.run()
     finally:
@@ -886,10 +888,8 @@ def _close_session(app: LcchatApp) -> None:
     session = app.session
     if session is None:
         return
-    from lcchat.store import hangup
-
     session.cancel()
-    app._reply_idle.wait(hangup.WAIT_S)
+    app._reply_idle.wait(SIGNAL_WAIT_S)
     try:
         session.close()
     except Exception:  # noqa: BLE001 - leaving matters more
