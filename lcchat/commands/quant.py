@@ -10,7 +10,7 @@ usual session.cancel(): the iterators watch session.loop.cancel_event, which can
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from lcchat.commands.registry import TASK, Context, Result, Task, UsageError, registry
 from lcchat.config.schema import KV_CACHE_TYPES

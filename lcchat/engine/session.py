@@ -164,7 +164,7 @@ class ChatSession:
             self.loop.cancel()
             self._record(user, result.text or "", interrupted=True)
             raise
-        except Exception as exc:  # noqa: BLE001 - the session must survive a failed turn
+        except Exception as exc:  # the session must survive a failed turn
             log.debug("generation failed", exc_info=True)
             self.loop.reset()
             self._record(user, result.text, interrupted=True)
@@ -194,7 +194,7 @@ class ChatSession:
         for hook in list(self.on_send):
             try:
                 hook(self, user)
-            except Exception:  # noqa: BLE001 - saving must never end the chat
+            except Exception:  # saving must never end the chat
                 log.warning("a send hook failed", exc_info=True)
 
     def _record(self, user: Message, text: str, *, interrupted: bool) -> None:
@@ -203,7 +203,7 @@ class ChatSession:
         for listener in list(self.listeners):
             try:
                 listener(self, user, reply)
-            except Exception:  # noqa: BLE001 - saving must never end the chat
+            except Exception:  # saving must never end the chat
                 log.warning("a turn listener failed", exc_info=True)
 
     def warn(self, text: str) -> None:
@@ -282,7 +282,7 @@ class ChatSession:
         turn starts from, not what the undone exchange left behind."""
         try:
             history = self.history_prefix()
-        except Exception:  # noqa: BLE001 - only a figure: the next turn fits the cache anyway
+        except Exception:  # only a figure: the next turn fits the cache anyway
             log.debug("could not find the history's tokens after /undo", exc_info=True)
             return
         n = common_prefix(self.loop.cached, history[1] if history else [])
@@ -413,7 +413,7 @@ class ChatSession:
         for hook in hooks:
             try:
                 hook(self)
-            except Exception:  # noqa: BLE001 - closing must finish
+            except Exception:  # closing must finish
                 log.warning("a close hook failed", exc_info=True)
         close = getattr(self.model, "close", None)
         if callable(close):

@@ -28,7 +28,7 @@ from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.output.vt100 import Vt100_Output
 from prompt_toolkit.styles import Style
 
-from lcchat.commands import builtin  # noqa: F401 - declares the commands
+from lcchat.commands import builtin  # declares the commands
 from lcchat.commands.registry import (
     CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, TASK, THEME, Context, FrontState, Registry, registry as default_registry,
 )
@@ -193,7 +193,7 @@ class Repl:
                 self.printer.line("Interrupted.", "yellow")
             except LcchatError as exc:
                 self.printer.error(str(exc))
-            except Exception as exc:  # noqa: BLE001 - one failed turn must not end the chat
+            except Exception as exc:  # one failed turn must not end the chat
                 log.debug("turn failed", exc_info=True)
                 self.printer.error(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
 
@@ -260,7 +260,7 @@ def _open_monitor():
         from lcchat.engine.monitor import Monitor
 
         return Monitor()
-    except Exception:  # noqa: BLE001 - no psutil figures: the toolbar shows what it can
+    except Exception:  # no psutil figures: the toolbar shows what it can
         log.debug("no monitor", exc_info=True)
         return None
 
@@ -317,5 +317,5 @@ def run_repl(profile, *, open_session: Callable[..., object], recorder: Recorder
         if callable(close):
             try:
                 close()  # the store's hooks keep the KV state, then the model is freed
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.debug("closing the session failed", exc_info=True)

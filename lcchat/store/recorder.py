@@ -139,7 +139,7 @@ class Recorder:
         self.warnings.append(text)
         try:
             self.on_warning(text)
-        except Exception:  # noqa: BLE001 - a warning must not end the chat either
+        except Exception:  # a warning must not end the chat either
             log.debug("on_warning failed", exc_info=True)
 
     def turn_settings(self) -> TurnSettings:
@@ -216,7 +216,7 @@ class Recorder:
         except kvstate.StateNotSaved as exc:
             self._state_warning(str(exc))
             return False
-        except Exception:  # noqa: BLE001 - the state is a cache: losing it costs time, not data
+        except Exception:  # the state is a cache: losing it costs time, not data
             log.debug("saving the KV state failed", exc_info=True)
             return False
         self._kv_saved = (cid, printed, tokens)
@@ -236,7 +236,7 @@ class Recorder:
         self.state_warnings.append(text)
         try:
             self.on_warning(text)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("on_warning failed", exc_info=True)
 
     # ------------------------------------------------------------ resuming

@@ -514,7 +514,7 @@ class LcchatApp(App[int]):
         ctx = Context(self.session, self.front, recorder=self.recorder)
         try:
             return registry.completions(ctx, text)
-        except Exception:  # noqa: BLE001 - a completer bug must not break typing
+        except Exception:  # a completer bug must not break typing
             log.debug("completion failed", exc_info=True)
             return []
 
@@ -594,7 +594,7 @@ class LcchatApp(App[int]):
                         continue
                 flush()
                 self.post_message(ReplyEvent(event))
-        except BaseException as exc:  # noqa: BLE001 - the chat goes on after a failed turn
+        except BaseException as exc:  # the chat goes on after a failed turn
             log.debug("reply failed", exc_info=True)
             flush()
             self.post_message(ReplyEvent(Error(f"the reply failed: {type(exc).__name__}: {exc}")))
@@ -666,7 +666,7 @@ class LcchatApp(App[int]):
         ctx = Context(self.session, self.front, recorder=self.recorder)
         try:
             result = registry.dispatch(ctx, line)
-        except Exception as exc:  # noqa: BLE001 - a failing command must not end the chat
+        except Exception as exc:  # a failing command must not end the chat
             log.debug("command failed", exc_info=True)
             why = "the model is still loading" if self.session is None else f"{type(exc).__name__}: {exc}"
             await self.transcript.add_output(f"The command failed: {why}", error=True, line=line)
@@ -721,7 +721,7 @@ class LcchatApp(App[int]):
         try:
             for event in task():
                 self.post_message(TaskEvent(event))
-        except Exception as exc:  # noqa: BLE001 - shown as one line; the chat goes on
+        except Exception as exc:  # shown as one line; the chat goes on
             log.debug("task failed", exc_info=True)
             self.post_message(TaskEvent(Error(f"{task.what} failed: {exc}")))
         finally:
@@ -861,7 +861,7 @@ def run_tui(profile: Any, *, open_session: Callable[..., Any], recorder: Recorde
 
     try:
         monitor: MonitorLike | None = Monitor()
-    except Exception:  # noqa: BLE001 - no psutil figures is not a reason to stop
+    except Exception:  # no psutil figures is not a reason to stop
         log.debug("no monitor", exc_info=True)
         monitor = None
     held = _hold_log_output()
@@ -892,7 +892,7 @@ def _close_session(app: LcchatApp) -> None:
     app._reply_idle.wait(SIGNAL_WAIT_S)
     try:
         session.close()
-    except Exception:  # noqa: BLE001 - leaving matters more
+    except Exception:  # leaving matters more
         log.debug("closing the session failed", exc_info=True)
 
 
