@@ -12,7 +12,7 @@ benchmarks/MUTATION.md, is rebuilt from all of them with every surviving mutant 
 beside its explanation (EXPLAINED below) or marked as not yet explained.
 
 Slow: about 2-4 mutants a second per core for the small modules. Run one module at a time
-on a shared machine (`nice` is applied). Not a CI gate: keep the report current like
+on a shared machine (`nice -n 19` is applied). Not a CI gate: keep the report current like
 benchmarks/RESULTS.md.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import shutil
@@ -160,19 +161,20 @@ def run_target(target: Target, jobs: int) -> dict:
     started = time.monotonic()
     log = work / "mutmut.log"
     with open(log, "w") as out:
-        subprocess.run(["nice", _mutmut(), "run", "--max-children", str(jobs)], cwd=work, stdout=out,
+        subprocess.run(["nice", "-n", "19", *_mutmut(), "run", "--max-children", str(jobs)], cwd=work, stdout=out,
                        stderr=subprocess.STDOUT, check=False)
     return collect(target, round(time.monotonic() - started))
 
 
-def _mutmut() -> str:
-    return str(Path(sys.executable).parent / "mutmut")
+def _mutmut() -> list[str]:
+    """mutmut as this Python runs it: installed in its environment, or on PYTHONPATH."""
+    return [sys.executable, "-m", "mutmut"]
 
 
 def collect(target: Target, seconds: int) -> dict:
     """The score and the survivors of a finished run, from its mutants/ folder."""
     work = workdir(target)
-    subprocess.run([_mutmut(), "export-cicd-stats"], cwd=work, capture_output=True, check=False)
+    subprocess.run([*_mutmut(), "export-cicd-stats"], cwd=work, capture_output=True, check=False)
     stats_file = work / "mutants" / "mutmut-cicd-stats.json"
     if not stats_file.exists():
         raise SystemExit(f"mutmut did not finish for {target.name}; see {work / 'mutmut.log'}")
@@ -286,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.modules if m not in known]
     if unknown:
         p.error(f"unknown module {unknown[0]!r}")
-    if shutil.which("mutmut", path=str(Path(sys.executable).parent)) is None and not args.report_only:
+    if importlib.util.find_spec("mutmut") is None and not args.report_only:
         print("mutmut is not installed: pip install -e '.[mutation]'", file=sys.stderr)
         return 2
     if args.collect:
