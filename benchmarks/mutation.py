@@ -51,7 +51,7 @@ TARGETS = [
     Target("pipe", "lcchat/pipe.py", ("tests/test_pipe.py",)),
     Target("engine.chat", "lcchat/engine/chat.py", ("tests/engine/test_chat.py", "tests/engine/test_session.py")),
     Target("repl.render", "lcchat/repl/render.py", ("tests/repl/test_render.py", "tests/repl/test_output.py")),
-    Target("store.export", "lcchat/store/export.py", ("tests/store/test_export_cli.py",)),
+    Target("store.export", "lcchat/store/export.py", ("tests/store/test_export.py", "tests/store/test_export_cli.py")),
     Target("store.recorder", "lcchat/store/recorder.py",
            ("tests/store/test_recorder.py", "tests/store/test_resume.py", "tests/store/test_commands.py")),
     Target("store.db", "lcchat/store/db.py", ("tests/store/test_db.py", "tests/store/test_recorder.py")),
