@@ -113,6 +113,46 @@ EXPLAINED: dict[str, str] = {
     "xǁStopFilterǁ__init____mutmut_14": "equivalent: with no stop strings there is nothing to hold back whatever the bound",
     "xǁStopFilterǁ__init____mutmut_19": "equivalent: None is falsy, as False is",
     "xǁStopFilterǁ_first_match__mutmut_13": "killed since by test_a_stop_wins_over_a_hidden_text_starting_at_the_same_place",
+    # engine/templates.py
+    "x__registered_formatter__mutmut_10": "equivalent: a registered handler is a function, which always has __closure__",
+    "x__registered_formatter__mutmut_14": "equivalent: a registered handler's closure holds its formatter function or "
+                                          "nothing (the function-calling handlers)",
+    "x__registered_formatter__mutmut_19": "equivalent: every value there is a function, which has a __name__",
+    "x__registered_formatter__mutmut_22": "equivalent: as above",
+    "x__registered_formatter__mutmut_25": "equivalent: as above",
+    "x__sandbox__mutmut_1": "equivalent: the sandbox has no autoescape and no volatile context, so Jinja's own "
+                            "visit_Concat is never used",
+    "x__sandbox__mutmut_2": "equivalent: as above, the branch is never taken",
+    "x__sandbox__mutmut_3": "equivalent: as above",
+    "x__sandbox__mutmut_4": "equivalent: as above",
+    "x__sandbox__mutmut_5": "equivalent: as above",
+    "x__sandbox__mutmut_31": "equivalent: Jinja's call_binop does not read the context",
+    "x__sandbox__mutmut_45": "equivalent: check_method looks only at str and bytes methods, which are never "
+                             "wrapped (only filters are)",
+    "x__sandbox__mutmut_51": "equivalent: as above",
+    "x__sandbox__mutmut_52": "equivalent: as above",
+    "x__sandbox__mutmut_86": "equivalent: the environment always has lipsum, so pop's default is never used",
+    "x_adapt_to_vocab__mutmut_9": "equivalent: a template's markers come from the roles, not from the probe's text",
+    "x_adapt_to_vocab__mutmut_10": "equivalent: as above",
+    "x_adapt_to_vocab__mutmut_17": "equivalent: as above",
+    "x_adapt_to_vocab__mutmut_18": "equivalent: as above",
+    "x_choose__mutmut_45": "equivalent: whether a template renders a conversation does not hang on the probe's text",
+    "x_choose__mutmut_46": "equivalent: as above",
+    "x_choose__mutmut_53": "equivalent: as above",
+    "x_choose__mutmut_54": "equivalent: as above",
+    "x_named_format__mutmut_20": "equivalent: only the first close match is shown",
+    "x_named_format__mutmut_21": "equivalent: only the first close match is shown",
+    "x_named_format__mutmut_34": "equivalent: a registered format's stop does not depend on the probe message",
+    "x_named_format__mutmut_35": "equivalent: as above",
+    "x_named_format__mutmut_38": "equivalent: as above",
+    "x_named_format__mutmut_39": "equivalent: as above",
+    "x_named_format__mutmut_42": "equivalent: every format in llama-cpp-python's registry gives its stop as one "
+                                 "string or None, never a list",
+    "x_named_format__mutmut_43": "equivalent: as above, the list branch is never taken",
+    "x_compile_jinja__mutmut_6": "a gap (wording only): the name shows in a compile-time TimeLimit, which needs a "
+                                 "compile longer than RENDER_SECONDS (tests/reliability bounds compiling)",
+    "x_compile_jinja__mutmut_10": "a gap (wording only): no known template makes Jinja fail to compile other than "
+                                  "by a syntax error or a bound",
     # engine/chat.py
     "x__next_exchange__mutmut_5": "equivalent: the last message is a user message (build_prompt's precondition), "
                                   "so the loop stops there before the bound matters",

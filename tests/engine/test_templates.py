@@ -359,3 +359,52 @@ def test_a_template_that_fails_is_left_for_the_session_to_report() -> None:
     formatter = templates.compile_jinja("<|im_start|>{{ raise_exception('no') }}")
     notices: list[str] = []
     assert templates.adapt_to_vocab(formatter, INTERNLM2_OLD, notices) is formatter and notices == []
+
+
+def test_a_profile_template_or_format_without_a_system_role_folds_it_too() -> None:
+    picked, notices = _choose(profile_template=PHI3)
+    assert picked.render(CONV).startswith("<|user|>\nBe brief.\nHi<|end|>\n")
+    assert notices == ["the profile's chat template has no system role; the system prompt goes at the start of "
+                       "the first user message"]
+    picked, notices = _choose(profile_format="gemma")
+    assert "Be brief.\nHi" in picked.render(CONV)
+    assert notices == ["the format gemma has no system role; the system prompt goes at the start of the first "
+                       "user message"]
+    assert picked.source == "format gemma, system prompt in the first user message"
+
+
+def test_folding_keeps_the_stop_strings_the_text_and_the_renamed_markers() -> None:
+    inner = templates.compile_jinja(PHI3)
+    marked = templates.Formatter(source="x", render=inner.render, stop=["<|end|>"], text=PHI3, renamed=("<|end|>",))
+    folded = templates.fold_system(marked, [])
+    assert (folded.stop, folded.text, folded.renamed) == (["<|end|>"], PHI3, ("<|end|>",))
+    assert folded.render([]) == "<|assistant|>\n"  # an empty conversation has nothing to fold
+    assert templates.fold_messages([]) == []
+    assert templates.fold_messages(CONV[:1]) == []  # a system prompt alone has no user message to go in
+
+
+def test_concatenation_and_set_blocks_still_work_in_the_sandbox() -> None:
+    t = templates.compile_jinja("{{ 'a' ~ messages[0]['content'] ~ 1 }}|{% set x %}<{{ messages[1]['content'] }}>"
+                                "{{ 2 }}{% endset %}{{ x }}")
+    assert t.render(MESSAGES) == "aS1|<U>2"
+
+
+def test_a_refusal_of_500_characters_is_shown_whole() -> None:
+    with pytest.raises(TemplateError) as caught:
+        templates.compile_jinja("{{ raise_exception('x' * 500) }}").render(MESSAGES)
+    assert str(caught.value) == "the chat template refused the conversation: " + "x" * 500
+    with pytest.raises(TemplateError) as caught:
+        templates.compile_jinja("{{ raise_exception('x' * 501) }}").render(MESSAGES)
+    assert str(caught.value).endswith("x" * 500 + "…")
+
+
+def test_strftime_now_takes_a_format_of_up_to_200_characters() -> None:
+    assert templates.compile_jinja("{{ strftime_now('%%' * 100) }}").render(MESSAGES) == "%" * 100
+    with pytest.raises(TemplateError) as caught:
+        templates.compile_jinja("{{ strftime_now('%%' * 100 ~ 'x') }}").render(MESSAGES)
+    assert str(caught.value) == "the template failed: strftime_now() format too long"
+
+
+def test_a_bounded_string_method_with_a_keyword_argument_is_checked() -> None:
+    with pytest.raises(TemplateError, match=r"^the template failed: (?!AttributeError)"):
+        templates.compile_jinja("{{ ('\\t' * 10).expandtabs(tabsize=9000000)|length }}").render(MESSAGES)
