@@ -18,7 +18,7 @@ from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, StopFilter, TokenLoop, common_prefix
 from lcchat.engine.protocol import TokenModel
-from lcchat.errors import LcchatError
+from lcchat.errors import LcchatError, PromptTooLong
 
 log = logging.getLogger("lcchat.session")
 
@@ -131,6 +131,10 @@ class ChatSession:
         model = self.model
         try:
             prompt = self._build_prompt(conv, self._tokenize)
+        except PromptTooLong as exc:
+            conv.messages.pop()
+            yield Error(str(exc), exc.exit_code, exc.fact)
+            return
         except LcchatError as exc:
             conv.messages.pop()
             yield Error(str(exc), exc.exit_code)
