@@ -78,9 +78,10 @@ class Run:
 
         return run_repl(self.profile, open_session=self.open, recorder=self.recorder, verbose=verbose)
 
-    def answer(self, text: str, *, as_json: bool = False, show_prompt: bool = False, verbose: bool = False) -> int:
-        """Pipe and one-shot mode: answer `text` (or, with show_prompt, print its prompt)
-        unless SIGHUP/SIGTERM came first, keep the turn (and the KV state with
+    def answer(self, text: str, *, as_json: bool = False, show_prompt: bool = False, verbose: bool = False,
+               reasoning: bool = False) -> int:
+        """Pipe and one-shot mode: answer `text` (or, with show_prompt, print its prompt;
+        with reasoning, a reasoning model's thinking goes to stderr) unless SIGHUP/SIGTERM came first, keep the turn (and the KV state with
         --save-state), and return the exit status (128 + the signal after one)."""
         from lcchat import pipe
         from lcchat.engine.worker import run_cancellable
@@ -93,7 +94,7 @@ class Run:
                 if show_prompt:
                     status = _show_prompt(session, text)
                 else:
-                    status = pipe.run(session, text, as_json=as_json, verbose=verbose)
+                    status = pipe.run(session, text, as_json=as_json, verbose=verbose, reasoning=reasoning)
         finally:
             self.recording.close()
         return self.signals.exit_status(status)
