@@ -174,7 +174,8 @@ def named_format(name: str) -> Formatter:
 
     formatter = _registered_formatter(lcf, name)
     if formatter is None:
-        known = sorted(lcf.LlamaChatCompletionHandlerRegistry()._chat_handlers)
+        known = sorted(n for n in lcf.LlamaChatCompletionHandlerRegistry()._chat_handlers
+                       if _registered_formatter(lcf, n) is not None)
         import difflib
 
         hint = difflib.get_close_matches(name, known, n=1)
@@ -197,7 +198,9 @@ def _registered_formatter(lcf: Any, name: str):
     """Find the formatter function behind a registered chat handler.
 
     The registry stores completion handlers wrapping the formatter functions; the wrapper's
-    closure holds the function it wraps.
+    closure holds the function it wraps: `format_NAME`, or `format` (vicuna's). The
+    function-calling handlers (functionary, chatml-function-calling) wrap none: they are
+    not prompt formats.
     """
     handlers = lcf.LlamaChatCompletionHandlerRegistry()._chat_handlers
     handler = handlers.get(name)
@@ -205,7 +208,7 @@ def _registered_formatter(lcf: Any, name: str):
         return None
     for cell in getattr(handler, "__closure__", None) or ():
         value = cell.cell_contents
-        if callable(value) and getattr(value, "__name__", "").startswith("format_"):
+        if callable(value) and getattr(value, "__name__", "").startswith("format"):
             return value
     return None
 
