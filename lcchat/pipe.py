@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable, TextIO
 
-from lcchat.engine.events import ContextFull, Done, Error, Notice, Progress, ReplyLimit, Stats, Token
+from lcchat.engine.events import ContextFull, Done, Error, Notice, Progress, ReplyLimit, Stats, Thinking, Token
 from lcchat.engine.session import ChatSession
 from lcchat.engine.worker import Streamed
 from lcchat.textsafe import clean, is_terminal
@@ -85,8 +85,11 @@ def advise(event: Notice | Error) -> str:
 
 
 def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool = False,
-        out: TextIO | None = None, err: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> int:
-    """Answer one message; returns the exit status (0, 1, 2, or 130 after Ctrl+C)."""
+        out: TextIO | None = None, err: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
+        reasoning: bool = False) -> int:
+    """Answer one message; returns the exit status (0, 1, 2, or 130 after Ctrl+C). A reasoning
+    model's thinking never goes to stdout: --json puts it under "reasoning", and with
+    `reasoning` (--reasoning) it streams to stderr, cleaned."""
     out = out or sys.stdout
     err = err or sys.stderr
     shown = clean if is_terminal(out) else str
@@ -98,6 +101,7 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
     status = 0
     finish = "stop"
     reply: list[str] = []
+    thinking: list[str] = []
     stats = Stats()
     broken: BrokenPipeError | None = None
     for event in stream:
@@ -111,6 +115,11 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
                 if not as_json:
                     out.write(shown(event.text))
                     out.flush()
+            elif isinstance(event, Thinking):
+                thinking.append(event.text)
+                if reasoning:
+                    err.write(clean(event.text))
+                    err.flush()
             elif isinstance(event, Stats):
                 stats = event
             elif isinstance(event, Done):
@@ -136,8 +145,12 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
     if broken is not None:
         raise broken  # the CLI leaves quietly
     text_out = "".join(reply)
+    if reasoning and thinking:
+        err.write("\n")
+        err.flush()
     if as_json:
-        document = json.dumps({"text": text_out, "finish_reason": "interrupted" if stream.interrupted else finish,
+        document = json.dumps({"text": text_out, "reasoning": "".join(thinking),
+                               "finish_reason": "interrupted" if stream.interrupted else finish,
                                "stats": stats.as_json()}, ensure_ascii=False)
         out.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", document) + "\n")
     elif text_out and not text_out.endswith("\n"):

@@ -121,7 +121,7 @@ def test_json_is_one_object_with_text_finish_reason_and_stats() -> None:
     status, out, err = run(scripted(Token("a"), Token("b"), stats, Done("length", "ab")), as_json=True)
     assert status == 0 and err == ""
     assert out.endswith("}\n") and out.count("\n") == 1
-    assert json.loads(out) == {"text": "ab", "finish_reason": "length", "stats": stats.as_json()}
+    assert json.loads(out) == {"text": "ab", "reasoning": "", "finish_reason": "length", "stats": stats.as_json()}
 
 
 def test_json_of_an_error() -> None:

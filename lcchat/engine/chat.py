@@ -23,6 +23,17 @@ class Message:
     role: str  # "user" | "assistant"
     content: str
     interrupted: bool = False
+    reasoning: str = ""  # a reasoning model's thinking before the answer (content), kept apart
+
+
+def _chat_message(m: Message) -> dict[str, str]:
+    """A message as templates take it. Earlier thinking goes along as reasoning_content, as
+    Hugging Face's chat templates name it: only a template that shows it (Qwen3's, for
+    messages after the last user turn) puts it in the prompt; the others never read it."""
+    out = {"role": m.role, "content": m.content}
+    if m.reasoning and m.role == "assistant":
+        out["reasoning_content"] = m.reasoning
+    return out
 
 
 @dataclass
@@ -34,7 +45,7 @@ class Conversation:
     def chat_messages(self, start: int | None = None) -> list[dict[str, str]]:
         start = self.window_start if start is None else start
         out = [{"role": "system", "content": self.system}] if self.system else []
-        out += [{"role": m.role, "content": m.content} for m in self.messages[start:]]
+        out += [_chat_message(m) for m in self.messages[start:]]
         return out
 
     def last_reply(self) -> Message | None:

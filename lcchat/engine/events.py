@@ -56,6 +56,14 @@ class Token:
 
 
 @dataclass(frozen=True)
+class Thinking:
+    """A piece of the reply's thinking (a reasoning model's `<think>` block, markers
+    removed): shown apart from the answer, never part of it (engine/reasoning.py)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something the user should know, e.g. that old turns were dropped."""
 
@@ -91,6 +99,7 @@ class Stats:
     context_used: int = 0
     context_size: int = 0
     final: bool = False
+    reasoning_tokens: int = 0  # of completion_tokens, those spent thinking
 
     def as_json(self) -> dict:
         return {
@@ -101,6 +110,7 @@ class Stats:
             "ttft_s": round(self.ttft_s, 4),
             "context_used": self.context_used,
             "context_size": self.context_size,
+            "reasoning_tokens": self.reasoning_tokens,
         }
 
     @property
@@ -125,10 +135,12 @@ class Stats:
 
 @dataclass(frozen=True)
 class Done:
-    """The reply ended. `text` is the whole reply as it will be kept in the history."""
+    """The reply ended. `text` is the answer as it will be kept in the history; `reasoning`
+    the thinking before it, kept apart (empty for a model that does not reason)."""
 
     finish_reason: FinishReason
     text: str = ""
+    reasoning: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,4 +153,4 @@ class Error:
     fact: Fact | None = None  # what happened, for a front-end to add its advice to
 
 
-Event = Union[Token, Notice, Progress, Stats, Done, Error]
+Event = Union[Token, Thinking, Notice, Progress, Stats, Done, Error]
