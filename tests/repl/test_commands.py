@@ -163,3 +163,16 @@ def test_long_work_that_is_not_a_reply(drive) -> None:
     assert re.search(r"\x1b\[7m quantize…", run.raw)  # what the toolbar says before any progress
 
 
+
+
+def test_a_theme_action_is_explained_not_applied(drive) -> None:
+    """The REPL has no themes (/theme says so before any action); a Theme action that
+    reaches it anyway is one dim line, and the chat goes on."""
+    from lcchat.commands.actions import Theme
+    from lcchat.commands.registry import Registry, Result
+
+    reg = Registry()
+    reg.command("look", help="test only")(lambda ctx, arg: Result("Theme: light.", action=Theme("light")))
+    run = drive("/look" + ENTER, registry=reg)
+    assert "Theme: light." in run.text and "Themes change the TUI's look; the REPL has none." in run.text
+    assert run.status == 0
