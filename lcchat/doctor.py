@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lcchat.cli import UsageParser
 from lcchat.errors import InputError, LcchatError, ModelFileError
+from lcchat.usage import UsageParser
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
