@@ -42,7 +42,7 @@ class ChatSession:
     def __post_init__(self) -> None:
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
-        self.loop = TokenLoop(self.model)  # type: ignore[arg-type]
+        self.loop = _reply_source(self.model, self.profile)
         self.last_stats: Stats | None = None
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
@@ -158,7 +158,7 @@ class ChatSession:
         result = Generation()
         self._cached_text, self._cached_n = "", 0
         try:
-            for event in self.loop.run(prompt.tokens, self.sampling, stop, result):
+            for event in self._run(prompt, stop, result):
                 if isinstance(event, Stats) and event.final:
                     self.last_stats = event
                 yield event
@@ -178,6 +178,14 @@ class ChatSession:
         self._remember_cache(prompt, result)
         self._record(user, result.text, interrupted=result.finish_reason == "interrupted")
         yield from self._drain()
+
+    def _run(self, prompt, stop: StopFilter, result: Generation) -> Iterator[Event]:
+        """The reply's events from its source: the token loop, or a server's stream
+        (engine/remote.py), which takes the prompt's text and the window's messages."""
+        stream = getattr(self.loop, "stream", None)
+        if stream is not None:
+            return stream(prompt, self.conversation.chat_messages(), self.sampling, stop, result)
+        return self.loop.run(prompt.tokens, self.sampling, stop, result)
 
     def _build_prompt(self, conv: Conversation, tokenize: Callable[[str], list[int]]):
         """The prompt for `conv` under the profile's overflow policy (engine/chat.py)."""
@@ -447,6 +455,16 @@ class ChatSession:
         return ChatSession._GuardCM(self._lock)
 
 
+def _reply_source(model, profile: Profile):
+    """The token loop for a model in this process; a remote model brings its own source."""
+    make = getattr(model, "reply_source", None)
+    if make is None:
+        return TokenLoop(model)
+    source = make()
+    source.chat_settings, source.profile_stops = profile.chat, list(profile.chat.stop)
+    return source
+
+
 def _clean(text: str) -> str:
     """Text safe to tokenize: lone surrogates (from undecodable input) and NULs replaced."""
     if any("\ud800" <= ch <= "\udfff" for ch in text):
@@ -467,6 +485,8 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
     """Check the profile's model file, load it, choose the chat format: a ready session.
     on_progress gets the load's fraction; on_event what the on_open hooks report after it
     (Progress("history", done, total) while a continued conversation is re-read)."""
+    if profile.backend.url:
+        return _opened(_open_remote(profile), on_event, cancel)
     from lcchat.config.loader import resolve_model_path
     from lcchat.engine import gguf_info
     from lcchat.engine.model import Model
@@ -493,12 +513,26 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
         formatter = templates.adapt_to_vocab(formatter, set(info.tokens), notices)
     session = ChatSession(model=model, profile=profile, formatter=formatter,
                           notices=[Notice(text, "warning") for text in notices])
+    return _opened(session, on_event, cancel)
+
+
+def _open_remote(profile: Profile) -> ChatSession:
+    """A session whose replies come from the profile's [backend] url (engine/remote.py)."""
+    from lcchat.engine.remote import open_remote
+
+    model, formatter, notices = open_remote(profile)
+    return ChatSession(model=model, profile=profile, formatter=formatter,
+                       notices=[Notice(text, "warning") for text in notices])
+
+
+def _opened(session: ChatSession, on_event, cancel) -> ChatSession:
+    """Run the on_open hooks (the store attaches, a continued conversation is restored)."""
     session.report = on_event
     try:
         for hook in list(on_open):
             hook(session, cancel)
     except BaseException:
-        model.close()
+        session.model.close()  # type: ignore[attr-defined]
         raise
     return session
 
