@@ -66,6 +66,11 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "ALTER TABLE messages ADD COLUMN model TEXT",
         "ALTER TABLE messages ADD COLUMN quant TEXT",
     )),
+    # The server a remote turn came from (--remote, [backend] url); `model` then holds the
+    # model name the server was asked for. NULL for turns of a model run in-process.
+    ("3 per-turn remote server URL", (
+        "ALTER TABLE messages ADD COLUMN server TEXT",
+    )),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -92,11 +97,13 @@ def recover_hint(path: Path) -> str:
 
 @dataclass
 class TurnSettings:
-    """What was in force for a message: the system prompt, model file and its quant type."""
+    """What was in force for a message: the system prompt, model file and its quant type;
+    for a remote model, the server's URL (and `model` is the name the server was asked for)."""
 
     system: str = ""
     model: str = ""
     quant: str = ""
+    server: str = ""
 
 
 @dataclass
@@ -311,13 +318,13 @@ class Store:
                        settings: TurnSettings | None = None) -> None:
         """Replace the messages from `start` on with `rows` (role, content, interrupted, stats),
         each marked with the `settings` in force (None: not known; the conversation's stand in)."""
-        turn = settings or TurnSettings(None, None, None)  # type: ignore[arg-type]
+        turn = settings or TurnSettings(None, None, None, None)  # type: ignore[arg-type]
         conn.execute("DELETE FROM messages WHERE conversation_id = ? AND seq >= ?", (cid, start))
         conn.executemany(
-            "INSERT INTO messages (conversation_id, seq, role, content, interrupted, stats, created, system, model, quant)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (conversation_id, seq, role, content, interrupted, stats, created, system, model, quant,"
+            " server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(cid, start + i, role, content, int(bool(interrupted)), json.dumps(stats) if stats else None, now,
-              turn.system, turn.model, turn.quant)
+              turn.system, turn.model, turn.quant, turn.server or None)
              for i, (role, content, interrupted, stats) in enumerate(rows)],
         )
         conn.execute("UPDATE conversations SET updated = ?, system = ? WHERE id = ?", (now, system, cid))
@@ -359,11 +366,12 @@ class Store:
             conv = StoredConversation(int(row[0]), float(row[1]), float(row[2]), row[3], row[4], row[5], row[6])
             per_turn = {"system", "model", "quant"} <= self._columns
             extra = ", system, model, quant" if per_turn else ", NULL, NULL, NULL"
-            for seq, role, content, interrupted, stats, created, system, model, quant in conn.execute(
+            extra += ", server" if "server" in self._columns else ", NULL"
+            for seq, role, content, interrupted, stats, created, system, model, quant, server in conn.execute(
                 f"SELECT seq, role, content, interrupted, stats, created{extra} FROM messages WHERE conversation_id = ? "
                 "ORDER BY seq", (cid,),
             ):
-                settings = None if system is None else TurnSettings(system, model or "", quant or "")
+                settings = None if system is None else TurnSettings(system, model or "", quant or "", server or "")
                 conv.messages.append(StoredMessage(int(seq), role, content, bool(interrupted),
                                                    _json_or_none(stats), float(created), settings))
             return conv
