@@ -517,8 +517,7 @@ class RemoteReplies:
                 try:
                     item = reader.items.get(timeout=timeout)
                 except queue.Empty:
-                    problem = (f"the server sent nothing for {timeout:g} s (a stalled stream; [backend] timeout)"
-                               + ("; the partial reply is kept" if parts else ""))
+                    problem = _stalled(timeout, parts)
                     break
                 kind = item[0]
                 if kind == "cancel":
@@ -526,6 +525,9 @@ class RemoteReplies:
                     break
                 if kind == "status":
                     problem = status_error(item[1], item[2], model.facts, model.backend, model.url)
+                    break
+                if kind == "error" and isinstance(item[1], httpx.ReadTimeout):
+                    problem = _stalled(timeout, parts)
                     break
                 if kind == "error":
                     problem = (connection_error(item[1], model.url) if not opened else
@@ -616,6 +618,11 @@ class RemoteReplies:
         return Stats(prompt_tokens=prompt_n, prompt_eval_tokens=prompt_n, prompt_tokens_per_s=prompt_rate,
                      completion_tokens=n, tokens_per_s=rate, ttft_s=ttft,
                      context_used=base.prompt_tokens + n, context_size=base.context_size, final=final, note=note)
+
+
+def _stalled(timeout: float, parts: list[str]) -> str:
+    return (f"the server sent nothing for {timeout:g} s (a stalled stream; [backend] timeout)"
+            + ("; the partial reply is kept" if parts else ""))
 
 
 def _choice(chunk: dict) -> tuple[str, str | None]:

@@ -155,7 +155,8 @@ class Repl:
         except Exception:  # noqa: BLE001
             width = 80
         return toolbar_text(stats=s.last_stats, snapshot=self.figures.snapshot(), context_used=s.context_used,
-                            context_size=s.context_size, width=max(width, 1))
+                            context_size=s.context_size, width=max(width, 1),
+                            remote=bool(getattr(s.model, "server", "")))
 
     def read(self) -> str:
         """One message or command from the user. KeyboardInterrupt: Ctrl+C on an empty
