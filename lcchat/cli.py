@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 from lcchat import __version__
 from lcchat.textsafe import clean
+from lcchat.usage import UsageParser
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -48,28 +49,6 @@ SUBCOMMANDS = {
     "pull": "lcchat.hub.pull:main",
     "models": "lcchat.hub.models:main",
 }
-
-
-class UsageParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line and exits 2 (every lcchat command uses it)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
-
-    def _suggestion(self, message: str) -> str:
-        """'; did you mean --temp?' for a mistyped flag (argparse before 3.14 has none)."""
-        import difflib
-
-        prefix = "unrecognized arguments: "
-        if not message.startswith(prefix):
-            return ""
-        known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
-        for word in message[len(prefix):].split():
-            if word.startswith("--"):
-                close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
-                if close:
-                    return f"; did you mean {close[0]}?"
-        return ""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,7 @@ def _model_path(ctx: Context) -> Path:
 def _info(ctx: Context):
     from lcchat.engine import gguf_info
 
-    info = getattr(ctx.session.model, "info", None)
+    info = ctx.session.model.info
     return info if info is not None else gguf_info.load_checked(_model_path(ctx), vocab=False)
 
 

@@ -11,9 +11,10 @@ import codecs
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Iterator
 
 from lcchat.engine.events import Done, Event, Notice, Progress, Stats, Token
+from lcchat.engine.protocol import TokenModel
 
 STATS_EVERY_S = 0.25  # how often live Stats are sent while streaming
 
@@ -90,22 +91,6 @@ class DecodeError(RuntimeError):
     """llama.cpp could not evaluate a batch (no room in the KV cache, or an internal error)."""
 
 
-class Backend(Protocol):
-    """What the loop needs from a model (engine.model.Model, or a fake in tests)."""
-
-    n_ctx: int
-    n_batch: int
-    abort_requested: bool
-
-    def decode(self, tokens: list[int], n_past: int, *, logits_last: bool = True) -> int: ...
-    def decode_one(self, token: int, n_past: int) -> int: ...
-    def kv_truncate(self, n_keep: int) -> None: ...
-    def set_abortable(self, on: bool) -> None: ...
-    def make_sampler(self, sampling): ...
-    def piece(self, token: int) -> bytes: ...
-    def is_eog(self, token: int) -> bool: ...
-
-
 @dataclass
 class Generation:
     """The outcome of one run of the loop, kept by the session."""
@@ -125,7 +110,7 @@ class TokenLoop:
     """Evaluates prompts on one model, remembering what the KV cache holds so a follow-up
     prompt that starts the same way evaluates only what is new."""
 
-    def __init__(self, model: Backend):
+    def __init__(self, model: TokenModel):
         self.model = model
         self.cached: list[int] = []  # token ids whose K/V are in the cache, in order
         self.cancel_event = threading.Event()

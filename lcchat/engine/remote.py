@@ -291,6 +291,32 @@ class RemoteModel:
     def kv_truncate(self, n_keep: int) -> None:
         """The server keeps its own cache; nothing to drop here."""
 
+    # What engine/protocol.py asks of a backend that is not token-level: no KV state to
+    # save (the store keeps none), no vocabulary beyond what the server said.
+    n_vocab = 0
+    info = None
+
+    def state_fingerprint(self) -> None:
+        return None
+
+    def load_state(self, data) -> bool:
+        return False
+
+    def is_loaded(self) -> bool:
+        return not self.client.is_closed
+
+    def piece(self, token: int) -> bytes:
+        return b""
+
+    def token_text(self, token: int) -> str:
+        return ""
+
+    def token_attr(self, token: int) -> int:
+        return 0
+
+    def is_eog(self, token: int) -> bool:
+        return False
+
     def reply_source(self) -> "RemoteReplies":
         return RemoteReplies(self)
 

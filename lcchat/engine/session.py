@@ -10,14 +10,14 @@ import copy
 import logging
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator
 
 from lcchat.config.schema import Profile
-from lcchat.engine import guard, templates
+from lcchat.engine import guard, stops, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, StopFilter, TokenLoop, common_prefix
+from lcchat.engine.protocol import TokenModel
 from lcchat.errors import LcchatError
 
 log = logging.getLogger("lcchat.session")
@@ -32,7 +32,7 @@ _PROBE = "\ue000\ue001\ue000"
 
 @dataclass
 class ChatSession:
-    model: object  # engine.model.Model or a fake with the same surface
+    model: TokenModel  # engine.model.Model, or engine.fake.FakeModel in tests
     profile: Profile
     formatter: templates.Formatter
     # Said once, at start, each with its level: a resume is news, a ChatML fallback a warning.
@@ -84,20 +84,8 @@ class ChatSession:
     # ------------------------------------------------------------ stops
 
     def _derive_stops(self) -> tuple[list[str], list[str]]:
-        """Stop strings: the profile's, the format's, the model's EOS/EOT, and any control
-        token that the template uses as a turn marker. Other control tokens are hidden."""
-        stops = [*self.profile.chat.stop, *self.extra_stops, *self.formatter.stop, *self.model.eog_texts()]
-        controls = self.model.control_texts()
-        try:
-            sample = self.formatter.render([{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-                                            {"role": "assistant", "content": "a"}, {"role": "user", "content": "v"}])
-        except templates.TemplateError:
-            sample = ""
-        bos = getattr(self.model, "bos_text", "")
-        markers = [c for c in controls if c in sample and c != bos]
-        stops += markers
-        hidden = [c for c in controls if c not in stops]
-        return list(dict.fromkeys(s for s in stops if s)), hidden
+        """(stops, hidden) for this formatter and model: engine/stops.py."""
+        return stops.derive(self.formatter, self.model, [*self.profile.chat.stop, *self.extra_stops])
 
     def set_stops(self, extra: list[str]) -> None:
         self.extra_stops = list(extra)
@@ -244,7 +232,7 @@ class ChatSession:
         return self._tokenize_whole(text)
 
     def _tokenize_whole(self, text: str) -> list[int]:
-        bos = getattr(self.model, "bos_text", "")
+        bos = self.model.bos_text
         return self._tokens(text, add_bos=self.adds_bos and not (bos and text.startswith(bos)))
 
     @property
@@ -252,7 +240,7 @@ class ChatSession:
         """Whether a prompt gets a BOS token in front ([chat] add_bos; "auto" asks the vocab)."""
         setting = self.profile.chat.add_bos
         if setting == "auto":
-            return bool(getattr(self.model, "add_bos", False))
+            return bool(self.model.add_bos)
         return setting in (True, "true")
 
     def _tokens(self, text: str, *, add_bos: bool) -> list[int]:
@@ -264,8 +252,8 @@ class ChatSession:
             found = [text[a:b] for a, b in guard.literal_spans(text)]
             log.debug("special-token text in a message, tokenized as plain text: %s",
                       ", ".join(repr(f) for f in dict.fromkeys(found)))
-        bos = getattr(self.model, "bos", -1)
-        tokens = [bos] if add_bos and bos is not None and bos >= 0 else []
+        bos = self.model.bos
+        tokens = [bos] if add_bos and bos >= 0 else []
         for piece, special in parts:
             tokens += self.model.tokenize(piece, add_bos=False, special=special)
         return tokens
@@ -312,7 +300,7 @@ class ChatSession:
     def set_system(self, text: str) -> None:
         self.conversation.system = text
 
-    def switch_model(self, new_model, formatter: templates.Formatter | None = None) -> Iterator[Event]:
+    def switch_model(self, new_model: TokenModel, formatter: templates.Formatter | None = None) -> Iterator[Event]:
         """Go on with `new_model` (another quantization, another KV cache type), keeping the
         conversation: the old model is closed and prefill() reads the history into the new
         one, yielding Progress("history", done, total). cancel() stops only that reading;
@@ -322,13 +310,13 @@ class ChatSession:
                 yield Error("a reply is being generated; stop it first")
                 return
             old = self.model
-            self.model, self.loop = new_model, TokenLoop(new_model)  # type: ignore[arg-type]
+            self.model, self.loop = new_model, TokenLoop(new_model)
             if formatter is not None:
                 self.formatter = formatter
             self.stops, self.hidden = self._derive_stops()
             self.specials = self._vocab_specials()
             self._cached_text, self._cached_n = "", 0
-            if old is not new_model and callable(getattr(old, "close", None)):
+            if old is not new_model:
                 old.close()
         yield from self.prefill()
 
@@ -356,10 +344,10 @@ class ChatSession:
             text, tokens = history
             held, state = saved
             n = common_prefix(held, tokens)
-            if n == 0 or not self.model.load_state(state):  # type: ignore[attr-defined]
+            if n == 0 or not self.model.load_state(state):
                 self.loop.reset()
                 return 0
-            self.model.kv_truncate(n)  # type: ignore[attr-defined]
+            self.model.kv_truncate(n)
             self.loop.cached = list(tokens[:n])
             if n == len(tokens):
                 self._cached_text, self._cached_n = text, n
@@ -379,7 +367,7 @@ class ChatSession:
             text, tokens = history
             loop = self.loop
             loop.cancel_event.clear()
-            self.model.abort_requested = False  # type: ignore[attr-defined]
+            self.model.abort_requested = False
             try:
                 yield from loop.feed(tokens, "history", stop=cancel)
             except DecodeError:
@@ -409,13 +397,12 @@ class ChatSession:
 
     def kv_snapshot(self) -> tuple[list[int], bytes] | None:
         """(tokens, state): the tokens in the KV cache and llama.cpp's state holding them,
-        for restore(saved=) in a later session. None when the model cannot save its state,
-        is closed, or holds nothing. Call it between turns."""
-        save = getattr(self.model, "save_state", None)
-        if save is None or not self.loop.cached or getattr(self.model, "_ctx", True) is None:
+        for restore(saved=) in a later session. None when the model is closed or holds
+        nothing. Call it between turns."""
+        if not self.loop.cached or not self.model.is_loaded():
             return None
         tokens = list(self.loop.cached)
-        return tokens, save()
+        return tokens, self.model.save_state()
 
     def close(self) -> None:
         """End the session: the on_close hooks run (the store keeps the KV state for a fast
@@ -426,9 +413,7 @@ class ChatSession:
                 hook(self)
             except Exception:  # noqa: BLE001 - closing must finish
                 log.warning("a close hook failed", exc_info=True)
-        close = getattr(self.model, "close", None)
-        if callable(close):
-            close()
+        self.model.close()
 
     @property
     def context_used(self) -> int:
@@ -535,7 +520,3 @@ def _opened(session: ChatSession, on_event, cancel) -> ChatSession:
         session.model.close()  # type: ignore[attr-defined]
         raise
     return session
-
-
-def model_path_label(path: Path) -> str:
-    return path.name

@@ -297,7 +297,7 @@ def run_repl(profile, *, verbose: bool = False) -> int:
         print("loading cancelled", file=err, flush=True)
         return 130
     reading.erase()
-    seconds = getattr(getattr(session.model, "load", None), "seconds", None) or (time.perf_counter() - started)
+    seconds = float(session.model.describe().get("load_s") or 0) or (time.perf_counter() - started)
     banner = f"loaded {name} in {seconds:.1f} s · /help lists the commands · Ctrl+D leaves"
     # Printed before the REPL's own printer exists: wrap it between words here, or the terminal
     # cuts it mid-word at 80 columns ("Ctr" / "l+D").
@@ -308,9 +308,7 @@ def run_repl(profile, *, verbose: bool = False) -> int:
         repl = Repl(session)
         return repl.run()
     finally:
-        close = getattr(session, "close", None) or getattr(session.model, "close", None)
-        if callable(close):
-            try:
-                close()  # the store's hooks keep the KV state, then the model is freed
-            except Exception:  # noqa: BLE001
-                log.debug("closing the session failed", exc_info=True)
+        try:
+            session.close()  # the store's hooks keep the KV state, then the model is freed
+        except Exception:  # noqa: BLE001
+            log.debug("closing the session failed", exc_info=True)

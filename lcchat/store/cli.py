@@ -24,7 +24,7 @@ AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lcchat.cli import UsageParser
+    from lcchat.usage import UsageParser
 
     p = UsageParser(prog="lcchat history", description="Stored conversations: every message is saved as it is "
                                                    "sent, every reply as it ends. `lcchat -C [ID]` continues one.")

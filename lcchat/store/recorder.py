@@ -129,24 +129,18 @@ class Recorder:
 
     def turn_settings(self) -> TurnSettings:
         """The system prompt, model file and quant type in force now."""
-        model = self.session.model
-        quant = ""
-        info = getattr(model, "info", None)
-        if info is not None:
-            quant = str(getattr(info, "file_type_name", "") or "")
-        elif callable(getattr(model, "describe", None)):
-            try:
-                quant = str(model.describe().get("quant") or "")
-            except Exception:  # noqa: BLE001 - a label, not worth a failed save
-                quant = ""
-        server = str(getattr(model, "server", "") or "")  # a remote model's URL (engine/remote.py)
+        try:
+            quant = str(self.session.model.describe().get("quant") or "")
+        except Exception:  # noqa: BLE001 - a label, not worth a failed save
+            quant = ""
+        server = str(getattr(self.session.model, "server", "") or "")  # a remote model's URL (engine/remote.py)
         return TurnSettings(self.session.conversation.system, self._model(), quant, server)
 
     def _profile(self) -> str:
         return str(getattr(getattr(self.session, "profile", None), "name", "") or "")
 
     def _model(self) -> str:
-        return str(getattr(self.session.model, "path", "") or "")
+        return str(self.session.model.path)
 
     # ------------------------------------------------------------ names
 
@@ -164,7 +158,7 @@ class Recorder:
         """The current model's (it may change: /quant switches models mid-conversation)."""
         model = self.session.model
         if self._fingerprint is None or self._fingerprint[0] is not model:
-            self._fingerprint = (model, kvstate.fingerprint(model))
+            self._fingerprint = (model, model.state_fingerprint())
             self._bytes_per_token = 0.0
         return self._fingerprint[1]
 
