@@ -27,13 +27,14 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
-
-import httpx
+from typing import TYPE_CHECKING, Any, Iterator
 
 from lcchat.engine.events import Done, Error, Event, Notice, Stats, Token
 from lcchat.errors import InputError, LcchatError
 from lcchat.textsafe import one_line
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("lcchat.remote")
 
@@ -117,6 +118,8 @@ def _detail(body: Any) -> str:
 
 def connection_error(exc: BaseException, url: str) -> str:
     """One line for a transport failure: TLS, unreachable, a timeout."""
+    import httpx  # here, not at the top: `import httpx` loads rich too (tests/test_layers.py)
+
     text = str(exc) or type(exc).__name__
     if "SSL" in text or "CERTIFICATE" in text.upper() or "TLS" in text:
         return f"TLS failed talking to {url}: {one_line(text, 200)} (is the URL's scheme right, and its certificate trusted?)"
@@ -158,6 +161,7 @@ class RemoteModel:
     add_bos = False
 
     def __init__(self, backend, profile_n_ctx: int, *, client: httpx.Client | None = None) -> None:
+        import httpx
         self.backend = backend
         self.url = backend.url.rstrip("/")
         headers = {}
@@ -181,6 +185,8 @@ class RemoteModel:
     # ------------------------------------------------------------ connecting
 
     def _get(self, path: str) -> tuple[int, Any]:
+        import httpx
+
         try:
             with self.client.stream("GET", path, timeout=httpx.Timeout(self.backend.timeout, connect=CONNECT_S)) as r:
                 return r.status_code, _json(r)
@@ -188,6 +194,8 @@ class RemoteModel:
             raise RemoteError(connection_error(exc, self.url)) from exc
 
     def _post(self, path: str, body: dict) -> tuple[int, Any]:
+        import httpx
+
         try:
             with self.client.stream("POST", path, json=body) as r:
                 return r.status_code, _json(r)
@@ -379,6 +387,8 @@ class _Reader(threading.Thread):
                 continue
 
     def run(self) -> None:
+        import httpx
+
         try:
             with self.client.stream("POST", self.path, json=self.body) as response:
                 if response.status_code >= 400:
@@ -515,6 +525,8 @@ class RemoteReplies:
     def stream(self, prompt, messages: list[dict], sampling, stop, result) -> Iterator[Event]:
         """Stream one reply as events, through `stop` (the session's StopFilter), into
         `result` (text, finish reason, stats), as TokenLoop.run does."""
+        import httpx
+
         from lcchat.engine.session import _clean
 
         model = self.model

@@ -54,7 +54,8 @@ def greedy(profile_overrides: dict) -> str:
 
 def test_the_greedy_reply_is_the_in_process_one(llama_server):
     """Same model, profile and seed; repeat_penalty 1 because llama-cpp-python's server
-    applies no penalties when greedy and lcchat does (see the README's remote section)."""
+    counts only the reply's tokens for the penalty and lcchat the prompt's too (README,
+    "Past one machine")."""
     local = greedy({"model.n_threads": 1})
     remote = greedy({"backend.url": llama_server.url})
     assert len(local) > 80 and remote == local
