@@ -172,7 +172,9 @@ class RemoteModel:
                                              timeout=httpx.Timeout(backend.timeout, connect=CONNECT_S))
         self.abort_requested = False
         self.notices: list[str] = []
+        started = time.perf_counter()
         self.facts = self._probe(profile_n_ctx)
+        self.connect_s = time.perf_counter() - started
         self.n_ctx = self.facts.n_ctx
         self.bos_text = self.facts.bos_text
         self.eos_text = self.facts.eos_text
@@ -333,7 +335,7 @@ class RemoteModel:
         return {"file": f.model, "path": f.model, "remote": self.url, "server": f.kind, "architecture": f.kind,
                 "quant": "", "parameters": 0, "size_bytes": 0, "train_ctx": 0, "n_ctx": f.n_ctx,
                 "threads": "remote", "gpu_layers": "remote", "rope": "the server's", "cache_type": "the server's",
-                "load_s": 0.0}
+                "load_s": self.connect_s}
 
     def report(self) -> list[str]:
         """What the server reports about itself, for /quant."""
