@@ -5,7 +5,6 @@ fault (a real server will not produce them on demand)."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
 from lcchat.config.loader import load_profile
-from lcchat.engine.events import Done, Stats, Token
+from lcchat.engine.events import Done, Token
 from lcchat.engine.session import open_session
 from lcchat.store.db import Store
 from tests.commandline import lcchat_cmd
