@@ -406,13 +406,13 @@ class _Reader(threading.Thread):
                         self.put(("fault", f"the server sent more than {MAX_STREAM >> 20} MiB for one reply; stopped reading"))
                         return
                     *lines, pending = (pending + chunk).split(b"\n")
-                    for line in lines:
-                        self.put(("line", line))
+                    if lines:
+                        self.put(("lines", lines))  # one hand-over per chunk, not per line
                     if len(pending) > MAX_LINE:
                         self.put(("fault", f"the server sent a line longer than {MAX_LINE >> 20} MiB; stopped reading"))
                         return
                 if pending:
-                    self.put(("line", pending))
+                    self.put(("lines", [pending]))
                 self.put(_END)
         except httpx.HTTPError as exc:
             self.put(("error", exc))
@@ -529,8 +529,6 @@ class RemoteReplies:
         `result` (text, finish reason, stats), as TokenLoop.run does."""
         import httpx
 
-        from lcchat.engine.session import _clean
-
         model = self.model
         self.cancel_event.clear()
         path, body = self.request(prompt, messages, sampling, stop.stops)
@@ -543,8 +541,7 @@ class RemoteReplies:
         events = _Events()
         parts = result.parts
         started = time.perf_counter()
-        first_at = last_at = 0.0
-        pieces = 0
+        counter = _Counter()
         finish, problem, opened = "stop", None, False
         next_stats = started + STATS_EVERY_S
         timeout = float(model.backend.timeout)
@@ -580,44 +577,21 @@ class RemoteReplies:
                 if kind == "open":
                     opened = True
                     continue
-                data = events.line(item[1]) if kind == "line" else events.flush()
-                if data is None:
-                    if kind == "end":
-                        break  # the body ended without [DONE]: what came is the reply
-                    continue
-                if data.strip() == "[DONE]":
+                if kind == "lines":
+                    batch = [d for d in map(events.line, item[1]) if d is not None]
+                else:  # the end of the body: an event not closed by a blank line still counts
+                    last = events.flush()
+                    batch = [last] if last is not None else []
+                outcome = yield from self._take(batch, stop, parts, figures, counter)
+                if outcome is not None:
+                    finish, problem = outcome
                     break
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    problem = f"the server sent malformed data (not JSON): {one_line(data, 80)}"
+                if kind == "end":
+                    finish = counter.reason  # the body ended without [DONE]: what came is the reply
                     break
-                if not isinstance(chunk, dict):
-                    problem = f"the server sent malformed data: {one_line(data, 80)}"
-                    break
-                if chunk.get("error"):
-                    problem = f"the server reported an error mid-reply: {_detail(chunk) or 'no detail'}"
-                    break
-                figures.take(chunk)
-                text, reason = _choice(chunk)
-                if text:
-                    now = time.perf_counter()
-                    first_at = first_at or now
-                    last_at = now
-                    pieces += 1
-                    shown = stop.feed(_clean(text))
-                    if shown:
-                        parts.append(shown)
-                        yield Token(shown)
-                    if stop.stopped_by is not None:
-                        break
-                if reason in ("length", "stop"):
-                    finish = "length" if reason == "length" else "stop"
                 if time.perf_counter() >= next_stats:
                     next_stats = time.perf_counter() + STATS_EVERY_S
-                    yield self._stats(base, figures, pieces, started, first_at, last_at)
-                if kind == "end":
-                    break
+                    yield self._stats(base, figures, counter.pieces, started, counter.first_at, counter.last_at)
         finally:
             reader.stopped.set()
             self._reader = None
@@ -629,7 +603,7 @@ class RemoteReplies:
             yield Notice(f"the reply reached max_tokens ({sampling.max_tokens}); /set max_tokens N allows longer ones")
         if stop.hid:
             yield Notice(f"hid special-token text the model wrote as plain text: {', '.join(dict.fromkeys(stop.hid))}", "warning")
-        result.stats = self._stats(base, figures, pieces, started, first_at, last_at, final=True)
+        result.stats = self._stats(base, figures, counter.pieces, started, counter.first_at, counter.last_at, final=True)
         self.cached = list(prompt.tokens) + [0] * result.stats.completion_tokens
         yield result.stats
         if problem is not None:
@@ -643,6 +617,37 @@ class RemoteReplies:
             return
         result.finish_reason = finish
         yield Done(finish, result.text)  # type: ignore[arg-type]
+
+    def _take(self, batch: list[str], stop, parts: list[str], figures: _Figures,
+              counter: _Counter) -> Iterator[Event]:
+        """Events for a batch of event data; returns (finish, problem) when the reply ends
+        with it ([DONE], a stop string, malformed data, an error event), else None."""
+        from lcchat.engine.session import _clean
+
+        for data in batch:
+            if data.strip() == "[DONE]":
+                return counter.reason, None
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                return "stop", f"the server sent malformed data (not JSON): {one_line(data, 80)}"
+            if not isinstance(chunk, dict):
+                return "stop", f"the server sent malformed data: {one_line(data, 80)}"
+            if chunk.get("error"):
+                return "stop", f"the server reported an error mid-reply: {_detail(chunk) or 'no detail'}"
+            figures.take(chunk)
+            text, reason = _choice(chunk)
+            if text:
+                counter.tick()
+                shown = stop.feed(_clean(text))
+                if shown:
+                    parts.append(shown)
+                    yield Token(shown)
+                if stop.stopped_by is not None:
+                    return "stop", None
+            if reason in ("length", "stop"):
+                counter.reason = reason
+        return None
 
     def _stats(self, base: Stats, figures: _Figures, pieces: int, started: float, first_at: float,
                last_at: float, final: bool = False) -> Stats:
@@ -658,6 +663,20 @@ class RemoteReplies:
         return Stats(prompt_tokens=prompt_n, prompt_eval_tokens=prompt_n, prompt_tokens_per_s=prompt_rate,
                      completion_tokens=n, tokens_per_s=rate, ttft_s=ttft,
                      context_used=base.prompt_tokens + n, context_size=base.context_size, final=final, note=note)
+
+
+class _Counter:
+    """When the reply's text pieces came, and how many (one per token on llama.cpp servers)."""
+
+    def __init__(self) -> None:
+        self.pieces = 0
+        self.first_at = self.last_at = 0.0
+        self.reason = "stop"  # the finish reason the server gave ("length" at max_tokens)
+
+    def tick(self) -> None:
+        self.last_at = time.perf_counter()
+        self.first_at = self.first_at or self.last_at
+        self.pieces += 1
 
 
 def _stalled(timeout: float, parts: list[str]) -> str:

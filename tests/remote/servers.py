@@ -34,13 +34,14 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    def __init__(self, model: Path, *, n_ctx: int = 2048, log: Path | None = None) -> None:
+    def __init__(self, model: Path, *, n_ctx: int = 4096, threads: int = 1, log: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", "1", "--logits_all", "False",
+             "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
+             "--n_threads_batch", str(threads), "--logits_all", "False",
              "--verbose", "False"],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.wait_ready()

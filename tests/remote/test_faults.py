@@ -10,7 +10,7 @@ import pytest
 
 from lcchat.config.schema import Profile
 from lcchat.engine import remote
-from lcchat.engine.events import Done, Error, Stats, Token
+from lcchat.engine.events import Done, Error, Notice, Stats, Token
 from lcchat.engine.session import open_session
 from lcchat.errors import LcchatError
 from tests.remote.servers import delta, sse
@@ -182,3 +182,10 @@ def test_completions_api_sends_the_profile_template_rendering(stub):
     assert text == "Done" and "messages" not in sent
     assert sent["prompt"].endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
     assert "<|im_end|>" in sent["stop"]
+
+
+def test_a_reply_cut_at_max_tokens_says_so(stub):
+    stub.reply = lambda h: h.stream([delta("Cut"), delta(" short", "length"), sse("[DONE]")])
+    _, events = turn(open_session(profile_for(stub.url)))
+    assert events[-1] == Done("length", "Cut short")
+    assert any(isinstance(e, Notice) and "max_tokens" in e.text for e in events)
