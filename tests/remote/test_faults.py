@@ -189,3 +189,27 @@ def test_a_reply_cut_at_max_tokens_says_so(stub):
     _, events = turn(open_session(profile_for(stub.url)))
     assert events[-1] == Done("length", "Cut short")
     assert any(isinstance(e, Notice) and "max_tokens" in e.text for e in events)
+
+
+def test_tls_to_a_server_that_does_not_speak_it_is_one_line(stub):
+    url = stub.url.replace("http://", "https://")
+    with pytest.raises(LcchatError) as info:
+        open_session(profile_for(url))
+    assert str(info.value).startswith(f"TLS failed talking to {url}")
+
+
+def test_a_forbidden_key_without_the_variable_set_says_to_set_it(stub, monkeypatch):
+    stub.api_key = "right"
+    monkeypatch.delenv("STUB_KEY", raising=False)
+    with pytest.raises(LcchatError) as info:
+        open_session(profile_for(stub.url, api_key_env="STUB_KEY"))
+    assert str(info.value).endswith("set $STUB_KEY to its key")
+
+
+def test_a_url_that_is_not_http_is_refused_as_bad_input():
+    from lcchat.config.loader import load_profile
+    from lcchat.errors import ProfileError
+
+    with pytest.raises(ProfileError) as info:
+        load_profile("smollm2", {"backend.url": "gpu-box:8080"})
+    assert "http://" in str(info.value) and info.value.exit_code == 2
