@@ -337,6 +337,16 @@ class RemoteModel:
                 "threads": "remote", "gpu_layers": "remote", "rope": "the server's", "cache_type": "the server's",
                 "load_s": self.connect_s}
 
+    use_chat = True  # which endpoint replies come from (set by open_remote)
+
+    def prompt_note(self) -> str:
+        """What --show-prompt's text is for a remote model."""
+        counted = f"counted by the server's tokenizer ({self.facts.tokenizer})" if self.facts.tokenizer else "estimated"
+        if self.use_chat:
+            return (f"remote, /v1/chat/completions: the server renders the messages with its own template; "
+                    f"below is lcchat's rendering, used only to count tokens ({counted})")
+        return f"remote, /v1/completions: this text is sent as the prompt; tokens {counted}"
+
     def report(self) -> list[str]:
         """What the server reports about itself, for /quant."""
         f = self.facts
@@ -738,6 +748,7 @@ def open_remote(profile) -> tuple[RemoteModel, Any, list[str]]:
     except LcchatError:
         model.close()
         raise
+    model.use_chat = use_chat
     if not use_chat:
         notices += found  # with the chat API the server's own template is used; counting is all this does
     return model, formatter, notices

@@ -213,3 +213,12 @@ def test_a_url_that_is_not_http_is_refused_as_bad_input():
     with pytest.raises(ProfileError) as info:
         load_profile("smollm2", {"backend.url": "gpu-box:8080"})
     assert "http://" in str(info.value) and info.value.exit_code == 2
+
+
+def test_show_prompt_says_whose_template_counts(stub):
+    from lcchat.engine import prompt_view
+
+    session = open_session(profile_for(stub.url))
+    shown = prompt_view.describe(session, prompt_view.preview(session, "Hi"))
+    assert shown.startswith("remote, /v1/chat/completions: the server renders the messages with its own template")
+    assert "estimated" in shown.splitlines()[0] and "Tokens (* special)" not in shown
