@@ -14,6 +14,7 @@ without end. Its replies are chosen per test by setting `reply`.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -37,13 +38,15 @@ class LlamaServer:
     def __init__(self, model: Path, *, n_ctx: int = 4096, threads: int = 1, log: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
         self.log = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
              "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
              "--n_threads_batch", str(threads), "--logits_all", "False",
              "--verbose", "False"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # its log is read while it runs (said())
         self.wait_ready()
 
     def wait_ready(self) -> None:
@@ -59,6 +62,15 @@ class LlamaServer:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"llama_cpp.server did not answer within {READY_S} s")
+
+    def said(self, text: str, within: float = 30.0) -> bool:
+        """Whether the server's output shows `text`, waiting for it up to `within` seconds."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.log_path is not None and text in self.log_path.read_text(errors="replace"):
+                return True
+            time.sleep(0.1)
+        return False
 
     def kill(self) -> None:
         self.process.kill()

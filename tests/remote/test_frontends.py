@@ -32,6 +32,8 @@ def test_a_two_turn_repl_chat_with_ctrl_c_mid_reply(llama_server, tmp_path, edit
         child.expect(STATS)
         say(child, "/set max_tokens 2000")
         interrupt_a_long_reply(child, "Write a very long story about a dragon and a knight.")
+        # Ctrl+C closed the stream, and the server saw it go (so it stops generating)
+        assert llama_server.said("Disconnected from client")
         say(child, "/set max_tokens 24")
         say(child, "Thank you. Say goodbye.")
         child.expect(STATS)  # the session goes on after Ctrl+C
