@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         "## Remote backend: llama-cpp-python's server on localhost against in-process",
         "",
         f"- `python -m benchmarks.remote`: {datetime.datetime.now():%Y-%m-%d %H:%M}, {system.machine()}",
-        f"- model: {Path(model).name}, threads: {args.threads} (server `--n_threads {args.threads} --logits_all False`), "
-        f"greedy, {args.tokens}-token replies, median of {args.repeats}",
+        (f"- model: {Path(model).name}, threads: {args.threads} (server `--n_threads {args.threads} --logits_all False`), "
+        f"greedy, {args.tokens}-token replies, median of {args.repeats}"),
         "",
         "| path | tokens/s | time to first token (s) | reply tokens |",
         "|---|---:|---:|---:|",
@@ -133,11 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         f"| remote (HTTP, localhost) | {remote['tps']:.1f} | {remote['ttft']:.3f} | {remote['tokens']:.0f} |",
         f"| the same server, bare httpx client | {bare['tps']:.1f} | {bare['ttft']:.3f} | {bare['tokens']:.0f} |",
         "",
-        f"tokens/s remote / in-process: **{ratio:.3f}** (target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'}); "
+        (f"tokens/s remote / in-process: **{ratio:.3f}** (target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'}); "
         f"time to first token, remote - in-process: {1000 * (remote['ttft'] - local['ttft']):+.0f} ms "
         "(the request, the server's tokenize calls for the overflow policy, and the stream's first event). "
         f"lcchat's remote path / a bare client of the same server: {remote['tps'] / bare['tps'] if bare['tps'] else 0:.3f} "
-        "(what lcchat's client adds; the rest of the gap is the server's own per-token cost).",
+        "(what lcchat's client adds; the rest of the gap is the server's own per-token cost)."),
         END,
     ]
     report = "\n".join(lines)

@@ -26,8 +26,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from lcchat.engine.events import Done, Error, Event, Notice, Stats, Token
 from lcchat.errors import InputError, LcchatError
@@ -327,7 +328,7 @@ class RemoteModel:
     def is_eog(self, token: int) -> bool:
         return False
 
-    def reply_source(self) -> "RemoteReplies":
+    def reply_source(self) -> RemoteReplies:
         return RemoteReplies(self)
 
     def describe(self) -> dict[str, object]:
@@ -443,7 +444,7 @@ class _Events:
             return self.flush()
         if text.startswith("data:"):
             value = text[5:]
-            self.data.append(value[1:] if value.startswith(" ") else value)
+            self.data.append(value.removeprefix(" "))
         return None
 
     def flush(self) -> str | None:

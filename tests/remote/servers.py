@@ -145,7 +145,7 @@ class Stub:
                 if end:
                     self.wfile.write(b"0\r\n\r\n")
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 if not self.authorized():
                     return
                 if self.path == "/v1/models":
@@ -153,7 +153,7 @@ class Stub:
                 else:
                     self.send_json(404, {"error": "not found"})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if not self.authorized():

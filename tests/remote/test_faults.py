@@ -40,7 +40,7 @@ def test_a_reply_streams_through_the_stop_filter(stub):
     assert text == "Hello "
     assert isinstance(events[-1], Done) and events[-1].finish_reason == "stop"
     assert session.conversation.messages[-1].content == "Hello "
-    stats = [e for e in events if isinstance(e, Stats) and e.final][0]
+    stats = next(e for e in events if isinstance(e, Stats) and e.final)
     assert stats.note.startswith("remote: measured by lcchat") and "estimated" in stats.note
 
 

@@ -8,7 +8,8 @@ import pytest
 from lcchat.config.loader import load_profile
 from lcchat.engine.session import open_session
 from tests.e2e.test_repl_pty import STATS, finish, interrupt_a_long_reply, say, spawn
-from tests.tui.helpers import app_for, drive, ready, say as tui_say
+from tests.tui.helpers import app_for, drive, ready
+from tests.tui.helpers import say as tui_say
 
 pytestmark = pytest.mark.smollm2
 

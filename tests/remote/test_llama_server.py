@@ -25,7 +25,7 @@ pytestmark = pytest.mark.smollm2
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*lcchat_cmd(), *args], capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([*lcchat_cmd(), *args], check=False, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, env=dict(os.environ))
 
 
