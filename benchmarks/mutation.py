@@ -238,12 +238,21 @@ def run_target(target: Target, jobs: int) -> dict:
             shutil.copy(src, work / name)
     with open(work / "pyproject.toml", "a", encoding="utf-8") as f:
         f.write(config(target))
+    (work / "COMMIT").write_text(_commit())
     started = time.monotonic()
     log = work / "mutmut.log"
     with open(log, "w") as out:
         subprocess.run(["nice", "-n", "19", *_mutmut(), "run", "--max-children", str(jobs)], cwd=work, stdout=out,
                        stderr=subprocess.STDOUT, check=False)
     return collect(target, round(time.monotonic() - started))
+
+
+def _commit() -> str:
+    """The checkout's commit, with "+changes" when the mutated code or the tests differ from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "lcchat", "tests"], cwd=ROOT,
+                           capture_output=True, text=True, check=False)
+    return (head.stdout.strip() or "?") + ("+changes" if dirty.stdout.strip() else "")
 
 
 def _mutmut() -> list[str]:
@@ -272,6 +281,7 @@ def collect(target: Target, seconds: int) -> dict:
         "seconds": seconds, "total": stats["total"], "killed": stats["killed"],
         "timeout": stats["timeout"], "segfault": stats.get("segfault", 0), "survived": stats["survived"],
         "no_tests": stats["no_tests"], "survivors": survivors,
+        "commit": (work / "COMMIT").read_text() if (work / "COMMIT").exists() else "",
     }
 
 
@@ -317,18 +327,20 @@ def report() -> str:
     lines = [
         "# Mutation testing of the core",
         "",
-        "`python -m benchmarks.mutation [MODULE ...]` (needs `pip install -e '.[mutation]'`) runs",
+        "`python -m benchmarks.mutation [MODULE ...]` (needs mutmut: `pip install -e '.[mutation]'`) runs",
         "[mutmut](https://pypi.org/project/mutmut/) on each core module against the fast tests of",
         "its own test folder, and rebuilds this report. Score: mutants the tests catch (a failing",
         "test or a hang) out of all mutants. Target: at least 85% per module. Not a CI gate.",
+        "The commit is the one whose code and tests the run mutated (`-`: runs made before it",
+        "was recorded). A survivor marked 'killed since' is caught by a test added after its run.",
         "",
-        "| module | tests | mutants | caught | survived | score | minutes | date |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| module | tests | mutants | caught | survived | score | minutes | date | commit |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in results:
         lines.append(f"| `{r['module']}` | {', '.join(f'`{t}`' for t in r['tests'])} | {r['total']} | "
                      f"{r['killed'] + r['timeout'] + r['segfault']} | {r['survived'] + r['no_tests']} | "
-                     f"{score(r):.1f}% | {r['seconds'] / 60:.1f} | {r['date']} |")
+                     f"{score(r):.1f}% | {r['seconds'] / 60:.1f} | {r['date']} | {r.get('commit') or '-'} |")
     missing = [t for t in TARGETS if not (RESULTS / f"{t.name}.json").exists()]
     if missing:
         # the modules run so far gave about 1.2 mutants per line at about 0.5 mutants a second
