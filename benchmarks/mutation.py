@@ -198,6 +198,26 @@ EXPLAINED: dict[str, str] = {
     "x_check_value__mutmut_44": "killed since by test_add_bos_names_what_it_got",
     "x_resolved_path__mutmut_1": "killed since by test_a_model_path_whose_link_loops_is_one_clear_error",
     "x__pulled_file__mutmut_9": "killed since by test_only_a_pulled_file_the_profile_allows_is_used",
+    # store/export.py
+    "x_fence__mutmut_11": "equivalent: the fence is at least 3 backticks, so a default of 1 or 0 changes nothing",
+    "x_list_line__mutmut_5": "equivalent: one_line's default width is 60",
+    "x_settings_of__mutmut_7": "equivalent: TurnSettings' quant defaults to ''",
+    "x_to_json__mutmut_47": "equivalent: ensure_ascii=None is falsy, as False is",
+    "x_to_markdown__mutmut_7": "killed since by test_the_markdown_title_is_the_first_70_characters_of_the_first_question",
+    "x_to_markdown__mutmut_16": "killed since by test_the_markdown_title_is_the_first_70_characters_of_the_first_question",
+    "x_to_markdown__mutmut_27": "killed since by test_the_markdown_header_shows_the_first_turns_settings",
+    "x_to_markdown__mutmut_28": "killed since by test_markdown_of_a_conversation_without_messages_still_shows_its_"
+                                "system_prompt",
+    "x_to_markdown__mutmut_30": "equivalent: a quant of None or '' both print no quant",
+    "x_to_markdown__mutmut_31": "killed since by test_markdown_of_a_conversation_without_messages_still_shows_its_"
+                                "system_prompt",
+    "x_to_markdown__mutmut_32": "killed since by test_markdown_of_a_conversation_without_messages_still_shows_its_"
+                                "system_prompt",
+    "x_to_markdown__mutmut_33": "equivalent: TurnSettings' quant defaults to ''",
+    "x_to_markdown__mutmut_99": "equivalent: the last line is a fence, '*(interrupted)*' or a date, none with "
+                                "trailing blanks",
+    "x_to_markdown__mutmut_103": "equivalent: the last line is a fence, '*(interrupted)*' or a date, none ending "
+                                 "in X",
     # engine/chat.py
     "x__next_exchange__mutmut_5": "equivalent: the last message is a user message (build_prompt's precondition), "
                                   "so the loop stops there before the bound matters",
