@@ -36,6 +36,7 @@ OVERRIDES = {
     "rope_freq_scale": "rope.freq_scale",
     "rope_scaling": "rope.scaling",
     "chat_format": "chat.format",
+    "think": "chat.thinking",
 }
 
 # Subcommands: name -> "module:function" taking the remaining arguments and returning the
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--chat-format", metavar="NAME", help="a llama-cpp-python chat format, e.g. chatml, llama-2")
     g.add_argument("--system", metavar="TEXT", help="system prompt")
     g.add_argument("--stop", action="append", metavar="TEXT", help="extra stop string (repeatable)")
+    g.add_argument("--think", action=argparse.BooleanOptionalAction, default=None,
+                   help="a reasoning model thinks before it answers, or not (--no-think); default: as the template does")
     g = p.add_argument_group("sampling")
     g.add_argument("--temp", "--temperature", type=float, metavar="T", help="temperature (0: greedy)")
     g.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling threshold")
@@ -96,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--theme", metavar="NAME", help="TUI theme: dark, light, high-contrast, ssh, or one of yours")
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="one-shot: print one JSON object with the text and stats")
+    g.add_argument("--reasoning", action="store_true",
+                   help="one-shot: print a reasoning model's thinking to stderr (stdout holds only the answer)")
     g.add_argument("--show-prompt", action="store_true",
                    help="print the exact prompt for PROMPT (or piped stdin) and its tokens, special ones marked, "
                         "instead of answering")
@@ -261,7 +266,8 @@ def _chat(args: argparse.Namespace) -> int:
     session = _open(profile, verbose=args.verbose)
     if args.show_prompt:
         return recording.finish(lambda: _show_prompt(session, text))
-    return recording.finish(lambda: pipe.run(session, text, as_json=args.json, verbose=args.verbose))
+    return recording.finish(lambda: pipe.run(session, text, as_json=args.json, verbose=args.verbose,
+                                                      reasoning=args.reasoning))
 
 
 def _ensure_model(profile, *, interactive: bool) -> None:

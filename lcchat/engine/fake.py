@@ -145,6 +145,9 @@ class _FakeSampler:
     def accept_history(self, tokens: list[int]) -> None:
         pass
 
+    def accept(self, token: int) -> None:
+        pass
+
     def sample(self) -> int:
         if self.model.delay:
             time.sleep(self.model.delay)

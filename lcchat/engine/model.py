@@ -535,6 +535,10 @@ class Sampler:
         for t in tokens:
             accept(self._chain, t)
 
+    def accept(self, token: int) -> None:
+        """Take a token lcchat chose itself (a reasoning budget's closing marker) as if sampled."""
+        self._llama.llama_sampler_accept(self._chain, token)
+
     def sample(self) -> int:
         """Sample (and accept) the next token from the last logits."""
         return self.sample_fn(self._chain, self._ctx, -1)

@@ -93,6 +93,10 @@ class Sampler(Protocol):
         """Feed the tokens already in context to the penalty samplers."""
         ...
 
+    def accept(self, token: int) -> None:
+        """Take a token lcchat chose itself (a reasoning budget's closing marker) as if sampled."""
+        ...
+
     def sample(self) -> int:
         """Sample (and accept) the next token from the last logits."""
         ...

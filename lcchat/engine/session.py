@@ -12,13 +12,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from lcchat.config.schema import Profile
-from lcchat.engine import guard, stops, templates
+from lcchat.config.schema import ModelSettings, Profile
+from lcchat.engine import guard, reasoning, stops, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
-from lcchat.engine.generate import DecodeError, Generation, StopFilter, TokenLoop, common_prefix
+from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
 from lcchat.engine.protocol import TokenModel
-from lcchat.errors import LcchatError
+from lcchat.errors import LcchatError, PromptTooLong
 
 log = logging.getLogger("lcchat.session")
 
@@ -38,8 +38,12 @@ class ChatSession:
     # Said once, at start, each with its level: a resume is news, a ChatML fallback a warning.
     notices: list[Notice] = field(default_factory=list)
     conversation: Conversation = field(default_factory=Conversation)
+    # The [model] settings the model was loaded with: the profile's at first, another
+    # file's or KV cache type's after a /quant switch (the profile itself is never changed).
+    model_settings: ModelSettings | None = None
 
     def __post_init__(self) -> None:
+        self.model_settings = self.model_settings or self.profile.model
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
         self.loop = TokenLoop(self.model)
@@ -59,6 +63,12 @@ class ChatSession:
         # would split it differently.
         self._cached_text = ""
         self._cached_n = 0
+        # A reasoning model's thinking: its markers (None: the model does not reason), whether
+        # it thinks this turn (None: as the template does) and the thinking budget (-1: none).
+        chat = self.profile.chat
+        self.thinking: bool | None = None if chat.thinking == "auto" else chat.thinking in (True, "true")
+        self.thinking_budget = chat.thinking_budget
+        self.markers = self._detect_markers()
         self.stops, self.hidden = self._derive_stops()
         self.specials = self._vocab_specials()
 
@@ -78,14 +88,25 @@ class ChatSession:
         if self.profile.chat.parse_special:
             return inner
         specials = self.specials
-        return templates.Formatter(source=inner.source, stop=inner.stop, text=inner.text,
+        return templates.Formatter(source=inner.source, stop=inner.stop, text=inner.text, options=inner.options,
                                    render=lambda messages: guard.protect(inner.render, specials, messages, inner.text))
 
     # ------------------------------------------------------------ stops
 
+    def _detect_markers(self) -> reasoning.Markers | None:
+        info = getattr(self.model, "info", None)
+        vocab = [*self.model.control_texts(), *(getattr(info, "tokens", None) or ())]
+        return reasoning.detect(list(self.profile.chat.reasoning), self.formatter.text, vocab)
+
     def _derive_stops(self) -> tuple[list[str], list[str]]:
-        """(stops, hidden) for this formatter and model: engine/stops.py."""
-        return stops.derive(self.formatter, self.model, [*self.profile.chat.stop, *self.extra_stops])
+        """(stops, hidden) for this formatter and model: engine/stops.py. The reasoning
+        markers are neither: the splitter takes them out of the answer."""
+        found, hidden = stops.derive(self.formatter, self.model, [*self.profile.chat.stop, *self.extra_stops])
+        if self.markers is not None:
+            keep = (self.markers.open, self.markers.close)
+            found = [s for s in found if s not in keep]
+            hidden = [h for h in hidden if h not in keep]
+        return found, hidden
 
     def set_stops(self, extra: list[str]) -> None:
         self.extra_stops = list(extra)
@@ -129,8 +150,14 @@ class ChatSession:
     def _reply(self, user: Message) -> Iterator[Event]:
         conv = self.conversation
         model = self.model
+        self._switch_thinking()
         try:
             prompt = self._build_prompt(conv, self._tokenize)
+            think = self._reasoning_for(prompt)
+        except PromptTooLong as exc:
+            conv.messages.pop()
+            yield Error(str(exc), exc.exit_code, exc.fact)
+            return
         except LcchatError as exc:
             conv.messages.pop()
             yield Error(str(exc), exc.exit_code)
@@ -146,26 +173,66 @@ class ChatSession:
         result = Generation()
         self._cached_text, self._cached_n = "", 0
         try:
-            for event in self.loop.run(prompt.tokens, self.sampling, stop, result):
+            for event in self.loop.run(prompt.tokens, self._turn_sampling(), stop, result, think):
                 if isinstance(event, Stats) and event.final:
                     self.last_stats = event
                 yield event
         except GeneratorExit:
             # The front-end stopped reading (Ctrl+C in its loop): keep what was generated.
             self.loop.cancel()
-            self._record(user, result.text or "", interrupted=True)
+            self._record(user, result.text or "", interrupted=True, thinking=result.reasoning)
             raise
         except Exception as exc:  # noqa: BLE001 - the session must survive a failed turn
             log.debug("generation failed", exc_info=True)
             self.loop.reset()
-            self._record(user, result.text, interrupted=True)
+            self._record(user, result.text, interrupted=True, thinking=result.reasoning)
             yield Error(f"generation failed: {exc}")
             yield from self._drain()
             yield Done("error", result.text)
             return
         self._remember_cache(prompt, result)
-        self._record(user, result.text, interrupted=result.finish_reason == "interrupted")
+        if result.unclosed:
+            yield Notice("the reply ended while still thinking: its thinking is kept, apart; there is no answer",
+                         "warning")
+        self._record(user, result.text, interrupted=result.finish_reason == "interrupted" or result.unclosed,
+                     thinking=result.reasoning)
         yield from self._drain()
+
+    # ------------------------------------------------------------ thinking
+
+    def _switch_thinking(self) -> None:
+        """Pass enable_thinking to a template that reads it (Qwen3's), or leave it unset."""
+        options = self.formatter.options
+        if self.markers is not None and self.thinking is not None and reasoning.takes_switch(self.formatter.text):
+            options["enable_thinking"] = self.thinking
+        else:
+            options.pop("enable_thinking", None)
+
+    def _reasoning_for(self, prompt) -> Reasoning | None:
+        """The loop's reasoning part for this prompt. With thinking off and a template that
+        has no switch, the prompt gets an empty thinking block (closed, as Qwen3's template
+        writes it for enable_thinking=false), so the reply starts with the answer."""
+        markers = self.markers
+        if markers is None:
+            return None
+        inside = reasoning.opened_by(prompt.text, markers)
+        if self.thinking is False and not reasoning.takes_switch(self.formatter.text):
+            extra = ("\n" if inside else markers.open + "\n\n") + markers.close + "\n\n"
+            prompt.text = guard.PromptText.of(prompt.text + extra, guard.literal_spans(prompt.text))
+            prompt.tokens = prompt.tokens + self._tokens(extra, add_bos=False)
+            inside = False
+        close = self._tokens(markers.close, add_bos=False)  # what the budget writes; the model goes on
+        return Reasoning(reasoning.Splitter(markers, inside=inside), self.thinking_budget, close)
+
+    def _turn_sampling(self):
+        """The session's sampling, with [sampling_no_think]'s settings while thinking is off."""
+        if self.markers is None or self.thinking is not False:
+            return self.sampling
+        sampling = copy.copy(self.sampling)
+        for name, value in vars(self.profile.sampling_no_think).items():
+            if value != -1:
+                setattr(sampling, name, value)
+        return sampling
 
     def _build_prompt(self, conv: Conversation, tokenize: Callable[[str], list[int]]):
         """The prompt for `conv` under the profile's overflow policy (engine/chat.py)."""
@@ -188,8 +255,8 @@ class ChatSession:
             except Exception:  # noqa: BLE001 - saving must never end the chat
                 log.warning("a send hook failed", exc_info=True)
 
-    def _record(self, user: Message, text: str, *, interrupted: bool) -> None:
-        reply = Message("assistant", text, interrupted=interrupted)
+    def _record(self, user: Message, text: str, *, interrupted: bool, thinking: str = "") -> None:
+        reply = Message("assistant", text, interrupted=interrupted, reasoning=thinking.strip())
         self.conversation.messages.append(reply)
         for listener in list(self.listeners):
             try:
@@ -292,11 +359,12 @@ class ChatSession:
     def set_system(self, text: str) -> None:
         self.conversation.system = text
 
-    def switch_model(self, new_model: TokenModel, formatter: templates.Formatter | None = None) -> Iterator[Event]:
-        """Go on with `new_model` (another quantization, another KV cache type), keeping the
-        conversation: the old model is closed and prefill() reads the history into the new
-        one, yielding Progress("history", done, total). cancel() stops only that reading;
-        the next turn reads the rest."""
+    def switch_model(self, new_model: TokenModel, formatter: templates.Formatter | None = None,
+                     settings: ModelSettings | None = None) -> Iterator[Event]:
+        """Go on with `new_model` (another quantization, another KV cache type; loaded with
+        `settings`), keeping the conversation: the old model is closed and prefill() reads
+        the history into the new one, yielding Progress("history", done, total). cancel()
+        stops only that reading; the next turn reads the rest."""
         with self._guard() as ok:
             if not ok:
                 yield Error("a reply is being generated; stop it first")
@@ -305,6 +373,9 @@ class ChatSession:
             self.model, self.loop = new_model, TokenLoop(new_model)
             if formatter is not None:
                 self.formatter = formatter
+            if settings is not None:
+                self.model_settings = settings
+            self.markers = self._detect_markers()
             self.stops, self.hidden = self._derive_stops()
             self.specials = self._vocab_specials()
             self._cached_text, self._cached_n = "", 0
@@ -326,7 +397,7 @@ class ChatSession:
                 raise LcchatError("wait for the reply to finish (Ctrl+C stops it)")
             conv = self.conversation
             conv.system = system
-            conv.messages[:] = [Message(m.role, m.content, m.interrupted) for m in messages]
+            conv.messages[:] = [Message(m.role, m.content, m.interrupted, getattr(m, "reasoning", "")) for m in messages]
             conv.window_start = 0
             self.loop.reset()
             self._cached_text, self._cached_n = "", 0
@@ -449,40 +520,20 @@ on_open: list[Callable[[ChatSession, "threading.Event | None"], None]] = []
 
 def open_session(profile: Profile, *, on_progress: Callable[[float], None] | None = None,
                  cancel: threading.Event | None = None, on_event: Callable[[Event], None] | None = None) -> ChatSession:
-    """Check the profile's model file, load it, choose the chat format: a ready session.
-    on_progress gets the load's fraction; on_event what the on_open hooks report after it
-    (Progress("history", done, total) while a continued conversation is re-read)."""
-    from lcchat.config.loader import resolve_model_path
-    from lcchat.engine import gguf_info
-    from lcchat.engine.model import Model
+    """Open the profile's model (engine/loading.py: file checks, load, chat format,
+    notices): a ready session. on_progress gets the load's fraction; on_event what the
+    on_open hooks report after it (Progress("history", done, total) while a continued
+    conversation is re-read)."""
+    from lcchat.engine import loading
 
-    path = resolve_model_path(profile)
-    info = gguf_info.load_checked(path)
-    from lcchat.engine.quant import fit_warning, kv_cache_problem
-    from lcchat.errors import InputError
-
-    if kv_cache_problem(profile.model):
-        raise InputError(kv_cache_problem(profile.model))
-    fit = fit_warning(info, profile)  # front-ends may show quant.fit_warning before calling this
-    if fit:
-        log.warning("%s", fit)
-    model = Model(path, profile.model, profile.rope, seed=profile.sampling.seed,
-                  on_progress=on_progress, cancel=cancel, info=info)
-    notices = [fit] if fit else []
-    notices += model.load.notices + model.load.rope.warnings
-    formatter = templates.choose(
-        profile_template=profile.chat.template, profile_format=profile.chat.format,
-        gguf_template=info.chat_template, bos_token=model.bos_text, eos_token=model.eos_text, notices=notices,
-    )
-    if info.tokens:
-        formatter = templates.adapt_to_vocab(formatter, set(info.tokens), notices)
-    session = ChatSession(model=model, profile=profile, formatter=formatter,
-                          notices=[Notice(text, "warning") for text in notices])
+    loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
+    session = ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
+                          notices=loaded.notices, model_settings=loaded.settings)
     session.report = on_event
     try:
         for hook in list(on_open):
             hook(session, cancel)
     except BaseException:
-        model.close()
+        loaded.model.close()
         raise
     return session

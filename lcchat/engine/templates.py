@@ -47,6 +47,9 @@ class Formatter:
     stop: list[str] = field(default_factory=list)
     text: str = ""  # the Jinja source, when there is one
     renamed: tuple[str, ...] = ()  # marker texts written under another name (adapt_to_vocab)
+    # Variables a Jinja template gets besides the messages, shared by every wrapper of one
+    # template: the session sets enable_thinking here for templates that read it (Qwen3's).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def _sandbox():
@@ -126,12 +129,15 @@ def compile_jinja(text: str, *, bos_token: str = "", eos_token: str = "", source
     except Exception as exc:  # noqa: BLE001 - any compile failure means: don't use it
         raise TemplateError(f"the {source} does not compile: {exc}") from exc
 
+    options: dict[str, Any] = {}
+
     def render(messages: list[dict[str, str]]) -> str:
         return _bounded_render(template, source, dict(
-            messages=messages, add_generation_prompt=True, bos_token=bos_token, eos_token=eos_token, tools=None,
+            options, messages=messages, add_generation_prompt=True, bos_token=bos_token, eos_token=eos_token,
+            tools=None,
         ))
 
-    return Formatter(source=source, render=render, text=text)
+    return Formatter(source=source, render=render, text=text, options=options)
 
 
 @contextmanager
@@ -270,7 +276,7 @@ def fold_system(formatter: Formatter, notices: list[str]) -> Formatter:
     notices.append(f"the {formatter.source} has no system role; the system prompt goes at the start of the "
                    "first user message")
     return Formatter(source=f"{formatter.source}, system prompt in the first user message", render=render,
-                     stop=formatter.stop, text=formatter.text, renamed=formatter.renamed)
+                     stop=formatter.stop, text=formatter.text, renamed=formatter.renamed, options=formatter.options)
 
 
 def fold_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -312,4 +318,5 @@ def adapt_to_vocab(formatter: Formatter, vocab: set[str], notices: list[str]) ->
     names = ", ".join(f"{a} as {b}" for a, b in swaps.items())
     notices.append(f"this GGUF has no {' or '.join(swaps)} token (an older conversion); writing {names}")
     return Formatter(source=f"{formatter.source}, markers renamed for this vocab", render=render,
-                     stop=[swaps.get(s, s) for s in formatter.stop], text=formatter.text, renamed=tuple(swaps))
+                     stop=[swaps.get(s, s) for s in formatter.stop], text=formatter.text, renamed=tuple(swaps),
+                     options=formatter.options)

@@ -17,6 +17,7 @@ import time
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.utils import get_cwidth, is_dumb_terminal
 
+from lcchat.commands.advice import phrase
 from lcchat.commands.registry import Result
 from lcchat.engine.events import LEVEL_PREFIX, Notice, Stats
 from lcchat.textsafe import clean
@@ -203,6 +204,25 @@ class Printer:
     def dim(self, text: str) -> None:
         self.line(text, "dim")
 
+    def styled(self, *styles: str) -> None:
+        """Start writing in `styles` (none: back to plain), where the terminal allows it;
+        streamed text in between keeps them (a reasoning model's thinking, dimmed)."""
+        if not self.attributes:
+            return
+        self.flush()
+        on = self.style("x", *styles)
+        self.raw(on[: on.index("x")] if styles and on != "x" else "\x1b[0m")
+
+    def status(self, text: str, *styles: str) -> None:
+        """A line that says how something goes, written over each time (\r, erase to its end):
+        one line for the thinking with /think hide. On a dumb terminal nothing: done() says it."""
+        if not self.attributes:
+            return
+        with self.lock:
+            self.raw("\r\x1b[K" + self.style(self._fit(clean(text)).split("\n")[0], *styles))
+            self.at_line_start = False
+            self._column = 0
+
     def warning(self, text: str) -> None:
         self.line(LEVEL_PREFIX["warning"] + text, "yellow")
 
@@ -210,10 +230,11 @@ class Printer:
         self.line(LEVEL_PREFIX["error"] + text, "red")
 
     def notice(self, notice: Notice) -> None:
+        text = phrase(notice)  # the fact, and what to do about it here
         if notice.level == "warning":
-            self.warning(notice.text)
+            self.warning(text)
         else:
-            self.dim(notice.text)
+            self.dim(text)
 
     def stats(self, stats: Stats) -> None:
         self.dim(stats.summary())
