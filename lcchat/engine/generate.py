@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
+from lcchat.engine import speculative
 from lcchat.engine.events import Done, Event, Notice, Progress, Stats, Token
 
 STATS_EVERY_S = 0.25  # how often live Stats are sent while streaming
@@ -99,6 +100,7 @@ class Backend(Protocol):
 
     def decode(self, tokens: list[int], n_past: int, *, logits_last: bool = True) -> int: ...
     def decode_one(self, token: int, n_past: int) -> int: ...
+    def decode_batch(self, tokens: list[int], n_past: int) -> int: ...  # logits for every token
     def kv_truncate(self, n_keep: int) -> None: ...
     def set_abortable(self, on: bool) -> None: ...
     def make_sampler(self, sampling): ...
@@ -129,6 +131,7 @@ class TokenLoop:
         self.model = model
         self.cached: list[int] = []  # token ids whose K/V are in the cache, in order
         self.cancel_event = threading.Event()
+        self.speculation: speculative.Speculation | None = None  # the session's [speculative] settings
 
     def reset(self) -> None:
         self.cached = []
@@ -215,6 +218,9 @@ class TokenLoop:
         limit = sampling.max_tokens if sampling.max_tokens >= 0 else n_ctx
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         piece, is_eog, decode_one, sample = model.piece, model.is_eog, model.decode_one, sampler.sample
+        verifier = speculative.verifier(self.speculation, model, sampler, self.cached, limit=limit, cancel=cancel)
+        if verifier is not None:  # drafted tokens are verified in batches (engine/speculative.py)
+            decode_one, sample = verifier.advance, verifier.sample
         cached = self.cached
         parts = result.parts
         generated: list[int] = []
@@ -259,8 +265,10 @@ class TokenLoop:
                     break
                 if now >= next_stats:
                     next_stats = now + STATS_EVERY_S
-                    yield _stats(base, generated, started, first_at, last_at, len(cached))
+                    yield _stats(base, generated, started, first_at, last_at, len(cached), verifier)
         finally:
+            if verifier is not None:
+                verifier.finish()
             sampler.close()
         tail = stop.feed(decoder.decode(b"", final=True)) + stop.flush()
         if tail:
@@ -274,16 +282,18 @@ class TokenLoop:
             yield Notice(f"hid special-token text the model wrote as plain text: {', '.join(dict.fromkeys(stop.hid))}", "warning")
         result.finish_reason = finish
         result.tokens = generated
-        result.stats = _stats(base, generated, started, first_at, last_at, len(cached), final=True)
+        result.stats = _stats(base, generated, started, first_at, last_at, len(cached), verifier, final=True)
         yield result.stats
         yield Done(finish, result.text)  # type: ignore[arg-type]
 
 
 def _stats(base: Stats, generated: list[int], started: float, first_at: float, last_at: float,
-           used: int, final: bool = False) -> Stats:
+           used: int, verifier: speculative.Verifier | None = None, final: bool = False) -> Stats:
     n = len(generated)
     span = last_at - first_at
-    return Stats(
+    spec = {} if verifier is None else {"drafted": verifier.drafted, "accepted": verifier.accepted,
+                                        "decodes": verifier.decodes}
+    return Stats(**spec,
         prompt_tokens=base.prompt_tokens, prompt_eval_tokens=base.prompt_eval_tokens,
         prompt_tokens_per_s=base.prompt_tokens_per_s, completion_tokens=n,
         tokens_per_s=(n / span) if span > 0 and n > 0 else 0.0,

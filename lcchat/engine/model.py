@@ -390,6 +390,20 @@ class Model:
         batch.n_tokens = n
         return self._llama.llama_decode(self._ctx, batch)
 
+    def decode_batch(self, tokens: list[int], n_past: int) -> int:
+        """Evaluate `tokens` at positions n_past.. with logits for every one of them, so
+        each can be sampled (Sampler.sample(i)): how a speculative draft is verified."""
+        batch = self._batch
+        tok, pos, nseq, seq, logits = batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits
+        for i, t in enumerate(tokens):
+            tok[i] = t
+            pos[i] = n_past + i
+            nseq[i] = 1
+            seq[i][0] = 0
+            logits[i] = 1
+        batch.n_tokens = len(tokens)
+        return self._llama.llama_decode(self._ctx, batch)
+
     def decode_one(self, token: int, n_past: int) -> int:
         """Evaluate one generated token at position n_past (the hot path: no batch filling;
         llama.cpp places it after the cached positions, which is n_past)."""
@@ -510,9 +524,10 @@ class Sampler:
         for t in tokens:
             accept(self._chain, t)
 
-    def sample(self) -> int:
-        """Sample (and accept) the next token from the last logits."""
-        return self.sample_fn(self._chain, self._ctx, -1)
+    def sample(self, idx: int = -1) -> int:
+        """Sample (and accept) the next token from the logits of batch position `idx`
+        (-1: the last one evaluated)."""
+        return self.sample_fn(self._chain, self._ctx, idx)
 
     def close(self) -> None:
         if self._chain is not None:
