@@ -89,6 +89,16 @@ class SamplingSettings:
     max_tokens: int = field(default=1024, metadata={"doc": "longest reply in tokens; -1 means until the context is full", "min": -1})
 
 
+SPEC_MODES = ("off", "lookup", "draft", "auto")
+
+
+@dataclass
+class SpeculativeSettings:
+    mode: str = field(default="off", metadata={"doc": "speculative decoding: off; lookup (draft the continuation of the longest recent n-gram match in the conversation: free, and fast when the reply quotes its input); draft (a small model with the same vocabulary proposes tokens, see draft); auto (lookup where the conversation matches, else the draft model if one is set). Output is unchanged: identical when greedy, the same distribution at any temperature", "choices": SPEC_MODES})
+    draft: str = field(default="", metadata={"doc": "the draft model's GGUF file for mode = draft or auto; it must share the model's vocabulary. ~ and $VARS expand, relative paths are relative to the profile file"})
+    n_draft: int = field(default=8, metadata={"doc": "the most tokens drafted at a time; the length adapts to how many are accepted", "min": 1, "max": 64})
+
+
 @dataclass
 class UISettings:
     theme: str = field(default="dark", metadata={"doc": "TUI theme name (themes/*.tcss or the config dir)"})
@@ -114,6 +124,7 @@ SECTIONS: dict[str, type] = {
     "chat": ChatSettings,
     "context": ContextSettings,
     "sampling": SamplingSettings,
+    "speculative": SpeculativeSettings,
     "ui": UISettings,
     "store": StoreSettings,
 }
@@ -136,6 +147,7 @@ class Profile:
     chat: ChatSettings = field(default_factory=ChatSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    speculative: SpeculativeSettings = field(default_factory=SpeculativeSettings)
     ui: UISettings = field(default_factory=UISettings)
     store: StoreSettings = field(default_factory=StoreSettings)
 

@@ -288,7 +288,9 @@ class Model:
         self._one = (llama_cpp.llama_token * 1)()
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self.abort_requested)
 
+        self.vocab_type = int(llama_cpp.llama_vocab_type(self._vocab))
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self.add_eos = bool(llama_cpp.llama_vocab_get_add_eos(self._vocab))
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
         self.eos = llama_cpp.llama_vocab_eos(self._vocab)
         self.eot = llama_cpp.llama_vocab_eot(self._vocab)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from lcchat.config.schema import Profile
-from lcchat.engine import guard, templates
+from lcchat.engine import guard, speculative, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, StopFilter, TokenLoop, common_prefix
@@ -43,6 +43,9 @@ class ChatSession:
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
         self.loop = TokenLoop(self.model)  # type: ignore[arg-type]
+        spec = self.profile.speculative
+        # Speculative decoding: the mode /spec switches, and the draft model open_session loads.
+        self.speculation = self.loop.speculation = speculative.Speculation(mode=spec.mode, n_draft=spec.n_draft)
         self.last_stats: Stats | None = None
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
@@ -315,6 +318,7 @@ class ChatSession:
                 return
             old = self.model
             self.model, self.loop = new_model, TokenLoop(new_model)  # type: ignore[arg-type]
+            self.loop.speculation = self.speculation
             if formatter is not None:
                 self.formatter = formatter
             self.stops, self.hidden = self._derive_stops()
@@ -418,6 +422,7 @@ class ChatSession:
                 hook(self)
             except Exception:  # noqa: BLE001 - closing must finish
                 log.warning("a close hook failed", exc_info=True)
+        self.speculation.close()
         close = getattr(self.model, "close", None)
         if callable(close):
             close()
@@ -495,12 +500,39 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
                           notices=[Notice(text, "warning") for text in notices])
     session.report = on_event
     try:
+        session.speculation.draft_model = _open_draft(profile, model, cancel)
         for hook in list(on_open):
             hook(session, cancel)
     except BaseException:
+        session.speculation.close()
         model.close()
         raise
     return session
+
+
+def _open_draft(profile: Profile, model, cancel: threading.Event | None) -> speculative.ModelDrafter | None:
+    """The draft model of [speculative] draft, loaded beside the model, once its vocabulary
+    is checked to be the model's (llama.cpp's rule); None when the profile names none."""
+    from lcchat.config.loader import resolve_draft_path
+    from lcchat.engine.model import Model
+    from lcchat.errors import InputError
+
+    spec = profile.speculative
+    path = resolve_draft_path(profile)
+    if path is None:
+        if spec.mode == "draft":
+            raise InputError("[speculative] mode = draft needs a draft model: set [speculative] draft = PATH "
+                             "or give --draft PATH")
+        return None
+    settings = copy.copy(profile.model)
+    settings.n_ctx = model.n_ctx
+    draft = Model(path, settings, profile.rope, seed=0, cancel=cancel)
+    problem = speculative.vocab_mismatch(model, draft)
+    if problem:
+        draft.close()
+        raise InputError(f"{path}: cannot be the draft model of {model.path.name}: {problem}; "
+                         "a draft model must have the same vocabulary")
+    return speculative.ModelDrafter(draft)
 
 
 def model_path_label(path: Path) -> str:

@@ -32,12 +32,45 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-MODES = ("off", "lookup", "draft", "auto")
+from lcchat.config.schema import SPEC_MODES as MODES  # noqa: F401 - the modes, named once
 NGRAM_MAX = 4  # the longest n-gram prompt lookup matches
 NGRAM_MIN = 2  # ... and the shortest: a single token predicts too little
 PAUSE_FIRST = 16  # tokens without drafting after drafting first cost more than it gave
 PAUSE_MAX = 1024
 EMA = 0.3  # weight of the newest measurement in the running averages
+
+
+# llama.cpp's rule for a draft model (common/speculative.cpp): the same vocab type and
+# BOS/EOS, at most this many tokens more or fewer, and the same text for every token id
+# from VOCAB_CHECK_FROM on that both have.
+VOCAB_MAX_SIZE_DIFFERENCE = 128
+VOCAB_CHECK_FROM = 5
+
+
+def vocab_mismatch(target, draft) -> str | None:
+    """Why `draft` cannot draft for `target` (two loaded models), or None when it can."""
+    for what, attr in (("vocabulary type", "vocab_type"), ("add-BOS setting", "add_bos"),
+                       ("add-EOS setting", "add_eos"), ("BOS token", "bos"), ("EOS token", "eos")):
+        a, b = getattr(target, attr), getattr(draft, attr)
+        if a != b:
+            return f"its {what} differs ({b} against the model's {a})"
+    n_t, n_d = target.n_vocab, draft.n_vocab
+    if abs(n_t - n_d) > VOCAB_MAX_SIZE_DIFFERENCE:
+        return f"it has {n_d} tokens against the model's {n_t}"
+    t_tokens, d_tokens = _token_texts(target), _token_texts(draft)
+    for i in range(VOCAB_CHECK_FROM, min(n_t, n_d)):
+        if t_tokens[i] != d_tokens[i]:
+            return f"token {i} differs"
+    return None
+
+
+def _token_texts(model) -> list[str]:
+    """Every token's text: from the GGUF header already read, else from llama.cpp."""
+    info = getattr(model, "info", None)
+    tokens = getattr(info, "tokens", None)
+    if tokens and len(tokens) == model.n_vocab:
+        return tokens
+    return [model.token_text(i) for i in range(model.n_vocab)]
 
 
 class Drafter(Protocol):
