@@ -198,6 +198,7 @@ class Speculation:
     mode: str = "off"
     n_draft: int = 8
     draft_model: ModelDrafter | None = None
+    adaptive: bool = True  # pause drafting when it does not pay (tests turn it off to draft always)
 
     def drafter(self) -> Drafter | None:
         if self.mode == "lookup":
@@ -217,7 +218,8 @@ class Speculation:
 class Verifier:
     """Drafts, verifies and keeps the KV cache in step for one turn (see the module doc)."""
 
-    def __init__(self, model, sampler, drafter: Drafter, cached: list[int], *, n_draft: int, limit: int) -> None:
+    def __init__(self, model, sampler, drafter: Drafter, cached: list[int], *, n_draft: int, limit: int,
+                 adaptive: bool = True) -> None:
         self.model = model
         self.sampler = sampler
         self.drafter = drafter
@@ -234,6 +236,7 @@ class Verifier:
         self._batch_cost = 0.0
         self._batch_drafted = 0
         self._batch_accepted = 0
+        self.adaptive = adaptive
         self.pause = 0  # tokens to go before drafting again
         self.next_pause = PAUSE_FIRST
 
@@ -300,7 +303,7 @@ class Verifier:
             self.n = min(self.n_max, self.n + 2)
         else:
             self.n = max(1, accepted + 1)
-        if self.single_s is not None and self.spec_s > self.single_s:
+        if self.adaptive and self.single_s is not None and self.spec_s > self.single_s:
             self.pause = self.next_pause
             self.next_pause = min(PAUSE_MAX, self.next_pause * 2)
             self.spec_s = None  # judge the next try on its own figures
@@ -324,4 +327,5 @@ def verifier(speculation: Speculation | None, model, sampler, cached: list[int],
         return None
     if speculation.draft_model is not None:
         speculation.draft_model.cancel = cancel
-    return Verifier(model, sampler, drafter, cached, n_draft=speculation.n_draft, limit=limit)
+    return Verifier(model, sampler, drafter, cached, n_draft=speculation.n_draft, limit=limit,
+                    adaptive=speculation.adaptive)
