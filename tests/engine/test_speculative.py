@@ -208,7 +208,7 @@ def chi_square_p(a: Counter, b: Counter, top: int = 4) -> float:
 def test_at_temperature_0_8_the_tokens_keep_their_distribution(tmp_path) -> None:
     # Random weights, scaled up so the next token is neither certain nor uniform; the model
     # drafts for itself (greedily), so its drafts are often but not always what is drawn.
-    path = models.write_tiny_model(tmp_path / "t.gguf", weight_scale=0.6, seed=3)
+    path = models.write_tiny_model(tmp_path / "t.gguf", weight_scale=0.35, seed=3)
     session = open_on(path, **{"sampling.temperature": 0.8, "sampling.top_k": 0, "sampling.top_p": 1.0,
                                "sampling.min_p": 0.0, "sampling.max_tokens": 2, "speculative.draft": str(path)})
     runs = 300
@@ -230,7 +230,7 @@ def test_at_temperature_0_8_the_tokens_keep_their_distribution(tmp_path) -> None
         session.close()
     (f_off, s_off, _, _), (f_on, s_on, drafted, accepted) = counts["off"], counts["draft"]
     assert 0 < accepted < drafted  # verification ran, and both accepted and rejected drafts
-    assert len(f_off) >= 3 and max(f_off.values()) < 0.9 * runs  # a distribution worth testing
+    assert len(f_off) >= 3 and len(s_off) >= 10 and max(s_off.values()) < 0.5 * runs  # worth testing
     assert chi_square_p(f_off, f_on) > 0.001
     assert chi_square_p(s_off, s_on) > 0.001
 
