@@ -34,11 +34,12 @@ def open_on(path, **overrides):
     return session
 
 
-def turn(session, mode: str, message: str = "hello", *, cancel_mid_draft: bool = False):
-    """One reply with speculation `mode`: (text, finish_reason, final Stats, events)."""
+def turn(session, mode: str, message: str | None = "hello", *, cancel_mid_draft: bool = False):
+    """One reply with speculation `mode` (to `message`, or the last one again when None):
+    (text, finish_reason, final Stats, events)."""
     session.speculation.mode = mode
     events = []
-    for event in session.send(message):
+    for event in session.send(message) if message is not None else session.retry():
         events.append(event)
         if cancel_mid_draft and isinstance(event, Token) and drafted_ahead(session) >= 2:
             session.cancel()
@@ -268,3 +269,67 @@ def test_lookup_drafts_the_continuation_of_the_longest_recent_match() -> None:
     assert drafter.draft(context, 2, 3) == [4, 5, 6]
     assert drafter.draft([*context, 2, 3], 9, 2) == [9, 1]  # (1, 2, 3, 9) matches
     assert drafter.draft([7, 8], 6, 4) == []
+
+
+# ---------------------------------------------------------------- greedy output is unchanged on SmolLM2
+
+CODE = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return 2 * w + 2 * h\n"
+STORY = ("Marie Curie was born in Warsaw in 1867. She moved to Paris to study physics and "
+         "mathematics at the Sorbonne, where she met Pierre Curie. Together they discovered "
+         "polonium and radium, and she became the first person to win two Nobel Prizes.")
+PROMPTS = [
+    # free text
+    "Write a short poem about the sea.",
+    "What is the capital of France?",
+    "Give me three tips for sleeping better.",
+    "Tell me a story about a dragon who learns to cook.",
+    "Explain what a CPU does in two sentences.",
+    "List five fruits that are red.",
+    "Why is the sky blue?",
+    # summaries and quoting
+    f"Summarize this text in one sentence: {STORY}",
+    f"Repeat this text exactly: {STORY}",
+    f"Who is this text about, and what did she discover? {STORY}",
+    "Copy this list, one item per line: apples, pears, plums, cherries, grapes, melons.",
+    "Fix the typos in this sentence: The quik brown fox jumpd over the lazzy dog.",
+    "Translate to French, keeping the names: Alice and Bob went to London with Carol.",
+    # code edits
+    f"Rename the function area to rectangle_area in this code:\n{CODE}",
+    f"Add a docstring to each function in this code:\n{CODE}",
+    f"Rewrite this code with type hints:\n{CODE}",
+    "Fix the bug in this Python code: def add(a, b): return a - b",
+    "Convert this loop to a list comprehension: result = []\nfor x in range(10):\n    result.append(x * x)",
+    "Write a Python function that reverses a string.",
+    "Complete the sequence: 1, 2, 3, 4, 5, 6, 7, 8,",
+]
+
+
+@pytest.mark.smollm2
+@pytest.mark.slow
+def test_greedy_replies_on_smollm2_are_byte_identical_with_each_drafter(smollm2) -> None:
+    """SmolLM2 drafts for itself: its drafts are nearly always right, so most of each
+    reply comes from verified batches, and those must give the very same bytes. With
+    flash attention: without it, llama.cpp's CPU attention rounds a batch of queries
+    differently from a single one, and a near tie can go the other way."""
+    assert len(PROMPTS) == 20
+    session = open_session(load_profile("smollm2", {
+        "sampling.temperature": 0.0, "sampling.max_tokens": 40, "model.n_ctx": 512, "model.flash_attn": True,
+        "speculative.draft": str(smollm2)}))
+    session.speculation.adaptive = False
+    totals = Counter()
+    try:
+        for prompt in PROMPTS:
+            replies = {}
+            session.clear()
+            for mode, message in (("off", prompt), ("lookup", None), ("draft", None)):  # None: /retry
+                text, reason, stats, _ = turn(session, mode, message)
+                replies[mode] = (text.encode(), reason)
+                totals[mode, "drafted"] += stats.drafted
+                totals[mode, "accepted"] += stats.accepted
+                assert kv_positions(session) == len(session.loop.cached)
+            assert replies["lookup"] == replies["off"], prompt
+            assert replies["draft"] == replies["off"], prompt
+    finally:
+        session.close()
+    assert totals["lookup", "accepted"] > 30  # the quoting prompts were drafted by lookup
+    assert totals["draft", "accepted"] > 0.9 * totals["draft", "drafted"] > 400
