@@ -8,6 +8,7 @@ terminal. Meaning never rests on colour alone: errors and warnings say so in wor
 
 from __future__ import annotations
 
+import base64
 import os
 import textwrap
 import threading
@@ -16,12 +17,20 @@ import time
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.utils import get_cwidth, is_dumb_terminal
 
+from lcchat.commands.advice import phrase
 from lcchat.commands.registry import Result
 from lcchat.engine.events import LEVEL_PREFIX, Notice, Stats
 from lcchat.textsafe import clean
 
 _SGR = {"dim": "2", "bold": "1", "reverse": "7", "red": "31", "yellow": "33", "cyan": "36"}
 _COLOURS = {"red", "yellow", "cyan"}
+
+def osc52(text: str) -> str:
+    """The escape sequence that asks the terminal to put `text` on the clipboard (OSC 52);
+    it travels with the output, so it works over SSH. The text goes base64-encoded, so no
+    control character in it reaches the terminal."""
+    return "\x1b]52;c;" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "\x07"
+
 
 def output_term(output: Output) -> str:
     return getattr(output, "term", None) or os.environ.get("TERM", "")
@@ -202,10 +211,11 @@ class Printer:
         self.line(LEVEL_PREFIX["error"] + text, "red")
 
     def notice(self, notice: Notice) -> None:
+        text = phrase(notice)  # the fact, and what to do about it here
         if notice.level == "warning":
-            self.warning(notice.text)
+            self.warning(text)
         else:
-            self.dim(notice.text)
+            self.dim(text)
 
     def stats(self, stats: Stats) -> None:
         self.dim(stats.summary())
