@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lcchat.config.schema import SPEC_MODES as MODES  # noqa: F401 - the modes, named once
+
 NGRAM_MAX = 4  # the longest n-gram prompt lookup matches
 NGRAM_MIN = 2  # ... and the shortest: a single token predicts too little
 PAUSE_FIRST = 16  # tokens without drafting after drafting first cost more than it gave

@@ -23,7 +23,8 @@ from lcchat.engine.fake import FakeModel, fake_session
 from lcchat.engine.session import open_session
 from lcchat.errors import InputError
 from tests import models
-from tests.test_cli import one_line_error, run as run_cli
+from tests.test_cli import one_line_error
+from tests.test_cli import run as run_cli
 
 
 def open_on(path, **overrides):
@@ -122,7 +123,7 @@ def test_the_end_of_the_context_inside_a_draft(tmp_path) -> None:
     path = models.write_scripted_model(tmp_path / "ctx.gguf", ["ab1", "cd2", "ef3"], loop=True)
     session = open_on(path, **{"model.n_ctx": 64, "sampling.max_tokens": -1, "context.reserve": 0})
     try:
-        plain, (text, reason, stats, events) = same_reply_with_and_without(session, "lookup")
+        _, (_, reason, stats, events) = same_reply_with_and_without(session, "lookup")
     finally:
         session.close()
     assert reason == "length" and stats.context_used == session.model.n_ctx - 1
@@ -151,7 +152,7 @@ def test_a_draft_model_of_the_same_vocabulary_drafts(tmp_path) -> None:
     path = models.write_scripted_model(tmp_path / "d.gguf", ["ab1", "cd2", "ef3"], loop=True)
     session = open_on(path, **{"speculative.draft": str(path), "sampling.max_tokens": 30})
     try:
-        plain, (text, reason, stats, _) = same_reply_with_and_without(session, "draft")
+        _, (_, _, stats, _) = same_reply_with_and_without(session, "draft")
         assert stats.accepted == stats.drafted > 20 and stats.decodes < 10
         _, auto = same_reply_with_and_without(session, "auto")
         assert auto[2].accepted > 10
