@@ -334,3 +334,17 @@ def test_greedy_replies_on_smollm2_are_byte_identical_with_each_drafter(smollm2)
         session.close()
     assert totals["lookup", "accepted"] > 30  # the quoting prompts were drafted by lookup
     assert totals["draft", "accepted"] > 0.9 * totals["draft", "drafted"] > 400
+
+
+def test_pipe_json_reports_what_was_drafted_and_accepted(tmp_path) -> None:
+    import json
+
+    path = models.write_scripted_model(tmp_path / "j.gguf", ["ab1", "cd2", "ef3"], loop=True)
+    args = ["-m", str(path), "-c", "256", "-n", "30", "--temp", "0", "--json", "hello"]
+    plain = json.loads(run_cli(args).stdout)
+    assert "drafted" not in plain["stats"]  # speculation off: the figures are as they were
+    spec = json.loads(run_cli([*args, "--spec", "lookup"]).stdout)
+    assert spec["text"] == plain["text"]
+    stats = spec["stats"]
+    assert 0 < stats["accepted"] <= stats["drafted"] and stats["decodes"] < stats["completion_tokens"]
+    assert stats["tokens_per_decode"] == round(stats["completion_tokens"] / stats["decodes"], 3)
