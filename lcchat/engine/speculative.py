@@ -154,6 +154,11 @@ class ModelDrafter:
             cached.extend(chunk)
         return True
 
+    def prime(self, context: list[int]) -> None:
+        """Read `context` (the prompt) into the draft model's KV cache."""
+        if context:
+            self._sync(context)
+
     def draft(self, context: list[int], last: int, n: int) -> list[int]:
         model, cached = self.model, self.cached
         n = min(n, model.n_ctx - len(context) - 2)
@@ -326,7 +331,10 @@ def verifier(speculation: Speculation | None, model, sampler, cached: list[int],
     drafter = speculation.drafter()
     if drafter is None:
         return None
-    if speculation.draft_model is not None:
+    if speculation.draft_model is not None and speculation.mode in ("draft", "auto"):
+        # The draft model reads the prompt now, with the target's: its first draft then costs
+        # only the draft, and the measure of what drafting saves is fair from the start.
         speculation.draft_model.cancel = cancel
+        speculation.draft_model.prime(cached)
     return Verifier(model, sampler, drafter, cached, n_draft=speculation.n_draft, limit=limit,
                     adaptive=speculation.adaptive)

@@ -321,9 +321,9 @@ def test_greedy_replies_on_smollm2_are_byte_identical_with_each_drafter(smollm2)
     try:
         for prompt in PROMPTS:
             replies = {}
-            session.clear()
-            for mode, message in (("off", prompt), ("lookup", None), ("draft", None)):  # None: /retry
-                text, reason, stats, _ = turn(session, mode, message)
+            for mode in ("off", "lookup", "draft"):
+                session.clear()  # each reads the prompt the same way (a /retry would evaluate its end alone)
+                text, reason, stats, _ = turn(session, mode, prompt)
                 replies[mode] = (text.encode(), reason)
                 totals[mode, "drafted"] += stats.drafted
                 totals[mode, "accepted"] += stats.accepted
