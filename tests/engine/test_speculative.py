@@ -35,12 +35,11 @@ def open_on(path, **overrides):
     return session
 
 
-def turn(session, mode: str, message: str | None = "hello", *, cancel_mid_draft: bool = False):
-    """One reply with speculation `mode` (to `message`, or the last one again when None):
-    (text, finish_reason, final Stats, events)."""
+def turn(session, mode: str, message: str = "hello", *, cancel_mid_draft: bool = False):
+    """One reply with speculation `mode`: (text, finish_reason, final Stats, events)."""
     session.speculation.mode = mode
     events = []
-    for event in session.send(message) if message is not None else session.retry():
+    for event in session.send(message):
         events.append(event)
         if cancel_mid_draft and isinstance(event, Token) and drafted_ahead(session) >= 2:
             session.cancel()
