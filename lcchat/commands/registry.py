@@ -37,6 +37,7 @@ class FrontState:
     theme: str = "dark"
     themes: list[str] = field(default_factory=list)  # names the front-end can show
     keys: str = ""  # the front-end's keys, as /help lists them
+    show_thinking: bool = True  # a reasoning model's thinking as text; off: one live line (/think hide)
 
 
 @dataclass

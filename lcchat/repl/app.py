@@ -209,7 +209,7 @@ class Repl:
         return self.reply(lambda: self.session.send(text))
 
     def reply(self, produce: Callable[[], Iterator[Event]]) -> ReplyView:
-        return self.player.play(produce, stream=self.state.stream)
+        return self.player.play(produce, stream=self.state.stream, show_thinking=self.state.show_thinking)
 
     def interrupt(self) -> bool:
         """What Ctrl+C does while a reply streams (callable from any thread)."""
@@ -235,7 +235,7 @@ class Repl:
                 self.edit(initial)
             case Generate(produce):  # a reply: /retry
                 show(result)
-                self.player.play(produce, stream=self.state.stream)
+                self.player.play(produce, stream=self.state.stream, show_thinking=self.state.show_thinking)
             case Task() as task:  # long work: /quant, /load
                 show(result)
                 self.player.play(task, stream=self.state.stream, doing=f"{task.what}…")

@@ -204,6 +204,25 @@ class Printer:
     def dim(self, text: str) -> None:
         self.line(text, "dim")
 
+    def styled(self, *styles: str) -> None:
+        """Start writing in `styles` (none: back to plain), where the terminal allows it;
+        streamed text in between keeps them (a reasoning model's thinking, dimmed)."""
+        if not self.attributes:
+            return
+        self.flush()
+        on = self.style("x", *styles)
+        self.raw(on[: on.index("x")] if styles and on != "x" else "\x1b[0m")
+
+    def status(self, text: str, *styles: str) -> None:
+        """A line that says how something goes, written over each time (\r, erase to its end):
+        one line for the thinking with /think hide. On a dumb terminal nothing: done() says it."""
+        if not self.attributes:
+            return
+        with self.lock:
+            self.raw("\r\x1b[K" + self.style(self._fit(clean(text)).split("\n")[0], *styles))
+            self.at_line_start = False
+            self._column = 0
+
     def warning(self, text: str) -> None:
         self.line(LEVEL_PREFIX["warning"] + text, "yellow")
 
