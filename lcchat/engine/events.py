@@ -104,6 +104,9 @@ class Stats:
     decodes: int = 0  # llama_decode calls while generating
     final: bool = False
     reasoning_tokens: int = 0  # of completion_tokens, those spent thinking
+    # Where the figures come from when that is not this process's token loop: a remote
+    # server's own figures, or lcchat's measurement of its stream (engine/remote.py).
+    note: str = ""
 
     def as_json(self) -> dict:
         out = {
@@ -119,6 +122,8 @@ class Stats:
         if self.decodes:
             out.update(drafted=self.drafted, accepted=self.accepted, decodes=self.decodes,
                        tokens_per_decode=round(self.tokens_per_decode, 3))
+        if self.note:
+            out["note"] = self.note
         return out
 
     @property
@@ -151,6 +156,7 @@ class Stats:
         return (
             f"prompt {self.prompt_rate_text} · gen {self.tokens_per_s:.1f} t/s · "
             f"{self.completion_tokens} tokens{spec} · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
+            + (f" · {self.note}" if self.note else "")
         )
 
 
