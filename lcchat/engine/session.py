@@ -7,13 +7,14 @@ partial reply included when it is interrupted. cancel() may be called from any t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from lcchat.config.schema import ModelSettings, Profile
-from lcchat.engine import guard, reasoning, stops, templates
+from lcchat.engine import guard, reasoning, speculative, stops, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
@@ -47,6 +48,9 @@ class ChatSession:
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
         self.loop = _reply_source(self.model, self.profile)
+        spec = self.profile.speculative
+        # Speculative decoding: the mode /spec switches, and the draft model open_session loads.
+        self.speculation = self.loop.speculation = speculative.Speculation(mode=spec.mode, n_draft=spec.n_draft)
         self.last_stats: Stats | None = None
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
@@ -380,6 +384,7 @@ class ChatSession:
                 return
             old = self.model
             self.model, self.loop = new_model, TokenLoop(new_model)
+            self.loop.speculation = self.speculation
             if formatter is not None:
                 self.formatter = formatter
             if settings is not None:
@@ -485,6 +490,7 @@ class ChatSession:
                 hook(self)
             except Exception:  # noqa: BLE001 - closing must finish
                 log.warning("a close hook failed", exc_info=True)
+        self.speculation.close()
         self.model.close()
 
     @property
@@ -557,9 +563,44 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
                               notices=loaded.notices, model_settings=loaded.settings)
     session.report = on_event
     try:
+        session.speculation.draft_model = _open_draft(session, cancel)
         for hook in list(on_open):
             hook(session, cancel)
     except BaseException:
+        session.speculation.close()
         session.model.close()
         raise
     return session
+
+
+def _open_draft(session: ChatSession, cancel: threading.Event | None) -> speculative.ModelDrafter | None:
+    """The draft model of [speculative] draft, opened the one way a model is
+    (engine/loading.py) with the model's settings, once its vocabulary is checked to be the
+    model's (llama.cpp's rule); None when the profile names none."""
+    from lcchat.config.loader import resolve_draft_path
+    from lcchat.engine import loading
+    from lcchat.errors import InputError
+
+    profile, model = session.profile, session.model
+    path = resolve_draft_path(profile)
+    if path is not None and not hasattr(model, "decode_batch"):
+        raise InputError("a draft model needs a local model to draft for; this profile uses a server "
+                         "([backend] url): remove [speculative] draft")
+    if path is None:
+        if profile.speculative.mode == "draft":
+            raise InputError("[speculative] mode = draft needs a draft model: set [speculative] draft = PATH "
+                             "or give --draft PATH")
+        return None
+    settings = dataclasses.replace(session.model_settings, n_ctx=model.n_ctx)
+    loaded = loading.load(profile, settings, path=path, formatter=session.formatter, cancel=cancel)
+    problem = speculative.vocab_mismatch(model, loaded.model)
+    if problem:
+        loaded.model.close()
+        raise InputError(f"{path}: cannot be the draft model of {model.path.name}: {problem}; "
+                         "a draft model must have the same vocabulary")
+    session.notices += loaded.notices
+    return speculative.ModelDrafter(loaded.model)
+
+
+def model_path_label(path: Path) -> str:
+    return path.name
