@@ -293,8 +293,8 @@ def report() -> str:
     if missing:
         # the modules run so far gave about 1.2 mutants per line at about 0.5 mutants a second
         # on two shared cores
-        lines += ["", "Not run yet (estimated mutants and minutes, from the modules done: about 1.2 "
-                  "mutants per line, 0.5 a second on two shared cores):", ""]
+        lines += ["", ("Not run yet (estimated mutants and minutes, from the modules done: about 1.2 "
+                  "mutants per line, 0.5 a second on two shared cores):"), ""]
         for t in missing:
             n = int(1.2 * len((ROOT / t.module).read_text(encoding="utf-8").splitlines()))
             lines.append(f"- `{t.module}`: about {n} mutants, {n / 0.5 / 60:.0f} min")

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable, TextIO
 
-from lcchat.engine.events import Done, Error, Notice, Progress, Stats, Thinking, Token
+from lcchat.engine.events import ContextFull, Done, Error, Notice, Progress, ReplyLimit, Stats, Thinking, Token
 from lcchat.engine.session import ChatSession
 from lcchat.engine.worker import Streamed
 from lcchat.textsafe import clean, is_terminal
@@ -70,6 +70,20 @@ class ProgressLine:
             self.shown = False
 
 
+def advise(event: Notice | Error) -> str:
+    """The event's message, with what to do about it in pipe mode: which flag to change
+    (the chat front-ends suggest slash commands instead: lcchat/commands/advice.py)."""
+    text = event.text if isinstance(event, Notice) else event.message
+    match event.fact:
+        case ContextFull(alone=True):
+            return f"{text}; shorten it or raise n_ctx (-c)"
+        case ContextFull():
+            return f"{text}; raise n_ctx (-c)"
+        case ReplyLimit():
+            return f"{text}; -n N allows longer ones"
+    return text
+
+
 def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool = False,
         out: TextIO | None = None, err: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
         reasoning: bool = False) -> int:
@@ -111,11 +125,11 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
             elif isinstance(event, Done):
                 finish = event.finish_reason
             elif isinstance(event, Error):
-                print(f"lcchat: {clean(event.message)}", file=err)
+                print(f"lcchat: {clean(advise(event))}", file=err)
                 status = event.code
                 finish = "error"
             elif isinstance(event, Notice) and verbose:
-                print(f"lcchat: {clean(event.text)}", file=err)
+                print(f"lcchat: {clean(advise(event))}", file=err)
             elif isinstance(event, Progress) and verbose:
                 print(f"lcchat: {clean(event.what)} {event.done}/{event.total}", file=err)
             elif isinstance(event, Progress) and progress is not None:

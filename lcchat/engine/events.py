@@ -2,6 +2,11 @@
 
 ChatSession.send() yields these. They are plain data: a front-end renders them, the
 store records them, and tests compare them. Nothing here knows about terminals.
+
+Messages state facts; they never say which command or flag to use, because that depends
+on the front-end (`/set max_tokens N` in a chat, `-n N` in pipe mode). Where there is
+something to do about it, the event carries a `fact` (ContextFull, ReplyLimit) with the
+numbers, and each front-end adds the advice that fits it.
 """
 
 from __future__ import annotations
@@ -10,6 +15,37 @@ from dataclasses import dataclass
 from typing import Literal, Union
 
 FinishReason = Literal["stop", "length", "interrupted", "error"]
+
+
+@dataclass(frozen=True)
+class ContextFull:
+    """The prompt does not fit the context window. `alone`: the last message with the
+    system prompt is too long by itself; else the conversation is, and the overflow policy
+    ('error') forbids dropping old turns."""
+
+    needed: int  # tokens the prompt needs
+    n_ctx: int  # tokens the context holds
+    reserve: int  # tokens kept for the reply
+    alone: bool
+
+    def __str__(self) -> str:
+        if self.alone:
+            return f"the message is {self.needed} tokens with the system prompt, but the context holds {self.n_ctx}"
+        return (f"the conversation needs {self.needed} tokens plus {self.reserve} for the reply, but the context "
+                f"holds {self.n_ctx} and the overflow policy is 'error'")
+
+
+@dataclass(frozen=True)
+class ReplyLimit:
+    """The reply stopped at max_tokens."""
+
+    max_tokens: int
+
+    def __str__(self) -> str:
+        return f"the reply reached max_tokens ({self.max_tokens})"
+
+
+Fact = Union[ContextFull, ReplyLimit]
 
 
 @dataclass(frozen=True)
@@ -33,6 +69,7 @@ class Notice:
 
     text: str
     level: Literal["info", "warning"] = "info"
+    fact: Fact | None = None  # what happened, for a front-end to add its advice to
 
 
 # The word before a notice of each level, in every front-end: one message reads the same
@@ -113,6 +150,7 @@ class Error:
 
     message: str
     code: int = 1
+    fact: Fact | None = None  # what happened, for a front-end to add its advice to
 
 
 Event = Union[Token, Thinking, Notice, Progress, Stats, Done, Error]

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from lcchat.engine.events import Done, Event, Notice, Progress, Stats, Thinking, Token
+from lcchat.engine.events import Done, Event, Notice, Progress, ReplyLimit, Stats, Thinking, Token
 from lcchat.engine.protocol import TokenModel
 from lcchat.engine.reasoning import Splitter
 
@@ -294,7 +294,7 @@ class TokenLoop:
         if ends_context:
             yield Notice(f"the reply reached the end of the context window ({n_ctx} tokens)", "warning")
         elif finish == "length":
-            yield Notice(f"the reply reached max_tokens ({limit}); /set max_tokens N allows longer ones")
+            yield Notice(str(ReplyLimit(limit)), fact=ReplyLimit(limit))
         if stop.hid:
             yield Notice(f"hid special-token text the model wrote as plain text: {', '.join(dict.fromkeys(stop.hid))}", "warning")
         result.finish_reason = finish

@@ -18,7 +18,7 @@ from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
 from lcchat.engine.protocol import TokenModel
-from lcchat.errors import LcchatError
+from lcchat.errors import LcchatError, PromptTooLong
 
 log = logging.getLogger("lcchat.session")
 
@@ -150,6 +150,10 @@ class ChatSession:
         try:
             prompt = self._build_prompt(conv, self._tokenize)
             think = self._reasoning_for(prompt)
+        except PromptTooLong as exc:
+            conv.messages.pop()
+            yield Error(str(exc), exc.exit_code, exc.fact)
+            return
         except LcchatError as exc:
             conv.messages.pop()
             yield Error(str(exc), exc.exit_code)

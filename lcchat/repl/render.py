@@ -17,6 +17,7 @@ import time
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.utils import get_cwidth, is_dumb_terminal
 
+from lcchat.commands.advice import phrase
 from lcchat.commands.registry import Result
 from lcchat.engine.events import LEVEL_PREFIX, Notice, Stats
 from lcchat.textsafe import clean
@@ -229,10 +230,11 @@ class Printer:
         self.line(LEVEL_PREFIX["error"] + text, "red")
 
     def notice(self, notice: Notice) -> None:
+        text = phrase(notice)  # the fact, and what to do about it here
         if notice.level == "warning":
-            self.warning(notice.text)
+            self.warning(text)
         else:
-            self.dim(notice.text)
+            self.dim(text)
 
     def stats(self, stats: Stats) -> None:
         self.dim(stats.summary())

@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from lcchat.commands.advice import phrase
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Thinking, Token
 from lcchat.engine.worker import Streamed
 from lcchat.repl.render import Printer
@@ -88,9 +89,10 @@ class ReplyView:
             else:
                 self._held.append(event)
         elif isinstance(event, Error):
-            self.errors.append(event.message)
+            message = phrase(event)  # the fact, and what to do about it here
+            self.errors.append(message)
             p.flush()
-            p.error(event.message)
+            p.error(message)
         elif isinstance(event, Done):
             self.done = event
 

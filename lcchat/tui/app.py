@@ -31,6 +31,7 @@ from textual.widgets import Markdown
 from lcchat.commands import (
     Clear, CommandLine, Context, Copy, Edit, Exit, FrontState, Generate, Settings, Task, Theme, parse_line, registry,
 )
+from lcchat.commands.advice import phrase
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
 from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
@@ -623,10 +624,10 @@ class LcchatApp(App[int]):
         elif isinstance(event, Notice):
             # Said before the reply (dropped turns) goes above it; said after (max_tokens) below.
             # Either way it belongs to the reply, and goes when /retry or /undo remove it.
-            turn.notices.append(await self.transcript.add_notice(event.text, event.level,
+            turn.notices.append(await self.transcript.add_notice(phrase(event), event.level,
                                                                  before=None if turn.text else turn))
         elif isinstance(event, Error):
-            turn.notices.append(await self.transcript.add_notice(event.message, "error"))
+            turn.notices.append(await self.transcript.add_notice(phrase(event), "error"))
         elif isinstance(event, Done):
             self._done_seen = True
             stats = self._final_stats if event.finish_reason != "error" else None
@@ -738,9 +739,9 @@ class LcchatApp(App[int]):
             line.label.update(Text(clean(f"{event.what} {event.done}/{event.total}")))
             line.progress(event.done / event.total if event.total else 0.0)
         elif isinstance(event, Notice):
-            await self.transcript.add_notice(event.text, event.level)
+            await self.transcript.add_notice(phrase(event), event.level)
         elif isinstance(event, Error):
-            await self.transcript.add_notice(event.message, "error")
+            await self.transcript.add_notice(phrase(event), "error")
 
     async def on_task_ended(self, message: TaskEnded) -> None:
         line, self._task_line = self._task_line, None

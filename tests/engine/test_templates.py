@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from lcchat.engine import templates
@@ -91,8 +90,8 @@ CONV = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": 
 
 
 @pytest.mark.parametrize("template, expected", [
-    (GEMMA, "<bos><start_of_turn>user\nBe brief.\nHi<end_of_turn>\n<start_of_turn>assistant\nHello.<end_of_turn>\n"
-            "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"),
+    (GEMMA, ("<bos><start_of_turn>user\nBe brief.\nHi<end_of_turn>\n<start_of_turn>assistant\nHello.<end_of_turn>\n"
+            "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n")),
     (PHI3, "<|user|>\nBe brief.\nHi<|end|>\n<|assistant|>\nHello.<|end|>\n<|user|>\nBye<|end|>\n<|assistant|>\n"),
 ])
 def test_a_template_without_a_system_role_gets_the_system_prompt_in_the_first_user_message(template, expected) -> None:
@@ -186,8 +185,8 @@ def test_a_model_without_a_template_gets_chatml_and_is_told_how_to_choose() -> N
     for missing in (None, ""):
         picked, notices = _choose(gguf_template=missing)
         assert picked.source == "built-in ChatML template" and picked.stop == ["<|im_end|>"]
-        assert notices == ["the model has no chat template and the profile names none; using ChatML "
-                           "(set [chat] format)"]
+        assert notices == [("the model has no chat template and the profile names none; using ChatML "
+                           "(set [chat] format)")]
 
 
 def test_chatml_ends_the_reply_at_im_end() -> None:
@@ -313,8 +312,8 @@ def test_an_older_internlm2_conversion_gets_its_chat_markers_by_their_old_names(
                                        INTERNLM2_OLD, notices)
     assert adapted.render(MESSAGES) == ("[UNUSED_TOKEN_146]system\nS[UNUSED_TOKEN_145]\n"
                                         "[UNUSED_TOKEN_146]user\nU[UNUSED_TOKEN_145]\n[UNUSED_TOKEN_146]assistant\n")
-    assert notices == ["this GGUF has no <|im_start|> or <|im_end|> token (an older conversion); "
-                       "writing <|im_start|> as [UNUSED_TOKEN_146], <|im_end|> as [UNUSED_TOKEN_145]"]
+    assert notices == [("this GGUF has no <|im_start|> or <|im_end|> token (an older conversion); "
+                       "writing <|im_start|> as [UNUSED_TOKEN_146], <|im_end|> as [UNUSED_TOKEN_145]")]
     assert adapted.source == "GGUF's chat template, markers renamed for this vocab"
     assert adapted.text == STRICT_CHATML
     # the renamed markers are control tokens for the guard, and the reply ends at the renamed end marker
@@ -334,8 +333,8 @@ def test_only_the_missing_marker_is_renamed() -> None:
     adapted = templates.adapt_to_vocab(templates.chatml(), {"<|im_start|>", "[UNUSED_TOKEN_145]"}, notices)
     assert adapted.render(MESSAGES[1:]) == "<|im_start|>user\nU[UNUSED_TOKEN_145]\n<|im_start|>assistant\n"
     assert adapted.renamed == ("<|im_end|>",)
-    assert notices == ["this GGUF has no <|im_end|> token (an older conversion); "
-                       "writing <|im_end|> as [UNUSED_TOKEN_145]"]
+    assert notices == [("this GGUF has no <|im_end|> token (an older conversion); "
+                       "writing <|im_end|> as [UNUSED_TOKEN_145]")]
 
 
 @pytest.mark.parametrize("vocab", [
@@ -364,12 +363,12 @@ def test_a_template_that_fails_is_left_for_the_session_to_report() -> None:
 def test_a_profile_template_or_format_without_a_system_role_folds_it_too() -> None:
     picked, notices = _choose(profile_template=PHI3)
     assert picked.render(CONV).startswith("<|user|>\nBe brief.\nHi<|end|>\n")
-    assert notices == ["the profile's chat template has no system role; the system prompt goes at the start of "
-                       "the first user message"]
+    assert notices == [("the profile's chat template has no system role; the system prompt goes at the start of "
+                       "the first user message")]
     picked, notices = _choose(profile_format="gemma")
     assert "Be brief.\nHi" in picked.render(CONV)
-    assert notices == ["the format gemma has no system role; the system prompt goes at the start of the first "
-                       "user message"]
+    assert notices == [("the format gemma has no system role; the system prompt goes at the start of the first "
+                       "user message")]
     assert picked.source == "format gemma, system prompt in the first user message"
 
 

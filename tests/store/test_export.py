@@ -24,8 +24,8 @@ def utc(monkeypatch) -> None:
 
 
 def summary(**over) -> Summary:
-    values = dict(id=7, created=T0, updated=T0 + 60, profile="smollm2", model="/m/a.gguf", name=None,
-                  first_user="Hello\nthere", n_messages=2, interrupted=False, state_bytes=0)
+    values = {"id": 7, "created": T0, "updated": T0 + 60, "profile": "smollm2", "model": "/m/a.gguf", "name": None,
+                  "first_user": "Hello\nthere", "n_messages": 2, "interrupted": False, "state_bytes": 0}
     values.update(over)
     return Summary(**values)
 
@@ -46,13 +46,13 @@ def test_a_fence_is_longer_than_any_backtick_run_inside() -> None:
 
 
 def conversation(**over) -> StoredConversation:
-    values = dict(id=3, created=T0, updated=T0 + 3600, profile="p", model="/models/small.gguf", name=None,
-                  system="Be brief.", messages=[
+    values = {"id": 3, "created": T0, "updated": T0 + 3600, "profile": "p", "model": "/models/small.gguf", "name": None,
+                  "system": "Be brief.", "messages": [
                       StoredMessage(0, "user", "Hi  there\nfriend", created=T0),
                       StoredMessage(1, "assistant", "Hello.", stats={"completion_tokens": 2}, created=T0 + 1),
                       StoredMessage(2, "user", "More", created=T0 + 2),
                       StoredMessage(3, "assistant", "Mo", interrupted=True, created=T0 + 3),
-                  ])
+                  ]}
     values.update(over)
     return StoredConversation(**values)
 
