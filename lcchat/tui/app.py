@@ -32,7 +32,7 @@ from lcchat.commands import (
     Clear, CommandLine, Context, Copy, Edit, Exit, FrontState, Generate, Settings, Task, Theme, parse_line, registry,
 )
 from lcchat.commands.advice import phrase
-from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
+from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Thinking, Token
 from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
 from lcchat.tui.palette import Palette, SlashCommands
@@ -576,16 +576,20 @@ class LcchatApp(App[int]):
         fast the model is; a slow model's tokens still go out one by one, at once."""
         dashboard = self.dashboard
         pending: list[str] = []
+        kind: type = Token  # what pending holds: answer (Token) or thinking (Thinking) text
         last = 0.0
 
         def flush() -> None:
             if pending:
-                self.post_message(ReplyEvent(Token("".join(pending))))
+                self.post_message(ReplyEvent(kind("".join(pending))))
                 pending.clear()
 
         try:
             for event in produce():
-                if isinstance(event, Token):
+                if isinstance(event, (Token, Thinking)):
+                    if type(event) is not kind:
+                        flush()
+                        kind = type(event)
                     pending.append(event.text)
                     now = time.monotonic()
                     if now - last >= FRAME_S:
@@ -594,7 +598,7 @@ class LcchatApp(App[int]):
                     continue
                 if isinstance(event, Stats):
                     dashboard.post_message(LiveStats(event))
-                    if not event.final:
+                    if not event.final and not event.reasoning_tokens:
                         continue
                 flush()
                 self.post_message(ReplyEvent(event))
@@ -611,13 +615,18 @@ class LcchatApp(App[int]):
         event, turn = message.event, self._turn
         if turn is None:
             return
-        if isinstance(event, Token):
+        if isinstance(event, Thinking):
+            await turn.think(event.text, collapsed=not self.front.show_thinking)
+        elif isinstance(event, Token):
             if self._streaming:
                 await turn.write(event.text)
             else:
+                turn.end_thinking()
                 turn.hold(event.text)
         elif isinstance(event, Stats):
-            self._final_stats = event
+            turn.thinking_stats(event)
+            if event.final:
+                self._final_stats = event
         elif isinstance(event, Progress):
             pct = 100 * event.done // event.total if event.total else 0
             turn.note.update(Text(clean(f"{event.what} {pct}%")))

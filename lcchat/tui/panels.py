@@ -47,6 +47,7 @@ class Figures:
     prompt_rate: float | None = None  # prompt-evaluation tokens/s of the current (or last) reply
     prompt_cached: bool = False  # that prompt came whole from the KV cache: no rate to show
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # of completion_tokens, those a reasoning model spent thinking
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))  # gen t/s of finished replies
     prompt_history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     context_used: int = 0
@@ -79,6 +80,7 @@ class Figures:
         elif stats.prompt_tokens_per_s:
             self.prompt_cached, self.prompt_rate = False, stats.prompt_tokens_per_s
         self.completion_tokens = stats.completion_tokens
+        self.reasoning_tokens = stats.reasoning_tokens
         if stats.context_size:
             self.context_used, self.context_size = stats.context_used, stats.context_size
         if stats.final:
@@ -363,7 +365,8 @@ class Dashboard(Vertical):
         f = self.figures
         self.query_one(StatusLine).show(f)
         q = self.query_one
-        q("#speed-gen", Label).update(f"gen    {rate(f.gen_rate)} t/s")
+        thinking = f" · {f.reasoning_tokens} think" if f.reasoning_tokens else ""  # thinking and answer apart
+        q("#speed-gen", Label).update(f"gen    {rate(f.gen_rate)} t/s{thinking}")
         q("#speed-prompt", Label).update(f"prompt {prompt_text(f)}")
         spark = q("#speed-history", Sparkline)
         spark.data = list(f.history)
