@@ -12,7 +12,17 @@ import pytest
 
 from lcchat.engine.events import Thinking
 from lcchat.tui.thinking import ThinkingBlock
-from tests.tui.helpers import FixedStats, app_for, drive, idle, ready, say, session_with, type_line, wait_until
+from tests.tui.helpers import (
+    FixedStats,
+    app_for,
+    drive,
+    idle,
+    ready,
+    say,
+    session_with,
+    type_line,
+    wait_until,
+)
 
 REPLY = ["<think>", "\nThe user asks", " for 2+2.", " That is 4.\x1b[2J", "\n</think>", "\n\n**Four.**"]
 
