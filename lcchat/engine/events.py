@@ -149,13 +149,18 @@ class Stats:
         """The prompt's speed as both front-ends show it: "cached" after a full cache hit."""
         return "cached" if self.prompt_cached else f"{self.prompt_tokens_per_s:.1f} t/s"
 
+    @property
+    def thinking_text(self) -> str:
+        """" (412 thinking)": a reasoning model's thinking tokens, counted apart; else empty."""
+        return f" ({self.reasoning_tokens} thinking)" if self.reasoning_tokens else ""
+
     def summary(self) -> str:
         """The one-line figures shown after a reply."""
         pct = 100.0 * self.context_used / self.context_size if self.context_size else 0.0
         spec = f" · {self.spec_text}" if self.decodes else ""
         return (
             f"prompt {self.prompt_rate_text} · gen {self.tokens_per_s:.1f} t/s · "
-            f"{self.completion_tokens} tokens{spec} · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
+            f"{self.completion_tokens} tokens{self.thinking_text}{spec} · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
             + (f" · {self.note}" if self.note else "")
         )
 

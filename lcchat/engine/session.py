@@ -70,9 +70,9 @@ class ChatSession:
         # A reasoning model's thinking: its markers (None: the model does not reason), whether
         # it thinks this turn (None: as the template does) and the thinking budget (-1: none).
         chat = self.profile.chat
-        self.thinking: bool | None = None if chat.thinking == "auto" else chat.thinking in (True, "true")
-        self.thinking_budget = chat.thinking_budget
         self.markers = self._detect_markers()
+        self.thinking = None if chat.thinking == "auto" else chat.thinking in (True, "true")
+        self.thinking_budget = chat.thinking_budget
         self.stops, self.hidden = self._derive_stops()
         self.specials = self._vocab_specials()
 
@@ -213,11 +213,21 @@ class ChatSession:
 
     # ------------------------------------------------------------ thinking
 
+    @property
+    def thinking(self) -> bool | None:
+        """Whether a reasoning model thinks this turn; None: as its template does (/think)."""
+        return self._thinking
+
+    @thinking.setter
+    def thinking(self, value: bool | None) -> None:
+        self._thinking = value
+        self._switch_thinking()  # so /show prompt shows what the next turn will send
+
     def _switch_thinking(self) -> None:
         """Pass enable_thinking to a template that reads it (Qwen3's), or leave it unset."""
         options = self.formatter.options
-        if self.markers is not None and self.thinking is not None and reasoning.takes_switch(self.formatter.text):
-            options["enable_thinking"] = self.thinking
+        if self.markers is not None and self._thinking is not None and reasoning.takes_switch(self.formatter.text):
+            options["enable_thinking"] = self._thinking
         else:
             options.pop("enable_thinking", None)
 

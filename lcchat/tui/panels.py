@@ -48,6 +48,7 @@ class Figures:
     prompt_cached: bool = False  # that prompt came whole from the KV cache: no rate to show
     completion_tokens: int = 0
     spec: str = ""  # speculative decoding's accepted/drafted and tokens per decode; "" when off
+    reasoning_tokens: int = 0  # of completion_tokens, those a reasoning model spent thinking
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))  # gen t/s of finished replies
     prompt_history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     context_used: int = 0
@@ -82,6 +83,7 @@ class Figures:
             self.prompt_cached, self.prompt_rate = False, stats.prompt_tokens_per_s
         self.completion_tokens = stats.completion_tokens
         self.spec = stats.spec_text
+        self.reasoning_tokens = stats.reasoning_tokens
         if stats.context_size:
             self.context_used, self.context_size = stats.context_used, stats.context_size
         if stats.final:
@@ -373,7 +375,8 @@ class Dashboard(Vertical):
         f = self.figures
         self.query_one(StatusLine).show(f)
         q = self.query_one
-        q("#speed-gen", Label).update(f"gen    {rate(f.gen_rate)} t/s")
+        thinking = f" · {f.reasoning_tokens} think" if f.reasoning_tokens else ""  # thinking and answer apart
+        q("#speed-gen", Label).update(f"gen    {rate(f.gen_rate)} t/s{thinking}")
         q("#speed-prompt", Label).update(f"prompt {prompt_text(f)}")
         spec = q("#speed-spec", Label)
         spec.update(f.spec)
