@@ -36,6 +36,7 @@ OVERRIDES = {
     "rope_freq_scale": "rope.freq_scale",
     "rope_scaling": "rope.scaling",
     "chat_format": "chat.format",
+    "remote": "backend.url",
     "think": "chat.thinking",
 }
 
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-t", "--threads", "--n-threads", type=int, metavar="N",
                    help="threads (default: the physical cores, less those other processes keep busy)")
     g.add_argument("-ngl", "--gpu-layers", type=int, metavar="N", dest="gpu_layers", help="layers to offload to the GPU (-1: all)")
+    g.add_argument("--remote", metavar="URL",
+                   help="chat through an OpenAI-compatible server (llama-server, vLLM, Ollama) instead of "
+                        "loading the model here, e.g. http://gpu-box:8080")
     g.add_argument("--chat-format", metavar="NAME", help="a llama-cpp-python chat format, e.g. chatml, llama-2")
     g.add_argument("--system", metavar="TEXT", help="system prompt")
     g.add_argument("--stop", action="append", metavar="TEXT", help="extra stop string (repeatable)")
@@ -277,6 +281,8 @@ def _ensure_model(profile, *, interactive: bool) -> None:
     from lcchat.config.loader import resolve_model_path
     from lcchat.errors import LcchatError, ModelNotDownloaded
 
+    if profile.backend.url:
+        return  # the server holds the model
     try:
         resolve_model_path(profile)
     except ModelNotDownloaded as missing:

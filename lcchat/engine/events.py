@@ -100,9 +100,12 @@ class Stats:
     context_size: int = 0
     final: bool = False
     reasoning_tokens: int = 0  # of completion_tokens, those spent thinking
+    # Where the figures come from when that is not this process's token loop: a remote
+    # server's own figures, or lcchat's measurement of its stream (engine/remote.py).
+    note: str = ""
 
     def as_json(self) -> dict:
-        return {
+        out = {
             "prompt_tokens": self.prompt_tokens,
             "prompt_tokens_per_s": round(self.prompt_tokens_per_s, 2),
             "completion_tokens": self.completion_tokens,
@@ -112,6 +115,9 @@ class Stats:
             "context_size": self.context_size,
             "reasoning_tokens": self.reasoning_tokens,
         }
+        if self.note:
+            out["note"] = self.note
+        return out
 
     @property
     def prompt_cached(self) -> bool:
@@ -135,6 +141,7 @@ class Stats:
         return (
             f"prompt {self.prompt_rate_text} · gen {self.tokens_per_s:.1f} t/s · "
             f"{self.completion_tokens} tokens{self.thinking_text} · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
+            + (f" · {self.note}" if self.note else "")
         )
 
 

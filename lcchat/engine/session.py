@@ -46,7 +46,7 @@ class ChatSession:
         self.model_settings = self.model_settings or self.profile.model
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
-        self.loop = TokenLoop(self.model)
+        self.loop = _reply_source(self.model, self.profile)
         self.last_stats: Stats | None = None
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
@@ -173,7 +173,7 @@ class ChatSession:
         result = Generation()
         self._cached_text, self._cached_n = "", 0
         try:
-            for event in self.loop.run(prompt.tokens, self._turn_sampling(), stop, result, think):
+            for event in self._run(prompt, self._turn_sampling(), stop, result, think):
                 if isinstance(event, Stats) and event.final:
                     self.last_stats = event
                 yield event
@@ -197,6 +197,15 @@ class ChatSession:
         self._record(user, result.text, interrupted=result.finish_reason == "interrupted" or result.unclosed,
                      thinking=result.reasoning)
         yield from self._drain()
+
+    def _run(self, prompt, sampling, stop: StopFilter, result: Generation, think) -> Iterator[Event]:
+        """The reply's events from its source: the token loop, or a server's stream
+        (engine/remote.py), which takes the prompt's text and the window's messages (and
+        leaves thinking to the server)."""
+        stream = getattr(self.loop, "stream", None)
+        if stream is not None:
+            return stream(prompt, self.conversation.chat_messages(), sampling, stop, result)
+        return self.loop.run(prompt.tokens, sampling, stop, result, think)
 
     # ------------------------------------------------------------ thinking
 
@@ -513,6 +522,16 @@ class ChatSession:
         return ChatSession._GuardCM(self._lock)
 
 
+def _reply_source(model, profile: Profile):
+    """The token loop for a model in this process; a remote model brings its own source."""
+    make = getattr(model, "reply_source", None)
+    if make is None:
+        return TokenLoop(model)
+    source = make()
+    source.chat_settings, source.profile_stops = profile.chat, list(profile.chat.stop)
+    return source
+
+
 def _clean(text: str) -> str:
     """Text safe to tokenize: lone surrogates (from undecodable input) and NULs replaced."""
     if any("\ud800" <= ch <= "\udfff" for ch in text):
@@ -531,19 +550,26 @@ on_open: list[Callable[[ChatSession, "threading.Event | None"], None]] = []
 def open_session(profile: Profile, *, on_progress: Callable[[float], None] | None = None,
                  cancel: threading.Event | None = None, on_event: Callable[[Event], None] | None = None) -> ChatSession:
     """Open the profile's model (engine/loading.py: file checks, load, chat format,
-    notices): a ready session. on_progress gets the load's fraction; on_event what the
-    on_open hooks report after it (Progress("history", done, total) while a continued
-    conversation is re-read)."""
-    from lcchat.engine import loading
+    notices), or connect to its server ([backend] url: engine/remote.py): a ready session.
+    on_progress gets the load's fraction; on_event what the on_open hooks report after it
+    (Progress("history", done, total) while a continued conversation is re-read)."""
+    if profile.backend.url:
+        from lcchat.engine.remote import open_remote
 
-    loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
-    session = ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
-                          notices=loaded.notices, model_settings=loaded.settings)
+        model, formatter, notices = open_remote(profile)
+        session = ChatSession(model=model, profile=profile, formatter=formatter,
+                              notices=[Notice(text, "warning") for text in notices])
+    else:
+        from lcchat.engine import loading
+
+        loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
+        session = ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
+                              notices=loaded.notices, model_settings=loaded.settings)
     session.report = on_event
     try:
         for hook in list(on_open):
             hook(session, cancel)
     except BaseException:
-        loaded.model.close()
+        session.model.close()
         raise
     return session

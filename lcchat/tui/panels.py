@@ -58,6 +58,7 @@ class Figures:
     profile: str = ""
     load_s: float | None = None
     generating: bool = False
+    remote: str = ""  # the server's URL when the model runs there (--remote): no local RAM/VRAM figures
 
     @property
     def fill(self) -> float:
@@ -95,6 +96,7 @@ class Figures:
         load = describe.get("load_s")
         self.load_s = float(load) if isinstance(load, (int, float)) else None
         self.profile = profile_name
+        self.remote = clean(str(describe.get("remote", "") or ""))
 
 
 def short_bytes(n: int | None) -> str:
@@ -250,6 +252,8 @@ class StatusLine(Static):
         ram = "RAM -" if s is None else f"RAM {short_bytes(s.rss)}"
         ram_sys = "" if s is None else f" · {short_bytes(s.ram_used).rstrip('G')}/{short_bytes(s.ram_total)}"
         vram = vram_short(f)
+        if f.remote:
+            ram, ram_sys, vram = "RAM remote", "", "VRAM remote"
         model = " ".join(x for x in (f.model_file, f.quant) if x)
         sep = Content.from_markup("[$lc-muted] │ [/]")
         # (drop order) model, prompt rate, system RAM, VRAM
@@ -380,7 +384,11 @@ class Dashboard(Vertical):
         else:
             q("#speed-history-label", Label).update("no replies yet")
         s = f.snapshot
-        if s is None:
+        if f.remote:  # the model's memory is the server's; this process holds only the chat
+            q("#ram-rss", Label).update("model   remote")
+            q("#ram-system", Label).update(f"lcchat  {human_bytes(s.rss) if s else '-'}")
+            q("#vram-value", Label).update("remote")
+        elif s is None:
             q("#ram-rss", Label).update("process -")
             q("#ram-system", Label).update("system  -")
             q("#vram-value", Label).update("-")
@@ -395,7 +403,11 @@ class Dashboard(Vertical):
         q("#model-file", Label).update(Text(f.model_file or "-"))
         q("#model-quant", Label).update(f"quant   {f.quant}" if f.quant else "")
         q("#model-profile", Label).update(f"profile {f.profile}" if f.profile else "")
-        q("#model-load", Label).update(f"loaded in {f.load_s:.2f} s" if f.load_s is not None else "loading...")
+        if f.remote:
+            q("#model-quant", Label).update(Text(f"server  {f.remote}"))
+            q("#model-load", Label).update("remote")
+        else:
+            q("#model-load", Label).update(f"loaded in {f.load_s:.2f} s" if f.load_s is not None else "loading...")
 
     def on_resize(self) -> None:
         self.redraw()

@@ -110,7 +110,7 @@ def test_short_disk_space_is_refused(f32_model: Path, monkeypatch) -> None:
     class Usage:
         total, used, free = 10**9, 10**9, 1000
 
-    monkeypatch.setattr(quant.shutil, "disk_usage", lambda path: Usage)
+    monkeypatch.setattr(quant.make.shutil, "disk_usage", lambda path: Usage)
     with pytest.raises(LcchatError, match="not enough free disk space") as caught:
         quant.plan_quantize(f32_model, "Q8_0")
     assert caught.value.exit_code == 1
