@@ -450,3 +450,30 @@ def test_one_line_keeps_a_line_of_its_width_whole() -> None:
     assert one_line("x" * 60) == "x" * 60
     assert one_line("x" * 61) == "x" * 59 + "…"
     assert one_line("a\n b", 3) == "a b"
+
+
+def test_a_store_given_a_path_keeps_its_database_there_and_serves_other_threads(tmp_path) -> None:
+    import threading
+
+    store = Store(tmp_path / "elsewhere.db")
+    done = []
+    worker = threading.Thread(target=lambda: done.append(add(store, "p", ("user", "from a thread", False, None))))
+    store.summaries()  # opened here, in this thread
+    worker.start()
+    worker.join()
+    assert done and store.get(done[0]).messages[0].content == "from a thread"
+    assert (tmp_path / "elsewhere.db").is_file() and not default_path().exists()
+
+
+def test_a_migration_that_fails_leaves_the_file_as_it_was(lcchat_home, monkeypatch) -> None:
+    from lcchat.store import db as db_module
+
+    add(Store(), "p", ("user", "q", False, None))
+    broken = (*db_module.MIGRATIONS, ("99 broken", ("ALTER TABLE messages ADD COLUMN extra TEXT", "NOT SQL")))
+    monkeypatch.setattr(db_module, "MIGRATIONS", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        Store()._connect()
+    with sqlite3.connect(default_path()) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert "extra" not in {r[1] for r in conn.execute("PRAGMA table_info(messages)")}
+    conn.close()
