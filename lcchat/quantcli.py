@@ -81,7 +81,9 @@ def _inspect(args: argparse.Namespace) -> int:
     path = resolve_model_path(profile)
     relative = profile.source.parent if profile.source else None
     report = quant.inspect(path, profile.model, variants_glob=profile.model.variants, relative_to=relative)
-    _out(quant.format_report(report))
+    from lcchat.commands.quant_report import format_report
+
+    _out(format_report(report))
     return EXIT_OK
 
 

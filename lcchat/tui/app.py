@@ -32,7 +32,7 @@ from lcchat.commands import (
     Clear, CommandLine, Context, Copy, Edit, Exit, FrontState, Generate, Settings, Task, Theme, parse_line, registry,
 )
 from lcchat.commands.advice import phrase
-from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
+from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Thinking, Token
 from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
 from lcchat.tui.jobs import Job, run_job
@@ -491,13 +491,18 @@ class LcchatApp(Theming, App[int]):
         turn = self._turn
         if turn is None:
             return
-        if isinstance(event, Token):
+        if isinstance(event, Thinking):
+            await turn.think(event.text, collapsed=not self.front.show_thinking)
+        elif isinstance(event, Token):
             if self._streaming:
                 await turn.write(event.text)
             else:
+                turn.end_thinking()
                 turn.hold(event.text)
         elif isinstance(event, Stats):
-            self._final_stats = event
+            turn.thinking_stats(event)
+            if event.final:
+                self._final_stats = event
         elif isinstance(event, Progress):
             pct = 100 * event.done // event.total if event.total else 0
             turn.note.update(Text(clean(f"{event.what} {pct}%")))

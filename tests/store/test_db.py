@@ -170,8 +170,8 @@ def test_a_database_of_the_first_schema_is_migrated_and_its_messages_kept(lcchat
     conv = store.get(4)
     assert [m.content for m in conv.messages] == ["q"] and conv.messages[0].settings is None
     with store.reading() as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert {"system", "model", "quant"} <= {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
+        assert {"system", "model", "quant", "server"} <= {r[1] for r in db.execute("PRAGMA table_info(messages)")}
     store.close()
     assert Store().get(4).system == "old system"  # migrating again does nothing
 
