@@ -35,7 +35,10 @@ OVERRIDES = {
     "rope_freq_scale": "rope.freq_scale",
     "rope_scaling": "rope.scaling",
     "chat_format": "chat.format",
+    "remote": "backend.url",
     "think": "chat.thinking",
+    "spec": "speculative.mode",
+    "draft": "speculative.draft",
 }
 
 # Subcommands: name -> "module:function" taking the remaining arguments and returning the
@@ -67,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-t", "--threads", "--n-threads", type=int, metavar="N",
                    help="threads (default: the physical cores, less those other processes keep busy)")
     g.add_argument("-ngl", "--gpu-layers", type=int, metavar="N", dest="gpu_layers", help="layers to offload to the GPU (-1: all)")
+    g.add_argument("--remote", metavar="URL",
+                   help="chat through an OpenAI-compatible server (llama-server, vLLM, Ollama) instead of "
+                        "loading the model here, e.g. http://gpu-box:8080")
     g.add_argument("--chat-format", metavar="NAME", help="a llama-cpp-python chat format, e.g. chatml, llama-2")
     g.add_argument("--system", metavar="TEXT", help="system prompt")
     g.add_argument("--stop", action="append", metavar="TEXT", help="extra stop string (repeatable)")
@@ -80,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--repeat-penalty", type=float, metavar="X", help="penalty for repeated tokens (1: off)")
     g.add_argument("--seed", type=int, metavar="N", help="random seed (-1: random)")
     g.add_argument("-n", "--max-tokens", type=int, metavar="N", help="longest reply in tokens (-1: until the context is full)")
+    g = p.add_argument_group("speculative decoding")
+    g.add_argument("--spec", choices=("off", "lookup", "draft", "auto"), metavar="MODE",
+                   help="draft tokens and verify them in one batch: off, lookup (n-grams of the conversation), "
+                        "draft (a draft model), auto (lookup, else the draft model)")
+    g.add_argument("--draft", metavar="FILE", help="draft model GGUF with the model's vocabulary (for --spec draft or auto)")
     g = p.add_argument_group("RoPE")
     g.add_argument("--rope-freq-base", type=float, metavar="X", help="RoPE base frequency (0: the model's)")
     g.add_argument("--rope-freq-scale", type=float, metavar="X", help="RoPE frequency scale, 1/factor (0: the model's)")
@@ -276,6 +287,8 @@ def _ensure_model(profile, *, interactive: bool) -> None:
     from lcchat.config.loader import resolve_model_path
     from lcchat.errors import LcchatError, ModelNotDownloaded
 
+    if profile.backend.url:
+        return  # the server holds the model
     try:
         resolve_model_path(profile)
     except ModelNotDownloaded as missing:

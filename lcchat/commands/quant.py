@@ -73,6 +73,13 @@ def cmd_quant(ctx: Context, arg: str) -> Result:
     from lcchat.errors import LcchatError
 
     words = arg.split()
+    report = getattr(ctx.session.model, "report", None)  # a model on a server (engine/remote.py)
+    if report is not None:
+        if not words:
+            return Result("\n".join(report()))
+        return Result("The model runs on the server, which chose its quantization and KV cache: "
+                      "/quant can only show what the server reports. Load another quantization "
+                      "or cache type where the server starts.", error=True)
     try:
         if not words:
             return _show(ctx)

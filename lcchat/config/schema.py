@@ -122,6 +122,14 @@ class NoThinkSamplingSettings:
     top_k: int = field(default=-1, metadata=_unset("top_k with thinking off"))
     min_p: float = field(default=-1.0, metadata={**_unset("min_p with thinking off"), "max": 1})
     presence_penalty: float = field(default=-1.0, metadata=_unset("presence_penalty with thinking off"))
+SPEC_MODES = ("off", "lookup", "draft", "auto")
+
+
+@dataclass
+class SpeculativeSettings:
+    mode: str = field(default="off", metadata={"doc": "speculative decoding: off; lookup (draft the continuation of the longest recent n-gram match in the conversation: free, and fast when the reply quotes its input); draft (a small model with the same vocabulary proposes tokens, see draft); auto (lookup where the conversation matches, else the draft model if one is set). Output is unchanged: identical when greedy (with flash_attn on), the same distribution at any temperature", "choices": SPEC_MODES})
+    draft: str = field(default="", metadata={"doc": "the draft model's GGUF file for mode = draft or auto; it must share the model's vocabulary. ~ and $VARS expand, relative paths are relative to the profile file"})
+    n_draft: int = field(default=8, metadata={"doc": "the most tokens drafted at a time; the length adapts to how many are accepted", "min": 1, "max": 64})
 
 
 @dataclass
@@ -143,6 +151,21 @@ class StoreSettings:
     state_max: str = field(default="", metadata={"doc": "the most disk all saved KV states may use, e.g. \"4GiB\"; past it the least recently used are deleted. Empty: 4 GiB or 10% of the free space, whichever is less", "check": _state_max_problem})
 
 
+def _url_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL, e.g. http://gpu-box:8080"
+    return None
+
+
+@dataclass
+class BackendSettings:
+    url: str = field(default="", metadata={"doc": "an OpenAI-compatible server to chat through instead of loading [model] path here (llama-server, vLLM, Ollama, llama-cpp-python's server), e.g. \"http://gpu-box:8080\"; --remote URL sets it. Empty: the model runs in this process", "check": lambda v: _url_problem(v) if v else None})
+    api_key_env: str = field(default="", metadata={"doc": "the environment variable holding the server's API key, sent as a Bearer token (the key itself never goes in a profile)"})
+    model: str = field(default="", metadata={"doc": "the model name to ask the server for; empty: the first one /v1/models lists"})
+    api: str = field(default="auto", metadata={"doc": "chat (/v1/chat/completions: the server applies its template), completions (/v1/completions: lcchat renders the prompt with the profile's template and stops) or auto: completions when the profile sets [chat] template or format, chat otherwise", "choices": ("auto", "chat", "completions")})
+    timeout: float = field(default=120.0, metadata={"doc": "seconds without a byte from the server before a reply counts as stalled (Ctrl+C stops sooner)", "min": 1})
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelSettings,
     "rope": RopeSettings,
@@ -150,8 +173,10 @@ SECTIONS: dict[str, type] = {
     "context": ContextSettings,
     "sampling": SamplingSettings,
     "sampling_no_think": NoThinkSamplingSettings,
+    "speculative": SpeculativeSettings,
     "ui": UISettings,
     "store": StoreSettings,
+    "backend": BackendSettings,
 }
 
 # Keys allowed at the top of a file, outside any table.
@@ -173,8 +198,10 @@ class Profile:
     context: ContextSettings = field(default_factory=ContextSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     sampling_no_think: NoThinkSamplingSettings = field(default_factory=NoThinkSamplingSettings)
+    speculative: SpeculativeSettings = field(default_factory=SpeculativeSettings)
     ui: UISettings = field(default_factory=UISettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    backend: BackendSettings = field(default_factory=BackendSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as TOML-shaped data (tables for sections)."""

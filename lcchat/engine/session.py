@@ -7,13 +7,14 @@ partial reply included when it is interrupted. cancel() may be called from any t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from lcchat.config.schema import ModelSettings, Profile
-from lcchat.engine import guard, reasoning, stops, templates
+from lcchat.engine import guard, reasoning, speculative, stops, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
@@ -46,7 +47,10 @@ class ChatSession:
         self.model_settings = self.model_settings or self.profile.model
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
-        self.loop = TokenLoop(self.model)
+        self.loop = _reply_source(self.model, self.profile)
+        spec = self.profile.speculative
+        # Speculative decoding: the mode /spec switches, and the draft model open_session loads.
+        self.speculation = self.loop.speculation = speculative.Speculation(mode=spec.mode, n_draft=spec.n_draft)
         self.last_stats: Stats | None = None
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
@@ -66,9 +70,9 @@ class ChatSession:
         # A reasoning model's thinking: its markers (None: the model does not reason), whether
         # it thinks this turn (None: as the template does) and the thinking budget (-1: none).
         chat = self.profile.chat
-        self.thinking: bool | None = None if chat.thinking == "auto" else chat.thinking in (True, "true")
-        self.thinking_budget = chat.thinking_budget
         self.markers = self._detect_markers()
+        self.thinking = None if chat.thinking == "auto" else chat.thinking in (True, "true")
+        self.thinking_budget = chat.thinking_budget
         self.stops, self.hidden = self._derive_stops()
         self.specials = self._vocab_specials()
 
@@ -173,7 +177,7 @@ class ChatSession:
         result = Generation()
         self._cached_text, self._cached_n = "", 0
         try:
-            for event in self.loop.run(prompt.tokens, self._turn_sampling(), stop, result, think):
+            for event in self._run(prompt, self._turn_sampling(), stop, result, think):
                 if isinstance(event, Stats) and event.final:
                     self.last_stats = event
                 yield event
@@ -198,13 +202,32 @@ class ChatSession:
                      thinking=result.reasoning)
         yield from self._drain()
 
+    def _run(self, prompt, sampling, stop: StopFilter, result: Generation, think) -> Iterator[Event]:
+        """The reply's events from its source: the token loop, or a server's stream
+        (engine/remote.py), which takes the prompt's text and the window's messages (and
+        leaves thinking to the server)."""
+        stream = getattr(self.loop, "stream", None)
+        if stream is not None:
+            return stream(prompt, self.conversation.chat_messages(), sampling, stop, result)
+        return self.loop.run(prompt.tokens, sampling, stop, result, think)
+
     # ------------------------------------------------------------ thinking
+
+    @property
+    def thinking(self) -> bool | None:
+        """Whether a reasoning model thinks this turn; None: as its template does (/think)."""
+        return self._thinking
+
+    @thinking.setter
+    def thinking(self, value: bool | None) -> None:
+        self._thinking = value
+        self._switch_thinking()  # so /show prompt shows what the next turn will send
 
     def _switch_thinking(self) -> None:
         """Pass enable_thinking to a template that reads it (Qwen3's), or leave it unset."""
         options = self.formatter.options
-        if self.markers is not None and self.thinking is not None and reasoning.takes_switch(self.formatter.text):
-            options["enable_thinking"] = self.thinking
+        if self.markers is not None and self._thinking is not None and reasoning.takes_switch(self.formatter.text):
+            options["enable_thinking"] = self._thinking
         else:
             options.pop("enable_thinking", None)
 
@@ -371,6 +394,7 @@ class ChatSession:
                 return
             old = self.model
             self.model, self.loop = new_model, TokenLoop(new_model)
+            self.loop.speculation = self.speculation
             if formatter is not None:
                 self.formatter = formatter
             if settings is not None:
@@ -476,6 +500,7 @@ class ChatSession:
                 hook(self)
             except Exception:  # noqa: BLE001 - closing must finish
                 log.warning("a close hook failed", exc_info=True)
+        self.speculation.close()
         self.model.close()
 
     @property
@@ -503,6 +528,16 @@ class ChatSession:
         return ChatSession._GuardCM(self._lock)
 
 
+def _reply_source(model, profile: Profile):
+    """The token loop for a model in this process; a remote model brings its own source."""
+    make = getattr(model, "reply_source", None)
+    if make is None:
+        return TokenLoop(model)
+    source = make()
+    source.chat_settings, source.profile_stops = profile.chat, list(profile.chat.stop)
+    return source
+
+
 def _clean(text: str) -> str:
     """Text safe to tokenize: lone surrogates (from undecodable input) and NULs replaced."""
     if any("\ud800" <= ch <= "\udfff" for ch in text):
@@ -521,19 +556,57 @@ on_open: list[Callable[[ChatSession, "threading.Event | None"], None]] = []
 def open_session(profile: Profile, *, on_progress: Callable[[float], None] | None = None,
                  cancel: threading.Event | None = None, on_event: Callable[[Event], None] | None = None) -> ChatSession:
     """Open the profile's model (engine/loading.py: file checks, load, chat format,
-    notices): a ready session. on_progress gets the load's fraction; on_event what the
-    on_open hooks report after it (Progress("history", done, total) while a continued
-    conversation is re-read)."""
-    from lcchat.engine import loading
+    notices), or connect to its server ([backend] url: engine/remote.py): a ready session.
+    on_progress gets the load's fraction; on_event what the on_open hooks report after it
+    (Progress("history", done, total) while a continued conversation is re-read)."""
+    if profile.backend.url:
+        from lcchat.engine.remote import open_remote
 
-    loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
-    session = ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
-                          notices=loaded.notices, model_settings=loaded.settings)
+        model, formatter, notices = open_remote(profile)
+        session = ChatSession(model=model, profile=profile, formatter=formatter,
+                              notices=[Notice(text, "warning") for text in notices])
+    else:
+        from lcchat.engine import loading
+
+        loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
+        session = ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
+                              notices=loaded.notices, model_settings=loaded.settings)
     session.report = on_event
     try:
+        session.speculation.draft_model = _open_draft(session, cancel)
         for hook in list(on_open):
             hook(session, cancel)
     except BaseException:
-        loaded.model.close()
+        session.speculation.close()
+        session.model.close()
         raise
     return session
+
+
+def _open_draft(session: ChatSession, cancel: threading.Event | None) -> speculative.ModelDrafter | None:
+    """The draft model of [speculative] draft, opened the one way a model is
+    (engine/loading.py) with the model's settings, once its vocabulary is checked to be the
+    model's (llama.cpp's rule); None when the profile names none."""
+    from lcchat.config.loader import resolve_draft_path
+    from lcchat.engine import loading
+    from lcchat.errors import InputError
+
+    profile, model = session.profile, session.model
+    path = resolve_draft_path(profile)
+    if path is not None and not hasattr(model, "decode_batch"):
+        raise InputError("a draft model needs a local model to draft for; this profile uses a server "
+                         "([backend] url): remove [speculative] draft")
+    if path is None:
+        if profile.speculative.mode == "draft":
+            raise InputError("[speculative] mode = draft needs a draft model: set [speculative] draft = PATH "
+                             "or give --draft PATH")
+        return None
+    settings = dataclasses.replace(session.model_settings, n_ctx=model.n_ctx)
+    loaded = loading.load(profile, settings, path=path, formatter=session.formatter, cancel=cancel)
+    problem = speculative.vocab_mismatch(model, loaded.model)
+    if problem:
+        loaded.model.close()
+        raise InputError(f"{path}: cannot be the draft model of {model.path.name}: {problem}; "
+                         "a draft model must have the same vocabulary")
+    session.notices += loaded.notices
+    return speculative.ModelDrafter(loaded.model)

@@ -158,7 +158,8 @@ class Repl:
         except Exception:  # noqa: BLE001
             width = 80
         return toolbar_text(stats=s.last_stats, snapshot=self.figures.snapshot(), context_used=s.context_used,
-                            context_size=s.context_size, width=max(width, 1))
+                            context_size=s.context_size, width=max(width, 1),
+                            remote=bool(getattr(s.model, "server", "")))
 
     def read(self) -> str:
         """One message or command from the user. KeyboardInterrupt: Ctrl+C on an empty
@@ -298,7 +299,8 @@ def run_repl(profile, *, verbose: bool = False) -> int:
     from lcchat.engine.session import open_session
     from lcchat.engine.worker import run_cancellable
 
-    name = clean(Path(profile.model.path).name if profile.model.path else profile.name)
+    remote = profile.backend.url  # --remote: a server runs the model (engine/remote.py)
+    name = clean(remote or (Path(profile.model.path).name if profile.model.path else profile.name))
     err = sys.stderr
     print(f"loading {name}…", file=err, flush=True)
     started = time.perf_counter()
@@ -313,7 +315,8 @@ def run_repl(profile, *, verbose: bool = False) -> int:
         return EXIT_INTERRUPTED
     reading.erase()
     seconds = float(session.model.describe().get("load_s") or 0) or (time.perf_counter() - started)
-    banner = f"loaded {name} in {seconds:.1f} s · /help lists the commands · Ctrl+D leaves"
+    done = f"connected to {clean(str(session.model.path))} at {name}" if remote else f"loaded {name}"
+    banner = f"{done} in {seconds:.1f} s · /help lists the commands · Ctrl+D leaves"
     # Printed before the REPL's own printer exists: wrap it between words here, or the terminal
     # cuts it mid-word at 80 columns ("Ctr" / "l+D").
     width = shutil.get_terminal_size((80, 24)).columns

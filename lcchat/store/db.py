@@ -70,6 +70,11 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("3 a reply's thinking, apart from its answer", (
         "ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''",
     )),
+    # The server a remote turn came from (--remote, [backend] url); `model` then holds the
+    # model name the server was asked for. NULL for turns of a model run in-process.
+    ("4 per-turn remote server URL", (
+        "ALTER TABLE messages ADD COLUMN server TEXT",
+    )),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -96,11 +101,13 @@ def recover_hint(path: Path) -> str:
 
 @dataclass
 class TurnSettings:
-    """What was in force for a message: the system prompt, model file and its quant type."""
+    """What was in force for a message: the system prompt, model file and its quant type;
+    for a remote model, the server's URL (and `model` is the name the server was asked for)."""
 
     system: str = ""
     model: str = ""
     quant: str = ""
+    server: str = ""
 
 
 @dataclass
@@ -190,21 +197,29 @@ class Store:
         if not self.path.exists():
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
-                               check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            migrate(conn)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
-            raise
-        self._use(conn)
-        return conn
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                migrate(conn)
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.close()
+                # Two processes opening a new file at once: while one turns on WAL, SQLite
+                # can answer the other "locked" at once, without its busy handler. Opening
+                # again a moment later finds the file in WAL mode.
+                if _is_locked(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise
+            self._use(conn)
+            return conn
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """For a file that cannot be opened for writing (a read-only directory or disk, a
@@ -317,13 +332,13 @@ class Store:
         """Replace the messages from `start` on with `rows` (role, content, interrupted, stats,
         and optionally the reply's thinking), each marked with the `settings` in force (None:
         not known; the conversation's stand in)."""
-        turn = settings or TurnSettings(None, None, None)  # type: ignore[arg-type]
+        turn = settings or TurnSettings(None, None, None, None)  # type: ignore[arg-type]
         conn.execute("DELETE FROM messages WHERE conversation_id = ? AND seq >= ?", (cid, start))
         conn.executemany(
             "INSERT INTO messages (conversation_id, seq, role, content, interrupted, stats, created, system, model, quant,"
-            " reasoning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reasoning, server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(cid, start + i, role, content, int(bool(interrupted)), json.dumps(stats) if stats else None, now,
-              turn.system, turn.model, turn.quant, rest[0] if rest else "")
+              turn.system, turn.model, turn.quant, rest[0] if rest else "", turn.server or None)
              for i, (role, content, interrupted, stats, *rest) in enumerate(rows)],
         )
         conn.execute("UPDATE conversations SET updated = ?, system = ? WHERE id = ?", (now, system, cid))
@@ -366,11 +381,12 @@ class Store:
             per_turn = {"system", "model", "quant"} <= self._columns
             extra = ", system, model, quant" if per_turn else ", NULL, NULL, NULL"
             extra += ", reasoning" if "reasoning" in self._columns else ", ''"
-            for seq, role, content, interrupted, stats, created, system, model, quant, reasoning in conn.execute(
+            extra += ", server" if "server" in self._columns else ", NULL"
+            for seq, role, content, interrupted, stats, created, system, model, quant, reasoning, server in conn.execute(
                 f"SELECT seq, role, content, interrupted, stats, created{extra} FROM messages WHERE conversation_id = ? "
                 "ORDER BY seq", (cid,),
             ):
-                settings = None if system is None else TurnSettings(system, model or "", quant or "")
+                settings = None if system is None else TurnSettings(system, model or "", quant or "", server or "")
                 conv.messages.append(StoredMessage(int(seq), role, content, bool(interrupted),
                                                    _json_or_none(stats), float(created), settings, reasoning or ""))
             return conv
@@ -453,6 +469,12 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def _is_locked(exc: BaseException) -> bool:
+    """SQLite's SQLITE_BUSY/SQLITE_LOCKED, which a moment's wait can cure."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def _is_damage(exc: BaseException) -> bool:

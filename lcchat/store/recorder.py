@@ -133,7 +133,8 @@ class Recorder:
             quant = str(self.session.model.describe().get("quant") or "")
         except Exception:  # noqa: BLE001 - a label, not worth a failed save
             quant = ""
-        return TurnSettings(self.session.conversation.system, self._model(), quant)
+        server = str(getattr(self.session.model, "server", "") or "")  # a remote model's URL (engine/remote.py)
+        return TurnSettings(self.session.conversation.system, self._model(), quant, server)
 
     def _profile(self) -> str:
         return str(getattr(getattr(self.session, "profile", None), "name", "") or "")
