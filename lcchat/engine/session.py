@@ -610,7 +610,3 @@ def _open_draft(session: ChatSession, cancel: threading.Event | None) -> specula
                          "a draft model must have the same vocabulary")
     session.notices += loaded.notices
     return speculative.ModelDrafter(loaded.model)
-
-
-def model_path_label(path: Path) -> str:
-    return path.name
