@@ -60,6 +60,7 @@ class Run:
         try:
             self.recording.opened(session, cancel=cancel, on_event=on_event)
         except BaseException:
+            session.speculation.close()
             session.model.close()
             raise
         self.signals.watch(session)
@@ -102,6 +103,7 @@ class Run:
 
 def _show_prompt(session: Any, text: str) -> int:
     from lcchat.engine import prompt_view
+    from lcchat.errors import EXIT_OK
 
     print(prompt_view.describe(session, prompt_view.preview(session, text)), file=sys.stdout)
-    return 0
+    return EXIT_OK

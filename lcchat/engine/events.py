@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Union
 
+from lcchat.errors import EXIT_FAILURE
+
 FinishReason = Literal["stop", "length", "interrupted", "error"]
 
 
@@ -98,6 +100,10 @@ class Stats:
     ttft_s: float = 0.0
     context_used: int = 0
     context_size: int = 0
+    # Speculative decoding (engine/speculative.py); decodes stays 0 when it is off.
+    drafted: int = 0  # tokens drafted and verified
+    accepted: int = 0  # of those, tokens the sampler drew as drafted
+    decodes: int = 0  # llama_decode calls while generating
     final: bool = False
     reasoning_tokens: int = 0  # of completion_tokens, those spent thinking
     # Where the figures come from when that is not this process's token loop: a remote
@@ -115,9 +121,24 @@ class Stats:
             "context_size": self.context_size,
             "reasoning_tokens": self.reasoning_tokens,
         }
+        if self.decodes:
+            out.update(drafted=self.drafted, accepted=self.accepted, decodes=self.decodes,
+                       tokens_per_decode=round(self.tokens_per_decode, 3))
         if self.note:
             out["note"] = self.note
         return out
+
+    @property
+    def tokens_per_decode(self) -> float:
+        """Reply tokens per llama_decode: above 1 when speculation pays."""
+        return self.completion_tokens / self.decodes if self.decodes else 0.0
+
+    @property
+    def spec_text(self) -> str:
+        """Speculation's figures as the front-ends show them; empty when it is off."""
+        if not self.decodes:
+            return ""
+        return f"draft {self.accepted}/{self.drafted} · {self.tokens_per_decode:.2f} t/decode"
 
     @property
     def prompt_cached(self) -> bool:
@@ -130,12 +151,18 @@ class Stats:
         """The prompt's speed as both front-ends show it: "cached" after a full cache hit."""
         return "cached" if self.prompt_cached else f"{self.prompt_tokens_per_s:.1f} t/s"
 
+    @property
+    def thinking_text(self) -> str:
+        """" (412 thinking)": a reasoning model's thinking tokens, counted apart; else empty."""
+        return f" ({self.reasoning_tokens} thinking)" if self.reasoning_tokens else ""
+
     def summary(self) -> str:
         """The one-line figures shown after a reply."""
         pct = 100.0 * self.context_used / self.context_size if self.context_size else 0.0
+        spec = f" · {self.spec_text}" if self.decodes else ""
         return (
             f"prompt {self.prompt_rate_text} · gen {self.tokens_per_s:.1f} t/s · "
-            f"{self.completion_tokens} tokens · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
+            f"{self.completion_tokens} tokens{self.thinking_text}{spec} · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
             + (f" · {self.note}" if self.note else "")
         )
 
@@ -156,7 +183,7 @@ class Error:
     one-shot run should end with: 2 for bad input, 1 for a failure."""
 
     message: str
-    code: int = 1
+    code: int = EXIT_FAILURE
     fact: Fact | None = None  # what happened, for a front-end to add its advice to
 
 

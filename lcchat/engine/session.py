@@ -7,18 +7,19 @@ partial reply included when it is interrupted. cancel() may be called from any t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from lcchat.config.schema import ModelSettings, Profile
-from lcchat.engine import guard, reasoning, stops, templates
+from lcchat.engine import guard, reasoning, speculative, stops, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
 from lcchat.engine.protocol import TokenModel
-from lcchat.errors import LcchatError, PromptTooLong
+from lcchat.errors import EXIT_USAGE, LcchatError, PromptTooLong
 
 log = logging.getLogger("lcchat.session")
 
@@ -47,6 +48,9 @@ class ChatSession:
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
         self.loop = _reply_source(self.model, self.profile)
+        spec = self.profile.speculative
+        # Speculative decoding: the mode /spec switches, and the draft model open_session loads.
+        self.speculation = self.loop.speculation = speculative.Speculation(mode=spec.mode, n_draft=spec.n_draft)
         self.last_stats: Stats | None = None
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
@@ -63,9 +67,9 @@ class ChatSession:
         # A reasoning model's thinking: its markers (None: the model does not reason), whether
         # it thinks this turn (None: as the template does) and the thinking budget (-1: none).
         chat = self.profile.chat
-        self.thinking: bool | None = None if chat.thinking == "auto" else chat.thinking in (True, "true")
-        self.thinking_budget = chat.thinking_budget
         self.markers = self._detect_markers()
+        self.thinking = None if chat.thinking == "auto" else chat.thinking in (True, "true")
+        self.thinking_budget = chat.thinking_budget
         self.stops, self.hidden = self._derive_stops()
         self.specials = self._vocab_specials()
 
@@ -119,7 +123,7 @@ class ChatSession:
         """Add a user message and stream the reply."""
         text = _clean(text)
         if not text.strip():
-            yield Error("the message is empty", 2)
+            yield Error("the message is empty", EXIT_USAGE)
             return
         with self._guard() as ok:
             if not ok:
@@ -206,11 +210,21 @@ class ChatSession:
 
     # ------------------------------------------------------------ thinking
 
+    @property
+    def thinking(self) -> bool | None:
+        """Whether a reasoning model thinks this turn; None: as its template does (/think)."""
+        return self._thinking
+
+    @thinking.setter
+    def thinking(self, value: bool | None) -> None:
+        self._thinking = value
+        self._switch_thinking()  # so /show prompt shows what the next turn will send
+
     def _switch_thinking(self) -> None:
         """Pass enable_thinking to a template that reads it (Qwen3's), or leave it unset."""
         options = self.formatter.options
-        if self.markers is not None and self.thinking is not None and reasoning.takes_switch(self.formatter.text):
-            options["enable_thinking"] = self.thinking
+        if self.markers is not None and self._thinking is not None and reasoning.takes_switch(self.formatter.text):
+            options["enable_thinking"] = self._thinking
         else:
             options.pop("enable_thinking", None)
 
@@ -377,6 +391,7 @@ class ChatSession:
                 return
             old = self.model
             self.model, self.loop = new_model, TokenLoop(new_model)
+            self.loop.speculation = self.speculation
             if formatter is not None:
                 self.formatter = formatter
             if settings is not None:
@@ -482,6 +497,7 @@ class ChatSession:
                 hook(self)
             except Exception:  # closing must finish
                 log.warning("a close hook failed", exc_info=True)
+        self.speculation.close()
         self.model.close()
 
     @property
@@ -531,17 +547,55 @@ def _clean(text: str) -> str:
 def open_session(profile: Profile, *, on_progress: Callable[[float], None] | None = None,
                  cancel: threading.Event | None = None) -> ChatSession:
     """Open the profile's model (engine/loading.py: file checks, load, chat format,
-    notices), or connect to its server ([backend] url: engine/remote.py): a ready session.
-    on_progress gets the load's fraction. What else a run needs (the recorder, the signal
-    handling) the composition root, lcchat/runtime.py, attaches after."""
+    notices), or connect to its server ([backend] url: engine/remote.py), and its draft
+    model ([speculative] draft): a ready session. on_progress gets the load's fraction.
+    What else a run needs (the recorder, the signal handling) the composition root,
+    lcchat/runtime.py, attaches after."""
     if profile.backend.url:
         from lcchat.engine.remote import open_remote
 
         model, formatter, notices = open_remote(profile)
-        return ChatSession(model=model, profile=profile, formatter=formatter,
-                           notices=[Notice(text, "warning") for text in notices])
-    from lcchat.engine import loading
+        session = ChatSession(model=model, profile=profile, formatter=formatter,
+                              notices=[Notice(text, "warning") for text in notices])
+    else:
+        from lcchat.engine import loading
 
-    loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
-    return ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
-                       notices=loaded.notices, model_settings=loaded.settings)
+        loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
+        session = ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
+                              notices=loaded.notices, model_settings=loaded.settings)
+    try:
+        session.speculation.draft_model = _open_draft(session, cancel)
+    except BaseException:
+        session.speculation.close()
+        session.model.close()
+        raise
+    return session
+
+
+def _open_draft(session: ChatSession, cancel: threading.Event | None) -> speculative.ModelDrafter | None:
+    """The draft model of [speculative] draft, opened the one way a model is
+    (engine/loading.py) with the model's settings, once its vocabulary is checked to be the
+    model's (llama.cpp's rule); None when the profile names none."""
+    from lcchat.config.loader import resolve_draft_path
+    from lcchat.engine import loading
+    from lcchat.errors import InputError
+
+    profile, model = session.profile, session.model
+    path = resolve_draft_path(profile)
+    if path is not None and not hasattr(model, "decode_batch"):
+        raise InputError("a draft model needs a local model to draft for; this profile uses a server "
+                         "([backend] url): remove [speculative] draft")
+    if path is None:
+        if profile.speculative.mode == "draft":
+            raise InputError("[speculative] mode = draft needs a draft model: set [speculative] draft = PATH "
+                             "or give --draft PATH")
+        return None
+    settings = dataclasses.replace(session.model_settings, n_ctx=model.n_ctx)
+    loaded = loading.load(profile, settings, path=path, formatter=session.formatter, cancel=cancel)
+    problem = speculative.vocab_mismatch(model, loaded.model)
+    if problem:
+        loaded.model.close()
+        raise InputError(f"{path}: cannot be the draft model of {model.path.name}: {problem}; "
+                         "a draft model must have the same vocabulary")
+    session.notices += loaded.notices
+    return speculative.ModelDrafter(loaded.model)

@@ -33,7 +33,8 @@ from lcchat.commands import (
     Clear, CommandLine, Context, Copy, Edit, Exit, FrontState, Generate, Settings, Task, Theme, parse_line, registry,
 )
 from lcchat.commands.advice import phrase
-from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
+from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Thinking, Token
+from lcchat.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 from lcchat.signals import WAIT_S as SIGNAL_WAIT_S
 from lcchat.signals import Signals
 from lcchat.textsafe import clean
@@ -108,7 +109,7 @@ class LcchatApp(Theming, App[int]):
         self.busy = False
         self.load_error: str | None = None
         self.load_exception: BaseException | None = None
-        self.exit_code = 0
+        self.exit_code = EXIT_OK
         self._turn: AssistantTurn | None = None
         self._task_line = None
         self._streaming = True
@@ -364,10 +365,10 @@ class LcchatApp(Theming, App[int]):
         if isinstance(exc, LcchatError):
             self.load_error, self.exit_code = str(exc), exc.exit_code
         elif isinstance(exc, KeyboardInterrupt):
-            self.load_error, self.exit_code = "interrupted", 130
+            self.load_error, self.exit_code = "interrupted", EXIT_INTERRUPTED
         else:
             self.load_error = f"internal error: {type(exc).__name__}: {exc} (run with -v for details)"
-            self.exit_code = 1
+            self.exit_code = EXIT_FAILURE
         self.load_exception = exc
         self.exit(self.exit_code)
 
@@ -493,13 +494,18 @@ class LcchatApp(Theming, App[int]):
         turn = self._turn
         if turn is None:
             return
-        if isinstance(event, Token):
+        if isinstance(event, Thinking):
+            await turn.think(event.text, collapsed=not self.front.show_thinking)
+        elif isinstance(event, Token):
             if self._streaming:
                 await turn.write(event.text)
             else:
+                turn.end_thinking()
                 turn.hold(event.text)
         elif isinstance(event, Stats):
-            self._final_stats = event
+            turn.thinking_stats(event)
+            if event.final:
+                self._final_stats = event
         elif isinstance(event, Progress):
             pct = 100 * event.done // event.total if event.total else 0
             turn.note.update(Text(clean(f"{event.what} {pct}%")))
@@ -662,7 +668,7 @@ class LcchatApp(Theming, App[int]):
         if self.session is None and not self._load_done.is_set():
             self._load_cancel.set()
             await asyncio.to_thread(self._load_done.wait, 5.0)
-        self.exit(self.exit_code if self.load_error else 0)
+        self.exit(self.exit_code if self.load_error else EXIT_OK)
 
     def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
         # However the app ends, nothing keeps working behind it: a load or a reply in flight is cancelled.

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from textual.message import Message
 
 from lcchat.commands.actions import Task
-from lcchat.engine.events import Error, Event, Stats, Token
+from lcchat.engine.events import Error, Event, Stats, Thinking, Token
 from lcchat.tui.messages import JobEnded, JobEvent
 from lcchat.tui.panels import LiveStats
 
@@ -41,18 +41,24 @@ def run_job(job: Job, post: Callable[[Message], object], post_stats: Callable[[M
     """Run `job` (in a worker thread), posting its events with `post` and the live figures
     (Stats) with `post_stats`, the dashboard's. Tokens that come faster than FRAME_S apart
     are sent on together, so the UI appends to the Markdown at most ~30 times a second
-    however fast the model is; a slow model's tokens still go out one by one, at once."""
+    however fast the model is; a slow model's tokens still go out one by one, at once.
+    A reasoning model's thinking (Thinking) is sent on the same way, apart from the answer;
+    live Stats that count thinking tokens reach the app too (the Thinking block's title)."""
     pending: list[str] = []
+    kind: type = Token  # what pending holds: answer (Token) or thinking (Thinking) text
     last = 0.0
 
     def flush() -> None:
         if pending:
-            post(JobEvent(job, Token("".join(pending))))
+            post(JobEvent(job, kind("".join(pending))))
             pending.clear()
 
     try:
         for event in job.produce():
-            if isinstance(event, Token):
+            if isinstance(event, (Token, Thinking)):
+                if type(event) is not kind:
+                    flush()
+                    kind = type(event)
                 pending.append(event.text)
                 now = time.monotonic()
                 if now - last >= FRAME_S:
@@ -61,7 +67,7 @@ def run_job(job: Job, post: Callable[[Message], object], post_stats: Callable[[M
                 continue
             if isinstance(event, Stats):
                 post_stats(LiveStats(event))
-                if not event.final:
+                if not event.final and not event.reasoning_tokens:
                     continue
             flush()
             post(JobEvent(job, event))

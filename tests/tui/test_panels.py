@@ -207,3 +207,32 @@ def test_status_line_after_a_reply_at_80x24() -> None:
         assert "RAM 312M" in text and "CPU only" in text
 
     drive(app, scenario)
+
+
+def test_speculation_s_acceptance_shows_in_the_panel_and_first_leaves_the_status_line() -> None:
+    f = Figures(context_used=10, context_size=100)
+    f.take_stats(Stats(tokens_per_s=50.0, completion_tokens=40, drafted=30, accepted=27, decodes=13))
+    assert f.spec == "draft 27/30 · 3.08 t/decode"
+    assert "draft 27/30" in StatusLine.line(f, 200).plain
+    f.model_file = "a-rather-long-model-name.Q4_K_M.gguf"
+    narrow = StatusLine.line(f, 60).plain
+    assert "draft" not in narrow and "gen 50.0 t/s" in narrow
+    f.take_stats(Stats(tokens_per_s=50.0, completion_tokens=40))  # speculation off: nothing said
+    assert f.spec == "" and "draft" not in StatusLine.line(f, 200).plain
+
+
+def test_after_a_reply_with_spec_lookup_the_speed_panel_shows_the_acceptance() -> None:
+    words = ["a1", "b2", "c3", "d4"] * 6
+    app = app_for(session_with(words))
+
+    async def scenario(pilot):
+        await ready(pilot)
+        assert not app.dashboard.query_one("#speed-spec").display  # off: no line for it
+        await say(pilot, "/spec lookup")
+        await say(pilot, "hi")
+        text = label(app, "#speed-spec")
+        stats = app.session.last_stats
+        assert stats.accepted > 0 and text == f"draft {stats.accepted}/{stats.drafted} · {stats.tokens_per_decode:.2f} t/decode"
+        assert app.dashboard.query_one("#speed-spec").display
+
+    drive(app, scenario, size=(120, 40))
