@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lcchat.engine.events import Done, Error, Event, Notice, Stats, Token
+from lcchat.engine.events import Done, Error, Event, Notice, ReplyLimit, Stats, Token
 from lcchat.errors import InputError, LcchatError
 from lcchat.textsafe import one_line
 
@@ -141,7 +141,7 @@ def status_error(status: int, body: Any, facts: ServerFacts | None, backend, url
     if any(word in low for word in CONTEXT_ERRORS):
         n_ctx = facts.n_ctx if facts else 0
         return PromptTooLong(f"the conversation does not fit the server's context ({n_ctx} tokens): {detail}; "
-                             "/clear, or start the server with a larger context")
+                             "the server's context is set where it starts (llama-server -c, vLLM --max-model-len)")
     if status == 404:
         if facts is not None and "model" in low:
             served = ", ".join(facts.models[:8]) or "none listed"
@@ -611,7 +611,7 @@ class RemoteReplies:
             parts.append(tail)
             yield Token(tail)
         if finish == "length" and problem is None:
-            yield Notice(f"the reply reached max_tokens ({sampling.max_tokens}); /set max_tokens N allows longer ones")
+            yield Notice(str(ReplyLimit(sampling.max_tokens)), fact=ReplyLimit(sampling.max_tokens))
         if stop.hid:
             yield Notice(f"hid special-token text the model wrote as plain text: {', '.join(dict.fromkeys(stop.hid))}", "warning")
         result.stats = self._stats(base, figures, counter.pieces, started, counter.first_at, counter.last_at, final=True)

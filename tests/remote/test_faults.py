@@ -10,7 +10,7 @@ import pytest
 
 from lcchat.config.schema import Profile
 from lcchat.engine import remote
-from lcchat.engine.events import Done, Error, Notice, Stats, Token
+from lcchat.engine.events import Done, Error, Notice, ReplyLimit, Stats, Token
 from lcchat.engine.session import open_session
 from lcchat.errors import LcchatError
 from tests.remote.servers import delta, sse
@@ -118,6 +118,7 @@ def test_a_context_error_is_lcchats_context_message(stub):
     _, events = turn(open_session(profile_for(stub.url)))
     error = errors(events)[0]
     assert error.message.startswith("the conversation does not fit the server's context") and error.code == 2
+    assert "/clear" not in error.message  # no chat advice in what pipe mode prints too
 
 
 def test_a_stall_ends_after_the_timeout(stub):
@@ -188,7 +189,9 @@ def test_a_reply_cut_at_max_tokens_says_so(stub):
     stub.reply = lambda h: h.stream([delta("Cut"), delta(" short", "length"), sse("[DONE]")])
     _, events = turn(open_session(profile_for(stub.url)))
     assert events[-1] == Done("length", "Cut short")
-    assert any(isinstance(e, Notice) and "max_tokens" in e.text for e in events)
+    limit = [e for e in events if isinstance(e, Notice) and "max_tokens" in e.text]
+    # a fact, as the local loop gives: each front-end phrases the advice (/set in a chat, -n in a pipe)
+    assert limit and isinstance(limit[0].fact, ReplyLimit) and "/set" not in limit[0].text
 
 
 def test_tls_to_a_server_that_does_not_speak_it_is_one_line(stub):

@@ -144,7 +144,7 @@ class MemoryEstimate:
         if self.available_vram is not None and self.gpu_layers and self.vram > self.available_vram:
             return (f"the {self.gpu_layers} offloaded layers will not fit in VRAM: they need about "
                     f"{human_bytes(self.vram)} but {human_bytes(self.available_vram)} is free; "
-                    "lower n_gpu_layers (-ngl) or use a smaller quantization (/quant)")
+                    "a lower n_gpu_layers or a smaller quantization would fit")
         return None
 
     def _tight(self) -> str | None:
@@ -163,12 +163,14 @@ class MemoryEstimate:
                 f"{self.n_ctx} + {human_bytes(self.runtime)} runtime")
 
     def _remedy(self) -> str:
-        tips = ["use a smaller quantization (/quant)", "a smaller n_ctx (-c)"]
+        """What would fit, as settings (the same in every front-end; each one says how to
+        change them: /quant in a chat, flags or the profile in pipe mode)."""
+        tips = ["a smaller quantization", "a smaller n_ctx"]
         if self.cache_type_k == "f16" or self.cache_type_v == "f16":
             q8 = self.kv_by_type.get("q8_0")
-            tips.append(f"a q8_0 KV cache (/quant kv q8_0: {human_bytes(q8)} instead of {human_bytes(self.kv_total)})"
-                        if q8 else "a q8_0 KV cache (/quant kv q8_0)")
-        return "try " + ", ".join(tips[:-1]) + " or " + tips[-1]
+            tips.append(f"a q8_0 KV cache ({human_bytes(q8)} instead of {human_bytes(self.kv_total)})"
+                        if q8 else "a q8_0 KV cache")
+        return ", ".join(tips[:-1]) + " or " + tips[-1] + " would need less"
 
 
 def _gpu_offload_supported() -> bool:
