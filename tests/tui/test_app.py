@@ -104,10 +104,13 @@ def test_with_streaming_off_the_reply_appears_whole() -> None:
         await say(pilot, "/stream off")
         assert app.front.stream is False
         await type_line(pilot, "count")
+        await wait_until(pilot, lambda: bool(app.transcript.query(AssistantTurn)), what="the reply's turn")
         turn = app.transcript.query_one(AssistantTurn)
         await wait_until(pilot, lambda: turn.text == "one two three")
         assert app.busy and turn.source == ""  # held back while generating
         gate.set()
+        # the reply ends on the worker thread: wait for what the user sees, not a moment
+        await wait_until(pilot, lambda: turn.source == "one two three", what="the whole reply shown")
         await idle(pilot)
         assert turn.source == "one two three"
 
