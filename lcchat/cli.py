@@ -14,9 +14,8 @@ from typing import Any, Callable, Sequence
 
 from lcchat import __version__
 from lcchat.textsafe import clean
+from lcchat.errors import EXIT_INTERRUPTED, EXIT_OK
 from lcchat.usage import UsageParser
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # flag dest -> profile key (dotted)
 OVERRIDES = {
@@ -274,7 +273,7 @@ def _chat(args: argparse.Namespace) -> int:
     if not text.strip():
         raise InputError("nothing to answer: give a PROMPT or pipe text on stdin")
     _utf8_streams()
-    session = _open(profile, verbose=args.verbose)
+    session = _open(profile)
     if args.show_prompt:
         return recording.finish(lambda: _show_prompt(session, text))
     return recording.finish(lambda: pipe.run(session, text, as_json=args.json, verbose=args.verbose,
@@ -348,7 +347,7 @@ def _interactive(profile, args: argparse.Namespace) -> int:
     return run_repl(profile, verbose=args.verbose)
 
 
-def _open(profile, *, verbose: bool):
+def _open(profile):
     from lcchat.engine.session import open_session
     from lcchat.engine.worker import run_cancellable
 

@@ -14,9 +14,8 @@ import logging
 import sys
 from typing import Sequence
 
+from lcchat.errors import EXIT_INTERRUPTED, EXIT_OK
 from lcchat.usage import UsageParser
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Union
 
+from lcchat.errors import EXIT_FAILURE
+
 FinishReason = Literal["stop", "length", "interrupted", "error"]
 
 
@@ -181,7 +183,7 @@ class Error:
     one-shot run should end with: 2 for bad input, 1 for a failure."""
 
     message: str
-    code: int = 1
+    code: int = EXIT_FAILURE
     fact: Fact | None = None  # what happened, for a front-end to add its advice to
 
 

@@ -19,7 +19,7 @@ from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
 from lcchat.engine.protocol import TokenModel
-from lcchat.errors import LcchatError, PromptTooLong
+from lcchat.errors import EXIT_USAGE, LcchatError, PromptTooLong
 
 log = logging.getLogger("lcchat.session")
 
@@ -126,7 +126,7 @@ class ChatSession:
         """Add a user message and stream the reply."""
         text = _clean(text)
         if not text.strip():
-            yield Error("the message is empty", 2)
+            yield Error("the message is empty", EXIT_USAGE)
             return
         with self._guard() as ok:
             if not ok:
@@ -610,7 +610,3 @@ def _open_draft(session: ChatSession, cancel: threading.Event | None) -> specula
                          "a draft model must have the same vocabulary")
     session.notices += loaded.notices
     return speculative.ModelDrafter(loaded.model)
-
-
-def model_path_label(path: Path) -> str:
-    return path.name

@@ -33,7 +33,7 @@ from lcchat.commands.actions import Clear, Copy, Edit, Exit, Generate, Settings,
 from lcchat.commands.parse import CommandLine, parse_line
 from lcchat.commands.registry import Context, FrontState, Registry, registry as default_registry
 from lcchat.engine.events import Event
-from lcchat.errors import LcchatError
+from lcchat.errors import EXIT_INTERRUPTED, EXIT_OK, LcchatError
 from lcchat.textsafe import clean
 from lcchat.repl.completer import SlashCompleter
 from lcchat.repl.keybindings import build_key_bindings, strip_block
@@ -183,10 +183,10 @@ class Repl:
                 self.printer.dim(QUIT_HINT)
                 continue
             except EOFError:
-                return 0
+                return EXIT_OK
             try:
                 if not self.handle(line):
-                    return 0
+                    return EXIT_OK
             except KeyboardInterrupt:
                 self.printer.line("Interrupted.", "yellow")
             except LcchatError as exc:
@@ -312,7 +312,7 @@ def run_repl(profile, *, verbose: bool = False) -> int:
     except KeyboardInterrupt:
         reading.erase()
         print("loading cancelled", file=err, flush=True)
-        return 130
+        return EXIT_INTERRUPTED
     reading.erase()
     seconds = float(session.model.describe().get("load_s") or 0) or (time.perf_counter() - started)
     done = f"connected to {clean(str(session.model.path))} at {name}" if remote else f"loaded {name}"

@@ -33,6 +33,7 @@ from lcchat.commands import (
 )
 from lcchat.commands.advice import phrase
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Thinking, Token
+from lcchat.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
 from lcchat.tui.jobs import Job, run_job
@@ -99,7 +100,7 @@ class LcchatApp(Theming, App[int]):
         self.busy = False
         self.load_error: str | None = None
         self.load_exception: BaseException | None = None
-        self.exit_code = 0
+        self.exit_code = EXIT_OK
         self._turn: AssistantTurn | None = None
         self._task_line = None
         self._streaming = True
@@ -362,10 +363,10 @@ class LcchatApp(Theming, App[int]):
         if isinstance(exc, LcchatError):
             self.load_error, self.exit_code = str(exc), exc.exit_code
         elif isinstance(exc, KeyboardInterrupt):
-            self.load_error, self.exit_code = "interrupted", 130
+            self.load_error, self.exit_code = "interrupted", EXIT_INTERRUPTED
         else:
             self.load_error = f"internal error: {type(exc).__name__}: {exc} (run with -v for details)"
-            self.exit_code = 1
+            self.exit_code = EXIT_FAILURE
         self.load_exception = exc
         self.exit(self.exit_code)
 
@@ -665,7 +666,7 @@ class LcchatApp(Theming, App[int]):
         if self.session is None and not self._load_done.is_set():
             self._load_cancel.set()
             await asyncio.to_thread(self._load_done.wait, 5.0)
-        self.exit(self.exit_code if self.load_error else 0)
+        self.exit(self.exit_code if self.load_error else EXIT_OK)
 
     def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
         # However the app ends, nothing keeps working behind it: a load or a reply in flight is cancelled.

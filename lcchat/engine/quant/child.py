@@ -13,7 +13,7 @@ _TENSOR_LINE = re.compile(r"^\s*\[\s*(\d+)\s*/\s*(\d+)\s*\]")
 
 
 def _child_main(argv: list[str]) -> int:
-    """`python -m lcchat.engine.quant SRC TMP LLAMA_FTYPE_X NTHREAD ALLOW`: quantize, report
+    """Quantize SRC into TMP as LLAMA_FTYPE_X (argv as in the module docstring); report
     "P done total" per tensor, "W line" for llama.cpp warnings/errors, "X status" at the end."""
     import ctypes
 

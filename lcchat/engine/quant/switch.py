@@ -13,7 +13,7 @@ from lcchat.engine.events import Done, Error, Event, Notice
 from lcchat.engine.monitor import human_bytes
 from lcchat.engine.quant.memory import kv_cache_bytes, quantized_kv
 from lcchat.engine.quant.variants import Variant
-from lcchat.errors import LcchatError
+from lcchat.errors import EXIT_USAGE, LcchatError
 
 def _reload(session, path: Path, settings: ModelSettings, *, what: str, keep_formatter: bool,
             success: Callable[[], str]) -> Iterator[Event]:
@@ -75,7 +75,7 @@ def switch_kv(session, type_k: str, type_v: str) -> Iterator[Event]:
     cache), keeping the conversation. A quantized V cache turns flash attention on."""
     for name in (type_k, type_v):
         if name not in KV_CACHE_TYPES:
-            yield Error(f"unknown KV cache type {name!r}; choose one of {', '.join(KV_CACHE_TYPES)}", 2)
+            yield Error(f"unknown KV cache type {name!r}; choose one of {', '.join(KV_CACHE_TYPES)}", EXIT_USAGE)
             yield Done("error", "")
             return
     current = session.model_settings
