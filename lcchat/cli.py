@@ -172,8 +172,6 @@ def _dispatch(argv: list[str]) -> int:
 
         handler: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
         return handler(rest)
-    from lcchat.store.args import split_continue
-
     args = build_parser().parse_args(split_continue(argv))
     if args.man or args.completion or args.list_names:
         return _documentation(args)
@@ -230,6 +228,33 @@ def _quiet_stdout() -> None:
         pass
 
 
+def split_continue(argv: list[str]) -> list[str]:
+    """`-C` takes an ID only when the next word is one (digits): in `lcchat -C "go on"`
+    the words are the prompt. A name needs the = form: --continue=NAME. Rewritten before
+    parsing, since argparse cannot look at the next word to decide."""
+    from lcchat.store.db import is_conversation_number
+
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            out += argv[i:]
+            break
+        if word in ("-C", "--continue"):
+            following = argv[i + 1] if i + 1 < len(argv) else None
+            if following is not None and is_conversation_number(following):
+                out.append(f"--continue={following.lstrip('#')}")
+                i += 2
+                continue
+            out.append("--continue=")
+            i += 1
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
 # ---------------------------------------------------------------- chatting
 
 
@@ -253,31 +278,28 @@ def profile_from_args(args: argparse.Namespace):
 def _chat(args: argparse.Namespace) -> int:
     from lcchat import pipe
     from lcchat.errors import InputError
+    from lcchat.runtime import Run
 
     question = " ".join(args.prompt) if args.prompt else None
     stdin_tty = sys.stdin is not None and sys.stdin.isatty()
     piped = None if stdin_tty or sys.stdin is None else pipe.read_stdin()
     profile = profile_from_args(args)
-    _ensure_model(profile, interactive=question is None and piped is None and stdin_tty)
-    from lcchat.store.wiring import record_chat
-
-    recording = record_chat(profile, args.continue_id, interactive=question is None and piped is None,
-                            no_history=args.no_history, save_state=args.save_state)
-    if question is None and piped is None:
+    interactive = question is None and piped is None
+    _ensure_model(profile, interactive=interactive and stdin_tty)
+    run = Run(profile, continue_ref=args.continue_id, interactive=interactive,
+              no_history=args.no_history, save_state=args.save_state)
+    if interactive:
         if args.json:
             raise InputError("--json needs a PROMPT or piped stdin")
         if args.show_prompt:
             raise InputError("--show-prompt needs a PROMPT or piped stdin")
-        return _interactive(profile, args)
+        return _interactive(run, args)
     text = pipe.compose(piped, question)
     if not text.strip():
         raise InputError("nothing to answer: give a PROMPT or pipe text on stdin")
     _utf8_streams()
-    session = _open(profile)
-    if args.show_prompt:
-        return recording.finish(lambda: _show_prompt(session, text))
-    return recording.finish(lambda: pipe.run(session, text, as_json=args.json, verbose=args.verbose,
-                                                      reasoning=args.reasoning))
+    return run.answer(text, as_json=args.json, show_prompt=args.show_prompt, verbose=args.verbose,
+                      reasoning=args.reasoning)
 
 
 def _ensure_model(profile, *, interactive: bool) -> None:
@@ -299,13 +321,6 @@ def _ensure_model(profile, *, interactive: bool) -> None:
         offer(profile, missing)
     except LcchatError:
         return  # other problems surface where the model is opened, as before
-
-
-def _show_prompt(session, text: str) -> int:
-    from lcchat.engine import prompt_view
-
-    print(prompt_view.describe(session, prompt_view.preview(session, text)))
-    return EXIT_OK
 
 
 MIN_TUI_SIZE = (60, 16)  # columns, lines: below this the REPL serves better
@@ -335,23 +350,10 @@ def choose_mode(args: argparse.Namespace, *, term: str | None = None, size: tupl
     return "tui"
 
 
-def _interactive(profile, args: argparse.Namespace) -> int:
+def _interactive(run, args: argparse.Namespace) -> int:
     if args.theme:
-        profile.ui.theme = args.theme
-    if choose_mode(args) == "tui":
-        from lcchat.tui.app import run_tui
-
-        return run_tui(profile, verbose=args.verbose)
-    from lcchat.repl.app import run_repl
-
-    return run_repl(profile, verbose=args.verbose)
-
-
-def _open(profile):
-    from lcchat.engine.session import open_session
-    from lcchat.engine.worker import run_cancellable
-
-    return run_cancellable(lambda cancel: open_session(profile, cancel=cancel))
+        run.profile.ui.theme = args.theme
+    return run.interactive(choose_mode(args), verbose=args.verbose)
 
 
 def _utf8_streams() -> None:

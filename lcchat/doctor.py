@@ -116,7 +116,7 @@ def _load_sentencepiece(path: Path):
     sp = sentencepiece.SentencePieceProcessor()
     try:
         sp.Load(str(path))
-    except Exception as exc:  # noqa: BLE001 - sentencepiece raises OSError or RuntimeError
+    except Exception as exc:  # sentencepiece raises OSError or RuntimeError
         raise InputError(f"{path}: is not a sentencepiece model ({str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from exc
     return sp
 

@@ -11,7 +11,7 @@ usual session.cancel(): the iterators watch session.loop.cancel_event, which can
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from lcchat.commands.actions import Task
 from lcchat.commands.registry import Context, Result, UsageError, registry

@@ -55,9 +55,6 @@ class ChatSession:
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
         self.on_close: list[Callable[[ChatSession], None]] = []  # run by close(), before the model is freed
-        # Where the on_open hooks report what they do while the session opens (the store
-        # re-reading a continued conversation: Progress("history", ...)); open_session's on_event.
-        self.report: Callable[[Event], None] | None = None
         self._pending: list[Notice] = []  # said after the current turn (see warn)
         self._lock = threading.Lock()
         self.extra_stops: list[str] = []
@@ -186,7 +183,7 @@ class ChatSession:
             self.loop.cancel()
             self._record(user, result.text or "", interrupted=True, thinking=result.reasoning)
             raise
-        except Exception as exc:  # noqa: BLE001 - the session must survive a failed turn
+        except Exception as exc:  # the session must survive a failed turn
             log.debug("generation failed", exc_info=True)
             self.loop.reset()
             self._record(user, result.text, interrupted=True, thinking=result.reasoning)
@@ -275,7 +272,7 @@ class ChatSession:
         for hook in list(self.on_send):
             try:
                 hook(self, user)
-            except Exception:  # noqa: BLE001 - saving must never end the chat
+            except Exception:  # saving must never end the chat
                 log.warning("a send hook failed", exc_info=True)
 
     def _record(self, user: Message, text: str, *, interrupted: bool, thinking: str = "") -> None:
@@ -284,7 +281,7 @@ class ChatSession:
         for listener in list(self.listeners):
             try:
                 listener(self, user, reply)
-            except Exception:  # noqa: BLE001 - saving must never end the chat
+            except Exception:  # saving must never end the chat
                 log.warning("a turn listener failed", exc_info=True)
 
     def warn(self, text: str) -> None:
@@ -363,7 +360,7 @@ class ChatSession:
         turn starts from, not what the undone exchange left behind."""
         try:
             history = self.history_prefix()
-        except Exception:  # noqa: BLE001 - only a figure: the next turn fits the cache anyway
+        except Exception:  # only a figure: the next turn fits the cache anyway
             log.debug("could not find the history's tokens after /undo", exc_info=True)
             return
         n = common_prefix(self.loop.cached, history[1] if history else [])
@@ -498,7 +495,7 @@ class ChatSession:
         for hook in hooks:
             try:
                 hook(self)
-            except Exception:  # noqa: BLE001 - closing must finish
+            except Exception:  # closing must finish
                 log.warning("a close hook failed", exc_info=True)
         self.speculation.close()
         self.model.close()
@@ -547,18 +544,13 @@ def _clean(text: str) -> str:
 
 # ---------------------------------------------------------------- opening a session
 
-# Functions called with every session open_session() makes, with the load's cancel event,
-# in the thread that opened it and before it is returned. The CLI attaches the conversation
-# store this way, whichever front-end opens the session.
-on_open: list[Callable[[ChatSession, "threading.Event | None"], None]] = []
-
-
 def open_session(profile: Profile, *, on_progress: Callable[[float], None] | None = None,
-                 cancel: threading.Event | None = None, on_event: Callable[[Event], None] | None = None) -> ChatSession:
+                 cancel: threading.Event | None = None) -> ChatSession:
     """Open the profile's model (engine/loading.py: file checks, load, chat format,
-    notices), or connect to its server ([backend] url: engine/remote.py): a ready session.
-    on_progress gets the load's fraction; on_event what the on_open hooks report after it
-    (Progress("history", done, total) while a continued conversation is re-read)."""
+    notices), or connect to its server ([backend] url: engine/remote.py), and its draft
+    model ([speculative] draft): a ready session. on_progress gets the load's fraction.
+    What else a run needs (the recorder, the signal handling) the composition root,
+    lcchat/runtime.py, attaches after."""
     if profile.backend.url:
         from lcchat.engine.remote import open_remote
 
@@ -571,11 +563,8 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
         loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
         session = ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
                               notices=loaded.notices, model_settings=loaded.settings)
-    session.report = on_event
     try:
         session.speculation.draft_model = _open_draft(session, cancel)
-        for hook in list(on_open):
-            hook(session, cancel)
     except BaseException:
         session.speculation.close()
         session.model.close()

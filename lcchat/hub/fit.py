@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from lcchat.config.schema import ModelSettings
 from lcchat.engine import gguf_info, quant
 from lcchat.engine.monitor import human_bytes
-from lcchat.errors import InputError, LcchatError
+from lcchat.errors import InputError
 from lcchat.hub.remote import RemoteFile
 from lcchat.hub.source import rank_of
 from lcchat.textsafe import one_line

@@ -93,6 +93,13 @@ class Damaged(LcchatError):
         self.detail = detail
 
 
+def is_conversation_number(word: str) -> bool:
+    """Whether `word` is a conversation number ("12" or "#12"): ASCII digits only, since
+    str.isdigit() also accepts "²" or "٣", which are names, not numbers."""
+    digits = word.lstrip("#")
+    return digits.isascii() and digits.isdigit()
+
+
 def recover_hint(path: Path) -> str:
     fixed = path.with_name("recovered.db")
     return (f"sqlite3 {path} .recover | sqlite3 {fixed}, then move {fixed.name} over {path.name} "
@@ -397,7 +404,7 @@ class Store:
         text = str(ref).strip().lstrip("#")
         with self.reading() as conn:
             if conn is not None:
-                if text.isascii() and text.isdigit():
+                if is_conversation_number(text):
                     number = int(text)  # past SQLite's 64-bit range no conversation has it
                     row = None if number >= 1 << 63 else conn.execute(
                         "SELECT id FROM conversations WHERE id = ?", (number,)).fetchone()

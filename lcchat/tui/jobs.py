@@ -71,7 +71,7 @@ def run_job(job: Job, post: Callable[[Message], object], post_stats: Callable[[M
                     continue
             flush()
             post(JobEvent(job, event))
-    except BaseException as exc:  # noqa: BLE001 - the chat goes on after a failed job
+    except BaseException as exc:  # the chat goes on after a failed job
         log.debug("%s failed", "the reply" if job.task is None else job.task.what, exc_info=True)
         flush()
         post(JobEvent(job, Error(job.failure(exc))))

@@ -268,7 +268,7 @@ def fit_warning(info: gguf_info.GGUFInfo, settings: ModelSettings) -> str | None
     it fits or nothing is known. Cheap: a header already read and one psutil call."""
     try:
         return estimate_memory(info, settings).warning()
-    except Exception:  # noqa: BLE001 - an estimate must never stop a load
+    except Exception:  # an estimate must never stop a load
         log.debug("memory estimate failed", exc_info=True)
         return None
 
