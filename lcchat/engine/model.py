@@ -179,6 +179,19 @@ class _Speller:
         return " " if c.isspace() and " " in self.chars else self.stand_in
 
 
+def flash_attn_type(llama_cpp, setting: bool | str) -> int:
+    """[model] flash_attn as llama.cpp's enum: "auto" leaves the choice to llama.cpp (its
+    own default: on where the backend runs the fused kernel, which the CPU does)."""
+    if setting == "auto":
+        return llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+    return llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if setting else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+
+
+def flash_attn_name(setting: bool | str) -> str:
+    """"auto", "on" or "off", as llama-cli's --flash-attn spells them."""
+    return "auto" if setting == "auto" else ("on" if setting else "off")
+
+
 def _ggml_type(name: str) -> int:
     import gguf
 
@@ -269,10 +282,7 @@ class Model:
         cparams.yarn_orig_ctx = resolved.yarn_orig_ctx
         cparams.type_k = _ggml_type(settings.cache_type_k)
         cparams.type_v = _ggml_type(settings.cache_type_v)
-        if hasattr(cparams, "flash_attn_type"):
-            cparams.flash_attn_type = (
-                llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if settings.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-            )
+        cparams.flash_attn_type = flash_attn_type(llama_cpp, settings.flash_attn)
         cparams.no_perf = True
         self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -444,6 +454,8 @@ class Model:
             "gpu_layers": self.load.n_gpu_layers,
             "rope": self.load.rope.description,
             "cache_type": f"{self.settings.cache_type_k}/{self.settings.cache_type_v}",
+            "flash_attn": flash_attn_name(self.settings.flash_attn),
+            "n_batch": self.n_batch,
             "load_s": round(self.load.seconds, 2),
         }
 

@@ -445,7 +445,7 @@ def runtime_allowance(info: gguf_info.GGUFInfo) -> int:
     return 6 * MiB + 600 * int(info.vocab_size or 0)
 
 
-def compute_peak(info: gguf_info.GGUFInfo, n_ctx: int, n_ubatch: int, flash_attn: bool) -> int:
+def compute_peak(info: gguf_info.GGUFInfo, n_ctx: int, n_ubatch: int, flash_attn: bool | str) -> int:
     """The compute buffer llama.cpp reserves for a full batch (touched while a long prompt
     is evaluated): logits or attention scores for n_ubatch tokens, plus FFN activations."""
     n_vocab = int(info.vocab_size or 0)
@@ -456,7 +456,7 @@ def compute_peak(info: gguf_info.GGUFInfo, n_ctx: int, n_ubatch: int, flash_attn
         value = info.metadata.get(gguf.Keys.LLM.FEED_FORWARD_LENGTH.format(arch=arch)) if arch else None
         n_ff_raw = max(value) if isinstance(value, list) and value else 0
     n_embd = info.embedding_length or 0
-    scores = 0 if flash_attn else n_head * n_ctx
+    scores = 0 if flash_attn else n_head * n_ctx  # "auto": on, as on the CPU
     return 4 * n_ubatch * (max(n_vocab, scores) + 2 * n_ff_raw + 4 * n_embd)
 
 
@@ -637,7 +637,7 @@ def estimate_memory(info: gguf_info.GGUFInfo, settings: ModelSettings, *, n_ctx:
     ram = _available_ram() if available_ram == -1 else available_ram
     vram = (_available_vram() if offloaded else None) if available_vram == -1 else available_vram
     if _quantized_kv(v) and not settings.flash_attn:
-        notes.append(f"a {v} V cache needs flash attention in llama.cpp (flash_attn = true)")
+        notes.append(f"a {v} V cache needs flash attention in llama.cpp (flash_attn = \"auto\" or true)")
     estimate = MemoryEstimate(
         n_ctx=ctx, cache_type_k=k, cache_type_v=v, n_layer=n_layer, gpu_layers=min(offloaded, n_layer),
         weights_ram=w_ram, weights_vram=w_vram, kv_ram=kv_ram, kv_vram=kv_vram,
@@ -696,8 +696,8 @@ def context_problem(info: gguf_info.GGUFInfo, settings: ModelSettings, *, n_ctx:
 def kv_cache_problem(settings: ModelSettings) -> str | None:
     """llama.cpp refuses a quantized V cache without flash attention: say so up front."""
     if _quantized_kv(settings.cache_type_v) and not settings.flash_attn:
-        return (f"cache_type_v = {settings.cache_type_v!r} needs flash_attn = true (llama.cpp quantizes the V cache "
-                "only with flash attention); set it, or keep cache_type_v = 'f16'")
+        return (f"cache_type_v = {settings.cache_type_v!r} needs flash attention, which flash_attn = false turns off "
+                "(llama.cpp quantizes the V cache only with it); set flash_attn = \"auto\" or true, or keep cache_type_v = 'f16'")
     return None
 
 
