@@ -155,9 +155,8 @@ NOTES = """## Notes
 
 - **Same work per token.** End-of-generation tokens are ignored in sections 1, 2 and 4 so
   every implementation generates exactly the same number of tokens; all use greedy
-  sampling, the same context size, one llama_decode per token and flash attention off
-  (llama.cpp's own default, "auto", turns it on for CPU and moves the speed at long
-  contexts by up to a third in either direction, which says nothing about the client).
+  sampling, the same context size, one llama_decode per token and flash attention as
+  llama.cpp's own default, "auto", sets it (on, for the CPU), which is lcchat's default too.
 - **Noise.** This is a shared 2-core VM: differences of 1-2% between runs are noise.
   lcchat and the bare loop are equal within it, at every reply length and for the time
   to first token.

@@ -42,10 +42,10 @@ class Run:
 class LcchatRunner:
     name = "lcchat engine"
 
-    def __init__(self, model_path: Path, threads: int, n_ctx: int):
+    def __init__(self, model_path: Path, threads: int, n_ctx: int, **overrides):
         profile = load_profile("default", {
             "model.path": str(model_path), "model.n_ctx": n_ctx, "model.n_threads": threads,
-            "sampling.temperature": 0.0, "sampling.repeat_penalty": 1.0,
+            "sampling.temperature": 0.0, "sampling.repeat_penalty": 1.0, **overrides,
         })
         self.session = open_session(profile)
         self.session.model.is_eog = lambda token: False  # generate exactly n tokens
@@ -96,9 +96,8 @@ class BareRunner:
         cp.n_ctx, cp.n_batch, cp.n_ubatch = n_ctx, 512, 512
         cp.n_threads = cp.n_threads_batch = threads
         cp.no_perf = True
-        # As lcchat's default and llama-cpp-python's (flash_attn=False); llama.cpp's own
-        # default, "auto", turns it on for CPU and changes the speed at long contexts.
-        cp.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        # llama.cpp's own default, as lcchat's ("auto": on for the CPU backend).
+        cp.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_AUTO
         self.ctx = L.llama_init_from_model(self.model, cp)
         sp = L.llama_sampler_chain_default_params()
         self.sampler = L.llama_sampler_chain_init(sp)
@@ -154,8 +153,10 @@ class ChatCompletionRunner:
         import llama_cpp
 
         self.llama_cpp = llama_cpp
+        # flash_attn=True: what lcchat's and llama.cpp's "auto" resolves to on the CPU
+        # (llama-cpp-python's own default is off, and it has no "auto").
         self.llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads,
-                                   n_threads_batch=threads, verbose=False)
+                                   n_threads_batch=threads, flash_attn=True, verbose=False)
 
     def tokens(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=True)
