@@ -4,7 +4,7 @@
 # built from the very same source (same kernels, same version) on the same machine.
 #
 # A benchmark step, not a test and not a dependency: CPU only, only the tools the
-# benchmarks run (llama-bench, llama-completion, llama-lookup), niced, two jobs, into a
+# benchmarks run (llama-bench, llama-completion, llama-lookup), niced (nice 10), two jobs, into a
 # cache outside the repository. Prints the bin directory on its last line.
 #
 #   benchmarks/build_llamacpp.sh [PYTHON]
@@ -44,7 +44,7 @@ if [ ! -f "$SRC/vendor/llama.cpp/CMakeLists.txt" ]; then
     tar -xzf "$SDIST" -C "$CACHE"
 fi
 
-nice -n 19 cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD" \
+nice cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD" \
     -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=OFF \
     -DGGML_NATIVE=ON \
@@ -52,7 +52,7 @@ nice -n 19 cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD" \
     -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_EXAMPLES=ON >&2
-nice -n 19 cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >&2
+nice cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >&2
 
 have_all
 echo "$BIN"

@@ -32,6 +32,7 @@ from lcchat.commands import CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, TASK, T
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
 from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
+from lcchat.tui.pacing import FramePacer
 from lcchat.tui.palette import Palette, SlashCommands
 from lcchat.tui.panels import Dashboard, LiveStats, MonitorLike
 from lcchat.tui.prompt import PromptInput
@@ -43,7 +44,6 @@ SessionFactory = Callable[..., Any]  # (on_progress=, cancel=) -> ChatSession
 EditorRunner = Callable[[str], "str | None"]
 
 GIL_SWITCH_S = 0.0005
-FRAME_S = 1 / 30  # tokens closer together than this reach the transcript together
 WIDE_MIN = (100, 28)  # columns, lines from which the panels show instead of the status line
 DEFAULT_THEME = "dark"
 HINTS_IDLE = "Enter send · Ctrl+J newline · Ctrl+P commands · Ctrl+Q quit"
@@ -170,6 +170,7 @@ class LcchatApp(App[int]):
         self.load_exception: BaseException | None = None
         self.exit_code = 0
         self._turn: AssistantTurn | None = None
+        self._pacer, self._ui_mark = FramePacer(), 0.0  # when the reply thread hands tokens over
         self._task: Task | None = None
         self._task_line = None
         self._streaming = True
@@ -562,16 +563,18 @@ class LcchatApp(App[int]):
         self._done_seen = False
         self._set_busy(True)
         self._reply_idle.clear()
+        self._pacer, self._ui_mark = FramePacer(), time.thread_time()  # the main thread's CPU clock
         self._reply_worker(produce)
 
     @work(thread=True, group="reply", exit_on_error=False)
     def _reply_worker(self, produce: Callable[[], Iterator[Event]]) -> None:
-        """Runs the reply in a thread. Tokens that come faster than FRAME_S apart are sent
-        on together, so the UI appends to the Markdown at most ~30 times a second however
-        fast the model is; a slow model's tokens still go out one by one, at once."""
+        """Runs the reply in a thread. Tokens are sent on in batches as often as the
+        pacer allows (tui/pacing.py: at most 30 a second, and the UI's layout and
+        rendering within a budget of the reply's time); a slow model's tokens still go
+        out one by one, at once."""
         dashboard = self.dashboard
         pending: list[str] = []
-        last = 0.0
+        pacer = self._pacer
 
         def flush() -> None:
             if pending:
@@ -583,9 +586,9 @@ class LcchatApp(App[int]):
                 if isinstance(event, Token):
                     pending.append(event.text)
                     now = time.monotonic()
-                    if now - last >= FRAME_S:
+                    if pacer.due(now):
                         flush()
-                        last = now
+                        pacer.sent(now)
                     continue
                 if isinstance(event, Stats):
                     dashboard.post_message(LiveStats(event))
@@ -607,6 +610,9 @@ class LcchatApp(App[int]):
         if turn is None:
             return
         if isinstance(event, Token):
+            cpu = time.thread_time()  # the main thread's CPU since the last batch: its cost
+            self._pacer.ui_cost(cpu - self._ui_mark)
+            self._ui_mark = cpu
             if self._streaming:
                 await turn.write(event.text)
             else:
