@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 from lcchat import __version__
 from lcchat.textsafe import clean
+from lcchat.usage import UsageParser
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -40,6 +41,7 @@ OVERRIDES = {
     "rope_freq_scale": "rope.freq_scale",
     "rope_scaling": "rope.scaling",
     "chat_format": "chat.format",
+    "think": "chat.thinking",
 }
 
 # --flash-attn as llama-cli spells it -> the profile's value ([model] flash_attn)
@@ -55,28 +57,6 @@ SUBCOMMANDS = {
     "pull": "lcchat.hub.pull:main",
     "models": "lcchat.hub.models:main",
 }
-
-
-class UsageParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line and exits 2 (every lcchat command uses it)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
-
-    def _suggestion(self, message: str) -> str:
-        """'; did you mean --temp?' for a mistyped flag (argparse before 3.14 has none)."""
-        import difflib
-
-        prefix = "unrecognized arguments: "
-        if not message.startswith(prefix):
-            return ""
-        known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
-        for word in message[len(prefix):].split():
-            if word.startswith("--"):
-                close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
-                if close:
-                    return f"; did you mean {close[0]}?"
-        return ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--chat-format", metavar="NAME", help="a llama-cpp-python chat format, e.g. chatml, llama-2")
     g.add_argument("--system", metavar="TEXT", help="system prompt")
     g.add_argument("--stop", action="append", metavar="TEXT", help="extra stop string (repeatable)")
+    g.add_argument("--think", action=argparse.BooleanOptionalAction, default=None,
+                   help="a reasoning model thinks before it answers, or not (--no-think); default: as the template does")
     g = p.add_argument_group("sampling")
     g.add_argument("--temp", "--temperature", type=float, metavar="T", help="temperature (0: greedy)")
     g.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling threshold")
@@ -133,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--theme", metavar="NAME", help="TUI theme: dark, light, high-contrast, ssh, or one of yours")
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="one-shot: print one JSON object with the text and stats")
+    g.add_argument("--reasoning", action="store_true",
+                   help="one-shot: print a reasoning model's thinking to stderr (stdout holds only the answer)")
     g.add_argument("--show-prompt", action="store_true",
                    help="print the exact prompt for PROMPT (or piped stdin) and its tokens, special ones marked, "
                         "instead of answering")
@@ -298,7 +282,8 @@ def _chat(args: argparse.Namespace) -> int:
     session = _open(profile, verbose=args.verbose)
     if args.show_prompt:
         return recording.finish(lambda: _show_prompt(session, text))
-    return recording.finish(lambda: pipe.run(session, text, as_json=args.json, verbose=args.verbose))
+    return recording.finish(lambda: pipe.run(session, text, as_json=args.json, verbose=args.verbose,
+                                                      reasoning=args.reasoning))
 
 
 def _ensure_model(profile, *, interactive: bool) -> None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lcchat.cli import UsageParser
 from lcchat.errors import InputError, LcchatError, ModelFileError
+from lcchat.usage import UsageParser
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -364,13 +364,12 @@ class _Doctor:
     # ------------------------------------------------------------ stops
 
     def stops(self) -> list[Verdict]:
-        from lcchat.engine.session import ChatSession
+        from lcchat.engine import stops as stop_strings
 
         if not self.tokens:
             return []
         formatter, _ = self._active()
-        session = ChatSession(model=_VocabView(self), profile=self.profile, formatter=formatter)
-        stops = session.stops
+        stops, hidden = stop_strings.derive(formatter, _StopVocab(self), self.profile.chat.stop)
         producer = _Producer(self.tokens, self.types, self.info.metadata.get("tokenizer.ggml.model"))
         impossible = [s for s in stops if not producer.can_produce(s)]
         if impossible:
@@ -382,8 +381,8 @@ class _Doctor:
             return [Verdict(False, "stops", "nothing ends a reply: the vocab has no EOS and the profile no stops; "
                             "add [chat] stop")]
         shown = ", ".join(repr(s) for s in stops)
-        hidden = f"; {len(session.hidden)} other special token{'s are' if len(session.hidden) != 1 else ' is'} " \
-                 "hidden if the model writes them" if session.hidden else ""
+        hidden = f"; {len(hidden)} other special token{'s are' if len(hidden) != 1 else ' is'} " \
+                 "hidden if the model writes them" if hidden else ""
         return [Verdict(True, "stops", f"replies end at {shown}, all of which the vocabulary can produce{hidden}")]
 
     # ------------------------------------------------------------ RoPE and context
@@ -500,15 +499,13 @@ def _name_context(info) -> int | None:
     return None
 
 
-class _VocabView:
-    """The part of engine.model.Model that ChatSession reads to derive stops, from the
-    GGUF's vocab alone (so doctor reports the stops a chat would use without loading)."""
+class _StopVocab:
+    """engine.protocol.StopVocab from the GGUF's vocab alone, so the doctor derives the
+    stops a chat would use (engine/stops.py) without loading the model."""
 
     def __init__(self, doctor: _Doctor):
         self._doctor = doctor
         self.bos_text = doctor.bos_text
-        self.eos_text = doctor.eos_text
-        self.n_ctx = int(doctor.info.context_length or 0)
 
     def control_texts(self) -> list[str]:
         d = self._doctor

@@ -29,7 +29,12 @@ class ProfileError(InputError):
 
 
 class PromptTooLong(InputError):
-    """A message that cannot fit in the context window on its own."""
+    """A prompt that cannot fit in the context window. `fact` (an engine.events.ContextFull)
+    has the numbers; the message states them, and each front-end adds what to do."""
+
+    def __init__(self, message: str, fact=None):
+        super().__init__(message)
+        self.fact = fact
 
 
 class ModelNotDownloaded(ModelFileError):

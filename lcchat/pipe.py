@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable, TextIO
 
-from lcchat.engine.events import Done, Error, Notice, Progress, Stats, Token
+from lcchat.engine.events import ContextFull, Done, Error, Notice, Progress, ReplyLimit, Stats, Thinking, Token
 from lcchat.engine.session import ChatSession
 from lcchat.engine.worker import Streamed
 from lcchat.textsafe import clean, is_terminal
@@ -70,9 +70,26 @@ class ProgressLine:
             self.shown = False
 
 
+def advise(event: Notice | Error) -> str:
+    """The event's message, with what to do about it in pipe mode: which flag to change
+    (the chat front-ends suggest slash commands instead: lcchat/commands/advice.py)."""
+    text = event.text if isinstance(event, Notice) else event.message
+    match event.fact:
+        case ContextFull(alone=True):
+            return f"{text}; shorten it or raise n_ctx (-c)"
+        case ContextFull():
+            return f"{text}; raise n_ctx (-c)"
+        case ReplyLimit():
+            return f"{text}; -n N allows longer ones"
+    return text
+
+
 def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool = False,
-        out: TextIO | None = None, err: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> int:
-    """Answer one message; returns the exit status (0, 1, 2, or 130 after Ctrl+C)."""
+        out: TextIO | None = None, err: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
+        reasoning: bool = False) -> int:
+    """Answer one message; returns the exit status (0, 1, 2, or 130 after Ctrl+C). A reasoning
+    model's thinking never goes to stdout: --json puts it under "reasoning", and with
+    `reasoning` (--reasoning) it streams to stderr, cleaned."""
     out = out or sys.stdout
     err = err or sys.stderr
     shown = clean if is_terminal(out) else str
@@ -84,6 +101,7 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
     status = 0
     finish = "stop"
     reply: list[str] = []
+    thinking: list[str] = []
     stats = Stats()
     broken: BrokenPipeError | None = None
     for event in stream:
@@ -97,16 +115,21 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
                 if not as_json:
                     out.write(shown(event.text))
                     out.flush()
+            elif isinstance(event, Thinking):
+                thinking.append(event.text)
+                if reasoning:
+                    err.write(clean(event.text))
+                    err.flush()
             elif isinstance(event, Stats):
                 stats = event
             elif isinstance(event, Done):
                 finish = event.finish_reason
             elif isinstance(event, Error):
-                print(f"lcchat: {clean(event.message)}", file=err)
+                print(f"lcchat: {clean(advise(event))}", file=err)
                 status = event.code
                 finish = "error"
             elif isinstance(event, Notice) and verbose:
-                print(f"lcchat: {clean(event.text)}", file=err)
+                print(f"lcchat: {clean(advise(event))}", file=err)
             elif isinstance(event, Progress) and verbose:
                 print(f"lcchat: {clean(event.what)} {event.done}/{event.total}", file=err)
             elif isinstance(event, Progress) and progress is not None:
@@ -122,8 +145,12 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
     if broken is not None:
         raise broken  # the CLI leaves quietly
     text_out = "".join(reply)
+    if reasoning and thinking:
+        err.write("\n")
+        err.flush()
     if as_json:
-        document = json.dumps({"text": text_out, "finish_reason": "interrupted" if stream.interrupted else finish,
+        document = json.dumps({"text": text_out, "reasoning": "".join(thinking),
+                               "finish_reason": "interrupted" if stream.interrupted else finish,
                                "stats": stats.as_json()}, ensure_ascii=False)
         out.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", document) + "\n")
     elif text_out and not text_out.endswith("\n"):

@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Sequence
 
-from lcchat.cli import UsageParser
+from lcchat.usage import UsageParser
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

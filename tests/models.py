@@ -174,20 +174,26 @@ def write_scripted_model(
     characters only by merging two shorter tokens: with no tokens of two characters,
     pieces of three or more can never come out of the tokenizer. Pieces of one or two
     characters can (if the prompt ends with that text): `script_pieces` never makes them.
+
+    A piece that is one of `extra_special_tokens` is that special token (a reasoning
+    model's `<think>` as a single control token, say): each such token may come once.
     """
     path = Path(path)
     tokens, scores, types = _vocab(tuple(extra_special_tokens), words=False)
     pieces = script_pieces(reply, taken=set(tokens)) if isinstance(reply, str) else list(reply)
     if not pieces:
         raise ValueError("the reply needs at least one piece")
-    clash = [p for p in pieces if p in tokens] or [p for i, p in enumerate(pieces) if p in pieces[:i]]
+    specials = set(extra_special_tokens)
+    clash = ([p for p in pieces if p in tokens and p not in specials]
+             or [p for i, p in enumerate(pieces) if p in pieces[:i]])
     if clash or any(not p for p in pieces):
         # llama.cpp aborts on a vocabulary that holds one text twice
         raise ValueError(f"reply pieces must be non-empty and unique, and not in the base vocabulary: {clash[:3]!r}")
-    first = len(tokens)
-    tokens = tokens + pieces
-    scores = scores + [0.0] * len(pieces)
-    types = types + [int(_TT.NORMAL)] * len(pieces)
+    new = [p for p in pieces if p not in specials]
+    tokens = tokens + new
+    scores = scores + [0.0] * len(new)
+    types = types + [int(_TT.NORMAL)] * len(new)
+    ids = [tokens.index(p) for p in pieces]
     eos_id = tokens.index(eos_token)
     n_head = 2
     n_embd = max(32, -(-(len(pieces) + 1) // 32) * 32)
@@ -201,11 +207,11 @@ def write_scripted_model(
     embd = np.zeros((n_vocab, n_embd), np.float32)
     embd[:, 0] = 1.0
     output = np.zeros((n_vocab, n_embd), np.float32)
-    output[first, 0] = 100.0
+    output[ids[0], 0] = 100.0
     for k in range(len(pieces)):
-        embd[first + k, 0] = 0.0
-        embd[first + k, k + 1] = 1.0
-        nxt = first + k + 1 if k + 1 < len(pieces) else (first if loop else eos_id)
+        embd[ids[k], 0] = 0.0
+        embd[ids[k], k + 1] = 1.0
+        nxt = ids[k + 1] if k + 1 < len(pieces) else (ids[0] if loop else eos_id)
         output[nxt, k + 1] = 100.0
     for name, shape in _tensor_shapes(n_vocab, n_layer, n_embd, n_embd, n_embd, n_ff):
         if name == "token_embd.weight":

@@ -87,10 +87,10 @@ def test_json_has_text_finish_reason_and_stats(tiny_model) -> None:
     r = run(["-m", str(tiny_model), "-n", "6", "--json"], stdin=b"hi")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert set(data) == {"text", "finish_reason", "stats"}
+    assert set(data) == {"text", "reasoning", "finish_reason", "stats"}
     assert data["finish_reason"] in ("stop", "length")
     assert set(data["stats"]) == {"prompt_tokens", "prompt_tokens_per_s", "completion_tokens", "tokens_per_s",
-                                  "ttft_s", "context_used", "context_size"}
+                                  "ttft_s", "context_used", "context_size", "reasoning_tokens"}
     assert data["stats"]["prompt_tokens"] > 0
 
 

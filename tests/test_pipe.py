@@ -97,12 +97,31 @@ def test_an_error_is_one_line_and_its_exit_status() -> None:
     assert run(scripted(Error("llama.cpp failed"), Done("error", "")))[0] == 1
 
 
+def test_pipe_mode_advises_flags_not_slash_commands() -> None:
+    """The engine states the fact (ContextFull, ReplyLimit); pipe mode says which flag helps."""
+    from lcchat.engine.events import ContextFull, ReplyLimit
+
+    alone = Error("the message is 900 tokens", 2, ContextFull(900, 512, 64, alone=True))
+    assert run(scripted(alone, Done("error", "")))[2] == "lcchat: the message is 900 tokens; shorten it or raise n_ctx (-c)\n"
+    whole = Error("the conversation needs 900 tokens", 2, ContextFull(900, 512, 64, alone=False))
+    assert run(scripted(whole, Done("error", "")))[2] == "lcchat: the conversation needs 900 tokens; raise n_ctx (-c)\n"
+    limit = Notice("the reply reached max_tokens (3)", fact=ReplyLimit(3))
+    err = run(scripted(Token("abc"), limit, Done("length", "abc")), verbose=True)[2]
+    assert "lcchat: the reply reached max_tokens (3); -n N allows longer ones\n" in err and "/set" not in err
+
+
+def test_a_message_too_long_for_the_context_in_pipe_mode() -> None:
+    status, _, err = run(fake_session(FakeModel(n_ctx=64)), "z" * 500)
+    assert status == 2
+    assert err.startswith("lcchat: the message is ") and err.endswith("; shorten it or raise n_ctx (-c)\n")
+
+
 def test_json_is_one_object_with_text_finish_reason_and_stats() -> None:
     stats = Stats(prompt_tokens=5, completion_tokens=2, context_used=7, context_size=64)
     status, out, err = run(scripted(Token("a"), Token("b"), stats, Done("length", "ab")), as_json=True)
     assert status == 0 and err == ""
     assert out.endswith("}\n") and out.count("\n") == 1
-    assert json.loads(out) == {"text": "ab", "finish_reason": "length", "stats": stats.as_json()}
+    assert json.loads(out) == {"text": "ab", "reasoning": "", "finish_reason": "length", "stats": stats.as_json()}
 
 
 def test_json_of_an_error() -> None:

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import subprocess
 from dataclasses import fields
 
-from lcchat.commands.registry import (
-    CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, Context, Result, UsageError, registry,
-)
+from lcchat.commands.actions import Clear, Copy, Edit, Exit, Generate, Settings
+from lcchat.commands.registry import Context, Result, UsageError, registry
 from lcchat.config.schema import SamplingSettings
 
 ON = ("on", "true", "yes", "1")
@@ -44,23 +42,13 @@ def cmd_help(ctx: Context, arg: str) -> Result:
         text = f"{cmd.usage}{alias}\n{cmd.help}"
         return Result(text + (f"\n\n{cmd.details}" if cmd.details else ""))
     rows = [(c.usage, c.help) for c in registry.commands()]
-    keys = KEYS.get(ctx.state.frontend, KEYS["repl"])
-    return Result(f"Keys: {keys}\n\nCommands:", rows=rows)
-
-
-# The keys each front-end answers to, as /help lists them.
-KEYS = {
-    "repl": ("Enter sends · Alt+Enter or Ctrl+J adds a line · \"\"\" starts and ends a block · "
-             "Ctrl+C stops a reply · Ctrl+D leaves"),
-    "tui": ("Enter sends · Ctrl+J or Shift+Enter adds a line · Tab completes · Up/Down recall earlier messages · "
-            "Esc or Ctrl+C stops a reply · Ctrl+P commands · PageUp/PageDown scroll · Ctrl+Home/Ctrl+End "
-            "top/bottom · Ctrl+Q quits"),
-}
+    keys = f"Keys: {ctx.state.keys}\n\n" if ctx.state.keys else ""  # each front-end lists its own
+    return Result(f"{keys}Commands:", rows=rows)
 
 
 @registry.command("exit", aliases=("quit", "bye", "q"), help="leave lcchat")
 def cmd_exit(ctx: Context, arg: str) -> Result:
-    return Result(action=EXIT)
+    return Result(action=Exit())
 
 
 # ---------------------------------------------------------------- the conversation
@@ -71,7 +59,7 @@ def cmd_clear(ctx: Context, arg: str) -> Result:
     if ctx.session.busy:
         return Result("Wait for the reply to finish (Ctrl+C stops it).", error=True)
     ctx.session.clear()
-    return Result("Conversation cleared.", action=CLEAR)
+    return Result("Conversation cleared.", action=Clear())
 
 
 @registry.command("retry", aliases=("regen",), help="generate the last reply again")
@@ -79,7 +67,7 @@ def cmd_retry(ctx: Context, arg: str) -> Result:
     msgs = ctx.session.conversation.messages
     if not msgs:
         return Result("Nothing to retry yet.", error=True)
-    return Result(action=GENERATE, data=ctx.session.retry)
+    return Result(action=Generate(ctx.session.retry))
 
 
 @registry.command("undo", help="drop the last exchange (your message and its reply)")
@@ -105,14 +93,14 @@ def cmd_system(ctx: Context, arg: str) -> Result:
 @registry.command("vim", aliases=("edit",), help="write the next message in your editor ($VISUAL, $EDITOR, vim, vi, nano)",
                   details="Save and quit to send what you wrote; an empty file cancels.")
 def cmd_vim(ctx: Context, arg: str) -> Result:
-    return Result(action=EDIT, data=arg)
+    return Result(action=Edit(arg))
 
 
 @registry.command("stream", args="[on|off]", help="show replies as they are generated, or whole when done",
                   complete=lambda ctx, arg: ["on", "off"])
 def cmd_stream(ctx: Context, arg: str) -> Result:
     ctx.state.stream = _on_off(arg, ctx.state.stream)
-    return Result(f"Streaming is {'on' if ctx.state.stream else 'off'}.", action=SETTINGS)
+    return Result(f"Streaming is {'on' if ctx.state.stream else 'off'}.", action=Settings())
 
 
 # ---------------------------------------------------------------- parameters
@@ -144,7 +132,7 @@ def cmd_set(ctx: Context, arg: str) -> Result:
         raise UsageError("Name a parameter.")
     if name == "vi":
         ctx.state.vi_mode = _on_off(raw, ctx.state.vi_mode)
-        return Result(f"vi mode is {'on' if ctx.state.vi_mode else 'off'}.", action=SETTINGS)
+        return Result(f"vi mode is {'on' if ctx.state.vi_mode else 'off'}.", action=Settings())
     if name == "stream":
         return cmd_stream(ctx, raw)
     if name == "stop":
@@ -299,12 +287,6 @@ def tmux_clipboard_hint(env=None, ask=None) -> str:
             "run `tmux set -g set-clipboard on`, or add it to ~/.tmux.conf.")
 
 
-def osc52(text: str) -> str:
-    """The escape sequence that asks the terminal to put `text` on the clipboard; it
-    travels with the output, so it works over SSH."""
-    return "\x1b]52;c;" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "\x07"
-
-
 @registry.command("copy", args="[N]", help="copy the last reply, or its Nth code block, to the clipboard (OSC 52, works over SSH)")
 def cmd_copy(ctx: Context, arg: str) -> Result:
     reply = ctx.session.conversation.last_reply()
@@ -322,4 +304,4 @@ def cmd_copy(ctx: Context, arg: str) -> Result:
         what = f"code block {n}"
     else:
         what = "the last reply"
-    return Result(f"Copied {what} ({len(text)} characters).{tmux_clipboard_hint()}", action=COPY, data=text)
+    return Result(f"Copied {what} ({len(text)} characters).{tmux_clipboard_hint()}", action=Copy(text))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from lcchat.commands.registry import TASK, Context, Result, Task, UsageError, registry
+from lcchat.commands.actions import Task
+from lcchat.commands.registry import Context, Result, UsageError, registry
 from lcchat.errors import LcchatError
 from lcchat.store.args import is_conversation_number
 
@@ -92,7 +93,7 @@ def cmd_load(ctx: Context, arg: str) -> Result:
     tail = last_lines(stored)
     if tail:
         text += "\n\n" + tail
-    return Result(text, action=TASK, data=Task(lambda: recorder.prefill_events(stored), "history", rebuild=True))
+    return Result(text, action=Task(lambda: recorder.prefill_events(stored), "history", rebuild=True))
 
 
 @registry.command("history", args="[N]", help="list the saved conversations, most recent first")

@@ -1,7 +1,7 @@
 """/quant: see the model's quantization, switch to a sibling, make a new one, change the
 KV cache type. The work lives in engine/quant.py; this only parses and returns Results.
 
-Long work (switching, making, reloading the KV cache) comes back as a TASK whose
+Long work (switching, making, reloading the KV cache) comes back as a Task action whose
 iterator yields Progress and Notice events and ends with Done. It stops on the front-end's
 usual session.cancel(): the iterators watch session.loop.cancel_event, which cancel() sets
 (a quantization's child process is then killed and its temporary file removed).
@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
-from lcchat.commands.registry import TASK, Context, Result, Task, UsageError, registry
+from lcchat.commands.actions import Task
+from lcchat.commands.registry import Context, Result, UsageError, registry
 from lcchat.config.schema import KV_CACHE_TYPES
 from lcchat.engine.events import Done, Error, Event, Notice
 
@@ -35,7 +36,7 @@ def _model_path(ctx: Context) -> Path:
 def _info(ctx: Context):
     from lcchat.engine import gguf_info
 
-    info = getattr(ctx.session.model, "info", None)
+    info = ctx.session.model.info
     return info if info is not None else gguf_info.load_checked(_model_path(ctx), vocab=False)
 
 
@@ -112,7 +113,7 @@ def _switch(ctx: Context, wanted: str) -> Result:
     if variant.current:
         return Result(f"{variant.path.name} ({variant.type_name}) is the model in use.")
     session = ctx.session
-    return Result(action=TASK, data=Task(lambda: quant.switch_variant(session, variant), "switch"))
+    return Result(action=Task(lambda: quant.switch_variant(session, variant), "switch"))
 
 
 def _make(ctx: Context, words: list[str]) -> Result:
@@ -128,7 +129,7 @@ def _make(ctx: Context, words: list[str]) -> Result:
     plan = quant.plan_quantize(_model_path(ctx), names[0], allow_requantize="--allow-requantize" in flags,
                                force="--force" in flags, info=_info(ctx))
     session = ctx.session
-    return Result(action=TASK, data=Task(lambda: _run_make(session, plan), "quantize"))
+    return Result(action=Task(lambda: _run_make(session, plan), "quantize"))
 
 
 def _run_make(session, plan) -> Iterator[Event]:
@@ -174,4 +175,4 @@ def _kv(ctx: Context, words: list[str]) -> Result:
             raise UsageError(f"Unknown KV cache type {name!r}; choose one of {', '.join(KV_CACHE_TYPES)}.")
     if (type_k, type_v) == (settings.cache_type_k, settings.cache_type_v):
         return Result(f"The KV cache is already {type_k}/{type_v}.")
-    return Result(action=TASK, data=Task(lambda: quant.switch_kv(session, type_k, type_v), "kv"))
+    return Result(action=Task(lambda: quant.switch_kv(session, type_k, type_v), "kv"))

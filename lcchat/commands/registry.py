@@ -3,48 +3,29 @@
 Each command is declared once with its name, aliases, argument synopsis, help and an
 argument completer, and returns a Result: data, never terminal output. What only a
 front-end can do (leave, clear its screen, open an editor, stream a reply, write to the
-clipboard) is asked for with Result.action, and each front-end does it its own way.
+clipboard) is asked for with Result.action, a typed value from actions.py, and each
+front-end does it its own way. Whether a line is a command at all is parse.py's rule.
+
+Adding a command is one place: a function declared here with @registry.command in the
+module for its topic (imported by lcchat/commands/__init__.py). Only a new kind of action
+also needs a case in each front-end's match.
 """
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
-# Actions a front-end carries out after a command:
-EXIT = "exit"  # leave the chat
-CLEAR = "clear"  # clear the screen/transcript (the session is already cleared)
-EDIT = "edit"  # open the user's editor; send what they save (data: initial text)
-GENERATE = "generate"  # a reply: stream events from data (a callable returning an event iterator)
-TASK = "task"  # long work that is not a reply (switch model, quantize, read a history): data is a Task
-COPY = "copy"  # put data (text) on the clipboard with OSC 52
-THEME = "theme"  # switch to theme data
-SETTINGS = "settings"  # front-end settings changed (stream, vi mode): re-read FrontState
-
-
-class Task:
-    """Long work a command asks a front-end to run in the background: calling it gives the
-    event iterator (Progress, Notice, Error, Done). session.cancel() stops it. It is not a
-    reply, so it is shown as progress, not as an assistant turn; with `rebuild` the
-    conversation was replaced (/load) and the front-end redraws it."""
-
-    def __init__(self, produce: Callable[[], Iterator[Any]], what: str, *, rebuild: bool = False):
-        self._produce = produce
-        self.what = what
-        self.rebuild = rebuild
-
-    def __call__(self) -> Iterator[Any]:
-        return self._produce()
-
+from lcchat.commands.actions import Action
+from lcchat.commands.parse import CommandLine, parse_line
 
 @dataclass
 class Result:
     text: str = ""  # plain text for the user (may hold simple Markdown)
     rows: list[tuple[str, str]] | None = None  # a two-column table, shown after text
     error: bool = False
-    action: str | None = None
-    data: Any = None
+    action: Action | None = None  # what the front-end does after showing the text
 
 
 @dataclass
@@ -55,7 +36,8 @@ class FrontState:
     vi_mode: bool = False
     theme: str = "dark"
     themes: list[str] = field(default_factory=list)  # names the front-end can show
-    frontend: str = "repl"  # "repl" | "tui"
+    keys: str = ""  # the front-end's keys, as /help lists them
+    show_thinking: bool = True  # a reasoning model's thinking as text; off: one live line (/think hide)
 
 
 @dataclass
@@ -117,18 +99,25 @@ class Registry:
         hits = difflib.get_close_matches(name.lstrip("/"), self.names(), n=1, cutoff=0.5)
         return hits[0] if hits else None
 
-    def dispatch(self, ctx: Context, line: str) -> Result:
-        """Run a "/name args" line. Never raises for a user's mistake: it returns an error."""
-        name, _, arg = line.strip().lstrip("/").partition(" ")
-        cmd = self.get(name)
+    def run(self, ctx: Context, command: CommandLine) -> Result:
+        """Run a parsed command. Never raises for a user's mistake: it returns an error."""
+        cmd = self.get(command.name)
         if cmd is None:
-            hint = self.suggest(name)
+            hint = self.suggest(command.name)
             tip = f" Did you mean /{hint}?" if hint else ""
-            return Result(f"Unknown command /{name}.{tip} /help lists them.", error=True)
+            return Result(f"Unknown command /{command.name}.{tip} /help lists them.", error=True)
         try:
-            return cmd.handler(ctx, arg.strip())
+            return cmd.handler(ctx, command.arg.strip())
         except UsageError as exc:
             return Result(f"{exc} Usage: {cmd.usage}", error=True)
+
+    def dispatch(self, ctx: Context, line: str) -> Result:
+        """Run a "/name args" line (tests and the palette); a line that parse_line reads as a
+        message is an error here."""
+        parsed = parse_line(line)
+        if not isinstance(parsed, CommandLine):
+            return Result(f"{line!r} is not a command.", error=True)
+        return self.run(ctx, parsed)
 
     def completions(self, ctx: Context | None, text: str) -> list[str]:
         """Completions for a partial line ("/se", "/set tem"); whole words to insert."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lcchat.commands.registry import THEME, Context, Result, registry
+from lcchat.commands.actions import Theme
+from lcchat.commands.registry import Context, Result, registry
 
 
 @registry.command("theme", args="[NAME]", help="list the themes, or switch to one",
@@ -21,4 +22,4 @@ def cmd_theme(ctx: Context, arg: str) -> Result:
         hint = difflib.get_close_matches(arg, themes, n=1)
         return Result(f"No theme {arg!r}." + (f" Did you mean {hint[0]}?" if hint else "")
                       + f" Themes: {', '.join(themes)}.", error=True)
-    return Result(f"Theme: {arg}.", action=THEME, data=arg)
+    return Result(f"Theme: {arg}.", action=Theme(arg))

@@ -19,6 +19,22 @@ OVERFLOW = ("drop-oldest", "truncate-left", "error")
 KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
 
+MAX_MARKER = 64  # characters: a reasoning marker longer than this is refused
+
+
+def markers_problem(value: object) -> str | None:
+    """What is wrong with a profile's [chat] reasoning value, if anything (schema check)."""
+    if not isinstance(value, list):
+        return "must be a list"
+    if value in ([], ["none"]):
+        return None
+    if len(value) != 2 or not all(isinstance(v, str) and v.strip() for v in value):
+        return 'must be [OPEN, CLOSE] (two non-empty strings), [] to detect them, or ["none"]'
+    if any(len(v) > MAX_MARKER for v in value) or value[0] == value[1]:
+        return f"markers must differ and be at most {MAX_MARKER} characters"
+    return None
+
+
 @dataclass
 class ModelSettings:
     path: str = field(default="", metadata={"doc": "GGUF file; ~ and $VARS expand, relative paths are relative to the profile file. pkg:MODULE/FILE names a file shipped inside an installed Python package."})
@@ -64,6 +80,9 @@ class ChatSettings:
     stop: list = field(default_factory=list, metadata={"doc": "extra stop strings; the model's EOS/EOT are always added", "item": str})
     add_bos: bool | str = field(default="auto", metadata={"doc": "put a BOS token before the prompt: \"auto\" as the GGUF's vocab says, true or false (a template that writes one gets no second)"})
     parse_special: bool = field(default=False, metadata={"doc": "read special-token text inside messages as control tokens; off, message text is plain text and cannot forge a turn"})
+    reasoning: list = field(default_factory=list, metadata={"doc": "the markers around a reasoning model's thinking, [OPEN, CLOSE] (e.g. [\"<think>\", \"</think>\"]); empty finds them in the template and vocab, [\"none\"] treats all of a reply as answer", "item": str, "check": markers_problem})
+    thinking: bool | str = field(default="auto", metadata={"doc": "a reasoning model thinks before it answers: \"auto\" as the template does, true or false (passed as enable_thinking to templates that read it; otherwise false closes the thinking block before the reply starts). /think on|off and --think/--no-think switch it"})
+    thinking_budget: int = field(default=-1, metadata={"doc": "after this many thinking tokens lcchat closes the thinking block itself so the model answers; -1 is no limit (/think budget N)", "min": -1})
 
 
 @dataclass
@@ -87,6 +106,22 @@ class SamplingSettings:
     mirostat_eta: float = field(default=0.1, metadata={"doc": "mirostat learning rate", "min": 0})
     seed: int = field(default=-1, metadata={"doc": "random seed; -1 picks a new one each run", "min": -1})
     max_tokens: int = field(default=1024, metadata={"doc": "longest reply in tokens; -1 means until the context is full", "min": -1})
+
+
+def _unset(doc: str) -> dict[str, Any]:
+    return {"doc": doc + "; -1 keeps [sampling]'s", "min": -1}
+
+
+@dataclass
+class NoThinkSamplingSettings:
+    """Sampling while a reasoning model's thinking is off: the model cards of Qwen3 and
+    others advise other settings for each mode ([sampling] holds the thinking mode's)."""
+
+    temperature: float = field(default=-1.0, metadata=_unset("sampling temperature with thinking off"))
+    top_p: float = field(default=-1.0, metadata={**_unset("top_p with thinking off"), "max": 1})
+    top_k: int = field(default=-1, metadata=_unset("top_k with thinking off"))
+    min_p: float = field(default=-1.0, metadata={**_unset("min_p with thinking off"), "max": 1})
+    presence_penalty: float = field(default=-1.0, metadata=_unset("presence_penalty with thinking off"))
 
 
 @dataclass
@@ -114,6 +149,7 @@ SECTIONS: dict[str, type] = {
     "chat": ChatSettings,
     "context": ContextSettings,
     "sampling": SamplingSettings,
+    "sampling_no_think": NoThinkSamplingSettings,
     "ui": UISettings,
     "store": StoreSettings,
 }
@@ -136,6 +172,7 @@ class Profile:
     chat: ChatSettings = field(default_factory=ChatSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    sampling_no_think: NoThinkSamplingSettings = field(default_factory=NoThinkSamplingSettings)
     ui: UISettings = field(default_factory=UISettings)
     store: StoreSettings = field(default_factory=StoreSettings)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from lcchat.engine.templates import Formatter
+from lcchat.engine.events import ContextFull
 from lcchat.errors import PromptTooLong
 
 MIN_REPLY = 16  # a message leaving less room than this for the reply is refused
@@ -22,6 +23,17 @@ class Message:
     role: str  # "user" | "assistant"
     content: str
     interrupted: bool = False
+    reasoning: str = ""  # a reasoning model's thinking before the answer (content), kept apart
+
+
+def _chat_message(m: Message) -> dict[str, str]:
+    """A message as templates take it. Earlier thinking goes along as reasoning_content, as
+    Hugging Face's chat templates name it: only a template that shows it (Qwen3's, for
+    messages after the last user turn) puts it in the prompt; the others never read it."""
+    out = {"role": m.role, "content": m.content}
+    if m.reasoning and m.role == "assistant":
+        out["reasoning_content"] = m.reasoning
+    return out
 
 
 @dataclass
@@ -33,7 +45,7 @@ class Conversation:
     def chat_messages(self, start: int | None = None) -> list[dict[str, str]]:
         start = self.window_start if start is None else start
         out = [{"role": "system", "content": self.system}] if self.system else []
-        out += [{"role": m.role, "content": m.content} for m in self.messages[start:]]
+        out += [_chat_message(m) for m in self.messages[start:]]
         return out
 
     def last_reply(self) -> Message | None:
@@ -97,7 +109,8 @@ def build_prompt(conv: Conversation, formatter: Formatter, tokenize: Callable[[s
             cut = len(tokens) - (n_ctx - reserve)
             tokens = tokens[cut:]
         elif len(tokens) + MIN_REPLY > n_ctx:
-            raise PromptTooLong(_too_long(len(tokens), n_ctx, reserve, alone=alone))
+            full = ContextFull(len(tokens), n_ctx, reserve, alone)
+            raise PromptTooLong(str(full), full)
         # else it fits, with less room for the reply than the reserve asks
     dropped = starts[chosen] - starts[0]
     conv.window_start = starts[chosen]
@@ -138,10 +151,3 @@ def _first_fitting(fits: Callable[[int], bool], n: int) -> int:
             bad = mid
     return good
 
-
-def _too_long(n: int, n_ctx: int, reserve: int, *, alone: bool) -> str:
-    if alone:
-        return (f"the message is {n} tokens with the system prompt, but the context holds {n_ctx}; "
-                "shorten it or raise n_ctx (-c)")
-    return (f"the conversation needs {n} tokens plus {reserve} for the reply, but the context holds {n_ctx} "
-            "and the overflow policy is 'error'; /clear, or raise n_ctx (-c)")

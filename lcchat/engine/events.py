@@ -2,6 +2,11 @@
 
 ChatSession.send() yields these. They are plain data: a front-end renders them, the
 store records them, and tests compare them. Nothing here knows about terminals.
+
+Messages state facts; they never say which command or flag to use, because that depends
+on the front-end (`/set max_tokens N` in a chat, `-n N` in pipe mode). Where there is
+something to do about it, the event carries a `fact` (ContextFull, ReplyLimit) with the
+numbers, and each front-end adds the advice that fits it.
 """
 
 from __future__ import annotations
@@ -13,8 +18,47 @@ FinishReason = Literal["stop", "length", "interrupted", "error"]
 
 
 @dataclass(frozen=True)
+class ContextFull:
+    """The prompt does not fit the context window. `alone`: the last message with the
+    system prompt is too long by itself; else the conversation is, and the overflow policy
+    ('error') forbids dropping old turns."""
+
+    needed: int  # tokens the prompt needs
+    n_ctx: int  # tokens the context holds
+    reserve: int  # tokens kept for the reply
+    alone: bool
+
+    def __str__(self) -> str:
+        if self.alone:
+            return f"the message is {self.needed} tokens with the system prompt, but the context holds {self.n_ctx}"
+        return (f"the conversation needs {self.needed} tokens plus {self.reserve} for the reply, but the context "
+                f"holds {self.n_ctx} and the overflow policy is 'error'")
+
+
+@dataclass(frozen=True)
+class ReplyLimit:
+    """The reply stopped at max_tokens."""
+
+    max_tokens: int
+
+    def __str__(self) -> str:
+        return f"the reply reached max_tokens ({self.max_tokens})"
+
+
+Fact = Union[ContextFull, ReplyLimit]
+
+
+@dataclass(frozen=True)
 class Token:
     """A piece of reply text, whole UTF-8 characters, never part of a stop string."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """A piece of the reply's thinking (a reasoning model's `<think>` block, markers
+    removed): shown apart from the answer, never part of it (engine/reasoning.py)."""
 
     text: str
 
@@ -25,6 +69,7 @@ class Notice:
 
     text: str
     level: Literal["info", "warning"] = "info"
+    fact: Fact | None = None  # what happened, for a front-end to add its advice to
 
 
 # The word before a notice of each level, in every front-end: one message reads the same
@@ -54,6 +99,7 @@ class Stats:
     context_used: int = 0
     context_size: int = 0
     final: bool = False
+    reasoning_tokens: int = 0  # of completion_tokens, those spent thinking
 
     def as_json(self) -> dict:
         return {
@@ -64,6 +110,7 @@ class Stats:
             "ttft_s": round(self.ttft_s, 4),
             "context_used": self.context_used,
             "context_size": self.context_size,
+            "reasoning_tokens": self.reasoning_tokens,
         }
 
     @property
@@ -88,10 +135,12 @@ class Stats:
 
 @dataclass(frozen=True)
 class Done:
-    """The reply ended. `text` is the whole reply as it will be kept in the history."""
+    """The reply ended. `text` is the answer as it will be kept in the history; `reasoning`
+    the thinking before it, kept apart (empty for a model that does not reason)."""
 
     finish_reason: FinishReason
     text: str = ""
+    reasoning: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +150,7 @@ class Error:
 
     message: str
     code: int = 1
+    fact: Fact | None = None  # what happened, for a front-end to add its advice to
 
 
-Event = Union[Token, Notice, Progress, Stats, Done, Error]
+Event = Union[Token, Thinking, Notice, Progress, Stats, Done, Error]

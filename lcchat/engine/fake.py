@@ -1,7 +1,7 @@
 """A scripted stand-in for engine.model.Model, for front-end tests and UI benchmarks.
 
-It has the same surface as Model (what ChatSession and the token loop use), so a front-end
-test drives the real session, stop filter and stats code with replies it chose:
+It implements engine.protocol.TokenModel as Model does, so a front-end test drives the
+real session, stop filter and stats code with replies it chose:
 
     model = FakeModel(replies=[["Hello", ", world"]], delay=0.01)
     session = fake_session(model)
@@ -9,12 +9,16 @@ test drives the real session, stop filter and stats code with replies it chose:
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from lcchat.config.schema import Profile
+from lcchat.config.schema import Profile, SamplingSettings
 from lcchat.engine import templates
+from lcchat.engine.gguf_info import GGUFInfo
+from lcchat.engine.protocol import ATTR_CONTROL
 
 EOG = 0
 
@@ -36,10 +40,14 @@ class FakeModel:
     def __post_init__(self) -> None:
         self.abort_requested = False
         self.add_bos = False
+        self.bos = -1
         self.bos_text = ""
         self.eos_text = "<|im_end|>"
-        self.path = "fake.gguf"
+        self.n_vocab = 1 << 16
+        self.path = Path("fake.gguf")
+        self.info: GGUFInfo | None = None
         self.load = _FakeLoad()
+        self._loaded = True
         self.decoded: list[int] = []  # every token evaluated, for tests
         self.decode_calls = 0
         self._queue: deque = deque(list(r) for r in self.replies)
@@ -63,6 +71,12 @@ class FakeModel:
 
     def piece(self, token: int) -> bytes:
         return self._texts.get(token, "").encode("utf-8")
+
+    def token_text(self, token: int) -> str:
+        return self._texts.get(token, "")
+
+    def token_attr(self, token: int) -> int:
+        return ATTR_CONTROL if token == EOG else 0
 
     def is_eog(self, token: int) -> bool:
         return token == EOG
@@ -89,13 +103,10 @@ class FakeModel:
     def kv_truncate(self, n_keep: int) -> None:
         self.cache_len = min(self.cache_len, n_keep)
 
-    def kv_clear(self) -> None:
-        self.cache_len = 0
-
     def set_abortable(self, on: bool) -> None:
         pass
 
-    def make_sampler(self, sampling) -> "_FakeSampler":
+    def make_sampler(self, sampling: SamplingSettings) -> "_FakeSampler":
         reply = self._queue.popleft() if self._queue else list(self.default_reply)
         return _FakeSampler(self, [self._id(t) for t in reply] + [EOG])
 
@@ -105,8 +116,25 @@ class FakeModel:
                 "threads": "1/1", "gpu_layers": 0, "rope": "as the model says", "cache_type": "f16/f16",
                 "load_s": 0.01}
 
+    def save_state(self) -> bytes:
+        """The fake's whole state: how many positions its 'KV cache' holds."""
+        return json.dumps({"cache_len": self.cache_len}).encode()
+
+    def load_state(self, data: bytes | bytearray | memoryview) -> bool:
+        try:
+            self.cache_len = int(json.loads(bytes(data))["cache_len"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        return True
+
+    def state_fingerprint(self) -> str | None:
+        return None  # a fake's state is not worth keeping: the store saves none
+
+    def is_loaded(self) -> bool:
+        return self._loaded
+
     def close(self) -> None:
-        pass
+        self._loaded = False
 
 
 class _FakeSampler:
@@ -115,6 +143,9 @@ class _FakeSampler:
         self.tokens = deque(tokens)
 
     def accept_history(self, tokens: list[int]) -> None:
+        pass
+
+    def accept(self, token: int) -> None:
         pass
 
     def sample(self) -> int:

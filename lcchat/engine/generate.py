@@ -11,9 +11,11 @@ import codecs
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Iterator
 
-from lcchat.engine.events import Done, Event, Notice, Progress, Stats, Token
+from lcchat.engine.events import Done, Event, Notice, Progress, ReplyLimit, Stats, Thinking, Token
+from lcchat.engine.protocol import TokenModel
+from lcchat.engine.reasoning import Splitter
 
 STATS_EVERY_S = 0.25  # how often live Stats are sent while streaming
 
@@ -90,22 +92,6 @@ class DecodeError(RuntimeError):
     """llama.cpp could not evaluate a batch (no room in the KV cache, or an internal error)."""
 
 
-class Backend(Protocol):
-    """What the loop needs from a model (engine.model.Model, or a fake in tests)."""
-
-    n_ctx: int
-    n_batch: int
-    abort_requested: bool
-
-    def decode(self, tokens: list[int], n_past: int, *, logits_last: bool = True) -> int: ...
-    def decode_one(self, token: int, n_past: int) -> int: ...
-    def kv_truncate(self, n_keep: int) -> None: ...
-    def set_abortable(self, on: bool) -> None: ...
-    def make_sampler(self, sampling): ...
-    def piece(self, token: int) -> bytes: ...
-    def is_eog(self, token: int) -> bool: ...
-
-
 @dataclass
 class Generation:
     """The outcome of one run of the loop, kept by the session."""
@@ -115,17 +101,35 @@ class Generation:
     stats: Stats = field(default_factory=Stats)
     tokens: list[int] = field(default_factory=list)
     evaluated: list[bytes] = field(default_factory=list)  # pieces of the reply tokens now in the KV cache
+    thinking: list[str] = field(default_factory=list)  # the reply's thinking, when it has some
+    reasoning_tokens: int = 0  # of the tokens, those generated inside the thinking block
+    unclosed: bool = False  # the reply ended while still thinking
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.thinking)
+
+
+@dataclass
+class Reasoning:
+    """What the loop needs for a reasoning model's turn: the splitter, and the thinking
+    budget (-1: none) with the tokens that close the block when it is spent, as llama.cpp's
+    reasoning budget does, so the model must go on with an answer."""
+
+    splitter: Splitter
+    budget: int = -1
+    close_tokens: list[int] = field(default_factory=list)
 
 
 class TokenLoop:
     """Evaluates prompts on one model, remembering what the KV cache holds so a follow-up
     prompt that starts the same way evaluates only what is new."""
 
-    def __init__(self, model: Backend):
+    def __init__(self, model: TokenModel):
         self.model = model
         self.cached: list[int] = []  # token ids whose K/V are in the cache, in order
         self.cancel_event = threading.Event()
@@ -180,7 +184,8 @@ class TokenLoop:
         finally:
             model.set_abortable(False)
 
-    def run(self, prompt: list[int], sampling, stop: StopFilter, result: Generation) -> Iterator[Event]:
+    def run(self, prompt: list[int], sampling, stop: StopFilter, result: Generation,
+            reasoning: Reasoning | None = None) -> Iterator[Event]:
         model = self.model
         self.cancel_event.clear()
         model.abort_requested = False
@@ -218,6 +223,8 @@ class TokenLoop:
         cached = self.cached
         parts = result.parts
         generated: list[int] = []
+        emit = _emitter(parts, result, reasoning)
+        forced: list[int] = []  # tokens lcchat puts in the reply itself (the budget's closing marker)
         first_at = last_at = 0.0
         next_stats = prompt_done + STATS_EVERY_S
         finish = "stop"
@@ -227,7 +234,11 @@ class TokenLoop:
                 if cancel.is_set():
                     finish = "interrupted"
                     break
-                token = sample()
+                if forced:
+                    token = forced.pop(0)
+                    sampler.accept(token)
+                else:
+                    token = sample()
                 now = time.perf_counter()
                 if not generated:
                     first_at = now
@@ -236,9 +247,19 @@ class TokenLoop:
                     break
                 generated.append(token)
                 text = stop.feed(decoder.decode(piece(token)))
-                if text:
-                    parts.append(text)
-                    yield Token(text)
+                if reasoning is None:
+                    if text:
+                        parts.append(text)
+                        yield Token(text)
+                else:
+                    was_inside, thought = reasoning.splitter.inside, len(result.thinking)
+                    yield from emit(text)
+                    if was_inside or reasoning.splitter.inside or len(result.thinking) > thought:
+                        result.reasoning_tokens += 1
+                        if (reasoning.splitter.inside and not forced and reasoning.budget >= 0
+                                and result.reasoning_tokens >= reasoning.budget):
+                            forced = list(reasoning.close_tokens)
+                            reasoning.budget = -1  # once: what follows is the answer
                 if stop.stopped_by is not None:
                     break
                 if len(cached) + 1 >= n_ctx:
@@ -259,28 +280,53 @@ class TokenLoop:
                     break
                 if now >= next_stats:
                     next_stats = now + STATS_EVERY_S
-                    yield _stats(base, generated, started, first_at, last_at, len(cached))
+                    yield _stats(base, generated, started, first_at, last_at, len(cached), result.reasoning_tokens)
         finally:
             sampler.close()
         tail = stop.feed(decoder.decode(b"", final=True)) + stop.flush()
-        if tail:
-            parts.append(tail)
-            yield Token(tail)
+        if reasoning is None:
+            if tail:
+                parts.append(tail)
+                yield Token(tail)
+        else:
+            yield from emit(tail, final=True)
+            result.unclosed = reasoning.splitter.unclosed
         if ends_context:
             yield Notice(f"the reply reached the end of the context window ({n_ctx} tokens)", "warning")
         elif finish == "length":
-            yield Notice(f"the reply reached max_tokens ({limit}); /set max_tokens N allows longer ones")
+            yield Notice(str(ReplyLimit(limit)), fact=ReplyLimit(limit))
         if stop.hid:
             yield Notice(f"hid special-token text the model wrote as plain text: {', '.join(dict.fromkeys(stop.hid))}", "warning")
         result.finish_reason = finish
         result.tokens = generated
-        result.stats = _stats(base, generated, started, first_at, last_at, len(cached), final=True)
+        result.stats = _stats(base, generated, started, first_at, last_at, len(cached), result.reasoning_tokens,
+                              final=True)
         yield result.stats
-        yield Done(finish, result.text)  # type: ignore[arg-type]
+        yield Done(finish, result.text, result.reasoning)  # type: ignore[arg-type]
+
+
+def _emitter(parts: list[str], result: Generation, reasoning: Reasoning | None):
+    """Turns text the StopFilter let through into Thinking and Token events, keeping each
+    kind in the result."""
+
+    def emit(text: str, final: bool = False) -> Iterator[Event]:
+        assert reasoning is not None
+        pieces = reasoning.splitter.feed(text) if text else []
+        if final:
+            pieces += reasoning.splitter.flush()
+        for thinking, piece in pieces:
+            if thinking:
+                result.thinking.append(piece)
+                yield Thinking(piece)
+            else:
+                parts.append(piece)
+                yield Token(piece)
+
+    return emit
 
 
 def _stats(base: Stats, generated: list[int], started: float, first_at: float, last_at: float,
-           used: int, final: bool = False) -> Stats:
+           used: int, reasoning_tokens: int = 0, final: bool = False) -> Stats:
     n = len(generated)
     span = last_at - first_at
     return Stats(
@@ -288,7 +334,7 @@ def _stats(base: Stats, generated: list[int], started: float, first_at: float, l
         prompt_tokens_per_s=base.prompt_tokens_per_s, completion_tokens=n,
         tokens_per_s=(n / span) if span > 0 and n > 0 else 0.0,
         ttft_s=(first_at - started) if first_at else 0.0,
-        context_used=used, context_size=base.context_size, final=final,
+        context_used=used, context_size=base.context_size, final=final, reasoning_tokens=reasoning_tokens,
     )
 
 

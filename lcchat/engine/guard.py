@@ -63,16 +63,21 @@ class Specials:
         return [m.span() for m in self.pattern.finditer(text)]
 
 
+_TEXT_KEYS = ("content", "reasoning_content")  # the message fields that hold message text
+
+
 def protect(render: Callable[[list[dict[str, str]]], str], specials: Specials,
             messages: list[dict[str, str]], template_text: str = "") -> PromptText:
     """Render `messages` with `render`, recording where special-token text from a message
-    ended up in the prompt."""
-    found = {m["content"]: specials.find(m["content"]) for m in messages if isinstance(m.get("content"), str)}
+    ended up in the prompt. An assistant message's earlier thinking (reasoning_content, for
+    the templates that show it) is message text too."""
+    found = {m[key]: specials.find(m[key]) for m in messages for key in _TEXT_KEYS if isinstance(m.get(key), str)}
     if not any(found.values()):
         return PromptText(render(messages))
     used = set(template_text)
     for m in messages:
-        used.update(m.get("content") or "")
+        for key in _TEXT_KEYS:
+            used.update(m.get(key) or "")
     stand_in: dict[str, str] = {}
     code = _STAND_IN_TOP
     for content, spans in found.items():
@@ -84,9 +89,10 @@ def protect(render: Callable[[list[dict[str, str]]], str], specials: Specials,
                 used.add(chr(code))
     swapped = []
     for m in messages:
-        content = m.get("content")
-        if isinstance(content, str) and found.get(content):
-            m = {**m, "content": _swap(content, found[content], stand_in)}
+        for key in _TEXT_KEYS:
+            content = m.get(key)
+            if isinstance(content, str) and found.get(content):
+                m = {**m, key: _swap(content, found[content], stand_in)}
         swapped.append(m)
     text = render(swapped)
     back = {v: k for k, v in stand_in.items()}

@@ -11,6 +11,9 @@ call can be cancelled.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 import re
@@ -20,17 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from lcchat.config.schema import ModelSettings, RopeSettings
+from lcchat.config.schema import ModelSettings, RopeSettings, SamplingSettings
 from lcchat.engine import gguf_info, rope
+from lcchat.engine.protocol import ATTR_CONTROL
 from lcchat.errors import InputError, LcchatError, ModelFileError
 
 log = logging.getLogger("lcchat.llama")
-
-# llama_token_attr bits (llama.h)
-ATTR_UNKNOWN = 1 << 0
-ATTR_CONTROL = 1 << 3
-ATTR_USER_DEFINED = 1 << 4
-ATTR_BYTE = 1 << 5
 
 # ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 _LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
@@ -211,7 +209,8 @@ class LoadInfo:
 
 
 class Model:
-    """A GGUF loaded into llama.cpp with one context (one conversation at a time)."""
+    """A GGUF loaded into llama.cpp with one context (one conversation at a time): the
+    engine.protocol.TokenModel the session and the token loop drive."""
 
     def __init__(self, path: Path, settings: ModelSettings, rope_settings: RopeSettings, *,
                  seed: int = -1, on_progress: Callable[[float], None] | None = None,
@@ -375,9 +374,6 @@ class Model:
         """Forget every cached position from `n_keep` on."""
         self._llama.llama_memory_seq_rm(self._memory, 0, n_keep, -1)
 
-    def kv_clear(self) -> None:
-        self._llama.llama_memory_clear(self._memory, True)
-
     def set_abortable(self, on: bool) -> None:
         """Let llama.cpp poll abort_requested while it computes (prompt evaluation only: the
         poll runs for every graph node, which would cost a few percent per generated token)."""
@@ -409,16 +405,19 @@ class Model:
 
     # ------------------------------------------------------------ sampling
 
-    def make_sampler(self, sampling) -> "Sampler":
+    def make_sampler(self, sampling: SamplingSettings) -> "Sampler":
         return Sampler(self, sampling)
 
     # ------------------------------------------------------------ state
 
-    @property
-    def backend_version(self) -> str:
-        """The llama-cpp-python version this model runs on: a saved state is only good for
-        the build that wrote it, and the store (which never imports llama_cpp) asks here."""
-        return str(getattr(self._llama, "__version__", ""))
+    def state_fingerprint(self) -> str | None:
+        """What a saved state depends on (see state_fingerprint below), hashed; None when
+        the file cannot be read."""
+        return state_fingerprint(self.path, n_ctx=self.n_ctx, settings=self.settings, load=self.load,
+                                 backend_version=str(self._llama.__version__))
+
+    def is_loaded(self) -> bool:
+        return self._ctx is not None
 
     def save_state(self) -> memoryview:
         """llama.cpp's state (the KV cache and what goes with it), as a read-only view of
@@ -478,6 +477,32 @@ class Model:
             pass
 
 
+def state_fingerprint(path: Path, *, n_ctx: int, settings: ModelSettings, load: LoadInfo,
+                      backend_version: str) -> str | None:
+    """A hash of what a saved KV state depends on: the model file (path, size, mtime), the
+    context's size and cache types, RoPE, offloading, and the llama-cpp-python version (a
+    state is only good for the build that wrote it). None when the file cannot be read."""
+    try:
+        st = path.stat()
+        rope_fields = {k: v for k, v in dataclasses.asdict(load.rope).items() if k not in ("description", "warnings")}
+        parts = {
+            "format": 1,
+            "llama_cpp": backend_version,
+            "path": str(path.resolve()),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "n_ctx": int(n_ctx),
+            "cache_type_k": settings.cache_type_k,
+            "cache_type_v": settings.cache_type_v,
+            "flash_attn": bool(settings.flash_attn),
+            "n_gpu_layers": load.n_gpu_layers,
+            "rope": rope_fields,
+        }
+    except (OSError, TypeError, ValueError):
+        return None
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
 class Sampler:
     """llama.cpp's native sampler chain built from [sampling] settings."""
 
@@ -521,6 +546,10 @@ class Sampler:
         accept = self._llama.llama_sampler_accept
         for t in tokens:
             accept(self._chain, t)
+
+    def accept(self, token: int) -> None:
+        """Take a token lcchat chose itself (a reasoning budget's closing marker) as if sampled."""
+        self._llama.llama_sampler_accept(self._chain, token)
 
     def sample(self) -> int:
         """Sample (and accept) the next token from the last logits."""

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lcchat.engine import guard
+from lcchat.engine.protocol import SPECIAL_ATTRS
 from lcchat.textsafe import clean as visible  # a prompt's messages may hold control characters
-
-_ATTR_SPECIAL = (1 << 0) | (1 << 3)  # llama.cpp's UNKNOWN | CONTROL token attributes
 
 
 @dataclass
@@ -27,7 +26,6 @@ def describe(session, view: PromptView) -> str:
     """The view as lines of text: header, prompt text, special-text notes, then the tokens
     one per line (position, id, text), special ones marked with *."""
     model = session.model
-    attr = getattr(model, "token_attr", None)
     lines = [f"Prompt ({view.source}, {len(view.tokens)} tokens):", "-" * 40, visible(view.text), "-" * 40]
     if view.literal:
         parse = session.profile.chat.parse_special
@@ -36,8 +34,8 @@ def describe(session, view: PromptView) -> str:
             lines.append(f"special-token text in a message at character {a}: {visible(view.text[a:b])!r}, {how}")
     lines.append("Tokens (* special):")
     for i, token in enumerate(view.tokens):
-        piece = model.piece(token).decode("utf-8", "replace") if hasattr(model, "piece") else ""
-        special = bool(attr(token) & _ATTR_SPECIAL) if attr is not None else False
+        piece = model.piece(token).decode("utf-8", "replace")
+        special = bool(model.token_attr(token) & SPECIAL_ATTRS)
         lines.append(f"{i:6} {token:8} {'*' if special else ' '} {visible(repr(piece))}")
     return "\n".join(lines)
 

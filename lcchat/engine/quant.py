@@ -1193,8 +1193,8 @@ def switch_kv(session, type_k: str, type_v: str) -> Iterator[Event]:
         settings.flash_attn = True
         yield Notice(f"flash attention turned on: llama.cpp quantizes the V cache ({type_v}) only with it")
     path = Path(str(session.model.path))
-    info = getattr(session.model, "info", None) or gguf_info.load_checked(path, vocab=False)
-    n_ctx = int(getattr(session.model, "n_ctx", 0) or current.n_ctx or info.context_length or 0)
+    info = session.model.info or gguf_info.load_checked(path, vocab=False)
+    n_ctx = int(session.model.n_ctx or current.n_ctx or info.context_length or 0)
     before = kv_cache_bytes(info, n_ctx, current.cache_type_k, current.cache_type_v)
     after = kv_cache_bytes(info, n_ctx, type_k, type_v)
     saved = before - after

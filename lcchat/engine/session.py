@@ -10,15 +10,15 @@ import copy
 import logging
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator
 
 from lcchat.config.schema import Profile
-from lcchat.engine import guard, templates
+from lcchat.engine import guard, reasoning, stops, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
-from lcchat.engine.generate import DecodeError, Generation, StopFilter, TokenLoop, common_prefix
-from lcchat.errors import LcchatError
+from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
+from lcchat.engine.protocol import TokenModel
+from lcchat.errors import LcchatError, PromptTooLong
 
 log = logging.getLogger("lcchat.session")
 
@@ -32,7 +32,7 @@ _PROBE = "\ue000\ue001\ue000"
 
 @dataclass
 class ChatSession:
-    model: object  # engine.model.Model or a fake with the same surface
+    model: TokenModel  # engine.model.Model, or engine.fake.FakeModel in tests
     profile: Profile
     formatter: templates.Formatter
     # Said once, at start, each with its level: a resume is news, a ChatML fallback a warning.
@@ -42,7 +42,7 @@ class ChatSession:
     def __post_init__(self) -> None:
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
-        self.loop = TokenLoop(self.model)  # type: ignore[arg-type]
+        self.loop = TokenLoop(self.model)
         self.last_stats: Stats | None = None
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
@@ -59,6 +59,12 @@ class ChatSession:
         # would split it differently.
         self._cached_text = ""
         self._cached_n = 0
+        # A reasoning model's thinking: its markers (None: the model does not reason), whether
+        # it thinks this turn (None: as the template does) and the thinking budget (-1: none).
+        chat = self.profile.chat
+        self.thinking: bool | None = None if chat.thinking == "auto" else chat.thinking in (True, "true")
+        self.thinking_budget = chat.thinking_budget
+        self.markers = self._detect_markers()
         self.stops, self.hidden = self._derive_stops()
         self.specials = self._vocab_specials()
 
@@ -78,26 +84,25 @@ class ChatSession:
         if self.profile.chat.parse_special:
             return inner
         specials = self.specials
-        return templates.Formatter(source=inner.source, stop=inner.stop, text=inner.text,
+        return templates.Formatter(source=inner.source, stop=inner.stop, text=inner.text, options=inner.options,
                                    render=lambda messages: guard.protect(inner.render, specials, messages, inner.text))
 
     # ------------------------------------------------------------ stops
 
+    def _detect_markers(self) -> reasoning.Markers | None:
+        info = getattr(self.model, "info", None)
+        vocab = [*self.model.control_texts(), *(getattr(info, "tokens", None) or ())]
+        return reasoning.detect(list(self.profile.chat.reasoning), self.formatter.text, vocab)
+
     def _derive_stops(self) -> tuple[list[str], list[str]]:
-        """Stop strings: the profile's, the format's, the model's EOS/EOT, and any control
-        token that the template uses as a turn marker. Other control tokens are hidden."""
-        stops = [*self.profile.chat.stop, *self.extra_stops, *self.formatter.stop, *self.model.eog_texts()]
-        controls = self.model.control_texts()
-        try:
-            sample = self.formatter.render([{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-                                            {"role": "assistant", "content": "a"}, {"role": "user", "content": "v"}])
-        except templates.TemplateError:
-            sample = ""
-        bos = getattr(self.model, "bos_text", "")
-        markers = [c for c in controls if c in sample and c != bos]
-        stops += markers
-        hidden = [c for c in controls if c not in stops]
-        return list(dict.fromkeys(s for s in stops if s)), hidden
+        """(stops, hidden) for this formatter and model: engine/stops.py. The reasoning
+        markers are neither: the splitter takes them out of the answer."""
+        found, hidden = stops.derive(self.formatter, self.model, [*self.profile.chat.stop, *self.extra_stops])
+        if self.markers is not None:
+            keep = (self.markers.open, self.markers.close)
+            found = [s for s in found if s not in keep]
+            hidden = [h for h in hidden if h not in keep]
+        return found, hidden
 
     def set_stops(self, extra: list[str]) -> None:
         self.extra_stops = list(extra)
@@ -141,8 +146,14 @@ class ChatSession:
     def _reply(self, user: Message) -> Iterator[Event]:
         conv = self.conversation
         model = self.model
+        self._switch_thinking()
         try:
             prompt = self._build_prompt(conv, self._tokenize)
+            think = self._reasoning_for(prompt)
+        except PromptTooLong as exc:
+            conv.messages.pop()
+            yield Error(str(exc), exc.exit_code, exc.fact)
+            return
         except LcchatError as exc:
             conv.messages.pop()
             yield Error(str(exc), exc.exit_code)
@@ -158,26 +169,66 @@ class ChatSession:
         result = Generation()
         self._cached_text, self._cached_n = "", 0
         try:
-            for event in self.loop.run(prompt.tokens, self.sampling, stop, result):
+            for event in self.loop.run(prompt.tokens, self._turn_sampling(), stop, result, think):
                 if isinstance(event, Stats) and event.final:
                     self.last_stats = event
                 yield event
         except GeneratorExit:
             # The front-end stopped reading (Ctrl+C in its loop): keep what was generated.
             self.loop.cancel()
-            self._record(user, result.text or "", interrupted=True)
+            self._record(user, result.text or "", interrupted=True, thinking=result.reasoning)
             raise
         except Exception as exc:  # noqa: BLE001 - the session must survive a failed turn
             log.debug("generation failed", exc_info=True)
             self.loop.reset()
-            self._record(user, result.text, interrupted=True)
+            self._record(user, result.text, interrupted=True, thinking=result.reasoning)
             yield Error(f"generation failed: {exc}")
             yield from self._drain()
             yield Done("error", result.text)
             return
         self._remember_cache(prompt, result)
-        self._record(user, result.text, interrupted=result.finish_reason == "interrupted")
+        if result.unclosed:
+            yield Notice("the reply ended while still thinking: its thinking is kept, apart; there is no answer",
+                         "warning")
+        self._record(user, result.text, interrupted=result.finish_reason == "interrupted" or result.unclosed,
+                     thinking=result.reasoning)
         yield from self._drain()
+
+    # ------------------------------------------------------------ thinking
+
+    def _switch_thinking(self) -> None:
+        """Pass enable_thinking to a template that reads it (Qwen3's), or leave it unset."""
+        options = self.formatter.options
+        if self.markers is not None and self.thinking is not None and reasoning.takes_switch(self.formatter.text):
+            options["enable_thinking"] = self.thinking
+        else:
+            options.pop("enable_thinking", None)
+
+    def _reasoning_for(self, prompt) -> Reasoning | None:
+        """The loop's reasoning part for this prompt. With thinking off and a template that
+        has no switch, the prompt gets an empty thinking block (closed, as Qwen3's template
+        writes it for enable_thinking=false), so the reply starts with the answer."""
+        markers = self.markers
+        if markers is None:
+            return None
+        inside = reasoning.opened_by(prompt.text, markers)
+        if self.thinking is False and not reasoning.takes_switch(self.formatter.text):
+            extra = ("\n" if inside else markers.open + "\n\n") + markers.close + "\n\n"
+            prompt.text = guard.PromptText.of(prompt.text + extra, guard.literal_spans(prompt.text))
+            prompt.tokens = prompt.tokens + self._tokens(extra, add_bos=False)
+            inside = False
+        close = self._tokens(markers.close, add_bos=False)  # what the budget writes; the model goes on
+        return Reasoning(reasoning.Splitter(markers, inside=inside), self.thinking_budget, close)
+
+    def _turn_sampling(self):
+        """The session's sampling, with [sampling_no_think]'s settings while thinking is off."""
+        if self.markers is None or self.thinking is not False:
+            return self.sampling
+        sampling = copy.copy(self.sampling)
+        for name, value in vars(self.profile.sampling_no_think).items():
+            if value != -1:
+                setattr(sampling, name, value)
+        return sampling
 
     def _build_prompt(self, conv: Conversation, tokenize: Callable[[str], list[int]]):
         """The prompt for `conv` under the profile's overflow policy (engine/chat.py)."""
@@ -200,8 +251,8 @@ class ChatSession:
             except Exception:  # noqa: BLE001 - saving must never end the chat
                 log.warning("a send hook failed", exc_info=True)
 
-    def _record(self, user: Message, text: str, *, interrupted: bool) -> None:
-        reply = Message("assistant", text, interrupted=interrupted)
+    def _record(self, user: Message, text: str, *, interrupted: bool, thinking: str = "") -> None:
+        reply = Message("assistant", text, interrupted=interrupted, reasoning=thinking.strip())
         self.conversation.messages.append(reply)
         for listener in list(self.listeners):
             try:
@@ -236,7 +287,7 @@ class ChatSession:
         return self._tokenize_whole(text)
 
     def _tokenize_whole(self, text: str) -> list[int]:
-        bos = getattr(self.model, "bos_text", "")
+        bos = self.model.bos_text
         return self._tokens(text, add_bos=self.adds_bos and not (bos and text.startswith(bos)))
 
     @property
@@ -244,7 +295,7 @@ class ChatSession:
         """Whether a prompt gets a BOS token in front ([chat] add_bos; "auto" asks the vocab)."""
         setting = self.profile.chat.add_bos
         if setting == "auto":
-            return bool(getattr(self.model, "add_bos", False))
+            return bool(self.model.add_bos)
         return setting in (True, "true")
 
     def _tokens(self, text: str, *, add_bos: bool) -> list[int]:
@@ -256,8 +307,8 @@ class ChatSession:
             found = [text[a:b] for a, b in guard.literal_spans(text)]
             log.debug("special-token text in a message, tokenized as plain text: %s",
                       ", ".join(repr(f) for f in dict.fromkeys(found)))
-        bos = getattr(self.model, "bos", -1)
-        tokens = [bos] if add_bos and bos is not None and bos >= 0 else []
+        bos = self.model.bos
+        tokens = [bos] if add_bos and bos >= 0 else []
         for piece, special in parts:
             tokens += self.model.tokenize(piece, add_bos=False, special=special)
         return tokens
@@ -304,7 +355,7 @@ class ChatSession:
     def set_system(self, text: str) -> None:
         self.conversation.system = text
 
-    def switch_model(self, new_model, formatter: templates.Formatter | None = None) -> Iterator[Event]:
+    def switch_model(self, new_model: TokenModel, formatter: templates.Formatter | None = None) -> Iterator[Event]:
         """Go on with `new_model` (another quantization, another KV cache type), keeping the
         conversation: the old model is closed and prefill() reads the history into the new
         one, yielding Progress("history", done, total). cancel() stops only that reading;
@@ -314,13 +365,14 @@ class ChatSession:
                 yield Error("a reply is being generated; stop it first")
                 return
             old = self.model
-            self.model, self.loop = new_model, TokenLoop(new_model)  # type: ignore[arg-type]
+            self.model, self.loop = new_model, TokenLoop(new_model)
             if formatter is not None:
                 self.formatter = formatter
+            self.markers = self._detect_markers()
             self.stops, self.hidden = self._derive_stops()
             self.specials = self._vocab_specials()
             self._cached_text, self._cached_n = "", 0
-            if old is not new_model and callable(getattr(old, "close", None)):
+            if old is not new_model:
                 old.close()
         yield from self.prefill()
 
@@ -338,7 +390,7 @@ class ChatSession:
                 raise LcchatError("wait for the reply to finish (Ctrl+C stops it)")
             conv = self.conversation
             conv.system = system
-            conv.messages[:] = [Message(m.role, m.content, m.interrupted) for m in messages]
+            conv.messages[:] = [Message(m.role, m.content, m.interrupted, getattr(m, "reasoning", "")) for m in messages]
             conv.window_start = 0
             self.loop.reset()
             self._cached_text, self._cached_n = "", 0
@@ -348,10 +400,10 @@ class ChatSession:
             text, tokens = history
             held, state = saved
             n = common_prefix(held, tokens)
-            if n == 0 or not self.model.load_state(state):  # type: ignore[attr-defined]
+            if n == 0 or not self.model.load_state(state):
                 self.loop.reset()
                 return 0
-            self.model.kv_truncate(n)  # type: ignore[attr-defined]
+            self.model.kv_truncate(n)
             self.loop.cached = list(tokens[:n])
             if n == len(tokens):
                 self._cached_text, self._cached_n = text, n
@@ -371,7 +423,7 @@ class ChatSession:
             text, tokens = history
             loop = self.loop
             loop.cancel_event.clear()
-            self.model.abort_requested = False  # type: ignore[attr-defined]
+            self.model.abort_requested = False
             try:
                 yield from loop.feed(tokens, "history", stop=cancel)
             except DecodeError:
@@ -401,13 +453,12 @@ class ChatSession:
 
     def kv_snapshot(self) -> tuple[list[int], bytes] | None:
         """(tokens, state): the tokens in the KV cache and llama.cpp's state holding them,
-        for restore(saved=) in a later session. None when the model cannot save its state,
-        is closed, or holds nothing. Call it between turns."""
-        save = getattr(self.model, "save_state", None)
-        if save is None or not self.loop.cached or getattr(self.model, "_ctx", True) is None:
+        for restore(saved=) in a later session. None when the model is closed or holds
+        nothing. Call it between turns."""
+        if not self.loop.cached or not self.model.is_loaded():
             return None
         tokens = list(self.loop.cached)
-        return tokens, save()
+        return tokens, self.model.save_state()
 
     def close(self) -> None:
         """End the session: the on_close hooks run (the store keeps the KV state for a fast
@@ -418,9 +469,7 @@ class ChatSession:
                 hook(self)
             except Exception:  # noqa: BLE001 - closing must finish
                 log.warning("a close hook failed", exc_info=True)
-        close = getattr(self.model, "close", None)
-        if callable(close):
-            close()
+        self.model.close()
 
     @property
     def context_used(self) -> int:
@@ -501,7 +550,3 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
         model.close()
         raise
     return session
-
-
-def model_path_label(path: Path) -> str:
-    return path.name

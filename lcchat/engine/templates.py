@@ -47,6 +47,9 @@ class Formatter:
     stop: list[str] = field(default_factory=list)
     text: str = ""  # the Jinja source, when there is one
     renamed: tuple[str, ...] = ()  # marker texts written under another name (adapt_to_vocab)
+    # Variables a Jinja template gets besides the messages, shared by every wrapper of one
+    # template: the session sets enable_thinking here for templates that read it (Qwen3's).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def _sandbox():
@@ -126,12 +129,15 @@ def compile_jinja(text: str, *, bos_token: str = "", eos_token: str = "", source
     except Exception as exc:  # noqa: BLE001 - any compile failure means: don't use it
         raise TemplateError(f"the {source} does not compile: {exc}") from exc
 
+    options: dict[str, Any] = {}
+
     def render(messages: list[dict[str, str]]) -> str:
         return _bounded_render(template, source, dict(
-            messages=messages, add_generation_prompt=True, bos_token=bos_token, eos_token=eos_token, tools=None,
+            options, messages=messages, add_generation_prompt=True, bos_token=bos_token, eos_token=eos_token,
+            tools=None,
         ))
 
-    return Formatter(source=source, render=render, text=text)
+    return Formatter(source=source, render=render, text=text, options=options)
 
 
 @contextmanager
@@ -174,7 +180,8 @@ def named_format(name: str) -> Formatter:
 
     formatter = _registered_formatter(lcf, name)
     if formatter is None:
-        known = sorted(lcf.LlamaChatCompletionHandlerRegistry()._chat_handlers)
+        known = sorted(n for n in lcf.LlamaChatCompletionHandlerRegistry()._chat_handlers
+                       if _registered_formatter(lcf, n) is not None)
         import difflib
 
         hint = difflib.get_close_matches(name, known, n=1)
@@ -197,7 +204,9 @@ def _registered_formatter(lcf: Any, name: str):
     """Find the formatter function behind a registered chat handler.
 
     The registry stores completion handlers wrapping the formatter functions; the wrapper's
-    closure holds the function it wraps.
+    closure holds the function it wraps: `format_NAME`, or `format` (vicuna's). The
+    function-calling handlers (functionary, chatml-function-calling) wrap none: they are
+    not prompt formats.
     """
     handlers = lcf.LlamaChatCompletionHandlerRegistry()._chat_handlers
     handler = handlers.get(name)
@@ -205,7 +214,7 @@ def _registered_formatter(lcf: Any, name: str):
         return None
     for cell in getattr(handler, "__closure__", None) or ():
         value = cell.cell_contents
-        if callable(value) and getattr(value, "__name__", "").startswith("format_"):
+        if callable(value) and getattr(value, "__name__", "").startswith("format"):
             return value
     return None
 
@@ -267,7 +276,7 @@ def fold_system(formatter: Formatter, notices: list[str]) -> Formatter:
     notices.append(f"the {formatter.source} has no system role; the system prompt goes at the start of the "
                    "first user message")
     return Formatter(source=f"{formatter.source}, system prompt in the first user message", render=render,
-                     stop=formatter.stop, text=formatter.text, renamed=formatter.renamed)
+                     stop=formatter.stop, text=formatter.text, renamed=formatter.renamed, options=formatter.options)
 
 
 def fold_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -309,4 +318,5 @@ def adapt_to_vocab(formatter: Formatter, vocab: set[str], notices: list[str]) ->
     names = ", ".join(f"{a} as {b}" for a, b in swaps.items())
     notices.append(f"this GGUF has no {' or '.join(swaps)} token (an older conversion); writing {names}")
     return Formatter(source=f"{formatter.source}, markers renamed for this vocab", render=render,
-                     stop=[swaps.get(s, s) for s in formatter.stop], text=formatter.text, renamed=tuple(swaps))
+                     stop=[swaps.get(s, s) for s in formatter.stop], text=formatter.text, renamed=tuple(swaps),
+                     options=formatter.options)

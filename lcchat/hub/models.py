@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from lcchat.cli import UsageParser
 from lcchat.errors import InputError, LcchatError
+from lcchat.usage import UsageParser
 
 EXIT_OK = 0
 

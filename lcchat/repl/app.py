@@ -27,17 +27,18 @@ from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.output.vt100 import Vt100_Output
 from prompt_toolkit.styles import Style
 
+from lcchat import editor
 from lcchat.commands import builtin  # noqa: F401 - declares the commands
-from lcchat.commands.registry import (
-    CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, TASK, THEME, Context, FrontState, Registry, registry as default_registry,
-)
+from lcchat.commands.actions import Clear, Copy, Edit, Exit, Generate, Settings, Task, Theme
+from lcchat.commands.parse import CommandLine, parse_line
+from lcchat.commands.registry import Context, FrontState, Registry, registry as default_registry
 from lcchat.engine.events import Event
 from lcchat.errors import LcchatError
 from lcchat.textsafe import clean
-from lcchat.repl import editor
 from lcchat.repl.completer import SlashCompleter
 from lcchat.repl.keybindings import build_key_bindings, strip_block
-from lcchat.repl.render import Printer, is_dumb
+from lcchat.repl.render import Printer, is_dumb, osc52
+from lcchat.repl.terminal import sigint_ignored
 from lcchat.repl.reply import ReplyPlayer, ReplyView
 from lcchat.repl.toolbar import Figures, toolbar_text
 
@@ -47,6 +48,8 @@ PROMPT = ">>> "
 CONTINUATION = "... "
 QUIT_HINT = "Press Ctrl+D or type /exit to quit."
 HISTORY_FILE = "repl_history"
+KEYS = ("Enter sends · Alt+Enter or Ctrl+J adds a line · \"\"\" starts and ends a block · "
+        "Ctrl+C stops a reply · Ctrl+D leaves")  # as /help lists them
 
 
 class PrivateFileHistory(FileHistory):
@@ -93,7 +96,7 @@ class Repl:
         profile = getattr(session, "profile", None)
         ui = getattr(profile, "ui", None)
         self.state = state or FrontState(stream=getattr(ui, "stream", True), vi_mode=getattr(ui, "vi_mode", False),
-                                         theme=getattr(ui, "theme", "dark"), frontend="repl")
+                                         theme=getattr(ui, "theme", "dark"), keys=KEYS)
         self.registry = registry or default_registry
         self.ctx = Context(session, self.state)
         self.printer = Printer(self.output)
@@ -192,10 +195,11 @@ class Repl:
                 self.printer.error(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
 
     def handle(self, line: str) -> bool:
-        """Act on one line from the prompt. False means leave."""
-        if line.startswith("/") and "\n" not in line.strip():
-            return self.command(line.strip())
-        text = strip_block(line)  # a """ block is always a message, even one starting with /
+        """Act on one line from the prompt (parse_line's rule). False means leave."""
+        parsed = parse_line(line)
+        if isinstance(parsed, CommandLine):
+            return self.command(parsed)
+        text = strip_block(parsed.text)  # a """ block is always a message, even one starting with /
         if not text.strip():
             return True
         self.send(text)
@@ -205,7 +209,7 @@ class Repl:
         return self.reply(lambda: self.session.send(text))
 
     def reply(self, produce: Callable[[], Iterator[Event]]) -> ReplyView:
-        return self.player.play(produce, stream=self.state.stream)
+        return self.player.play(produce, stream=self.state.stream, show_thinking=self.state.show_thinking)
 
     def interrupt(self) -> bool:
         """What Ctrl+C does while a reply streams (callable from any thread)."""
@@ -213,40 +217,52 @@ class Repl:
 
     # ------------------------------------------------------------ commands
 
-    def command(self, line: str) -> bool:
-        result = self.registry.dispatch(self.ctx, line)
-        action = result.action
-        if action == EXIT:
-            return False
-        if action == CLEAR:
-            self.printer.clear_screen()
-            self.printer.result(result)
-            return True
-        if action == COPY:
-            self.printer.raw(builtin.osc52(result.data or ""))
-        self.printer.result(result)
-        if action == EDIT:
-            self.edit(result.data or "")
-        elif action == GENERATE and callable(result.data):  # a reply: /retry
-            self.player.play(result.data, stream=self.state.stream)
-        elif action == TASK and callable(result.data):  # long work: /quant, /load
-            self.player.play(result.data, stream=self.state.stream, doing=f"{result.data.what}…")
-        elif action == THEME:
-            self.printer.dim("Themes change the TUI's look; the REPL has none.")
-        elif action == SETTINGS:
-            pass  # stream and vi mode are read from self.state before each reply and prompt
+    def command(self, command: CommandLine) -> bool:
+        """Run a command and do what its action asks. False means leave."""
+        result = self.registry.run(self.ctx, command)
+        show = self.printer.result
+        match result.action:
+            case Exit():
+                return False
+            case Clear():
+                self.printer.clear_screen()  # before the text, which says it was cleared
+                show(result)
+            case Copy(text):
+                self.printer.raw(osc52(text))
+                show(result)
+            case Edit(initial):
+                show(result)
+                self.edit(initial)
+            case Generate(produce):  # a reply: /retry
+                show(result)
+                self.player.play(produce, stream=self.state.stream, show_thinking=self.state.show_thinking)
+            case Task() as task:  # long work: /quant, /load
+                show(result)
+                self.player.play(task, stream=self.state.stream, doing=f"{task.what}…")
+            case Theme():
+                show(result)
+                self.printer.dim("Themes change the TUI's look; the REPL has none.")
+            case Settings() | None:  # stream and vi mode are read from self.state before each reply and prompt
+                show(result)
         return True
 
     def edit(self, initial: str = "") -> None:
         """/vim: the saved text is sent; an empty file cancels."""
-        text = editor.edit(initial, env=self.env)
-        if not text.strip():
+        text = editor.edit(initial, env=self.env, run=_run_editor)
+        if not text:
             self.printer.dim("Nothing was written; nothing was sent.")
             return
         lines = text.split("\n")
         shown = [PROMPT + lines[0], *(CONTINUATION + more for more in lines[1:])]
         self.printer.line("\n".join(shown), "dim")
         self.send(text)
+
+
+def _run_editor(argv: list[str]) -> int:
+    import subprocess
+
+    with sigint_ignored():  # Ctrl+C in the editor must not leave it running behind the REPL
+        return subprocess.call(argv)
 
 
 def _open_monitor():
@@ -296,7 +312,7 @@ def run_repl(profile, *, verbose: bool = False) -> int:
         print("loading cancelled", file=err, flush=True)
         return 130
     reading.erase()
-    seconds = getattr(getattr(session.model, "load", None), "seconds", None) or (time.perf_counter() - started)
+    seconds = float(session.model.describe().get("load_s") or 0) or (time.perf_counter() - started)
     banner = f"loaded {name} in {seconds:.1f} s · /help lists the commands · Ctrl+D leaves"
     # Printed before the REPL's own printer exists: wrap it between words here, or the terminal
     # cuts it mid-word at 80 columns ("Ctr" / "l+D").
@@ -307,9 +323,7 @@ def run_repl(profile, *, verbose: bool = False) -> int:
         repl = Repl(session)
         return repl.run()
     finally:
-        close = getattr(session, "close", None) or getattr(session.model, "close", None)
-        if callable(close):
-            try:
-                close()  # the store's hooks keep the KV state, then the model is freed
-            except Exception:  # noqa: BLE001
-                log.debug("closing the session failed", exc_info=True)
+        try:
+            session.close()  # the store's hooks keep the KV state, then the model is freed
+        except Exception:  # noqa: BLE001
+            log.debug("closing the session failed", exc_info=True)

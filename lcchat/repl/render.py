@@ -8,6 +8,7 @@ terminal. Meaning never rests on colour alone: errors and warnings say so in wor
 
 from __future__ import annotations
 
+import base64
 import os
 import textwrap
 import threading
@@ -16,12 +17,20 @@ import time
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.utils import get_cwidth, is_dumb_terminal
 
+from lcchat.commands.advice import phrase
 from lcchat.commands.registry import Result
 from lcchat.engine.events import LEVEL_PREFIX, Notice, Stats
 from lcchat.textsafe import clean
 
 _SGR = {"dim": "2", "bold": "1", "reverse": "7", "red": "31", "yellow": "33", "cyan": "36"}
 _COLOURS = {"red", "yellow", "cyan"}
+
+def osc52(text: str) -> str:
+    """The escape sequence that asks the terminal to put `text` on the clipboard (OSC 52);
+    it travels with the output, so it works over SSH. The text goes base64-encoded, so no
+    control character in it reaches the terminal."""
+    return "\x1b]52;c;" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "\x07"
+
 
 def output_term(output: Output) -> str:
     return getattr(output, "term", None) or os.environ.get("TERM", "")
@@ -195,6 +204,25 @@ class Printer:
     def dim(self, text: str) -> None:
         self.line(text, "dim")
 
+    def styled(self, *styles: str) -> None:
+        """Start writing in `styles` (none: back to plain), where the terminal allows it;
+        streamed text in between keeps them (a reasoning model's thinking, dimmed)."""
+        if not self.attributes:
+            return
+        self.flush()
+        on = self.style("x", *styles)
+        self.raw(on[: on.index("x")] if styles and on != "x" else "\x1b[0m")
+
+    def status(self, text: str, *styles: str) -> None:
+        """A line that says how something goes, written over each time (\r, erase to its end):
+        one line for the thinking with /think hide. On a dumb terminal nothing: done() says it."""
+        if not self.attributes:
+            return
+        with self.lock:
+            self.raw("\r\x1b[K" + self.style(self._fit(clean(text)).split("\n")[0], *styles))
+            self.at_line_start = False
+            self._column = 0
+
     def warning(self, text: str) -> None:
         self.line(LEVEL_PREFIX["warning"] + text, "yellow")
 
@@ -202,10 +230,11 @@ class Printer:
         self.line(LEVEL_PREFIX["error"] + text, "red")
 
     def notice(self, notice: Notice) -> None:
+        text = phrase(notice)  # the fact, and what to do about it here
         if notice.level == "warning":
-            self.warning(notice.text)
+            self.warning(text)
         else:
-            self.dim(notice.text)
+            self.dim(text)
 
     def stats(self, stats: Stats) -> None:
         self.dim(stats.summary())

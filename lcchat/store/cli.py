@@ -24,7 +24,7 @@ AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lcchat.cli import UsageParser
+    from lcchat.usage import UsageParser
 
     p = UsageParser(prog="lcchat history", description="Stored conversations: every message is saved as it is "
                                                    "sent, every reply as it ends. `lcchat -C [ID]` continues one.")
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("id", metavar="ID")
     export.add_argument("--format", "-f", choices=("md", "json"), default="md")
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
+    export.add_argument("--reasoning", action="store_true",
+                        help="include a reasoning model's thinking before each answer (left out by default)")
     rm = sub.add_parser("rm", help="delete a conversation (and its saved KV state)")
     rm.add_argument("id", metavar="ID")
     prune = sub.add_parser("prune", help="free disk space: saved KV states, old conversations")
@@ -117,7 +119,7 @@ def _act(store, args: argparse.Namespace) -> int:
     if args.action == "show":
         sys.stdout.write(for_stream(export.transcript(conv), sys.stdout))
         return 0
-    text = export.render(conv, args.format)
+    text = export.render(conv, args.format, reasoning=args.reasoning)
     if args.output:
         write_private(os.path.expanduser(args.output), text)
         return 0

@@ -66,6 +66,10 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "ALTER TABLE messages ADD COLUMN model TEXT",
         "ALTER TABLE messages ADD COLUMN quant TEXT",
     )),
+    # A reasoning model's thinking, kept apart from the answer (content) it came before.
+    ("3 a reply's thinking, apart from its answer", (
+        "ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''",
+    )),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -108,6 +112,7 @@ class StoredMessage:
     stats: dict | None = None
     created: float = 0.0
     settings: TurnSettings | None = None  # None: written before they were recorded
+    reasoning: str = ""  # a reasoning model's thinking before the answer (content)
 
 
 @dataclass
@@ -307,18 +312,19 @@ class Store:
 
     @staticmethod
     def write_messages(conn: sqlite3.Connection, cid: int, start: int,
-                       rows: list[tuple[str, str, bool, dict | None]], *, system: str, now: float,
+                       rows: list[tuple], *, system: str, now: float,
                        settings: TurnSettings | None = None) -> None:
-        """Replace the messages from `start` on with `rows` (role, content, interrupted, stats),
-        each marked with the `settings` in force (None: not known; the conversation's stand in)."""
+        """Replace the messages from `start` on with `rows` (role, content, interrupted, stats,
+        and optionally the reply's thinking), each marked with the `settings` in force (None:
+        not known; the conversation's stand in)."""
         turn = settings or TurnSettings(None, None, None)  # type: ignore[arg-type]
         conn.execute("DELETE FROM messages WHERE conversation_id = ? AND seq >= ?", (cid, start))
         conn.executemany(
-            "INSERT INTO messages (conversation_id, seq, role, content, interrupted, stats, created, system, model, quant)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (conversation_id, seq, role, content, interrupted, stats, created, system, model, quant,"
+            " reasoning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(cid, start + i, role, content, int(bool(interrupted)), json.dumps(stats) if stats else None, now,
-              turn.system, turn.model, turn.quant)
-             for i, (role, content, interrupted, stats) in enumerate(rows)],
+              turn.system, turn.model, turn.quant, rest[0] if rest else "")
+             for i, (role, content, interrupted, stats, *rest) in enumerate(rows)],
         )
         conn.execute("UPDATE conversations SET updated = ?, system = ? WHERE id = ?", (now, system, cid))
 
@@ -359,13 +365,14 @@ class Store:
             conv = StoredConversation(int(row[0]), float(row[1]), float(row[2]), row[3], row[4], row[5], row[6])
             per_turn = {"system", "model", "quant"} <= self._columns
             extra = ", system, model, quant" if per_turn else ", NULL, NULL, NULL"
-            for seq, role, content, interrupted, stats, created, system, model, quant in conn.execute(
+            extra += ", reasoning" if "reasoning" in self._columns else ", ''"
+            for seq, role, content, interrupted, stats, created, system, model, quant, reasoning in conn.execute(
                 f"SELECT seq, role, content, interrupted, stats, created{extra} FROM messages WHERE conversation_id = ? "
                 "ORDER BY seq", (cid,),
             ):
                 settings = None if system is None else TurnSettings(system, model or "", quant or "")
                 conv.messages.append(StoredMessage(int(seq), role, content, bool(interrupted),
-                                                   _json_or_none(stats), float(created), settings))
+                                                   _json_or_none(stats), float(created), settings, reasoning or ""))
             return conv
 
     def resolve(self, ref: str | int) -> int:

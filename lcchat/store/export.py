@@ -74,7 +74,7 @@ def transcript(conv: StoredConversation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_markdown(conv: StoredConversation) -> str:
+def to_markdown(conv: StoredConversation, reasoning: bool = False) -> str:
     title = conv.name or one_line(next((m.content for m in conv.messages if m.role == "user"), ""), 70) or "Conversation"
     first = settings_of(conv, conv.messages[0]) if conv.messages else TurnSettings(conv.system, conv.model, "")
     out = [f"# {_flat(title)}", "",
@@ -93,7 +93,10 @@ def to_markdown(conv: StoredConversation) -> str:
         if (turn.model, turn.quant) != (current.model, current.quant):
             out += [f"*Model from here on: {_flat(_model_label(turn))}*", ""]
         current = turn
-        out += [f"## {'You' if m.role == 'user' else m.role.capitalize()}", "", fence(m.content), ""]
+        out += [f"## {'You' if m.role == 'user' else m.role.capitalize()}", ""]
+        if reasoning and m.reasoning:
+            out += ["*Thinking:*", "", fence(m.reasoning), "", "*Answer:*", ""]
+        out += [fence(m.content), ""]
         if m.interrupted:
             out += ["*(interrupted)*", ""]
     return "\n".join(out).rstrip("\n") + "\n"
@@ -104,11 +107,12 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def to_json(conv: StoredConversation) -> str:
+def to_json(conv: StoredConversation, reasoning: bool = False) -> str:
     def message(m: StoredMessage) -> dict:
         turn = settings_of(conv, m)
         return {"role": m.role, "content": m.content, "interrupted": m.interrupted, "created": iso(m.created),
                 "system": turn.system, "model": turn.model, "quant": turn.quant,
+                **({"reasoning": m.reasoning} if reasoning and m.reasoning else {}),
                 **({"stats": m.stats} if m.stats else {})}
 
     data = {
@@ -124,5 +128,6 @@ def to_json(conv: StoredConversation) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
-def render(conv: StoredConversation, fmt: str) -> str:
-    return to_json(conv) if fmt == "json" else to_markdown(conv)
+def render(conv: StoredConversation, fmt: str, *, reasoning: bool = False) -> str:
+    """The export; a reasoning model's thinking only with `reasoning` (history export --reasoning)."""
+    return to_json(conv, reasoning) if fmt == "json" else to_markdown(conv, reasoning)

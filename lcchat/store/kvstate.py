@@ -3,7 +3,7 @@
 Re-reading a long history costs seconds of prompt evaluation; restoring the KV cache
 llama.cpp saved (llama_state_get_data) costs a file read. A saved state is only valid for
 the same model file and the settings that shape the cache, so each file carries a hash of
-them (the fingerprint) and the token ids it holds; ChatSession.restore() keeps the part
+them (the model's state_fingerprint(), engine/protocol.py) and the token ids it holds; ChatSession.restore() keeps the part
 whose tokens match the history's. Anything that does not match is simply re-evaluated.
 
 File: data_dir/state/ID.kv, mode 0600:  MAGIC, one JSON header line, the state bytes.
@@ -19,9 +19,7 @@ and removes what it wrote when the disk fills anyway (StateNotSaved says why, in
 
 from __future__ import annotations
 
-import dataclasses
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -57,39 +55,6 @@ def state_dir() -> Path:
 
 def state_path(cid: int) -> Path:
     return state_dir() / f"{int(cid)}.kv"
-
-
-def fingerprint(model: object) -> str | None:
-    """A hash of what a saved KV state depends on: the model file (path, size, mtime),
-    the context's size and cache types, RoPE, offloading, and the llama.cpp version. None
-    for a model that cannot save its state (a test fake)."""
-    if not hasattr(model, "save_state"):
-        return None
-    try:
-        path = Path(getattr(model, "path"))
-        st = path.stat()
-        settings = getattr(model, "settings", None)
-        load = getattr(model, "load", None)
-        rope = getattr(load, "rope", None)
-        rope_fields = {}
-        if rope is not None and dataclasses.is_dataclass(rope):
-            rope_fields = {k: v for k, v in dataclasses.asdict(rope).items() if k not in ("description", "warnings")}
-        parts = {
-            "format": 1,
-            "llama_cpp": str(getattr(model, "backend_version", "")),  # the engine says; store/ never imports llama_cpp
-            "path": str(path.resolve()),
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "n_ctx": int(getattr(model, "n_ctx", 0)),
-            "cache_type_k": getattr(settings, "cache_type_k", ""),
-            "cache_type_v": getattr(settings, "cache_type_v", ""),
-            "flash_attn": bool(getattr(settings, "flash_attn", False)),
-            "n_gpu_layers": getattr(load, "n_gpu_layers", None),
-            "rope": rope_fields,
-        }
-    except (OSError, TypeError, ValueError):
-        return None
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def save(path: Path, print_: str, tokens: list[int], state: bytes | memoryview) -> None:

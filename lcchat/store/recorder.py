@@ -27,7 +27,7 @@ from lcchat.store.db import Store, StoredConversation, TurnSettings, UnknownConv
 
 log = logging.getLogger("lcchat.store")
 
-Row = tuple[str, str, bool]  # role, content, interrupted
+Row = tuple[str, str, bool, str]  # role, content, interrupted, reasoning
 
 
 class Recorder:
@@ -84,7 +84,7 @@ class Recorder:
             return True
         conv = self.session.conversation
         messages = list(conv.messages)
-        rows = [(m.role, m.content, bool(m.interrupted)) for m in messages]
+        rows = [(m.role, m.content, bool(m.interrupted), m.reasoning) for m in messages]
         with self._lock:
             cid = self.conversation_id
             common = common_prefix(self._rows, rows)
@@ -103,7 +103,7 @@ class Recorder:
                     if cid is None:
                         cid = Store.create(db, profile=self._profile(), model=self._model(), system=conv.system, now=stamp)
                         common = 0
-                    out = [(m.role, m.content, bool(m.interrupted), stats if m is reply else None)
+                    out = [(m.role, m.content, bool(m.interrupted), stats if m is reply else None, m.reasoning)
                            for m in messages[common:]]
                     Store.write_messages(db, cid, common, out, system=conv.system, now=stamp,
                                          settings=self.turn_settings())
@@ -129,23 +129,17 @@ class Recorder:
 
     def turn_settings(self) -> TurnSettings:
         """The system prompt, model file and quant type in force now."""
-        model = self.session.model
-        quant = ""
-        info = getattr(model, "info", None)
-        if info is not None:
-            quant = str(getattr(info, "file_type_name", "") or "")
-        elif callable(getattr(model, "describe", None)):
-            try:
-                quant = str(model.describe().get("quant") or "")
-            except Exception:  # noqa: BLE001 - a label, not worth a failed save
-                quant = ""
+        try:
+            quant = str(self.session.model.describe().get("quant") or "")
+        except Exception:  # noqa: BLE001 - a label, not worth a failed save
+            quant = ""
         return TurnSettings(self.session.conversation.system, self._model(), quant)
 
     def _profile(self) -> str:
         return str(getattr(getattr(self.session, "profile", None), "name", "") or "")
 
     def _model(self) -> str:
-        return str(getattr(self.session.model, "path", "") or "")
+        return str(self.session.model.path)
 
     # ------------------------------------------------------------ names
 
@@ -163,7 +157,7 @@ class Recorder:
         """The current model's (it may change: /quant switches models mid-conversation)."""
         model = self.session.model
         if self._fingerprint is None or self._fingerprint[0] is not model:
-            self._fingerprint = (model, kvstate.fingerprint(model))
+            self._fingerprint = (model, model.state_fingerprint())
             self._bytes_per_token = 0.0
         return self._fingerprint[1]
 
@@ -238,7 +232,7 @@ class Recorder:
         path = kvstate.state_path(cid)
         saved = kvstate.load(path, printed) if printed else None
         self.state_found = "used" if saved is not None else ("stale" if path.exists() else "none")
-        messages = [Message(m.role, m.content, m.interrupted) for m in stored.messages]
+        messages = [Message(m.role, m.content, m.interrupted, m.reasoning) for m in stored.messages]
         if messages and messages[-1].role == "user":
             # The process ended before the reply was written (kill -9, out of memory): the
             # message was kept; its reply counts as interrupted, empty.
@@ -246,7 +240,7 @@ class Recorder:
         with self._lock:
             self.restored_tokens = self.session.restore(stored.system, messages, saved=saved)
             self.conversation_id = cid
-            self._rows = [(m.role, m.content, bool(m.interrupted)) for m in stored.messages]
+            self._rows = [(m.role, m.content, bool(m.interrupted), m.reasoning) for m in stored.messages]
             self._version = stored.updated
             self._system = stored.system
             self._stats_seen = getattr(self.session, "last_stats", None)

@@ -28,7 +28,10 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Markdown
 
-from lcchat.commands import CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, TASK, THEME, Context, FrontState, Task, registry
+from lcchat.commands import (
+    Clear, CommandLine, Context, Copy, Edit, Exit, FrontState, Generate, Settings, Task, Theme, parse_line, registry,
+)
+from lcchat.commands.advice import phrase
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
 from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
@@ -50,6 +53,9 @@ HINTS_IDLE = "Enter send · Ctrl+J newline · Ctrl+P commands · Ctrl+Q quit"
 HINTS_IDLE_SHORT = "Enter send · Ctrl+P commands · Ctrl+Q quit"  # when the long one would be cut
 HINTS_BUSY = "generating · Esc or Ctrl+C stops"
 NOT_RECORDED = "not recorded"
+KEYS = ("Enter sends · Ctrl+J or Shift+Enter adds a line · Tab completes · Up/Down recall earlier messages · "
+        "Esc or Ctrl+C stops a reply · Ctrl+P commands · PageUp/PageDown scroll · Ctrl+Home/Ctrl+End "
+        "top/bottom · Ctrl+Q quits")  # as /help lists them
 
 # Variables every theme has; a theme file may set any of them (themes/dark.tcss sets all).
 THEME_DEFAULTS = {
@@ -164,7 +170,7 @@ class LcchatApp(App[int]):
         self._theme_paths: dict[str, Path] = {}
         self._wanted_theme = theme or (getattr(getattr(profile, "ui", None), "theme", None)) or DEFAULT_THEME
         ui = getattr(profile, "ui", None)
-        self.front = FrontState(frontend="tui", theme=DEFAULT_THEME, stream=getattr(ui, "stream", True))
+        self.front = FrontState(keys=KEYS, theme=DEFAULT_THEME, stream=getattr(ui, "stream", True))
         self.busy = False
         self.load_error: str | None = None
         self.load_exception: BaseException | None = None
@@ -501,14 +507,13 @@ class LcchatApp(App[int]):
         self.prompt.focus()
 
     async def run_line(self, text: str) -> bool:
-        """A line from the user: a slash command or a message. False if it was not taken
-        (the input then keeps it)."""
-        if text.lstrip().startswith("/") and not text.lstrip().startswith("//"):
-            await self.run_command(text.strip())
+        """A line from the user: a slash command or a message (parse_line's rule). False if
+        it was not taken (the input then keeps it)."""
+        parsed = parse_line(text)
+        if isinstance(parsed, CommandLine):
+            await self.run_command(parsed)
             return True
-        if text.lstrip().startswith("//"):
-            text = text.lstrip()[1:]  # "//etc" sends "/etc"
-        return await self.send(text)
+        return await self.send(parsed.text)
 
     def _complete(self, text: str) -> list[str]:
         ctx = Context(self.session, self.front)
@@ -625,10 +630,10 @@ class LcchatApp(App[int]):
         elif isinstance(event, Notice):
             # Said before the reply (dropped turns) goes above it; said after (max_tokens) below.
             # Either way it belongs to the reply, and goes when /retry or /undo remove it.
-            turn.notices.append(await self.transcript.add_notice(event.text, event.level,
+            turn.notices.append(await self.transcript.add_notice(phrase(event), event.level,
                                                                  before=None if turn.text else turn))
         elif isinstance(event, Error):
-            turn.notices.append(await self.transcript.add_notice(event.message, "error"))
+            turn.notices.append(await self.transcript.add_notice(phrase(event), "error"))
         elif isinstance(event, Done):
             self._done_seen = True
             stats = self._final_stats if event.finish_reason != "error" else None
@@ -667,36 +672,37 @@ class LcchatApp(App[int]):
 
     # ------------------------------------------------------------ commands
 
-    async def run_command(self, line: str) -> None:
+    async def run_command(self, command: CommandLine) -> None:
         ctx = Context(self.session, self.front)
+        line = command.line
         try:
-            result = registry.dispatch(ctx, line)
+            result = registry.run(ctx, command)
         except Exception as exc:  # noqa: BLE001 - a failing command must not end the chat
             log.debug("command failed", exc_info=True)
             why = "the model is still loading" if self.session is None else f"{type(exc).__name__}: {exc}"
             await self.transcript.add_output(f"The command failed: {why}", error=True, line=line)
             return
-        action = result.action
-        if action == CLEAR:
-            await self.transcript.clear()
+        if isinstance(result.action, Clear):
+            await self.transcript.clear()  # before the text, which says it was cleared
         if result.text or result.rows:
             await self.transcript.add_output(result.text, result.rows, error=result.error, line=line)
-        if action == EXIT:
-            await self.action_quit()
-        elif action == EDIT:
-            await self._edit(result.data or "")
-        elif action == GENERATE:
-            await self._generate(result.data)
-        elif action == TASK:
-            await self.start_task(result.data)
-        elif action == COPY:
-            self.copy_to_clipboard(str(result.data))
-        elif action == THEME:
-            error = self.apply_theme(str(result.data))
-            if error:
-                await self.transcript.add_output(error, error=True)
-        elif action == SETTINGS:
-            pass  # FrontState.stream is read when each reply starts
+        match result.action:
+            case Exit():
+                await self.action_quit()
+            case Edit(initial):
+                await self._edit(initial)
+            case Generate(produce):
+                await self._generate(produce)
+            case Task() as task:
+                await self.start_task(task)
+            case Copy(text):
+                self.copy_to_clipboard(text)
+            case Theme(name):
+                error = self.apply_theme(name)
+                if error:
+                    await self.transcript.add_output(error, error=True)
+            case Clear() | Settings() | None:
+                pass  # done above, or FrontState.stream is read when each reply starts
         if not self.busy:  # a reply in flight changes the history itself; it syncs when it ends
             await self._sync_transcript()
 
@@ -739,9 +745,9 @@ class LcchatApp(App[int]):
             line.label.update(Text(clean(f"{event.what} {event.done}/{event.total}")))
             line.progress(event.done / event.total if event.total else 0.0)
         elif isinstance(event, Notice):
-            await self.transcript.add_notice(event.text, event.level)
+            await self.transcript.add_notice(phrase(event), event.level)
         elif isinstance(event, Error):
-            await self.transcript.add_notice(event.message, "error")
+            await self.transcript.add_notice(phrase(event), "error")
 
     async def on_task_ended(self, message: TaskEnded) -> None:
         line, self._task_line = self._task_line, None
@@ -774,9 +780,10 @@ class LcchatApp(App[int]):
                 await turn.finish("interrupted" if message.interrupted else "stop", message.content, None)
 
     async def _edit(self, initial: str) -> None:
-        from lcchat.tui.editor import EditorError, app_suspender, edit_text
+        from lcchat.editor import EditorError, edit
+        from lcchat.tui.editor import terminal_handoff
 
-        runner = self._editor or (lambda text: edit_text(text, suspend=app_suspender(self)))
+        runner = self._editor or (lambda text: edit(text, run=terminal_handoff(self)))
         try:
             text = runner(initial)
         except EditorError as exc:
@@ -784,7 +791,7 @@ class LcchatApp(App[int]):
             return
         finally:
             self.refresh(layout=True)
-        if text is None:
+        if not text:
             await self.transcript.add_output("The editor was left empty; nothing was sent.")
             return
         if not await self.send(text):

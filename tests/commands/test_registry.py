@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
-from lcchat.commands import CLEAR, COPY, EDIT, EXIT, GENERATE, SETTINGS, Context, FrontState, registry
-from lcchat.commands.builtin import code_blocks, osc52
+from lcchat.commands import Clear, Copy, Edit, Exit, FrontState, Context, Generate, Settings, registry
+from lcchat.commands.builtin import code_blocks
 from lcchat.engine.events import Token
 from lcchat.engine.fake import FakeModel, fake_session
 
@@ -39,7 +37,7 @@ def test_help_lists_and_explains(ctx) -> None:
 
 @pytest.mark.parametrize("line", ["/exit", "/quit", "/bye"])
 def test_exit_and_aliases(ctx, line) -> None:
-    assert registry.dispatch(ctx, line).action == EXIT
+    assert registry.dispatch(ctx, line).action == Exit()
 
 
 def test_unknown_command_suggests_the_nearest(ctx) -> None:
@@ -63,9 +61,9 @@ def test_set_checks_values(ctx) -> None:
 def test_set_stop_vi_and_stream(ctx) -> None:
     registry.dispatch(ctx, "/set stop END,###")
     assert "END" in ctx.session.stops and "###" in ctx.session.stops
-    assert registry.dispatch(ctx, "/set vi on").action == SETTINGS and ctx.state.vi_mode
+    assert registry.dispatch(ctx, "/set vi on").action == Settings() and ctx.state.vi_mode
     r = registry.dispatch(ctx, "/stream")
-    assert r.action == SETTINGS and ctx.state.stream is False
+    assert r.action == Settings() and ctx.state.stream is False
     assert registry.dispatch(ctx, "/stream maybe").error
 
 
@@ -93,10 +91,10 @@ def test_clear_undo_retry_context(ctx) -> None:
     chat(ctx, "second q")
     assert "2 messages left" in registry.dispatch(ctx, "/undo").text
     r = registry.dispatch(ctx, "/retry")
-    assert r.action == GENERATE
-    assert "".join(e.text for e in r.data() if isinstance(e, Token)) == "OK"  # the next scripted reply
+    assert isinstance(r.action, Generate)
+    assert "".join(e.text for e in r.action.produce() if isinstance(e, Token)) == "OK"  # the next scripted reply
     assert "of 2" in dict(registry.dispatch(ctx, "/context").rows)["messages seen by the model"]
-    assert registry.dispatch(ctx, "/clear").action == CLEAR
+    assert registry.dispatch(ctx, "/clear").action == Clear()
     assert ctx.session.conversation.messages == []
     assert registry.dispatch(ctx, "/undo").error
     assert registry.dispatch(ctx, "/retry").error
@@ -106,22 +104,20 @@ def test_copy_reply_and_code_blocks(ctx) -> None:
     assert registry.dispatch(ctx, "/copy").error
     chat(ctx, "code please")
     r = registry.dispatch(ctx, "/copy")
-    assert r.action == COPY and r.data.startswith("Here:")
-    assert registry.dispatch(ctx, "/copy 1").data == "print(1)\n"
-    assert registry.dispatch(ctx, "/copy 2").data == "x\n"
+    assert isinstance(r.action, Copy) and r.action.text.startswith("Here:")
+    assert registry.dispatch(ctx, "/copy 1").action == Copy("print(1)\n")
+    assert registry.dispatch(ctx, "/copy 2").action == Copy("x\n")
     assert "has 2 code blocks" in registry.dispatch(ctx, "/copy 3").text
     assert registry.dispatch(ctx, "/copy x").error
 
 
-def test_osc52_sequence() -> None:
-    seq = osc52("héllo")
-    assert seq.startswith("\x1b]52;c;") and seq.endswith("\x07")
-    assert base64.b64decode(seq[7:-1]).decode() == "héllo"
+def test_no_code_blocks() -> None:
     assert code_blocks("no code") == []
 
 
 def test_vim_asks_for_the_editor(ctx) -> None:
-    assert registry.dispatch(ctx, "/vim").action == EDIT
+    assert registry.dispatch(ctx, "/vim").action == Edit("")
+    assert registry.dispatch(ctx, "/vim a draft").action == Edit("a draft")
 
 
 def test_completions(ctx) -> None:

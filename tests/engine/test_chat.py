@@ -92,7 +92,7 @@ def test_a_single_message_too_long_is_refused_whatever_the_policy() -> None:
     conv = conversation("x" * 100, system="S")
     need = size(conv, 0)
     for policy in ("drop-oldest", "error"):
-        with pytest.raises(PromptTooLong, match="shorten it or raise n_ctx") as caught:
+        with pytest.raises(PromptTooLong, match="with the system prompt, but the context holds") as caught:
             build_prompt(conv, PLAIN, chars, n_ctx=need + MIN_REPLY - 1, reserve=MIN_REPLY * 2, policy=policy)
         assert f"the message is {need} tokens with the system prompt, but the context holds {need + MIN_REPLY - 1}" \
             in str(caught.value)
@@ -157,16 +157,22 @@ def test_the_window_never_starts_at_the_second_reply_of_an_exchange() -> None:
     assert conv.window_start == 3
 
 
-def test_the_too_long_messages_say_what_to_do() -> None:
+def test_the_too_long_messages_state_the_facts() -> None:
+    """The engine says what happened and carries the numbers (ContextFull); what to do is
+    each front-end's to say (tests/repl, tests/tui and tests/test_pipe.py)."""
+    from lcchat.engine.events import ContextFull
+
     conv = conversation("x" * 100)
     need = size(conv, 0)
     with pytest.raises(PromptTooLong) as caught:
         build_prompt(conv, PLAIN, chars, n_ctx=need, reserve=MIN_REPLY * 2, policy="error")
     assert str(caught.value) == (f"the message is {need} tokens with the system prompt, but the context holds "
-                                 f"{need}; shorten it or raise n_ctx (-c)")
+                                 f"{need}")
+    assert caught.value.fact == ContextFull(need, need, MIN_REPLY * 2, alone=True)
     conv = conversation("x" * 100, "y", "z")
     need = size(conv, 0)
     with pytest.raises(PromptTooLong) as caught:
         build_prompt(conv, PLAIN, chars, n_ctx=need, reserve=MIN_REPLY * 2, policy="error")
     assert str(caught.value) == (f"the conversation needs {need} tokens plus {MIN_REPLY * 2} for the reply, but the "
-                                 f"context holds {need} and the overflow policy is 'error'; /clear, or raise n_ctx (-c)")
+                                 f"context holds {need} and the overflow policy is 'error'")
+    assert caught.value.fact == ContextFull(need, need, MIN_REPLY * 2, alone=False)

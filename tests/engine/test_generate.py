@@ -7,7 +7,7 @@ import pytest
 
 from lcchat.config.schema import SamplingSettings as Sampling
 from lcchat.engine import generate
-from lcchat.engine.events import Done, Notice, Progress, Stats, Token
+from lcchat.engine.events import Done, Notice, Progress, ReplyLimit, Stats, Token
 from lcchat.engine.fake import EOG, FakeModel, _FakeSampler
 from lcchat.engine.generate import DecodeError, Generation, StopFilter, TokenLoop, common_prefix
 
@@ -121,11 +121,11 @@ def test_rates_and_time_to_first_token(monkeypatch) -> None:
     assert stats.tokens_per_s == 1.0  # 3 tokens over 3 s from the first to the last sample
 
 
-def test_max_tokens_ends_with_length_and_says_how_to_allow_more() -> None:
+def test_max_tokens_ends_with_length_and_says_so() -> None:
     model = FakeModel(replies=[["w"] * 10])
     events, result, _ = run(model, tokens(model, "q"), max_tokens=3)
     assert result.text == "www" and events[-1] == Done("length", "www")
-    assert Notice("the reply reached max_tokens (3); /set max_tokens N allows longer ones") in events
+    assert Notice("the reply reached max_tokens (3)", fact=ReplyLimit(3)) in events  # the advice is the front-end's
 
 
 def test_the_end_of_the_context_ends_the_reply_with_a_warning() -> None:

@@ -195,7 +195,8 @@ def test_default_policy_still_refuses_a_message_longer_than_the_context() -> Non
     session = fake_session(FakeModel(n_ctx=100))
     assert Profile().context.overflow == "drop-oldest"
     errors = [e for e in session.send("w" * 200) if isinstance(e, Error)]
-    assert errors and "shorten it or raise n_ctx" in errors[0].message
+    assert errors and "with the system prompt, but the context holds 100" in errors[0].message
+    assert errors[0].fact.alone
 
 
 # ---------------------------------------------------------------- truncate-left

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from lcchat.config.schema import Profile
-from lcchat.engine.events import Done, Error, Notice, Stats, Token
+from lcchat.engine.events import ContextFull, Done, Error, Notice, Stats, Token
 from lcchat.engine.fake import FakeModel, fake_session
 
 
@@ -66,7 +66,8 @@ def test_message_too_big_for_the_context_is_a_clear_error() -> None:
     session = fake_session(FakeModel(n_ctx=64))
     _, events = reply(session.send("z" * 500))
     errors = [e for e in events if isinstance(e, Error)]
-    assert errors and "shorten it or raise n_ctx" in errors[0].message
+    assert errors and "with the system prompt, but the context holds 64" in errors[0].message
+    assert errors[0].fact == ContextFull(errors[0].fact.needed, 64, errors[0].fact.reserve, alone=True)
     assert errors[0].code == 2
     assert session.conversation.messages == []
 

@@ -55,10 +55,6 @@ class Scripted:
         del self.kv[n_keep:]
         self._real.kv_truncate(n_keep)
 
-    def kv_clear(self):
-        self.kv.clear()
-        self._real.kv_clear()
-
     def make_sampler(self, sampling):
         self.at_reply.append(list(self.kv))
         return _Sampler(self.replies.popleft())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lcchat.commands import TASK, Context, FrontState, registry
+from lcchat.commands import Context, FrontState, Task, registry
 from lcchat.engine import quant
 from lcchat.engine.events import Done, Error, Notice, Progress, Stats
 from lcchat.engine.fake import FakeModel, fake_session
@@ -82,8 +82,8 @@ def test_switch_model_keeps_the_history_on_a_fake() -> None:
 def run_command(session, line: str) -> list:
     result = registry.dispatch(Context(session, FrontState()), line)
     assert not result.error, result.text
-    assert result.action == TASK
-    return list(result.data())
+    assert isinstance(result.action, Task)
+    return list(result.action())
 
 
 def test_switch_variant_mid_conversation(f32_model: Path) -> None:
@@ -164,7 +164,7 @@ def test_make_from_the_chat_and_cancel(f32_model: Path, slow_model: Path) -> Non
         session.model.info = None
         result = registry.dispatch(Context(session, FrontState()), "/quant make Q4_K_M")
         seen = []
-        for event in result.data():
+        for event in result.action():
             seen.append(event)
             if isinstance(event, Progress):
                 session.cancel()

@@ -159,6 +159,14 @@ def test_copy_writes_osc52_to_the_terminal(drive) -> None:
     assert "error: N must be a code block number, not 'x'. Usage: /copy [N]" in run.text
 
 
+def test_osc52_sequence() -> None:
+    from lcchat.repl.render import osc52
+
+    seq = osc52("héllo")
+    assert seq.startswith("\x1b]52;c;") and seq.endswith("\x07")
+    assert base64.b64decode(seq[7:-1]).decode() == "héllo"
+
+
 def test_clear_forgets_the_conversation_and_clears_the_screen(drive) -> None:
     run = drive("hi" + ENTER + "/clear" + ENTER, replies=[["ok"]])
     assert run.messages() == []
@@ -172,10 +180,25 @@ def test_a_line_starting_with_a_space_is_a_message_not_a_command(drive) -> None:
     assert run.messages()[0] == ("user", " /usr/bin is a directory")
 
 
+def test_a_double_slash_sends_a_message_starting_with_a_slash(drive) -> None:
+    run = drive("//help" + ENTER, replies=[["yes"]])
+    assert run.messages()[0] == ("user", "/help")
+    assert "Commands:" not in run.text  # /help did not run
+
+
+def test_a_command_argument_may_span_lines(drive) -> None:
+    from tests.repl.conftest import ALT_ENTER
+
+    run = drive("/system Be brief." + ALT_ENTER + "Use lists." + ENTER)
+    assert run.session.conversation.system == "Be brief.\nUse lists."
+    assert run.messages() == []
+
+
 def test_long_work_that_is_not_a_reply(drive) -> None:
     """A TASK (/quant's switch or quantization, /load) shows its notices and progress, and
     no reply figures."""
-    from lcchat.commands.registry import TASK, Registry, Result, Task
+    from lcchat.commands.actions import Task
+    from lcchat.commands.registry import Registry, Result
     from lcchat.engine.events import Done, Notice, Progress
 
     def work():
@@ -184,7 +207,7 @@ def test_long_work_that_is_not_a_reply(drive) -> None:
         yield Done("stop", "")
 
     reg = Registry()
-    reg.command("work", help="long work")(lambda ctx, arg: Result(action=TASK, data=Task(work, "quantize")))
+    reg.command("work", help="long work")(lambda ctx, arg: Result(action=Task(work, "quantize")))
     seen = []
     run = drive("/work" + ENTER, registry=reg, live_toolbar=True, toolbar_every=60,
                 before=lambda repl: seen.append(repl))

@@ -154,29 +154,6 @@ def test_vim_names_an_editor_that_is_not_installed(drive, monkeypatch) -> None:
     assert "error: cannot run the editor '/nonexistent/editor'" in run.text
 
 
-def test_editor_fallbacks(tmp_path) -> None:
-    from lcchat.repl.editor import find_editor
-
-    for name in ("nano", "vi"):
-        p = tmp_path / name
-        p.write_text("#!/bin/sh\n")
-        p.chmod(0o755)
-    assert find_editor({"PATH": str(tmp_path)}) == [str(tmp_path / "vi")]
-    assert find_editor({"PATH": str(tmp_path), "EDITOR": "ed -s"}) == ["ed", "-s"]
-    assert find_editor({"PATH": str(tmp_path / "none")}) is None
-
-
-def test_temp_file_is_private_and_removed(tmp_path, monkeypatch) -> None:
-    from lcchat.repl import editor
-
-    seen = tmp_path / "seen"
-    script = _script(tmp_path, f'stat -c %a "$1" > {seen}; echo "$1" >> {seen}; echo text > "$1"\n')
-    assert editor.edit("", env={"EDITOR": str(script)}) == "text"
-    mode, path = seen.read_text().split()
-    assert mode == "600"
-    assert not os.path.exists(path)
-
-
 def test_ctrl_c_while_the_editor_runs_leaves_it_to_the_editor(drive, tmp_path, monkeypatch) -> None:
     """The terminal sends SIGINT to the whole foreground group: the REPL must not stop
     waiting and leave the editor running behind the prompt."""

@@ -63,6 +63,6 @@ def recorded_tokens(session) -> int:
     from lcchat.store.db import Store
 
     cid = Store().last()
-    print_ = kvstate.fingerprint(session.model)
+    print_ = session.model.state_fingerprint()
     saved = kvstate.load(kvstate.state_path(cid), print_)
     return len(saved[0]) if saved else 0

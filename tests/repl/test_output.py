@@ -58,7 +58,7 @@ def test_notices_at_start_are_warnings_in_yellow(drive) -> None:
 def test_notices_during_a_reply(drive) -> None:
     run = drive("/set max_tokens 3" + ENTER + "go" + ENTER, replies=[["a", "b", "c", "d", "e"]])
     assert "abc" in run.text
-    assert "the reply reached max_tokens (3)" in run.text
+    assert "the reply reached max_tokens (3); /set max_tokens N allows longer ones" in run.text
     lines = run.text.splitlines()
     i = next(i for i, line in enumerate(lines) if "reached max_tokens" in line)
     assert "3 tokens" in lines[i + 1]  # then the figures
@@ -297,3 +297,25 @@ def test_a_long_notice_wraps_between_words_at_80_columns(drive) -> None:
     lines = [line for line in run.text.splitlines() if "word" in line]
     assert len(lines) > 2 and all(len(line) < 80 for line in lines)
     assert " ".join(" ".join(lines).split()) == "warning: " + " ".join(words)
+
+
+def test_a_message_too_long_for_the_context_says_what_to_do_in_a_chat(drive) -> None:
+    from lcchat.engine.fake import FakeModel, fake_session
+
+    run = drive("z" * 500 + ENTER, session=fake_session(FakeModel(n_ctx=64)))
+    said = " ".join(run.text.split())  # as one line, wherever the printer wrapped it
+    assert re.search(r"error: the message is \d+ tokens with the system prompt, but the context holds 64; "
+                     r"shorten it, or start lcchat again with a larger n_ctx \(-c\)", said), said
+    assert run.messages() == []
+
+
+def test_a_conversation_too_long_under_the_error_policy_suggests_clear(drive) -> None:
+    from lcchat.engine.events import ContextFull, Done, Error
+    from lcchat.engine.fake import FakeModel, fake_session
+
+    session = fake_session(FakeModel())
+    session.send = lambda text: iter([Error("the conversation is full", 2, ContextFull(900, 512, 64, alone=False)),
+                                      Done("error", "")])
+    run = drive("more" + ENTER, session=session)
+    said = " ".join(run.text.split())
+    assert "error: the conversation is full; /clear makes room, or start lcchat again with a larger n_ctx (-c)" in said

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lcchat.commands import TASK, Context, FrontState, registry
+from lcchat.commands import Context, FrontState, Task, registry
 from lcchat.engine.events import Done, Notice
 from lcchat.engine.fake import FakeModel, fake_session
 from lcchat.store import attach
@@ -52,9 +52,9 @@ def test_load_switches_conversation_and_later_turns_go_to_it() -> None:
     list(session.send("something else"))
     current = session.recorder.conversation_id
     result = registry.dispatch(ctx, "/load old")
-    assert not result.error and result.action == TASK
+    assert not result.error and isinstance(result.action, Task)
     assert "first question" in result.text and "first answer" in result.text
-    events = list(result.data())
+    events = list(result.action())
     assert isinstance(events[-1], Done) and any(isinstance(e, Notice) and "continuing" in e.text for e in events)
     assert [m.content for m in session.conversation.messages] == ["first question", "first answer"]
     list(session.send("next"))

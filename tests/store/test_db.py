@@ -8,7 +8,15 @@ import stat
 import pytest
 
 from lcchat.errors import InputError
-from lcchat.store.db import Store, UnknownConversation, default_path
+from lcchat.store.db import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Damaged,
+    Store,
+    TurnSettings,
+    UnknownConversation,
+    default_path,
+)
 
 
 def add(store: Store, profile: str = "p", *rows, system: str = "", stamp: float = 1000.0) -> int:
@@ -111,10 +119,182 @@ def test_reading_without_a_database_creates_nothing() -> None:
 
 def test_a_transaction_that_fails_writes_nothing() -> None:
     store = Store()
-    with pytest.raises(RuntimeError):
-        with store.transaction() as db:
-            Store.create(db, profile="p", model="", system="", now=1.0)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.transaction() as db:
+        Store.create(db, profile="p", model="", system="", now=1.0)
+        raise RuntimeError("boom")
     assert store.summaries() == []
     with store.reading() as db:
         assert db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] == 0
+
+
+# ---------------------------------------------------------------- settings, schema and damage
+
+
+def test_the_connection_is_durable_and_waits_for_other_writers() -> None:
+    store = Store(busy_timeout_ms=1234)
+    add(store, "p", ("user", "q", False, None))
+    with store.reading() as db:
+        assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 1234
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS) >= 3
+
+
+def test_each_message_keeps_the_settings_it_was_written_with() -> None:
+    store = Store()
+    with store.transaction() as db:
+        cid = Store.create(db, profile="p", model="/m/a.gguf", system="s1", now=1.0)
+        Store.write_messages(db, cid, 0, [("user", "q", False, None)], system="s1", now=2.0,
+                             settings=TurnSettings("s1", "/m/a.gguf", "Q4_0"))
+        Store.write_messages(db, cid, 1, [("assistant", "a", False, None)], system="s2", now=3.0)
+        assert Store.version(db, cid) == 3.0 and Store.version(db, cid + 1) is None
+    conv = store.get(cid)
+    assert conv.messages[0].settings == TurnSettings("s1", "/m/a.gguf", "Q4_0")
+    assert conv.messages[1].settings is None  # not known: the conversation's own stand in
+    assert conv.system == "s2" and conv.created == 1.0 and conv.updated == 3.0
+    assert [m.created for m in conv.messages] == [2.0, 3.0]
+
+
+def test_a_database_of_the_first_schema_is_migrated_and_its_messages_kept(lcchat_home) -> None:
+    path = default_path()
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[0][1]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO conversations (id, created, updated, profile, model, system) "
+                     "VALUES (4, 1.0, 1.0, 'p', '/m/old.gguf', 'old system')")
+        conn.execute("INSERT INTO messages (conversation_id, seq, role, content, created) VALUES (4, 0, 'user', 'q', 1.0)")
+    conn.close()
+    store = Store()
+    conv = store.get(4)
+    assert [m.content for m in conv.messages] == ["q"] and conv.messages[0].settings is None
+    with store.reading() as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert {"system", "model", "quant"} <= {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+    store.close()
+    assert Store().get(4).system == "old system"  # migrating again does nothing
+
+
+def test_stats_that_are_not_a_json_object_read_as_none() -> None:
+    store = Store()
+    cid = add(store, "p", *[("user", str(i), False, None) for i in range(4)])
+    with store.transaction() as db:
+        for seq, text in enumerate(["not json", "[1, 2]", "", '{"n": 1}']):
+            db.execute("UPDATE messages SET stats = ? WHERE conversation_id = ? AND seq = ?", (text, cid, seq))
+    assert [m.stats for m in store.get(cid).messages] == [None, None, None, {"n": 1}]
+
+
+def test_a_damaged_database_says_how_to_recover(lcchat_home) -> None:
+    path = default_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(Damaged) as caught:
+        Store().summaries()
+    assert str(caught.value) == (
+        f"{path} is damaged (file is not a database); some conversations may be missing. To recover what is left: "
+        f"sqlite3 {path} .recover | sqlite3 {path.parent / 'recovered.db'}, then move recovered.db over "
+        "conversations.db (keep a copy of the damaged file)")
+    assert caught.value.path == path and caught.value.detail == "file is not a database"
+
+
+def test_a_healthy_database_passes_the_check() -> None:
+    store = Store()
+    store.check()  # no database yet: nothing to check
+    add(store, "p", ("user", "q", False, None))
+    store.check()
+
+
+def test_a_damaged_page_is_found_by_the_check(monkeypatch) -> None:
+    store = Store()
+    add(store, "p", ("user", "q", False, None))
+    real = store._conn
+
+    class Damaging:
+        def execute(self, sql, *args):
+            if "quick_check" in sql:
+                return iter([("row 3 missing from index",), ("page 7 is never used",), ("more",)])
+            return real.execute(sql, *args)
+
+    monkeypatch.setattr(store, "_conn", Damaging())
+    with pytest.raises(Damaged) as caught:
+        store.check()
+    assert caught.value.detail == "row 3 missing from index; page 7 is never used"
+
+
+def test_a_database_that_cannot_be_written_is_read_read_only(monkeypatch) -> None:
+    add(Store(), "p", ("user", "q", False, None))
+    store = Store()
+
+    def refuse(self):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(Store, "_connect", refuse)
+    assert [s.first_user for s in store.summaries()] == ["q"]
+    assert store.read_only
+    with pytest.raises(sqlite3.OperationalError, match="opened read-only"), store.transaction():
+        pass
+
+
+def test_a_data_dir_that_cannot_be_prepared_is_read_read_only(monkeypatch) -> None:
+    add(Store(), "p", ("user", "q", False, None))
+    store = Store()
+    import lcchat.paths
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(lcchat.paths, "ensure_private_dir", refuse)
+    assert store.get(1).messages[0].content == "q" and store.read_only
+
+
+def test_resolve_reads_ids_and_names_as_people_type_them() -> None:
+    store = Store()
+    cid = add(store, "p", ("user", "q", False, None))
+    store.set_name(cid, "３")  # a name of non-ASCII digits is a name, not an id
+    assert store.resolve(f"  #{cid} ") == cid and store.resolve("３") == cid and store.resolve(cid) == cid
+    for ref in (str(1 << 63), "999"):
+        with pytest.raises(UnknownConversation) as caught:
+            store.resolve(f" {ref} ")
+        assert str(caught.value) == f"no conversation '{ref}'; `lcchat history list` shows them"
+
+
+def test_a_name_can_be_taken_back_and_given_to_another() -> None:
+    store = Store()
+    a = add(store, "p", ("user", "a", False, None))
+    b = add(store, "p", ("user", "b", False, None))
+    store.set_name(a, "x")
+    with pytest.raises(InputError) as caught:
+        store.set_name(b, "x")
+    assert str(caught.value) == f"conversation {a} is already named 'x'"
+    store.set_name(a, None)
+    assert store.get(a).name is None
+    store.set_name(b, "x")
+    assert store.resolve("x") == b
+
+
+def test_ids_counts_and_summaries_of_what_is_stored() -> None:
+    store = Store()
+    assert store.ids() == [] and store.count_with_messages() == 0
+    a = add(store, "p", ("user", "a", False, None), stamp=10.0)
+    b = add(store, "p", ("assistant", "no question", False, None), stamp=20.0)
+    with store.transaction() as db:
+        empty = Store.create(db, profile="p", model="", system="", now=30.0)
+    assert sorted(store.ids()) == [a, b, empty]
+    assert store.ids(updated_before=20.0) == [a] and store.ids(updated_before=5.0) == []
+    assert store.count_with_messages() == 2
+    first = store.summaries()[0]
+    assert (first.id, first.first_user, first.interrupted, first.n_messages) == (b, "", False, 1)
+    assert [s.id for s in store.summaries(limit=1)] == [b]
+
+
+def test_compact_gives_the_space_back() -> None:
+    store = Store()
+    cid = add(store, "p", *[("user", "x" * 10_000, False, None) for _ in range(50)])
+    store.compact()
+    before = store.path.stat().st_size
+    store.delete(cid)
+    store.compact()
+    assert store.path.stat().st_size < before / 4
+    assert not store.path.with_name("conversations.db-wal").exists() or \
+        store.path.with_name("conversations.db-wal").stat().st_size == 0

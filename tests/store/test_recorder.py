@@ -8,7 +8,7 @@ import sqlite3
 from lcchat.engine.events import Done, Notice, Token
 from lcchat.engine.fake import FakeModel, fake_session
 from lcchat.store import attach
-from lcchat.store.db import Store, default_path
+from lcchat.store.db import Store, TurnSettings, default_path
 
 
 def turn(session, text: str) -> list:
@@ -194,3 +194,143 @@ def test_a_conversation_that_ends_with_a_lost_reply_continues() -> None:
     turn(session, "again")
     assert stored_rows(cid) == [("user", "asked before the crash", False), ("assistant", "", True),
                                 ("user", "again", False), ("assistant", "fine", False)]
+
+
+# ---------------------------------------------------------------- what is said, and what is stamped
+
+
+def stored(n: int, *, name: str | None = None, last_interrupted: bool = False, last_role: str = "assistant"):
+    from lcchat.store.db import StoredConversation, StoredMessage
+
+    messages = [StoredMessage(i, "user" if i % 2 == 0 else "assistant", f"m{i}") for i in range(n)]
+    if messages:
+        messages[-1].interrupted = last_interrupted
+        messages[-1].role = last_role
+    return StoredConversation(5, 1.0, 2.0, "p", "/m.gguf", name, "", messages)
+
+
+def test_what_continuing_a_conversation_says() -> None:
+    from lcchat.store.recorder import describe_resume
+
+    assert describe_resume(stored(1), 0, 0, state="used") == "continuing conversation 5: 1 message"
+    assert describe_resume(stored(4, name="trip"), 120, 0) == (
+        "continuing conversation 5 (trip): 4 messages; 120 tokens restored from the saved KV state")
+    assert describe_resume(stored(2), 0, 30, state="none") == (
+        "continuing conversation 5: 2 messages; no saved KV state (pruned, or never kept), so its text is re-read; "
+        "30 tokens of history re-read")
+    assert describe_resume(stored(2, last_interrupted=True), 0, 30, state="stale") == (
+        "continuing conversation 5: 2 messages; its saved KV state is for another model or settings, so its text "
+        "is re-read; 30 tokens of history re-read; the last reply was interrupted")
+    assert describe_resume(stored(1, last_role="user"), 10, 5).endswith(
+        "10 tokens restored from the saved KV state; 5 tokens of history re-read; the last reply was interrupted")
+    assert describe_resume(stored(0), 0, 0) == "continuing conversation 5: 0 messages"
+
+
+def test_the_last_lines_of_a_loaded_conversation() -> None:
+    from lcchat.store.recorder import last_lines
+
+    conv = stored(6, last_interrupted=True)
+    conv.messages[2].content = "a\nlong " + "x" * 200
+    assert last_lines(conv) == ("you: a long " + "x" * 92 + "…\nassistant: m3\nyou: m4\nassistant: m5 [interrupted]")
+    assert last_lines(conv, 1) == "assistant: m5 [interrupted]"
+
+
+def test_each_message_is_stamped_with_the_quant_in_force() -> None:
+    session = fake_session(FakeModel(replies=[["a"], ["b"]]))
+    session.set_system("S")
+    recorder = attach(session)
+    turn(session, "x")
+    conv = Store().get(recorder.conversation_id)
+    assert conv.messages[0].settings == TurnSettings("S", "fake.gguf", "F32")  # the model's describe()
+    session.model.describe = lambda: {"quant": "Q4_K_M"}
+    turn(session, "y")
+    assert Store().get(recorder.conversation_id).messages[2].settings.quant == "Q4_K_M"
+
+    def broken() -> dict:
+        raise RuntimeError("no")
+
+    session.model.describe = broken
+    assert recorder.turn_settings() == TurnSettings("S", "fake.gguf", "")
+
+
+def test_a_warning_that_fails_does_not_end_the_chat(monkeypatch) -> None:
+    def full(self):
+        raise OSError(28, "No space left on device", "/data/conversations.db")
+
+    monkeypatch.setattr(Store, "transaction", full)
+    session = fake_session(FakeModel(replies=[["a"], ["b"]]))
+    said = []
+
+    def warn(text: str) -> None:
+        said.append(text)
+        raise RuntimeError("the front-end is gone")
+
+    recorder = attach(session, on_warning=warn)
+    turn(session, "hi")
+    turn(session, "again")
+    assert said == [("could not save the conversation (No space left on device: /data/conversations.db); "
+                    "the chat goes on, unsaved")]
+    assert recorder.last_error == "No space left on device: /data/conversations.db"
+
+
+def test_a_sqlite_error_names_the_database(monkeypatch) -> None:
+    def locked(self):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(Store, "transaction", locked)
+    session = fake_session(FakeModel(replies=[["a"]]))
+    recorder = attach(session, on_warning=lambda text: None)
+    turn(session, "hi")
+    assert recorder.last_error == f"database is locked: {default_path()}"
+    assert recorder.warnings == [(f"could not save the conversation (database is locked: {default_path()}); "
+                                 "the chat goes on, unsaved")]
+
+
+def test_no_history_writes_nothing_and_keeps_no_state() -> None:
+    from lcchat.store.recorder import attach as attach_with
+
+    session = fake_session(FakeModel(replies=[["a"]]))
+    recorder = attach_with(session, record=False)
+    assert recorder.keep_state is False
+    turn(session, "private")
+    assert recorder.sync() and recorder.conversation_id is None
+    session.close()
+    assert not default_path().exists()
+
+
+def test_naming_needs_a_conversation() -> None:
+    import pytest
+
+    session = fake_session(FakeModel(replies=[["a"]]))
+    recorder = attach(session)
+    with pytest.raises(ValueError, match="nothing to name yet"):
+        recorder.name("x")
+    turn(session, "q")
+    recorder.name("mine")
+    assert Store().resolve("mine") == recorder.conversation_id
+
+
+def test_an_unchanged_conversation_is_not_written_again(monkeypatch) -> None:
+    session = fake_session(FakeModel(replies=[["a"]]))
+    recorder = attach(session)
+    turn(session, "q")
+    writes = []
+    real = Store.write_messages
+    monkeypatch.setattr(Store, "write_messages", staticmethod(lambda *a, **k: writes.append(a) or real(*a, **k)))
+    assert recorder.sync() and writes == []
+    session.set_system("new")
+    assert recorder.sync() and len(writes) == 1
+
+
+def test_a_store_passed_in_is_left_open_and_one_of_its_own_is_closed() -> None:
+    store = Store()
+    session = fake_session(FakeModel(replies=[["a"]]))
+    attach(session, store)
+    turn(session, "q")
+    session.close()
+    assert store._conn is not None  # still the caller's
+    own = fake_session(FakeModel(replies=[["a"]]))
+    recorder = attach(own)
+    turn(own, "q")
+    own.close()
+    assert recorder.store._conn is None

@@ -177,6 +177,7 @@ def test_notices_from_the_engine_are_shown_in_place() -> None:
         turn = app.transcript.query_one(AssistantTurn)
         said = [n for n in notices(app) if "max_tokens (3)" in n]
         assert said, notices(app)
+        assert said[0] == "the reply reached max_tokens (3); /set max_tokens N allows longer ones"
         note = next(w for w in children if getattr(w, "text", None) == said[0])
         assert children.index(note) > children.index(turn)  # said after the reply, shown after it
 

@@ -229,6 +229,15 @@ def test_a_double_slash_sends_a_message_starting_with_a_slash() -> None:
     run([["yes"]], scenario)
 
 
+def test_a_line_starting_with_a_space_is_a_message_not_a_command() -> None:
+    async def scenario(pilot, app):
+        await say(pilot, " /help")
+        assert app.transcript.query_one(UserTurn).text == " /help"
+        assert outputs(app) == []  # /help did not run
+
+    run([["yes"]], scenario)
+
+
 def test_a_command_that_raises_is_reported_not_fatal(monkeypatch) -> None:
     cmd = registry.get("context")
     monkeypatch.setattr(cmd, "handler", lambda ctx, arg: 1 / 0)
@@ -244,7 +253,8 @@ def test_a_command_that_raises_is_reported_not_fatal(monkeypatch) -> None:
 def test_a_task_shows_progress_not_a_reply_and_keeps_the_last_reply() -> None:
     """/quant and /load run as a TASK: progress and notices in the transcript, no assistant
     turn, and the reply above stays on screen."""
-    from lcchat.commands.registry import TASK, Result, Task, registry
+    from lcchat.commands.actions import Task
+    from lcchat.commands.registry import Result, registry
     from lcchat.engine.events import Done, Notice, Progress
 
     def work():
@@ -252,7 +262,7 @@ def test_a_task_shows_progress_not_a_reply_and_keeps_the_last_reply() -> None:
         yield Notice("wrote model.Q4_K_M.gguf")
         yield Done("stop", "")
 
-    registry.command("fakework", help="test only")(lambda ctx, arg: Result(action=TASK, data=Task(work, "quantize")))
+    registry.command("fakework", help="test only")(lambda ctx, arg: Result(action=Task(work, "quantize")))
     try:
         session = session_with(["the answer"])
         app = app_for(session)

@@ -6,9 +6,8 @@ suspending in a real terminal."""
 
 from __future__ import annotations
 
-import pytest
-
-from lcchat.tui import editor
+from lcchat.editor import edit
+from lcchat.tui.editor import terminal_handoff
 from lcchat.tui.transcript import AssistantTurn, CommandOutput, UserTurn
 from tests.tui.helpers import app_for, drive, outputs, ready, say, session_with
 
@@ -82,16 +81,6 @@ def test_a_failing_or_missing_editor_is_reported(tmp_path, monkeypatch) -> None:
     run(scenario)
 
 
-def test_visual_wins_over_editor_and_vim_is_the_fallback(monkeypatch) -> None:
-    assert editor.editor_command({"VISUAL": "code --wait", "EDITOR": "nano"}) == ["code", "--wait"]
-    assert editor.editor_command({"EDITOR": "nano -w"}) == ["nano", "-w"]
-    monkeypatch.setattr(editor.shutil, "which", lambda name: f"/usr/bin/{name}" if name == "vi" else None)
-    assert editor.editor_command({}) == ["vi"]
-    monkeypatch.setattr(editor.shutil, "which", lambda name: None)
-    with pytest.raises(editor.EditorError):
-        editor.editor_command({})
-
-
 def test_an_injected_editor_runner_is_used() -> None:
     seen = []
 
@@ -125,5 +114,5 @@ def test_the_editor_gets_the_terminal_when_the_app_can_suspend(tmp_path, monkeyp
             yield
             events.append("resume")
 
-    assert editor.edit_text("", suspend=editor.app_suspender(FakeApp())) == "hi"
+    assert edit("", run=terminal_handoff(FakeApp())) == "hi"
     assert events == ["suspend", "resume"]

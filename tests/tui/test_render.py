@@ -144,6 +144,8 @@ def test_a_message_too_long_for_the_context_stays_in_the_box() -> None:
         await say(pilot, words)
         assert app.prompt.text == words  # to be shortened, not typed again
         assert not app.session.conversation.messages
+        said = [n for n in notices(app) if "but the context holds 64" in n]
+        assert said and said[0].endswith("; shorten it, or start lcchat again with a larger n_ctx (-c)"), notices(app)
 
     drive(app, scenario)
 
