@@ -42,6 +42,8 @@ OVERRIDES = {
     "rope_scaling": "rope.scaling",
     "chat_format": "chat.format",
     "think": "chat.thinking",
+    "spec": "speculative.mode",
+    "draft": "speculative.draft",
 }
 
 # --flash-attn as llama-cli spells it -> the profile's value ([model] flash_attn)
@@ -97,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--repeat-penalty", type=float, metavar="X", help="penalty for repeated tokens (1: off)")
     g.add_argument("--seed", type=int, metavar="N", help="random seed (-1: random)")
     g.add_argument("-n", "--max-tokens", type=int, metavar="N", help="longest reply in tokens (-1: until the context is full)")
+    g = p.add_argument_group("speculative decoding")
+    g.add_argument("--spec", choices=("off", "lookup", "draft", "auto"), metavar="MODE",
+                   help="draft tokens and verify them in one batch: off, lookup (n-grams of the conversation), "
+                        "draft (a draft model), auto (lookup, else the draft model)")
+    g.add_argument("--draft", metavar="FILE", help="draft model GGUF with the model's vocabulary (for --spec draft or auto)")
     g = p.add_argument_group("RoPE")
     g.add_argument("--rope-freq-base", type=float, metavar="X", help="RoPE base frequency (0: the model's)")
     g.add_argument("--rope-freq-scale", type=float, metavar="X", help="RoPE frequency scale, 1/factor (0: the model's)")

@@ -112,12 +112,14 @@ def write_tiny_model(
     metadata: dict[str, object] | None = None,
     eos_token: str | None = "<|im_end|>",
     file_type: gguf.GGMLQuantizationType | str = F32,
+    weight_scale: float = 0.02,
 ) -> Path:
     """Write a tiny random llama model and return its path.
 
     `metadata` entries replace or add keys: a plain value keeps the type the key already
     has (ints otherwise become UINT32, floats FLOAT32), a `(value, GGUFValueType)` pair
-    sets the type, and None removes the key."""
+    sets the type, and None removes the key. `weight_scale` is the weights' standard
+    deviation: the default gives a nearly uniform next token, larger a peaked one."""
     path = Path(path)
     dtype = gguf.GGMLQuantizationType[file_type] if isinstance(file_type, str) else file_type
     if dtype not in (F32, F16):
@@ -137,7 +139,7 @@ def write_tiny_model(
         if len(shape) == 1:  # norms: around one, always F32 as llama.cpp expects
             data = (1.0 + 0.02 * rng.standard_normal(shape)).astype(np.float32)
         else:
-            data = (0.02 * rng.standard_normal(shape)).astype(np.float32 if dtype == F32 else np.float16)
+            data = (weight_scale * rng.standard_normal(shape)).astype(np.float32 if dtype == F32 else np.float16)
         w.add_tensor(name, data)
 
     return _write(w, path)

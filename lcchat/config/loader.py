@@ -278,16 +278,21 @@ def resolved_path(path: Path) -> Path:
         raise ModelFileError(f"{path}: the symbolic link loops back on itself; give the model file itself") from exc
 
 
+# The keys that name model files: relative paths are relative to the profile file.
+_FILE_KEYS = (("model", "path"), ("speculative", "draft"))
+
+
 def _anchor_model_path(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Make a relative model path relative to the profile file that wrote it."""
-    model = data.get("model")
-    if isinstance(model, dict) and isinstance(model.get("path"), str) and model["path"]:
-        raw = model["path"]
-        if not raw.startswith("pkg:"):
-            expanded = os.path.expandvars(os.path.expanduser(raw))
-            if not os.path.isabs(expanded):
-                expanded = str(resolved_path(path.parent / expanded))
-            data = {**data, "model": {**model, "path": expanded}}
+    """Make relative model paths relative to the profile file that wrote them."""
+    for section, key in _FILE_KEYS:
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
+            raw = table[key]
+            if not raw.startswith("pkg:"):
+                expanded = os.path.expandvars(os.path.expanduser(raw))
+                if not os.path.isabs(expanded):
+                    expanded = str(resolved_path(path.parent / expanded))
+                data = {**data, section: {**table, key: expanded}}
     return data
 
 
@@ -319,10 +324,12 @@ def apply_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
         section, _, key = dotted.partition(".")
         nested.setdefault(section, {})[key] = value
     _Checker(None, "").check(nested)
-    if isinstance(nested.get("model"), dict) and nested["model"].get("path"):
-        raw = nested["model"]["path"]
-        if not raw.startswith("pkg:"):
-            nested["model"]["path"] = str(resolved_path(Path(os.path.expandvars(os.path.expanduser(raw)))))
+    for section, key in _FILE_KEYS:
+        table = nested.get(section)
+        if isinstance(table, dict) and table.get(key):
+            raw = table[key]
+            if not raw.startswith("pkg:"):
+                table[key] = str(resolved_path(Path(os.path.expandvars(os.path.expanduser(raw)))))
     return nested
 
 
@@ -359,6 +366,14 @@ def resolve_model_path(profile: Profile) -> Path:
     raise ModelFileError(
         f"profile {profile.name!r} ({where}) names no model; give one with -m FILE.gguf or set [model] path"
     )
+
+
+def resolve_draft_path(profile: Profile) -> Path | None:
+    """The draft model file of [speculative] draft (a path or pkg:MODULE/FILE), or None."""
+    raw = profile.speculative.draft
+    if not raw:
+        return None
+    return _package_file(raw[4:]) if raw.startswith("pkg:") else Path(raw)
 
 
 def pull_command(profile: Profile) -> str:

@@ -122,6 +122,14 @@ class NoThinkSamplingSettings:
     top_k: int = field(default=-1, metadata=_unset("top_k with thinking off"))
     min_p: float = field(default=-1.0, metadata={**_unset("min_p with thinking off"), "max": 1})
     presence_penalty: float = field(default=-1.0, metadata=_unset("presence_penalty with thinking off"))
+SPEC_MODES = ("off", "lookup", "draft", "auto")
+
+
+@dataclass
+class SpeculativeSettings:
+    mode: str = field(default="off", metadata={"doc": "speculative decoding: off; lookup (draft the continuation of the longest recent n-gram match in the conversation: free, and fast when the reply quotes its input); draft (a small model with the same vocabulary proposes tokens, see draft); auto (lookup where the conversation matches, else the draft model if one is set). Output is unchanged: identical when greedy (with flash_attn on), the same distribution at any temperature", "choices": SPEC_MODES})
+    draft: str = field(default="", metadata={"doc": "the draft model's GGUF file for mode = draft or auto; it must share the model's vocabulary. ~ and $VARS expand, relative paths are relative to the profile file"})
+    n_draft: int = field(default=8, metadata={"doc": "the most tokens drafted at a time; the length adapts to how many are accepted", "min": 1, "max": 64})
 
 
 @dataclass
@@ -150,6 +158,7 @@ SECTIONS: dict[str, type] = {
     "context": ContextSettings,
     "sampling": SamplingSettings,
     "sampling_no_think": NoThinkSamplingSettings,
+    "speculative": SpeculativeSettings,
     "ui": UISettings,
     "store": StoreSettings,
 }
@@ -173,6 +182,7 @@ class Profile:
     context: ContextSettings = field(default_factory=ContextSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     sampling_no_think: NoThinkSamplingSettings = field(default_factory=NoThinkSamplingSettings)
+    speculative: SpeculativeSettings = field(default_factory=SpeculativeSettings)
     ui: UISettings = field(default_factory=UISettings)
     store: StoreSettings = field(default_factory=StoreSettings)
 

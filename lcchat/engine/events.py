@@ -98,11 +98,15 @@ class Stats:
     ttft_s: float = 0.0
     context_used: int = 0
     context_size: int = 0
+    # Speculative decoding (engine/speculative.py); decodes stays 0 when it is off.
+    drafted: int = 0  # tokens drafted and verified
+    accepted: int = 0  # of those, tokens the sampler drew as drafted
+    decodes: int = 0  # llama_decode calls while generating
     final: bool = False
     reasoning_tokens: int = 0  # of completion_tokens, those spent thinking
 
     def as_json(self) -> dict:
-        return {
+        out = {
             "prompt_tokens": self.prompt_tokens,
             "prompt_tokens_per_s": round(self.prompt_tokens_per_s, 2),
             "completion_tokens": self.completion_tokens,
@@ -112,6 +116,22 @@ class Stats:
             "context_size": self.context_size,
             "reasoning_tokens": self.reasoning_tokens,
         }
+        if self.decodes:
+            out.update(drafted=self.drafted, accepted=self.accepted, decodes=self.decodes,
+                       tokens_per_decode=round(self.tokens_per_decode, 3))
+        return out
+
+    @property
+    def tokens_per_decode(self) -> float:
+        """Reply tokens per llama_decode: above 1 when speculation pays."""
+        return self.completion_tokens / self.decodes if self.decodes else 0.0
+
+    @property
+    def spec_text(self) -> str:
+        """Speculation's figures as the front-ends show them; empty when it is off."""
+        if not self.decodes:
+            return ""
+        return f"draft {self.accepted}/{self.drafted} · {self.tokens_per_decode:.2f} t/decode"
 
     @property
     def prompt_cached(self) -> bool:
@@ -127,9 +147,10 @@ class Stats:
     def summary(self) -> str:
         """The one-line figures shown after a reply."""
         pct = 100.0 * self.context_used / self.context_size if self.context_size else 0.0
+        spec = f" · {self.spec_text}" if self.decodes else ""
         return (
             f"prompt {self.prompt_rate_text} · gen {self.tokens_per_s:.1f} t/s · "
-            f"{self.completion_tokens} tokens · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
+            f"{self.completion_tokens} tokens{spec} · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
         )
 
 

@@ -100,6 +100,9 @@ class FakeModel:
     def decode_one(self, token: int, n_past: int) -> int:
         return self.decode([token], n_past)
 
+    def decode_batch(self, tokens: list[int], n_past: int) -> int:
+        return self.decode(tokens, n_past)
+
     def kv_truncate(self, n_keep: int) -> None:
         self.cache_len = min(self.cache_len, n_keep)
 
@@ -148,7 +151,7 @@ class _FakeSampler:
     def accept(self, token: int) -> None:
         pass
 
-    def sample(self) -> int:
+    def sample(self, idx: int = -1) -> int:
         if self.model.delay:
             time.sleep(self.model.delay)
         return self.tokens.popleft() if self.tokens else EOG

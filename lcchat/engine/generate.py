@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from lcchat.engine import speculative
 from lcchat.engine.events import Done, Event, Notice, Progress, ReplyLimit, Stats, Thinking, Token
 from lcchat.engine.protocol import TokenModel
 from lcchat.engine.reasoning import Splitter
@@ -133,6 +134,7 @@ class TokenLoop:
         self.model = model
         self.cached: list[int] = []  # token ids whose K/V are in the cache, in order
         self.cancel_event = threading.Event()
+        self.speculation: speculative.Speculation | None = None  # the session's [speculative] settings
 
     def reset(self) -> None:
         self.cached = []
@@ -220,6 +222,9 @@ class TokenLoop:
         limit = sampling.max_tokens if sampling.max_tokens >= 0 else n_ctx
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         piece, is_eog, decode_one, sample = model.piece, model.is_eog, model.decode_one, sampler.sample
+        verifier = speculative.verifier(self.speculation, model, sampler, self.cached, limit=limit, cancel=cancel)
+        if verifier is not None:  # drafted tokens are verified in batches (engine/speculative.py)
+            decode_one, sample = verifier.advance, verifier.sample
         cached = self.cached
         parts = result.parts
         generated: list[int] = []
@@ -280,8 +285,11 @@ class TokenLoop:
                     break
                 if now >= next_stats:
                     next_stats = now + STATS_EVERY_S
-                    yield _stats(base, generated, started, first_at, last_at, len(cached), result.reasoning_tokens)
+                    yield _stats(base, generated, started, first_at, last_at, len(cached), result.reasoning_tokens,
+                                 verifier)
         finally:
+            if verifier is not None:
+                verifier.finish()
             sampler.close()
         tail = stop.feed(decoder.decode(b"", final=True)) + stop.flush()
         if reasoning is None:
@@ -300,7 +308,7 @@ class TokenLoop:
         result.finish_reason = finish
         result.tokens = generated
         result.stats = _stats(base, generated, started, first_at, last_at, len(cached), result.reasoning_tokens,
-                              final=True)
+                              verifier, final=True)
         yield result.stats
         yield Done(finish, result.text, result.reasoning)  # type: ignore[arg-type]
 
@@ -326,10 +334,13 @@ def _emitter(parts: list[str], result: Generation, reasoning: Reasoning | None):
 
 
 def _stats(base: Stats, generated: list[int], started: float, first_at: float, last_at: float,
-           used: int, reasoning_tokens: int = 0, final: bool = False) -> Stats:
+           used: int, reasoning_tokens: int = 0, verifier: speculative.Verifier | None = None,
+           final: bool = False) -> Stats:
     n = len(generated)
     span = last_at - first_at
-    return Stats(
+    spec = {} if verifier is None else {"drafted": verifier.drafted, "accepted": verifier.accepted,
+                                        "decodes": verifier.decodes}
+    return Stats(**spec,
         prompt_tokens=base.prompt_tokens, prompt_eval_tokens=base.prompt_eval_tokens,
         prompt_tokens_per_s=base.prompt_tokens_per_s, completion_tokens=n,
         tokens_per_s=(n / span) if span > 0 and n > 0 else 0.0,

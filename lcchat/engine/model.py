@@ -297,7 +297,9 @@ class Model:
         self._one = (llama_cpp.llama_token * 1)()
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self.abort_requested)
 
+        self.vocab_type = int(llama_cpp.llama_vocab_type(self._vocab))
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self.add_eos = bool(llama_cpp.llama_vocab_get_add_eos(self._vocab))
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
         self.eos = llama_cpp.llama_vocab_eos(self._vocab)
         self.eot = llama_cpp.llama_vocab_eot(self._vocab)
@@ -394,6 +396,20 @@ class Model:
         if logits_last:
             logits[n - 1] = 1
         batch.n_tokens = n
+        return self._llama.llama_decode(self._ctx, batch)
+
+    def decode_batch(self, tokens: list[int], n_past: int) -> int:
+        """Evaluate `tokens` at positions n_past.. with logits for every one of them, so
+        each can be sampled (Sampler.sample(i)): how a speculative draft is verified."""
+        batch = self._batch
+        tok, pos, nseq, seq, logits = batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits
+        for i, t in enumerate(tokens):
+            tok[i] = t
+            pos[i] = n_past + i
+            nseq[i] = 1
+            seq[i][0] = 0
+            logits[i] = 1
+        batch.n_tokens = len(tokens)
         return self._llama.llama_decode(self._ctx, batch)
 
     def decode_one(self, token: int, n_past: int) -> int:
@@ -551,9 +567,10 @@ class Sampler:
         """Take a token lcchat chose itself (a reasoning budget's closing marker) as if sampled."""
         self._llama.llama_sampler_accept(self._chain, token)
 
-    def sample(self) -> int:
-        """Sample (and accept) the next token from the last logits."""
-        return self.sample_fn(self._chain, self._ctx, -1)
+    def sample(self, idx: int = -1) -> int:
+        """Sample (and accept) the next token from the logits of batch position `idx`
+        (-1: the last one evaluated)."""
+        return self.sample_fn(self._chain, self._ctx, idx)
 
     def close(self) -> None:
         if self._chain is not None:

@@ -97,8 +97,9 @@ class Sampler(Protocol):
         """Take a token lcchat chose itself (a reasoning budget's closing marker) as if sampled."""
         ...
 
-    def sample(self) -> int:
-        """Sample (and accept) the next token from the last logits."""
+    def sample(self, idx: int = -1) -> int:
+        """Sample (and accept) the next token from the logits of batch position `idx`
+        (-1: the last one evaluated; a speculative draft's verification reads each)."""
         ...
 
     def close(self) -> None:
@@ -121,6 +122,11 @@ class TokenModel(Vocab, Protocol):
 
     def decode_one(self, token: int, n_past: int) -> int:
         """Evaluate one generated token at position n_past (the hot path); status as decode()."""
+        ...
+
+    def decode_batch(self, tokens: list[int], n_past: int) -> int:
+        """Evaluate `tokens` at positions n_past.. with logits for every one of them, so
+        Sampler.sample(i) can read each (engine/speculative.py verifies drafts so)."""
         ...
 
     def kv_truncate(self, n_keep: int) -> None:

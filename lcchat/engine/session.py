@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from lcchat.config.schema import Profile
-from lcchat.engine import guard, reasoning, stops, templates
+from lcchat.engine import guard, reasoning, speculative, stops, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
@@ -43,6 +43,9 @@ class ChatSession:
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
         self.loop = TokenLoop(self.model)
+        spec = self.profile.speculative
+        # Speculative decoding: the mode /spec switches, and the draft model open_session loads.
+        self.speculation = self.loop.speculation = speculative.Speculation(mode=spec.mode, n_draft=spec.n_draft)
         self.last_stats: Stats | None = None
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
@@ -366,6 +369,7 @@ class ChatSession:
                 return
             old = self.model
             self.model, self.loop = new_model, TokenLoop(new_model)
+            self.loop.speculation = self.speculation
             if formatter is not None:
                 self.formatter = formatter
             self.markers = self._detect_markers()
@@ -469,6 +473,7 @@ class ChatSession:
                 hook(self)
             except Exception:  # noqa: BLE001 - closing must finish
                 log.warning("a close hook failed", exc_info=True)
+        self.speculation.close()
         self.model.close()
 
     @property
@@ -544,9 +549,40 @@ def open_session(profile: Profile, *, on_progress: Callable[[float], None] | Non
                           notices=[Notice(text, "warning") for text in notices])
     session.report = on_event
     try:
+        session.speculation.draft_model = _open_draft(profile, model, cancel)
         for hook in list(on_open):
             hook(session, cancel)
     except BaseException:
+        session.speculation.close()
         model.close()
         raise
     return session
+
+
+def _open_draft(profile: Profile, model, cancel: threading.Event | None) -> speculative.ModelDrafter | None:
+    """The draft model of [speculative] draft, loaded beside the model, once its vocabulary
+    is checked to be the model's (llama.cpp's rule); None when the profile names none."""
+    from lcchat.config.loader import resolve_draft_path
+    from lcchat.engine.model import Model
+    from lcchat.errors import InputError
+
+    spec = profile.speculative
+    path = resolve_draft_path(profile)
+    if path is None:
+        if spec.mode == "draft":
+            raise InputError("[speculative] mode = draft needs a draft model: set [speculative] draft = PATH "
+                             "or give --draft PATH")
+        return None
+    settings = copy.copy(profile.model)
+    settings.n_ctx = model.n_ctx
+    draft = Model(path, settings, profile.rope, seed=0, cancel=cancel)
+    problem = speculative.vocab_mismatch(model, draft)
+    if problem:
+        draft.close()
+        raise InputError(f"{path}: cannot be the draft model of {model.path.name}: {problem}; "
+                         "a draft model must have the same vocabulary")
+    return speculative.ModelDrafter(draft)
+
+
+def model_path_label(path: Path) -> str:
+    return path.name

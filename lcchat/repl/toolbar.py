@@ -76,6 +76,8 @@ def toolbar_text(*, stats: Stats | None, snapshot: Snapshot | None, context_used
         speed = waiting if isinstance(waiting, str) else "reading prompt…"
     elif stats is not None:
         speed = f"{stats.tokens_per_s:.1f} t/s"
+        if stats.decodes:
+            speed += f"{SEP}{stats.spec_text}"
     else:
         speed = "— t/s"
     parts = [speed]

@@ -47,6 +47,7 @@ class Figures:
     prompt_rate: float | None = None  # prompt-evaluation tokens/s of the current (or last) reply
     prompt_cached: bool = False  # that prompt came whole from the KV cache: no rate to show
     completion_tokens: int = 0
+    spec: str = ""  # speculative decoding's accepted/drafted and tokens per decode; "" when off
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))  # gen t/s of finished replies
     prompt_history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     context_used: int = 0
@@ -79,6 +80,7 @@ class Figures:
         elif stats.prompt_tokens_per_s:
             self.prompt_cached, self.prompt_rate = False, stats.prompt_tokens_per_s
         self.completion_tokens = stats.completion_tokens
+        self.spec = stats.spec_text
         if stats.context_size:
             self.context_used, self.context_size = stats.context_used, stats.context_size
         if stats.final:
@@ -249,13 +251,16 @@ class StatusLine(Static):
         ram_sys = "" if s is None else f" · {short_bytes(s.ram_used).rstrip('G')}/{short_bytes(s.ram_total)}"
         vram = vram_short(f)
         model = " ".join(x for x in (f.model_file, f.quant) if x)
+        spec = f" · {f.spec}" if f.spec else ""
         sep = Content.from_markup("[$lc-muted] │ [/]")
-        # (drop order) model, prompt rate, system RAM, VRAM
-        variants = [(True, True, True, True), (False, True, True, True), (False, False, True, True),
-                    (False, False, False, True), (False, False, False, False)]
+        # (drop order) speculation, model, prompt rate, system RAM, VRAM
+        variants = [(True, True, True, True, True), (False, True, True, True, True),
+                    (False, False, True, True, True), (False, False, False, True, True),
+                    (False, False, False, False, True), (False, False, False, False, False)]
         line = Content("")
-        for with_model, with_pp, with_sys, with_vram in variants:
-            parts = [Content(speed + (pp if with_pp else "")), ctx, Content(ram + (ram_sys if with_sys else ""))]
+        for with_spec, with_model, with_pp, with_sys, with_vram in variants:
+            head = speed + (pp if with_pp else "") + (spec if with_spec else "")
+            parts = [Content(head), ctx, Content(ram + (ram_sys if with_sys else ""))]
             if with_vram and vram:
                 parts.append(Content(vram))
             if with_model and model:
@@ -297,6 +302,7 @@ class Dashboard(Vertical):
         yield Panel("tokens/s",
                     Label("gen    -", id="speed-gen"),
                     Label("prompt -", id="speed-prompt"),
+                    Label("", id="speed-spec"),
                     Sparkline([], id="speed-history"),
                     Label("no replies yet", id="speed-history-label", classes="muted"),
                     id="panel-speed")
@@ -366,6 +372,10 @@ class Dashboard(Vertical):
         q, show = self.query_one, self._show_line
         show("#speed-gen", f"gen    {rate(f.gen_rate)} t/s")
         show("#speed-prompt", f"prompt {prompt_text(f)}")
+        show("#speed-spec", f.spec)
+        spec = q("#speed-spec", Label)
+        if spec.display != bool(f.spec):  # shown or hidden: a layout, only then
+            spec.display = bool(f.spec)
         spark = q("#speed-history", Sparkline)
         spark.data = list(f.history)
         if len(f.history) == 1:

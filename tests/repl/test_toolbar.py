@@ -91,3 +91,11 @@ def test_a_prompt_read_whole_from_the_cache_says_cached() -> None:
 
     assert Stats(prompt_tokens=50, prompt_eval_tokens=1, prompt_tokens_per_s=9000.0).summary().startswith("prompt cached")
     assert Stats(prompt_tokens=50, prompt_eval_tokens=50, prompt_tokens_per_s=90.0).summary().startswith("prompt 90.0 t/s")
+
+
+def test_speculation_s_acceptance_follows_the_speed() -> None:
+    stats = Stats(tokens_per_s=42.25, completion_tokens=40, drafted=30, accepted=27, decodes=13)
+    line = toolbar_text(stats=stats, snapshot=None, context_used=10, context_size=100, width=100)
+    assert line.startswith(" 42.2 t/s · draft 27/30 · 3.08 t/decode · ctx")
+    plain = toolbar_text(stats=Stats(tokens_per_s=42.25), snapshot=None, context_used=10, context_size=100)
+    assert "draft" not in plain

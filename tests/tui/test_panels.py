@@ -207,3 +207,15 @@ def test_status_line_after_a_reply_at_80x24() -> None:
         assert "RAM 312M" in text and "CPU only" in text
 
     drive(app, scenario)
+
+
+def test_speculation_s_acceptance_shows_in_the_panel_and_first_leaves_the_status_line() -> None:
+    f = Figures(context_used=10, context_size=100)
+    f.take_stats(Stats(tokens_per_s=50.0, completion_tokens=40, drafted=30, accepted=27, decodes=13))
+    assert f.spec == "draft 27/30 · 3.08 t/decode"
+    assert "draft 27/30" in StatusLine.line(f, 200).plain
+    f.model_file = "a-rather-long-model-name.Q4_K_M.gguf"
+    narrow = StatusLine.line(f, 60).plain
+    assert "draft" not in narrow and "gen 50.0 t/s" in narrow
+    f.take_stats(Stats(tokens_per_s=50.0, completion_tokens=40))  # speculation off: nothing said
+    assert f.spec == "" and "draft" not in StatusLine.line(f, 200).plain
