@@ -128,7 +128,8 @@ def spec_session(model: Path, threads: int, n_ctx: int, max_tokens: int, **spec)
 # ---------------------------------------------------------------- 1. plain decoding
 
 
-def plain(bins: Path, model: Path, threads: int, lengths: tuple[int, ...], repeats: int) -> list[dict]:
+def plain(bins: Path, model: Path, threads: int, lengths: tuple[int, ...], repeats: int,
+          with_bench: bool = False) -> list[dict]:
     n_ctx = max(lengths) + 256
     auto = LcchatRunner(model, threads, n_ctx)
     off = LcchatRunner(model, threads, n_ctx, **{"model.flash_attn": False})
@@ -142,14 +143,15 @@ def plain(bins: Path, model: Path, threads: int, lengths: tuple[int, ...], repea
             for n in lengths:
                 got: dict[str, list[float]] = {"lcchat": [], "lcchat_off": [], "completion": [],
                                                "completion_eval": [], "bench": []}
-                for _ in range(repeats):
+                for _ in range(repeats if n < 1000 else 1):  # 2,000 tokens: once (the run's time)
                     got["lcchat"].append(auto.generate(prompt, n).tps)
                     c = completion(bins, model, prompt_file, n, threads, n_ctx, ignore_eos=True)
                     got["completion"].append(c["tps"])
                     got["completion_eval"].append(c["eval_tps"])
                     got["lcchat_off"].append(off.generate(prompt, n).tps)
-                    got["bench"].append(bench(bins, model, n, threads))
-                rows.append({"tokens": n, **{k: statistics.median(v) for k, v in got.items()}})
+                    if with_bench:
+                        got["bench"].append(bench(bins, model, n, threads))
+                rows.append({"tokens": n, **{k: statistics.median(v) if v else 0.0 for k, v in got.items()}})
         finally:
             auto.close()
             off.close()
@@ -360,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="shorter replies, one repeat (a smoke run)")
     p.add_argument("--big-dir", type=Path, default=Path(tempfile.gettempdir()),
                    help="where the ~1B random-weight GGUF is written (default: the temp directory)")
+    p.add_argument("--bench", action="store_true", help="also run llama-bench tg N (slower)")
     p.add_argument("--skip", default="", help="comma-separated parts to leave out: plain,spec,free,scaling,threads,tui")
     p.add_argument("--out", type=Path, help="replace this report's section in a RESULTS.md")
     args = p.parse_args(argv)
@@ -370,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     quick, t = args.quick, args.threads
     repeats = 1 if quick else 2
-    bins = build()
+    bins = build() if {"plain", "spec"} - skip else Path()
     out: list[str] = []
 
     def emit(line: str = "") -> None:
@@ -390,9 +393,10 @@ def main(argv: list[str] | None = None) -> int:
         emit("| reply tokens | lcchat (fa auto) | llama-completion | its eval only | llama-bench tg | "
              "lcchat fa off | lcchat / completion | lcchat / completion eval | auto / off |")
         emit("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in plain(bins, model, t, (64, 128) if quick else (128, 512, 2000), repeats):
+        for r in plain(bins, model, t, (64, 128) if quick else (128, 512, 2000), repeats, args.bench):
+            bench_cell = f"{r['bench']:.1f}" if r["bench"] else "-"
             emit(f"| {r['tokens']} | {r['lcchat']:.1f} | {r['completion']:.1f} | {r['completion_eval']:.1f} | "
-                 f"{r['bench']:.1f} | {r['lcchat_off']:.1f} | {r['lcchat'] / r['completion']:.3f} | "
+                 f"{bench_cell} | {r['lcchat_off']:.1f} | {r['lcchat'] / r['completion']:.3f} | "
                  f"{r['lcchat'] / r['completion_eval']:.3f} | {r['lcchat'] / r['lcchat_off']:.3f} |")
         emit()
     if "spec" not in skip:
@@ -401,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         emit("| task | lcchat off | lcchat lookup | lcchat gain | accepted | tokens/decode | llama-completion | "
              "llama-lookup | llama.cpp gain | its accepted | lcchat gain / llama.cpp gain |")
         emit("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in speculative_gain(bins, model, t, repeats, 256 if quick else 1024):
+        for r in speculative_gain(bins, model, t, 1, 256 if quick else 512):
             ours, theirs = r["on"] / r["off"], r["lookup"] / r["completion"]
             emit(f"| {r['task']} ({r['tokens']} / {r['llama_tokens']} tokens) | {r['off']:.1f} | {r['on']:.1f} | "
                  f"{ours:.2f} | {r['accept']:.0%} | {r['per_decode']:.2f} | {r['completion']:.1f} | "
@@ -412,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         emit()
         emit("| mode | tokens/s | plain tokens/s | / plain | accepted | tokens/decode |")
         emit("|---|---:|---:|---:|---:|---:|")
-        for r in free_text(model, t, repeats, 128 if quick else 400):
+        for r in free_text(model, t, repeats, 128 if quick else 256):
             emit(f"| {r['mode']} ({r['tokens']} tokens) | {r['tps']:.1f} | {r['off']:.1f} | {r['ratio']:.3f} | "
                  f"{r['accept']:.0%} | {r['per_decode']:.2f} |")
         emit()
@@ -456,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
 
         emit("### The TUI against pipe mode (tokens/s of the same reply)")
         emit()
-        fe = frontends.throughput(model, t, 128 if quick else 512, 3)
+        fe = frontends.throughput(model, t, 128 if quick else 256, 1 if quick else 3)
         emit("| front-end | tokens/s | / pipe |")
         emit("|---|---:|---:|")
         for name, tps in fe.items():

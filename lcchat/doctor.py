@@ -326,19 +326,19 @@ class _Doctor:
             return self.bos_text + text
         return text
 
-    def _active(self):
-        """The formatter a session would use (as templates.choose picks it) and its sample text."""
-        from lcchat.engine import templates
+    def _active(self, *, adapt: bool = False):
+        """The formatter a session would use (engine/loading.py picks it, the same function
+        a session opens with) and its sample text. adapt=False: its chat markers as the
+        template writes them, before they are renamed for this vocab."""
+        from lcchat.engine import loading, templates
 
-        mine, gguf, _ = self._renderers()
-        for formatter in (mine, gguf):
-            if formatter is not None:
-                try:
-                    return formatter, _render_sample(formatter)[0]
-                except templates.TemplateError:
-                    continue
-        chatml = templates.chatml()
-        return chatml, chatml.render(SAMPLE)
+        formatter = loading.choose_formatter(self.profile.chat, self.info, bos_text=self.bos_text,
+                                             eos_text=self.eos_text, notices=[], adapt=adapt)
+        try:
+            return formatter, _render_sample(formatter)[0]
+        except templates.TemplateError:
+            chatml = templates.chatml()
+            return chatml, chatml.render(SAMPLE)
 
     def template_tokens(self) -> list[Verdict]:
         if not self.tokens:
@@ -368,7 +368,7 @@ class _Doctor:
 
         if not self.tokens:
             return []
-        formatter, _ = self._active()
+        formatter, _ = self._active(adapt=True)
         stops, hidden = stop_strings.derive(formatter, _StopVocab(self), self.profile.chat.stop)
         producer = _Producer(self.tokens, self.types, self.info.metadata.get("tokenizer.ggml.model"))
         impossible = [s for s in stops if not producer.can_produce(s)]

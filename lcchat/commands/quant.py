@@ -94,7 +94,7 @@ def _show(ctx: Context) -> Result:
     session = ctx.session
     profile = session.profile
     relative = profile.source.parent if profile.source else None
-    report = quant.inspect(_model_path(ctx), profile.model, n_ctx=int(session.model.n_ctx),
+    report = quant.inspect(_model_path(ctx), session.model_settings, n_ctx=int(session.model.n_ctx),
                            variants_glob=profile.model.variants, relative_to=relative,
                            info=_info(ctx), loaded=True)
     return Result(quant.format_report(report))
@@ -158,7 +158,7 @@ def _kv(ctx: Context, words: list[str]) -> Result:
     from lcchat.engine.monitor import human_bytes
 
     session = ctx.session
-    settings = session.profile.model
+    settings = session.model_settings
     if not words:
         info = _info(ctx)
         n_ctx = int(session.model.n_ctx)

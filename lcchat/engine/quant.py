@@ -47,7 +47,7 @@ from typing import Callable, Iterator
 
 import gguf
 
-from lcchat.config.schema import KV_CACHE_TYPES, ModelSettings, Profile
+from lcchat.config.schema import KV_CACHE_TYPES, ModelSettings
 from lcchat.engine import gguf_info
 from lcchat.engine.events import Done, Error, Event, Notice, Progress
 from lcchat.engine.monitor import human_bytes
@@ -657,11 +657,11 @@ def _quantized_kv(type_name: str) -> bool:
     return type_name.lower() not in ("f32", "f16", "bf16")
 
 
-def fit_warning(info: gguf_info.GGUFInfo, profile: Profile) -> str | None:
+def fit_warning(info: gguf_info.GGUFInfo, settings: ModelSettings) -> str | None:
     """One line to show before loading a model that will not (or may not) fit; None when
     it fits or nothing is known. Cheap: a header already read and one psutil call."""
     try:
-        return estimate_memory(info, profile.model).warning()
+        return estimate_memory(info, settings).warning()
     except Exception:  # noqa: BLE001 - an estimate must never stop a load
         log.debug("memory estimate failed", exc_info=True)
         return None
@@ -1060,100 +1060,38 @@ def _child_exit(argv: list[str]) -> None:
 # ---------------------------------------------------------------- switching the model
 
 
-def load_model_events(path: Path, settings: ModelSettings, profile: Profile, cancel: threading.Event,
-                      info: gguf_info.GGUFInfo | None = None) -> Iterator[Event | object]:
-    """Load a Model in a helper thread, yielding Progress("load", percent, 100) while it
-    loads; the last item is the Model itself. Raises what loading raised (Cancelled when
-    `cancel` was set)."""
-    from lcchat.engine.model import Model
-
-    box: dict[str, object] = {}
-    fractions: queue.SimpleQueue = queue.SimpleQueue()
-
-    def work() -> None:
-        try:
-            box["model"] = Model(path, settings, profile.rope, seed=profile.sampling.seed,
-                                 on_progress=fractions.put, cancel=cancel, info=info)
-        except BaseException as exc:  # noqa: BLE001 - handed to the iterating thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=work, name="lcchat-load", daemon=True)
-    thread.start()
-    last = -1
-    try:
-        while thread.is_alive() or not fractions.empty():
-            try:
-                fraction = fractions.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            percent = int(fraction * 100)
-            if percent != last:
-                last = percent
-                yield Progress("load", percent, 100)
-    finally:
-        if thread.is_alive():  # the caller stopped listening: stop the load too
-            cancel.set()
-            thread.join()
-            model = box.get("model")
-            if model is not None:
-                model.close()  # type: ignore[attr-defined]
-    thread.join()
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    yield box["model"]
-
-
-def _reload(session, path: Path, settings: ModelSettings, *, what: str, new_formatter: bool,
+def _reload(session, path: Path, settings: ModelSettings, *, what: str, keep_formatter: bool,
             success: Callable[[], str]) -> Iterator[Event]:
-    """Load `path` with `settings`, then hand it to the session, which keeps the
-    conversation and evaluates it again. The old model stays in use if loading fails or
-    is cancelled. Ends with Done: "stop", "interrupted" (the load, or the re-evaluation of
-    the history, was stopped) or "error"."""
-    from lcchat.engine import templates
+    """Load `path` with `settings` (engine/loading.py, as a session opens its model), then
+    hand it to the session, which keeps the conversation and evaluates it again. The old
+    model stays in use if loading fails or is cancelled. Ends with Done: "stop",
+    "interrupted" (the load, or the re-evaluation of the history, was stopped) or "error"."""
+    from lcchat.engine import loading
     from lcchat.engine.model import Cancelled
 
     cancel = session.loop.cancel_event
     cancel.clear()
     old_name = Path(str(session.model.path)).name
-    problem = kv_cache_problem(settings)
-    if problem:
-        yield Error(problem, 2)
-        yield Done("error", "")
-        return
-    model = None
+    loaded = None
     try:
-        info = gguf_info.load_checked(path)
-        warning = estimate_memory(info, settings).warning()
-        if warning:
-            yield Notice(warning, "warning")
-        for item in load_model_events(path, settings, session.profile, cancel, info):
-            if isinstance(item, Progress):
-                yield item
+        for item in loading.steps(session.profile, settings, path=path, cancel=cancel,
+                                  formatter=session.formatter if keep_formatter else None):
+            if isinstance(item, loading.Loaded):
+                loaded = item
             else:
-                model = item
-                for text in model.load.notices:
-                    yield Notice(text, "warning")
-        formatter = None
-        if new_formatter:
-            notices: list[str] = []
-            p = session.profile
-            formatter = templates.choose(profile_template=p.chat.template, profile_format=p.chat.format,
-                                         gguf_template=info.chat_template, bos_token=model.bos_text,
-                                         eos_token=model.eos_text, notices=notices)
-            for text in notices:
-                yield Notice(text, "warning")
+                yield item
     except Cancelled:
         yield Notice(f"{what} was cancelled; still using {old_name}", "warning")
         yield Done("interrupted", "")
         return
     except LcchatError as exc:
-        if model is not None:
-            model.close()
-        yield Error(f"{what} failed: {exc}; still using {old_name}")
+        yield Error(f"{what} failed: {exc}; still using {old_name}", exc.exit_code)
         yield Done("error", "")
         return
+    assert loaded is not None
+    model = loaded.model
     switched = False
-    for event in session.switch_model(model, formatter):
+    for event in session.switch_model(model, loaded.formatter, loaded.settings):
         if isinstance(event, Error):
             if session.model is not model:
                 model.close()
@@ -1162,20 +1100,18 @@ def _reload(session, path: Path, settings: ModelSettings, *, what: str, new_form
             return
         if not switched and session.model is model:
             switched = True
-            session.profile.model = settings
             yield Notice(success())
         yield event
     if not switched and session.model is model:
-        session.profile.model = settings
         yield Notice(success())
     yield Done("interrupted" if cancel.is_set() or session.loop.cancel_event.is_set() else "stop", "")
 
 
 def switch_variant(session, variant: Variant) -> Iterator[Event]:
     """Reload the session on another quantization of its model, keeping the conversation."""
-    settings = dataclasses.replace(session.profile.model, path=str(variant.path))
+    settings = dataclasses.replace(session.model_settings, path=str(variant.path))
     yield Notice(f"switching to {variant.path.name} ({variant.type_name}, {human_bytes(variant.size)})")
-    yield from _reload(session, variant.path, settings, what="switching", new_formatter=True,
+    yield from _reload(session, variant.path, settings, what="switching", keep_formatter=False,
                        success=lambda: f"now using {variant.path.name}; the conversation is kept")
 
 
@@ -1187,7 +1123,7 @@ def switch_kv(session, type_k: str, type_v: str) -> Iterator[Event]:
             yield Error(f"unknown KV cache type {name!r}; choose one of {', '.join(KV_CACHE_TYPES)}", 2)
             yield Done("error", "")
             return
-    current = session.profile.model
+    current = session.model_settings
     settings = dataclasses.replace(current, cache_type_k=type_k, cache_type_v=type_v)
     if _quantized_kv(type_v) and not settings.flash_attn:
         settings.flash_attn = True
@@ -1199,7 +1135,7 @@ def switch_kv(session, type_k: str, type_v: str) -> Iterator[Event]:
     after = kv_cache_bytes(info, n_ctx, type_k, type_v)
     saved = before - after
     change = f"saves {human_bytes(saved)}" if saved > 0 else f"costs {human_bytes(-saved)} more" if saved < 0 else "same size"
-    yield from _reload(session, path, settings, what="changing the KV cache", new_formatter=False,
+    yield from _reload(session, path, settings, what="changing the KV cache", keep_formatter=True,
                        success=lambda: f"KV cache is now {type_k}/{type_v}: {human_bytes(after)} instead of "
                                        f"{human_bytes(before)} at n_ctx {n_ctx} ({change}); the conversation is kept")
 

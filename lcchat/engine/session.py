@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from lcchat.config.schema import Profile
+from lcchat.config.schema import ModelSettings, Profile
 from lcchat.engine import guard, reasoning, speculative, stops, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
@@ -38,8 +38,12 @@ class ChatSession:
     # Said once, at start, each with its level: a resume is news, a ChatML fallback a warning.
     notices: list[Notice] = field(default_factory=list)
     conversation: Conversation = field(default_factory=Conversation)
+    # The [model] settings the model was loaded with: the profile's at first, another
+    # file's or KV cache type's after a /quant switch (the profile itself is never changed).
+    model_settings: ModelSettings | None = None
 
     def __post_init__(self) -> None:
+        self.model_settings = self.model_settings or self.profile.model
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
         self.loop = TokenLoop(self.model)
@@ -358,11 +362,12 @@ class ChatSession:
     def set_system(self, text: str) -> None:
         self.conversation.system = text
 
-    def switch_model(self, new_model: TokenModel, formatter: templates.Formatter | None = None) -> Iterator[Event]:
-        """Go on with `new_model` (another quantization, another KV cache type), keeping the
-        conversation: the old model is closed and prefill() reads the history into the new
-        one, yielding Progress("history", done, total). cancel() stops only that reading;
-        the next turn reads the rest."""
+    def switch_model(self, new_model: TokenModel, formatter: templates.Formatter | None = None,
+                     settings: ModelSettings | None = None) -> Iterator[Event]:
+        """Go on with `new_model` (another quantization, another KV cache type; loaded with
+        `settings`), keeping the conversation: the old model is closed and prefill() reads
+        the history into the new one, yielding Progress("history", done, total). cancel()
+        stops only that reading; the next turn reads the rest."""
         with self._guard() as ok:
             if not ok:
                 yield Error("a reply is being generated; stop it first")
@@ -372,6 +377,8 @@ class ChatSession:
             self.loop.speculation = self.speculation
             if formatter is not None:
                 self.formatter = formatter
+            if settings is not None:
+                self.model_settings = settings
             self.markers = self._detect_markers()
             self.stops, self.hidden = self._derive_stops()
             self.specials = self._vocab_specials()
@@ -518,43 +525,23 @@ on_open: list[Callable[[ChatSession, "threading.Event | None"], None]] = []
 
 def open_session(profile: Profile, *, on_progress: Callable[[float], None] | None = None,
                  cancel: threading.Event | None = None, on_event: Callable[[Event], None] | None = None) -> ChatSession:
-    """Check the profile's model file, load it, choose the chat format: a ready session.
-    on_progress gets the load's fraction; on_event what the on_open hooks report after it
-    (Progress("history", done, total) while a continued conversation is re-read)."""
-    from lcchat.config.loader import resolve_model_path
-    from lcchat.engine import gguf_info
-    from lcchat.engine.model import Model
+    """Open the profile's model (engine/loading.py: file checks, load, chat format,
+    notices): a ready session. on_progress gets the load's fraction; on_event what the
+    on_open hooks report after it (Progress("history", done, total) while a continued
+    conversation is re-read)."""
+    from lcchat.engine import loading
 
-    path = resolve_model_path(profile)
-    info = gguf_info.load_checked(path)
-    from lcchat.engine.quant import fit_warning, kv_cache_problem
-    from lcchat.errors import InputError
-
-    if kv_cache_problem(profile.model):
-        raise InputError(kv_cache_problem(profile.model))
-    fit = fit_warning(info, profile)  # front-ends may show quant.fit_warning before calling this
-    if fit:
-        log.warning("%s", fit)
-    model = Model(path, profile.model, profile.rope, seed=profile.sampling.seed,
-                  on_progress=on_progress, cancel=cancel, info=info)
-    notices = [fit] if fit else []
-    notices += model.load.notices + model.load.rope.warnings
-    formatter = templates.choose(
-        profile_template=profile.chat.template, profile_format=profile.chat.format,
-        gguf_template=info.chat_template, bos_token=model.bos_text, eos_token=model.eos_text, notices=notices,
-    )
-    if info.tokens:
-        formatter = templates.adapt_to_vocab(formatter, set(info.tokens), notices)
-    session = ChatSession(model=model, profile=profile, formatter=formatter,
-                          notices=[Notice(text, "warning") for text in notices])
+    loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
+    session = ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
+                          notices=loaded.notices, model_settings=loaded.settings)
     session.report = on_event
     try:
-        session.speculation.draft_model = _open_draft(profile, model, cancel)
+        session.speculation.draft_model = _open_draft(profile, loaded.model, cancel)
         for hook in list(on_open):
             hook(session, cancel)
     except BaseException:
         session.speculation.close()
-        model.close()
+        loaded.model.close()
         raise
     return session
 
@@ -582,7 +569,3 @@ def _open_draft(profile: Profile, model, cancel: threading.Event | None) -> spec
         raise InputError(f"{path}: cannot be the draft model of {model.path.name}: {problem}; "
                          "a draft model must have the same vocabulary")
     return speculative.ModelDrafter(draft)
-
-
-def model_path_label(path: Path) -> str:
-    return path.name

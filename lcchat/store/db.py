@@ -190,21 +190,29 @@ class Store:
         if not self.path.exists():
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
-                               check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            migrate(conn)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
-            raise
-        self._use(conn)
-        return conn
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                migrate(conn)
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.close()
+                # Two processes opening a new file at once: while one turns on WAL, SQLite
+                # can answer the other "locked" at once, without its busy handler. Opening
+                # again a moment later finds the file in WAL mode.
+                if _is_locked(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise
+            self._use(conn)
+            return conn
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """For a file that cannot be opened for writing (a read-only directory or disk, a
@@ -453,6 +461,12 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def _is_locked(exc: BaseException) -> bool:
+    """SQLite's SQLITE_BUSY/SQLITE_LOCKED, which a moment's wait can cure."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def _is_damage(exc: BaseException) -> bool:

@@ -2,9 +2,11 @@
 
 The app gets what it depends on through make_app(): a session factory (the real one loads
 the model; tests pass a fake session), a system monitor, an editor runner and the theme
-directories. Everything slow runs in thread workers: loading the model and generating a
-reply. The reply thread posts the engine's events as messages; the UI thread renders
-them. Slash commands come from the shared registry (lcchat.commands), as in the REPL.
+directories. Everything slow runs in thread workers: loading the model, and one kind of
+background job (jobs.py) for both a reply and a Task (/quant, /load). The threads post
+the messages of messages.py; the UI thread renders them. Themes are the Theming mixin
+(theming.py). Slash commands come from the shared registry (lcchat.commands), as in the
+REPL, and their actions are handled in one match (run_command).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -23,7 +24,6 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
-from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Markdown
@@ -35,9 +35,12 @@ from lcchat.commands.advice import phrase
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
 from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
+from lcchat.tui.jobs import Job, run_job
+from lcchat.tui.messages import JobEnded, JobEvent, LoadEvent, Loaded, LoadFailed, LoadProgress
 from lcchat.tui.pacing import FramePacer
+from lcchat.tui.theming import Theming
 from lcchat.tui.palette import Palette, SlashCommands
-from lcchat.tui.panels import Dashboard, LiveStats, MonitorLike
+from lcchat.tui.panels import Dashboard, MonitorLike
 from lcchat.tui.prompt import PromptInput
 from lcchat.tui.transcript import AssistantTurn, LoadingLine, Transcript
 
@@ -57,89 +60,12 @@ KEYS = ("Enter sends · Ctrl+J or Shift+Enter adds a line · Tab completes · Up
         "Esc or Ctrl+C stops a reply · Ctrl+P commands · PageUp/PageDown scroll · Ctrl+Home/Ctrl+End "
         "top/bottom · Ctrl+Q quits")  # as /help lists them
 
-# Variables every theme has; a theme file may set any of them (themes/dark.tcss sets all).
-THEME_DEFAULTS = {
-    "lc-user": "$secondary",
-    "lc-assistant": "$primary",
-    "lc-notice": "$warning",
-    "lc-muted": "$text-muted",
-    "lc-error": "$error",
-    "lc-ctx-ok": "$success",
-    "lc-ctx-warn": "$warning",
-    "lc-ctx-full": "$error",
-    "lc-border": "$primary",
-    "lc-title": "$primary",
-    "lc-status-fg": "$foreground",
-    "lc-status-bg": "$panel",
-    "lc-code-bg": "$surface",
-    # Textual's own CSS uses these under :ansi; its built-in ANSI themes define them.
-    "ansi-background": "ansi_default",
-    "ansi-foreground": "ansi_default",
-}
-
-
-# ---------------------------------------------------------------- messages
-
-
-class ReplyEvent(Message, bubble=False):
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
-
-
-class ReplyEnded(Message, bubble=False):
-    pass
-
-
-class TaskEvent(Message, bubble=False):
-    """An event of a Task (/quant, /load): progress and notices, not reply text."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
-
-
-class TaskEnded(Message, bubble=False):
-    pass
-
-
-class LoadProgress(Message, bubble=False):
-    def __init__(self, fraction: float) -> None:
-        super().__init__()
-        self.fraction = fraction
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, LoadProgress)
-
-
-class LoadEvent(Message, bubble=False):
-    """What happens after the model is loaded and before the session is ready: the
-    history of a continued conversation being re-read (Progress("history", ...))."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, LoadEvent)
-
-
-class Loaded(Message, bubble=False):
-    def __init__(self, session: Any) -> None:
-        super().__init__()
-        self.session = session
-
-
-class LoadFailed(Message, bubble=False):
-    def __init__(self, error: BaseException) -> None:
-        super().__init__()
-        self.error = error
 
 
 # ---------------------------------------------------------------- the app
 
 
-class LcchatApp(App[int]):
+class LcchatApp(Theming, App[int]):
     TITLE = "lcchat"
     COMMANDS = App.COMMANDS | {SlashCommands}
     BINDINGS = [
@@ -177,7 +103,6 @@ class LcchatApp(App[int]):
         self.exit_code = 0
         self._turn: AssistantTurn | None = None
         self._pacer, self._ui_mark = FramePacer(), 0.0  # when the reply thread hands tokens over
-        self._task: Task | None = None
         self._task_line = None
         self._streaming = True
         self._final_stats: Stats | None = None
@@ -370,50 +295,6 @@ class LcchatApp(App[int]):
             tb = tb.tb_next
         return None
 
-    # ------------------------------------------------------------ themes
-
-    def get_theme_variable_defaults(self) -> dict[str, str]:
-        return dict(THEME_DEFAULTS)
-
-    def get_css_variables(self) -> dict[str, str]:
-        variables = theme_files.resolve_references(super().get_css_variables())
-        self.theme_variables = variables
-        return variables
-
-    @property
-    def theme_names(self) -> list[str]:
-        return sorted(self._theme_paths)
-
-    def _load_themes(self) -> None:
-        self._theme_paths = theme_files.discover(self._theme_dirs)
-        self.front.themes = self.theme_names
-
-    def _variables_for(self, theme) -> dict[str, str]:
-        variables = {**self.get_theme_variable_defaults(), **theme.to_color_system().generate(), **theme.variables}
-        return theme_files.resolve_references(variables)
-
-    def apply_theme(self, name: str) -> str | None:
-        """Switch to theme `name` (a file in a theme dir, read again now); an error message if it cannot."""
-        self._load_themes()
-        path = self._theme_paths.get(name)
-        if path is None:
-            return f"No theme {name!r}; themes: {', '.join(self.theme_names) or 'none found'}."
-        try:
-            spec = theme_files.parse_theme(path)
-            textual_theme = spec.to_textual()
-            theme_files.check(spec, self._variables_for(textual_theme))
-        except theme_files.ThemeError as exc:
-            return f"Theme {name!r} cannot be used: {exc}"
-        self.register_theme(textual_theme)
-        sources = self.stylesheet.source
-        for key in [k for k in sources if k[1] == "lcchat-theme"]:
-            del sources[key]
-        self.stylesheet.add_source(spec.rules, read_from=(str(spec.path), "lcchat-theme"), is_default_css=False)
-        self.theme = textual_theme.name
-        self.refresh_css(animate=False)
-        self.front.theme = name
-        return None
-
     # ------------------------------------------------------------ loading the model
 
     @work(thread=True, group="load", exit_on_error=False)
@@ -566,52 +447,51 @@ class LcchatApp(App[int]):
         self._streaming = self.front.stream
         self._final_stats = None
         self._done_seen = False
+        self._start_job(Job(produce))
+
+    async def start_task(self, task: Task) -> None:
+        if self.session is None or self.busy:
+            await self.transcript.add_output("Wait for the reply to finish (Esc stops it).", error=True)
+            return
+        self._task_line = await self.transcript.add_loading(f"{task.what}…")
+        self._start_job(Job(task, task))
+
+    def _start_job(self, job: Job) -> None:
         self._set_busy(True)
         self._reply_idle.clear()
         self._pacer, self._ui_mark = FramePacer(), time.thread_time()  # the main thread's CPU clock
-        self._reply_worker(produce)
+        self._job_worker(job)
 
     @work(thread=True, group="reply", exit_on_error=False)
-    def _reply_worker(self, produce: Callable[[], Iterator[Event]]) -> None:
-        """Runs the reply in a thread. Tokens are sent on in batches as often as the
-        pacer allows (tui/pacing.py: at most 30 a second, and the UI's layout and
-        rendering within a budget of the reply's time); a slow model's tokens still go
-        out one by one, at once."""
-        dashboard = self.dashboard
-        pending: list[str] = []
-        pacer = self._pacer
-
-        def flush() -> None:
-            if pending:
-                self.post_message(ReplyEvent(Token("".join(pending))))
-                pending.clear()
-
+    def _job_worker(self, job: Job) -> None:
         try:
-            for event in produce():
-                if isinstance(event, Token):
-                    pending.append(event.text)
-                    now = time.monotonic()
-                    if pacer.due(now):
-                        flush()
-                        pacer.sent(now)
-                    continue
-                if isinstance(event, Stats):
-                    dashboard.post_message(LiveStats(event))
-                    if not event.final:
-                        continue
-                flush()
-                self.post_message(ReplyEvent(event))
-        except BaseException as exc:  # noqa: BLE001 - the chat goes on after a failed turn
-            log.debug("reply failed", exc_info=True)
-            flush()
-            self.post_message(ReplyEvent(Error(f"the reply failed: {type(exc).__name__}: {exc}")))
+            run_job(job, self.post_message, self.dashboard.post_message, self._pacer)
         finally:
-            flush()
-            self.post_message(ReplyEnded())
             self._reply_idle.set()
 
-    async def on_reply_event(self, message: ReplyEvent) -> None:
-        event, turn = message.event, self._turn
+    async def on_job_event(self, message: JobEvent) -> None:
+        if message.job.task is None:
+            await self._reply_event(message.event)
+        else:
+            await self._task_event(message.event)
+
+    async def on_job_ended(self, message: JobEnded) -> None:
+        turn, self._turn = self._turn, None
+        line, self._task_line = self._task_line, None
+        self.busy = False
+        if self._quitting:
+            self.exit(0)
+            return
+        try:
+            if message.job.task is None:
+                await self._reply_ended(turn)
+            else:
+                await self._task_ended(message.job.task, line)
+        except NoMatches:  # the app is closing and its widgets are gone
+            pass
+
+    async def _reply_event(self, event: Event) -> None:
+        turn = self._turn
         if turn is None:
             return
         if isinstance(event, Token):
@@ -639,20 +519,32 @@ class LcchatApp(App[int]):
             stats = self._final_stats if event.finish_reason != "error" else None
             await turn.finish(event.finish_reason, event.text, stats)
 
-    async def on_reply_ended(self, message: ReplyEnded) -> None:
-        turn, self._turn = self._turn, None
-        self.busy = False
-        if self._quitting:
-            self.exit(0)
-            return
-        try:
-            if turn is not None and not self._done_seen:
-                await turn.finish("error", None, None)
-            self._set_busy(False)
-            await self._sync_transcript(unsent=True)
-            self._give_back_refused()
-        except NoMatches:  # the app is closing and its widgets are gone
-            pass
+    async def _reply_ended(self, turn: AssistantTurn | None) -> None:
+        if turn is not None and not self._done_seen:
+            await turn.finish("error", None, None)
+        self._set_busy(False)
+        await self._sync_transcript(unsent=True)
+        self._give_back_refused()
+
+    async def _task_event(self, event: Event) -> None:
+        line = self._task_line
+        if isinstance(event, Progress) and line is not None:
+            line.label.update(Text(clean(f"{event.what} {event.done}/{event.total}")))
+            line.progress(event.done / event.total if event.total else 0.0)
+        elif isinstance(event, Notice):
+            await self.transcript.add_notice(phrase(event), event.level)
+        elif isinstance(event, Error):
+            await self.transcript.add_notice(phrase(event), "error")
+
+    async def _task_ended(self, task: Task, line: LoadingLine | None) -> None:
+        if line is not None:
+            await line.remove()
+        self._set_busy(False)
+        session = self.session
+        self.dashboard.set_model(session.model.describe(), session.profile.name)  # a switch changes it
+        if task.rebuild:
+            await self.show_conversation()
+        await self._sync_transcript()
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
@@ -714,59 +606,6 @@ class LcchatApp(App[int]):
         if msgs and msgs[-1].role == "assistant":
             await self.transcript.trim_turns(len(msgs) - 1)  # the reply being generated again
         await self.start_reply(produce)
-
-    # ------------------------------------------------------------ tasks (/quant, /load)
-
-    async def start_task(self, task: Task) -> None:
-        if self.session is None or self.busy:
-            await self.transcript.add_output("Wait for the reply to finish (Esc stops it).", error=True)
-            return
-        self._task = task
-        self._task_line = await self.transcript.add_loading(f"{task.what}…")
-        self._set_busy(True)
-        self._reply_idle.clear()
-        self._task_worker(task)
-
-    @work(thread=True, group="reply", exit_on_error=False)
-    def _task_worker(self, task: Task) -> None:
-        try:
-            for event in task():
-                self.post_message(TaskEvent(event))
-        except Exception as exc:  # noqa: BLE001 - shown as one line; the chat goes on
-            log.debug("task failed", exc_info=True)
-            self.post_message(TaskEvent(Error(f"{task.what} failed: {exc}")))
-        finally:
-            self._reply_idle.set()
-            self.post_message(TaskEnded())
-
-    async def on_task_event(self, message: TaskEvent) -> None:
-        event, line = message.event, self._task_line
-        if isinstance(event, Progress) and line is not None:
-            line.label.update(Text(clean(f"{event.what} {event.done}/{event.total}")))
-            line.progress(event.done / event.total if event.total else 0.0)
-        elif isinstance(event, Notice):
-            await self.transcript.add_notice(phrase(event), event.level)
-        elif isinstance(event, Error):
-            await self.transcript.add_notice(phrase(event), "error")
-
-    async def on_task_ended(self, message: TaskEnded) -> None:
-        line, self._task_line = self._task_line, None
-        task, self._task = self._task, None
-        self.busy = False
-        if self._quitting:
-            self.exit(0)
-            return
-        try:
-            if line is not None:
-                await line.remove()
-            self._set_busy(False)
-            session = self.session
-            self.dashboard.set_model(session.model.describe(), session.profile.name)  # a switch changes it
-            if task is not None and task.rebuild:
-                await self.show_conversation()
-            await self._sync_transcript()
-        except NoMatches:  # the app is closing and its widgets are gone
-            pass
 
     async def show_conversation(self) -> None:
         """Draw the session's conversation afresh (after /load, or when continuing one)."""

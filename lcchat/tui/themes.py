@@ -6,7 +6,7 @@ A theme file is Textual CSS. Its variable declarations at the top level do two j
   $panel, $boost, $warning, $error, $success) and two switches ($dark: true|false,
   $ansi: true|false) build a Textual Theme, so Textual's own widgets (the input box, the
   command palette, scrollbars, Markdown) follow it;
-- every other declaration (the $lc-* names in app.THEME_DEFAULTS, or any of Textual's
+- every other declaration (the $lc-* names in theming.THEME_DEFAULTS, or any of Textual's
   own variables such as $border) becomes a theme variable that all CSS can use.
 
 Any rules in the file are loaded as well, after lcchat's own CSS, so a theme may restyle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lcchat.commands import Clear, Copy, Edit, Exit, FrontState, Context, Generate, Settings, registry
+from lcchat.commands import Clear, Context, Copy, Edit, Exit, FrontState, Generate, Settings, Theme, registry
 from lcchat.commands.builtin import code_blocks
 from lcchat.engine.events import Token
 from lcchat.engine.fake import FakeModel, fake_session
@@ -151,3 +151,104 @@ def test_copy_n_takes_only_ascii_digits(ctx, arg) -> None:
     chat(ctx, "code please")
     r = registry.dispatch(ctx, f"/copy {arg}")  # "²".isdigit() is True but int("²") raises
     assert r.error and f"N must be a code block number, not {arg!r}" in r.text
+
+
+# ---------------------------------------------------------------- moved from the front-ends' tests
+# These test what a command says and does, once; tests/repl and tests/tui test how each
+# front-end shows a Result and carries out each kind of action.
+
+
+def test_help_for_one_command_and_for_an_unknown_one(ctx) -> None:
+    one = registry.dispatch(ctx, "/help set")
+    assert "/set PARAM VALUE" in one.text and "Parameters:" in one.text
+    r = registry.dispatch(ctx, "/help nosuch")
+    assert r.error and r.text.startswith("No command /nosuch.")
+
+
+def test_help_lists_the_keys_the_front_end_gives() -> None:
+    ctx = Context(fake_session(FakeModel()), FrontState(keys="Enter sends · Ctrl+D leaves"))
+    assert registry.dispatch(ctx, "/help").text.startswith("Keys: Enter sends · Ctrl+D leaves\n")
+    ctx = Context(fake_session(FakeModel()), FrontState())
+    assert "Keys:" not in registry.dispatch(ctx, "/help").text  # none given, none listed
+
+
+def test_an_unknown_command_gets_the_nearest_name(ctx) -> None:
+    r = registry.dispatch(ctx, "/hepl")
+    assert r.error and r.text == "Unknown command /hepl. Did you mean /help? /help lists them."
+    assert "Did you mean /set?" in registry.dispatch(ctx, "/sett temperature 1").text
+    assert "Did you mean /help?" in registry.dispatch(ctx, "/hlep").text
+    assert ctx.session.conversation.messages == []  # commands are never sent to the model
+
+
+def test_set_changes_a_parameter_and_explains_bad_values(ctx) -> None:
+    texts = {}
+    for line in ("/set temperature 0.3", "/set top_k 7", "/set temperature abc", "/set top_p 2", "/set nosuch 1",
+                 "/set", "/set max_tokens"):
+        texts[line] = registry.dispatch(ctx, line)
+    s = ctx.session.sampling
+    assert (s.temperature, s.top_k) == (0.3, 7)
+    assert texts["/set temperature 0.3"].text == "temperature = 0.3"
+    assert texts["/set temperature abc"].error and texts["/set temperature abc"].text.startswith("temperature must be a number")
+    assert texts["/set top_p 2"].error and texts["/set top_p 2"].text.startswith("top_p")
+    assert texts["/set nosuch 1"].text.startswith("No parameter 'nosuch'. Usage: /set PARAM VALUE")
+    assert texts["/set"].text == "Name a parameter. Usage: /set PARAM VALUE"
+    assert texts["/set max_tokens"].text.startswith("Give a value for max_tokens.")
+    assert registry.dispatch(ctx, "/set vi maybe").text.startswith("Expected on or off, not 'maybe'.")
+
+
+def test_stream_toggles_and_checks_its_argument(ctx) -> None:
+    assert registry.dispatch(ctx, "/stream").text == "Streaming is off." and ctx.state.stream is False
+    registry.dispatch(ctx, "/stream off")
+    assert registry.dispatch(ctx, "/stream on").text == "Streaming is on." and ctx.state.stream is True
+    r = registry.dispatch(ctx, "/stream sideways")
+    assert r.error and r.text == "Expected on or off, not 'sideways'. Usage: /stream [on|off]"
+
+
+def test_system_shows_sets_and_removes_in_words(ctx) -> None:
+    assert registry.dispatch(ctx, "/system").text == "No system prompt is set."
+    assert registry.dispatch(ctx, "/system Be brief.").text == "System prompt set."
+    assert registry.dispatch(ctx, "/system").text == "System prompt: Be brief."
+    assert registry.dispatch(ctx, "/system -").text == "System prompt removed."
+    assert registry.dispatch(ctx, "/system").text == "No system prompt is set."
+
+
+def test_show_topics(ctx) -> None:
+    assert dict(registry.dispatch(ctx, "/show").rows)["temperature"] == "0.8"
+    assert dict(registry.dispatch(ctx, "/show model").rows)["architecture"] == "fake"
+    assert registry.dispatch(ctx, "/show profile").text.startswith("Profile fake")
+    r = registry.dispatch(ctx, "/show nonsense")
+    assert r.error and r.text.startswith("Cannot show 'nonsense'.")
+
+
+def test_context_shows_fill_size_and_policy(ctx) -> None:
+    chat(ctx, "hi")
+    rows = dict(registry.dispatch(ctx, "/context").rows)
+    assert rows["used"] == f"{ctx.session.context_used} of 2048 tokens ({100 * ctx.session.context_used / 2048:.0f}%)"
+    assert rows["overflow"].startswith("drop-oldest")
+
+
+def test_undo_says_what_is_left(ctx) -> None:
+    r = registry.dispatch(ctx, "/undo")
+    assert r.error and r.text == "Nothing to undo."
+    chat(ctx, "one")
+    chat(ctx, "two")
+    assert registry.dispatch(ctx, "/undo").text == "Dropped the last exchange; 2 messages left."
+    assert [m.content for m in ctx.session.conversation.messages][0] == "one"
+
+
+def test_retry_with_nothing_to_retry(ctx) -> None:
+    r = registry.dispatch(ctx, "/retry")
+    assert r.error and r.text == "Nothing to retry yet."
+
+
+def test_theme_without_themes_says_where_they_are(ctx) -> None:
+    r = registry.dispatch(ctx, "/theme light")
+    assert r.error and r.text.startswith("This interface has no themes")
+
+
+def test_theme_lists_checks_and_switches() -> None:
+    ctx = Context(fake_session(FakeModel()), FrontState(themes=["dark", "light"], theme="dark"))
+    assert dict(registry.dispatch(ctx, "/theme").rows) == {"dark": "(current)", "light": ""}
+    assert registry.dispatch(ctx, "/theme light").action == Theme("light")
+    r = registry.dispatch(ctx, "/theme nope")
+    assert r.error and r.action is None

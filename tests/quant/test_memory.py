@@ -74,9 +74,9 @@ def test_a_model_that_will_not_fit_is_announced(f32_model: Path, monkeypatch) ->
     assert "memory is tight" in (tight.warning() or "")
 
     monkeypatch.setattr(quant, "_available_ram", lambda: MiB)
-    assert "will not fit" in (quant.fit_warning(info, chat_profile(f32_model)) or "")
+    assert "will not fit" in (quant.fit_warning(info, chat_profile(f32_model).model) or "")
     monkeypatch.setattr(quant, "_available_ram", lambda: 64 * 2**30)
-    assert quant.fit_warning(info, chat_profile(f32_model)) is None
+    assert quant.fit_warning(info, chat_profile(f32_model).model) is None
 
 
 def test_quantized_v_cache_needs_flash_attention() -> None:

@@ -105,8 +105,9 @@ def test_switch_variant_mid_conversation(f32_model: Path) -> None:
         assert "load" in whats and "history" in whats
         assert any(isinstance(e, Notice) and "now using tiny-Q8_0.gguf" in e.text for e in events)
         assert session.model is not old_model and Path(session.model.path) == q8
-        assert old_model._ctx is None  # the old model was freed
-        assert session.profile.model.path == str(q8)
+        assert not old_model.is_loaded()  # the old model was freed
+        assert session.model_settings.path == str(q8)
+        assert session.profile.model.path == str(f32_model)  # the profile is the one loaded, unchanged
         assert [(m.role, m.content) for m in session.conversation.messages] == before
         assert session.context_used > 0
 
@@ -136,8 +137,9 @@ def test_kv_cache_type_switch_keeps_the_conversation(f32_model: Path) -> None:
         assert events[-1] == Done("stop", "")
         texts = " ".join(e.text for e in events if isinstance(e, Notice))
         assert "flash attention turned on" in texts and "KV cache is now q8_0/q8_0" in texts and "saves" in texts
-        settings = session.profile.model
+        settings = session.model_settings
         assert (settings.cache_type_k, settings.cache_type_v, settings.flash_attn) == ("q8_0", "q8_0", True)
+        assert (session.profile.model.cache_type_k, session.profile.model.flash_attn) == ("f16", False)
         assert session.model.describe()["cache_type"] == "q8_0/q8_0"
         assert [(m.role, m.content) for m in session.conversation.messages] == before
         reply = list(session.send("more"))
@@ -147,6 +149,35 @@ def test_kv_cache_type_switch_keeps_the_conversation(f32_model: Path) -> None:
         assert bad.error and "Unknown KV cache type" in bad.text
     finally:
         session.model.close()
+
+
+def test_switching_an_older_internlm2_conversion_keeps_its_chat_marker_names(tmp_path: Path) -> None:
+    """Such a file names <|im_start|>/<|im_end|> [UNUSED_TOKEN_146]/[UNUSED_TOKEN_145]: a
+    session renames the template's markers (templates.adapt_to_vocab), and so must the
+    session after /quant switches to another quantization of it."""
+    from lcchat.engine import prompt_view
+    from tests import models
+    from tests.quant.conftest import SHAPE
+
+    source = models.write_tiny_model(tmp_path / "internlm2-f32.gguf", eos_token="</s>",
+                                     extra_special_tokens=("[UNUSED_TOKEN_146]", "[UNUSED_TOKEN_145]"), **SHAPE)
+    q8 = make(source, "Q8_0")
+    renamed = ("<|im_start|>", "<|im_end|>")
+    session = open_session(chat_profile(source))
+    try:
+        assert session.formatter.renamed == renamed
+        list(session.send("hello"))
+        events = run_command(session, "/quant Q8_0")
+        assert events[-1] == Done("stop", ""), events
+        assert Path(session.model.path) == q8
+        assert session.formatter.renamed == renamed
+        prompt = prompt_view.preview(session, "and now?").text
+        assert "[UNUSED_TOKEN_146]user" in prompt and "<|im_start|>" not in prompt
+        assert "[UNUSED_TOKEN_145]" in session.stops
+        texts = [e.text for e in events if isinstance(e, Notice)]
+        assert any("writing <|im_start|> as [UNUSED_TOKEN_146]" in t for t in texts), texts
+    finally:
+        session.close()
 
 
 def test_make_from_the_chat_and_cancel(f32_model: Path, slow_model: Path) -> None:

@@ -1,4 +1,5 @@
-"""Every slash command through the REPL loop; bad arguments get a clear message."""
+"""Each kind of command action through the REPL loop, and how results and errors are shown
+(what each command says is tested once, in tests/commands/)."""
 
 from __future__ import annotations
 
@@ -37,37 +38,11 @@ def test_help_lists_every_command_and_the_keys(drive) -> None:
     assert "Ctrl+J" in run.text and "Ctrl+D" in run.text
 
 
-def test_help_for_one_command_and_for_an_unknown_one(drive) -> None:
-    run = drive("/help set" + ENTER + "/help nosuch" + ENTER)
-    assert "/set PARAM VALUE" in run.text
-    assert "Parameters:" in run.text
-    assert "error: No command /nosuch." in run.text
-
-
 def test_an_unknown_command_gets_the_nearest_name(drive) -> None:
     run = drive("/hepl" + ENTER + "/sett temperature 1" + ENTER)
     assert "error: Unknown command /hepl. Did you mean /help?" in run.text
     assert "Did you mean /set?" in run.text
     assert run.messages() == []  # commands are never sent to the model
-
-
-def test_set_changes_a_parameter_and_explains_bad_values(drive) -> None:
-    run = drive("/set temperature 0.3" + ENTER + "/set top_k 7" + ENTER + "/set temperature abc" + ENTER
-                + "/set top_p 2" + ENTER + "/set nosuch 1" + ENTER + "/set" + ENTER + "/set max_tokens" + ENTER)
-    s = run.session.sampling
-    assert (s.temperature, s.top_k) == (0.3, 7)
-    text = run.text
-    assert "temperature = 0.3" in text
-    assert "error: temperature must be a number" in text
-    assert "error: top_p" in text
-    assert "error: No parameter 'nosuch'. Usage: /set PARAM VALUE" in text
-    assert "error: Name a parameter. Usage: /set PARAM VALUE" in text
-    assert "error: Give a value for max_tokens." in text
-
-
-def test_set_stop_strings(drive) -> None:
-    run = drive("/set stop END,###" + ENTER)
-    assert "END" in run.session.stops and "###" in run.session.stops
 
 
 def test_set_vi_switches_the_editing_mode(drive) -> None:
@@ -94,22 +69,6 @@ def test_vi_mode_from_the_profile(drive) -> None:
     assert run.repl.prompt.editing_mode == EditingMode.VI
 
 
-def test_stream_toggles_and_checks_its_argument(drive) -> None:
-    run = drive("/stream" + ENTER)
-    assert "Streaming is off." in run.text and run.repl.state.stream is False
-    run = drive("/stream off" + ENTER + "/stream on" + ENTER + "/stream sideways" + ENTER)
-    assert "Streaming is on." in run.text and run.repl.state.stream is True
-    assert "error: Expected on or off, not 'sideways'. Usage: /stream [on|off]" in run.text
-
-
-def test_system_shows_sets_and_removes(drive) -> None:
-    run = drive("/system" + ENTER + "/system Be brief." + ENTER + "/system" + ENTER + "/system -" + ENTER + "/system" + ENTER)
-    text = run.text
-    assert text.count("No system prompt is set.") == 2
-    assert "System prompt: Be brief." in text
-    assert "System prompt removed." in text
-
-
 def test_show_params_model_stats_profile_and_a_bad_topic(drive) -> None:
     run = drive("/show stats" + ENTER + "hi" + ENTER + "/show" + ENTER + "/show model" + ENTER + "/show stats" + ENTER
                 + "/show profile" + ENTER + "/show nonsense" + ENTER, replies=[["one", " two"]])
@@ -120,19 +79,6 @@ def test_show_params_model_stats_profile_and_a_bad_topic(drive) -> None:
     assert re.search(r"reply tokens\s+2", text)
     assert "Profile fake" in text
     assert "error: Cannot show 'nonsense'." in text
-
-
-def test_context_shows_fill_size_and_policy(drive) -> None:
-    run = drive("hi" + ENTER + "/context" + ENTER, replies=[["ok"]])
-    assert re.search(r"used\s+\d+ of 2048 tokens \(\d+%\)", run.text)
-    assert "drop-oldest" in run.text
-
-
-def test_undo_drops_the_last_exchange(drive) -> None:
-    run = drive("/undo" + ENTER + "one" + ENTER + "two" + ENTER + "/undo" + ENTER, replies=[["a"], ["b"]])
-    assert "error: Nothing to undo." in run.text
-    assert "Dropped the last exchange; 2 messages left." in run.text
-    assert run.messages() == [("user", "one"), ("assistant", "a")]
 
 
 def test_retry_streams_a_new_reply(drive) -> None:
@@ -217,7 +163,16 @@ def test_long_work_that_is_not_a_reply(drive) -> None:
     assert re.search(r"\x1b\[7m quantize…", run.raw)  # what the toolbar says before any progress
 
 
-def test_theme_is_for_the_tui(drive) -> None:
-    run = drive("/theme light" + ENTER)
-    assert "error: This interface has no themes" in run.text
+
+
+def test_a_theme_action_is_explained_not_applied(drive) -> None:
+    """The REPL has no themes (/theme says so before any action); a Theme action that
+    reaches it anyway is one dim line, and the chat goes on."""
+    from lcchat.commands.actions import Theme
+    from lcchat.commands.registry import Registry, Result
+
+    reg = Registry()
+    reg.command("look", help="test only")(lambda ctx, arg: Result("Theme: light.", action=Theme("light")))
+    run = drive("/look" + ENTER, registry=reg)
+    assert "Theme: light." in run.text and "Themes change the TUI's look; the REPL has none." in run.text
     assert run.status == 0

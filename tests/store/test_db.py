@@ -170,7 +170,7 @@ def test_a_database_of_the_first_schema_is_migrated_and_its_messages_kept(lcchat
     conv = store.get(4)
     assert [m.content for m in conv.messages] == ["q"] and conv.messages[0].settings is None
     with store.reading() as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert {"system", "model", "quant"} <= {r[1] for r in db.execute("PRAGMA table_info(messages)")}
     store.close()
     assert Store().get(4).system == "old system"  # migrating again does nothing
@@ -298,3 +298,39 @@ def test_compact_gives_the_space_back() -> None:
     assert store.path.stat().st_size < before / 4
     assert not store.path.with_name("conversations.db-wal").exists() or \
         store.path.with_name("conversations.db-wal").stat().st_size == 0
+
+
+def test_opening_waits_out_a_lock_sqlite_reports_without_its_busy_handler(tmp_path, monkeypatch) -> None:
+    """Two lcchat processes starting at once on a new store: while one turns on WAL, SQLite
+    can answer the other "database is locked" at once. Opening retries instead of failing
+    the first save."""
+    import lcchat.store.db as db_module
+
+    real = db_module.migrate
+    calls = []
+
+    def locked_once(conn):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        real(conn)
+
+    monkeypatch.setattr(db_module, "migrate", locked_once)
+    store = Store(tmp_path / "c.db")
+    add(store, "p", ("user", "q", False, None))
+    assert len(calls) == 2
+    with store.reading() as db:
+        assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
+
+
+def test_a_lock_that_lasts_past_the_busy_timeout_still_fails(tmp_path, monkeypatch) -> None:
+    import lcchat.store.db as db_module
+
+    def always_locked(conn):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(db_module, "migrate", always_locked)
+    store = Store(tmp_path / "c.db", busy_timeout_ms=200)
+    with pytest.raises(sqlite3.OperationalError):
+        with store.transaction():
+            pass

@@ -85,7 +85,19 @@ def test_streaming_appends_and_never_renders_the_whole_reply_again(monkeypatch) 
 
 
 def test_with_streaming_off_the_reply_appears_whole() -> None:
-    app = app_for(session_with(["one ", "two ", "three"], delay=0.01))
+    from lcchat.engine.events import Done
+
+    session = session_with(["one ", "two ", "three"])
+    send, gate = session.send, threading.Event()
+
+    def held_at_the_end(text):  # the whole reply is generated; it has not ended yet
+        for event in send(text):
+            if isinstance(event, Done):
+                gate.wait(10)
+            yield event
+
+    session.send = held_at_the_end
+    app = app_for(session)
 
     async def scenario(pilot):
         await ready(pilot)
@@ -93,9 +105,9 @@ def test_with_streaming_off_the_reply_appears_whole() -> None:
         assert app.front.stream is False
         await type_line(pilot, "count")
         turn = app.transcript.query_one(AssistantTurn)
-        await wait_until(pilot, lambda: turn.text != "" or not app.busy)
-        if app.busy:
-            assert turn.source == ""  # held back while generating
+        await wait_until(pilot, lambda: turn.text == "one two three")
+        assert app.busy and turn.source == ""  # held back while generating
+        gate.set()
         await idle(pilot)
         assert turn.source == "one two three"
 

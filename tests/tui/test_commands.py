@@ -1,4 +1,5 @@
-"""Every slash command of the shared registry, run in the TUI (Pilot, fake backend)."""
+"""Each kind of command action in the TUI (Pilot, fake backend), and how results are shown
+(what each command says is tested once, in tests/commands/)."""
 
 from __future__ import annotations
 
@@ -121,18 +122,6 @@ def test_undo_drops_the_last_exchange_from_the_screen_too() -> None:
     run([["r1"], ["r2"]], scenario)
 
 
-def test_system_shows_and_sets_the_system_prompt() -> None:
-    async def scenario(pilot, app):
-        await say(pilot, "/system")
-        assert outputs(app)[-1] == "No system prompt is set."
-        await say(pilot, "/system Be brief.")
-        assert app.session.conversation.system == "Be brief."
-        await say(pilot, "/system")
-        assert outputs(app)[-1] == "System prompt: Be brief."
-
-    run([], scenario)
-
-
 def test_stream_toggles_streaming() -> None:
     async def scenario(pilot, app):
         await say(pilot, "/stream off")
@@ -143,42 +132,12 @@ def test_stream_toggles_streaming() -> None:
     run([], scenario)
 
 
-def test_set_changes_parameters_and_reports_mistakes() -> None:
-    async def scenario(pilot, app):
-        await say(pilot, "/set temperature 0.2")
-        assert app.session.sampling.temperature == 0.2
-        await say(pilot, "/set top_p 7")
-        assert last_output(app).has_class("-error") and "at most 1" in outputs(app)[-1]
-        await say(pilot, "/set stop END")
-        assert "END" in app.session.stops
-
-    run([], scenario)
-
-
 @pytest.mark.parametrize("what,key", [("params", "temperature"), ("model", "quant"), ("stats", "reply tokens")])
 def test_show_prints_tables(what, key) -> None:
     async def scenario(pilot, app):
         await say(pilot, "hi")
         await say(pilot, f"/show {what}")
         assert key in rows(app)
-
-    run([["reply"]], scenario)
-
-
-def test_show_profile_prints_the_profile_as_text() -> None:
-    async def scenario(pilot, app):
-        await say(pilot, "/show profile")
-        assert "[sampling]" in outputs(app)[-1]
-
-    run([], scenario)
-
-
-def test_context_reports_the_fill() -> None:
-    async def scenario(pilot, app):
-        await say(pilot, "hi")
-        used = app.session.context_used
-        await say(pilot, "/context")
-        assert rows(app)["used"].startswith(f"{used} of 2048 tokens")
 
     run([["reply"]], scenario)
 
@@ -209,14 +168,6 @@ def test_theme_lists_and_switches_live() -> None:
         assert app.screen.styles.background != background
         await say(pilot, "/theme nope")
         assert last_output(app).has_class("-error") and app.front.theme == "light"
-
-    run([], scenario)
-
-
-def test_an_unknown_command_suggests_one() -> None:
-    async def scenario(pilot, app):
-        await say(pilot, "/hlep")
-        assert "Did you mean /help?" in outputs(app)[-1]
 
     run([], scenario)
 
