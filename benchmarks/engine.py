@@ -96,8 +96,8 @@ class BareRunner:
         cp.n_ctx, cp.n_batch, cp.n_ubatch = n_ctx, 512, 512
         cp.n_threads = cp.n_threads_batch = threads
         cp.no_perf = True
-        # llama.cpp's own default, as lcchat's ("auto": on for the CPU backend).
-        cp.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_AUTO
+        # As lcchat's default on the CPU ("auto" resolves to off there: engine/model.py).
+        cp.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.ctx = L.llama_init_from_model(self.model, cp)
         sp = L.llama_sampler_chain_default_params()
         self.sampler = L.llama_sampler_chain_init(sp)
@@ -153,10 +153,9 @@ class ChatCompletionRunner:
         import llama_cpp
 
         self.llama_cpp = llama_cpp
-        # flash_attn=True: what lcchat's and llama.cpp's "auto" resolves to on the CPU
-        # (llama-cpp-python's own default is off, and it has no "auto").
+        # flash_attn off: llama-cpp-python's default, and what lcchat's "auto" is on the CPU.
         self.llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads,
-                                   n_threads_batch=threads, flash_attn=True, verbose=False)
+                                   n_threads_batch=threads, flash_attn=False, verbose=False)
 
     def tokens(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=True)

@@ -4,9 +4,9 @@ lcchat against llama.cpp's own command-line tools, built from the llama.cpp vend
 the installed llama-cpp-python's sdist (benchmarks/build_llamacpp.sh), on the same model,
 prompt and threads, side by side in one run (issue 17):
 
-1. plain decoding: lcchat's engine against llama-completion and llama-bench, both at
-   llama.cpp's default settings (flash attention "auto"), and lcchat with flash attention
-   off, at 128/512/2000 tokens;
+1. plain decoding: lcchat's engine at its defaults against llama-completion (and
+   llama-bench with --bench) at theirs (flash attention "auto", on for the CPU), and
+   lcchat with flash attention on, at 128/512/2000 tokens;
 2. prompt lookup on input-grounded tasks (correct a given text, rewrite a given code
    file): lcchat's gain (lookup on / off) against llama.cpp's (llama-lookup /
    llama-completion);
@@ -128,11 +128,11 @@ def spec_session(model: Path, threads: int, n_ctx: int, max_tokens: int, **spec)
 # ---------------------------------------------------------------- 1. plain decoding
 
 
-def plain(bins: Path, model: Path, threads: int, lengths: tuple[int, ...], repeats: int,
+def plain(bins: Path | None, model: Path, threads: int, lengths: tuple[int, ...], repeats: int,
           with_bench: bool = False) -> list[dict]:
     n_ctx = max(lengths) + 256
     auto = LcchatRunner(model, threads, n_ctx)
-    off = LcchatRunner(model, threads, n_ctx, **{"model.flash_attn": False})
+    fa_on = LcchatRunner(model, threads, n_ctx, **{"model.flash_attn": True})  # llama.cpp's auto on the CPU
     text = chat_prompt_text(auto, engine.PROMPT)
     prompt = auto.tokens(text)
     rows = []
@@ -141,20 +141,64 @@ def plain(bins: Path, model: Path, threads: int, lengths: tuple[int, ...], repea
         prompt_file.write_text(text, encoding="utf-8")
         try:
             for n in lengths:
-                got: dict[str, list[float]] = {"lcchat": [], "lcchat_off": [], "completion": [],
+                got: dict[str, list[float]] = {"lcchat": [], "fa_on": [], "completion": [],
                                                "completion_eval": [], "bench": []}
                 for _ in range(repeats if n < 1000 else 1):  # 2,000 tokens: once (the run's time)
                     got["lcchat"].append(auto.generate(prompt, n).tps)
-                    c = completion(bins, model, prompt_file, n, threads, n_ctx, ignore_eos=True)
-                    got["completion"].append(c["tps"])
-                    got["completion_eval"].append(c["eval_tps"])
-                    got["lcchat_off"].append(off.generate(prompt, n).tps)
-                    if with_bench:
+                    if bins is not None:
+                        c = completion(bins, model, prompt_file, n, threads, n_ctx, ignore_eos=True)
+                        got["completion"].append(c["tps"])
+                        got["completion_eval"].append(c["eval_tps"])
+                    got["fa_on"].append(fa_on.generate(prompt, n).tps)
+                    if with_bench and bins is not None:
                         got["bench"].append(bench(bins, model, n, threads))
                 rows.append({"tokens": n, **{k: statistics.median(v) if v else 0.0 for k, v in got.items()}})
         finally:
             auto.close()
-            off.close()
+            fa_on.close()
+    return rows
+
+
+def flash_by_depth(model: Path, threads: int, depths: tuple[int, ...], steps: int = 24) -> list[dict]:
+    """ms per generated token with flash attention on and off, interleaved token by token,
+    with `depth` tokens already in the KV cache: the cost that grows with the context."""
+    L = load_llama_cpp()
+    m = L.llama_model_load_from_file(str(model).encode(), L.llama_model_default_params())
+    ctxs = {}
+    for name, fa in (("on", L.LLAMA_FLASH_ATTN_TYPE_ENABLED), ("off", L.LLAMA_FLASH_ATTN_TYPE_DISABLED)):
+        cp = L.llama_context_default_params()
+        cp.n_ctx, cp.n_batch, cp.n_ubatch = max(depths) + 512, 512, 512
+        cp.n_threads = cp.n_threads_batch = threads
+        cp.flash_attn_type = fa
+        cp.no_perf = True
+        ctxs[name] = L.llama_init_from_model(m, cp)
+    n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(m))
+    one = (L.llama_token * 1)()
+    rows = []
+    try:
+        for depth in depths:
+            for ctx in ctxs.values():
+                L.llama_memory_clear(L.llama_get_memory(ctx), True)
+                tokens = [(i * 7919) % n_vocab for i in range(depth)]
+                for i in range(0, depth, 512):
+                    chunk = tokens[i:i + 512]
+                    arr = (L.llama_token * len(chunk))(*chunk)  # alive until llama_decode has read it
+                    if L.llama_decode(ctx, L.llama_batch_get_one(arr, len(chunk))):
+                        raise RuntimeError(f"llama_decode failed filling {depth} tokens")
+            got: dict[str, list[float]] = {k: [] for k in ctxs}
+            for i in range(steps):
+                order = list(ctxs.items()) if i % 2 else list(reversed(ctxs.items()))
+                for name, ctx in order:
+                    one[0] = 100 + i
+                    began = time.perf_counter()
+                    if L.llama_decode(ctx, L.llama_batch_get_one(one, 1)):
+                        raise RuntimeError("llama_decode failed")
+                    got[name].append(time.perf_counter() - began)
+            rows.append({"depth": depth, **{k: statistics.median(v) * 1000 for k, v in got.items()}})
+    finally:
+        for ctx in ctxs.values():
+            L.llama_free(ctx)
+        L.llama_model_free(m)
     return rows
 
 
@@ -187,7 +231,7 @@ def grounded_tasks() -> dict[str, str]:
 STORY = "Write a long story about a lighthouse keeper, a storm and a lost ship."
 
 
-def speculative_gain(bins: Path, model: Path, threads: int, repeats: int, max_tokens: int) -> list[dict]:
+def speculative_gain(bins: Path | None, model: Path, threads: int, repeats: int, max_tokens: int) -> list[dict]:
     """Per grounded task: lcchat lookup on / off against llama-lookup / llama-completion."""
     n_ctx = 4096
     off = spec_session(model, threads, n_ctx, max_tokens, mode="off")
@@ -201,11 +245,14 @@ def speculative_gain(bins: Path, model: Path, threads: int, repeats: int, max_to
                 got: dict[str, list] = {"off": [], "on": [], "completion": [], "lookup": []}
                 for _ in range(repeats):
                     got["off"].append(lcchat_reply(off, task))
-                    got["completion"].append(completion(bins, model, prompt_file, max_tokens, threads, n_ctx,
-                                                        ignore_eos=False))
+                    if bins is not None:
+                        got["completion"].append(completion(bins, model, prompt_file, max_tokens, threads, n_ctx,
+                                                            ignore_eos=False))
                     got["on"].append(lcchat_reply(on, task))
-                    got["lookup"].append(lookup(bins, model, prompt_file, max_tokens, threads, n_ctx))
-                last_on, last_lookup = got["on"][-1], got["lookup"][-1]
+                    if bins is not None:
+                        got["lookup"].append(lookup(bins, model, prompt_file, max_tokens, threads, n_ctx))
+                last_on = got["on"][-1]
+                last_lookup = got["lookup"][-1] if got["lookup"] else {"tokens": 0, "drafted": 0, "accepted": 0}
                 rows.append({
                     "task": name,
                     "off": statistics.median(s.tokens_per_s for s in got["off"]),
@@ -213,8 +260,8 @@ def speculative_gain(bins: Path, model: Path, threads: int, repeats: int, max_to
                     "tokens": last_on.completion_tokens,
                     "accept": last_on.accepted / last_on.drafted if last_on.drafted else 0.0,
                     "per_decode": last_on.tokens_per_decode,
-                    "completion": statistics.median(r["tps"] for r in got["completion"]),
-                    "lookup": statistics.median(r["tps"] for r in got["lookup"]),
+                    "completion": statistics.median(r["tps"] for r in got["completion"]) if got["completion"] else 0.0,
+                    "lookup": statistics.median(r["tps"] for r in got["lookup"]) if got["lookup"] else 0.0,
                     "llama_tokens": int(last_lookup["tokens"]),
                     "llama_accept": last_lookup["accepted"] / last_lookup["drafted"] if last_lookup["drafted"] else 0.0,
                 })
@@ -362,8 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="shorter replies, one repeat (a smoke run)")
     p.add_argument("--big-dir", type=Path, default=Path(tempfile.gettempdir()),
                    help="where the ~1B random-weight GGUF is written (default: the temp directory)")
+    p.add_argument("--no-cli", action="store_true",
+                   help="leave llama.cpp's tools out (no build): lcchat's own figures only")
+    p.add_argument("--repeats", type=int, help="interleaved repeats (default 2, 1 with --quick)")
     p.add_argument("--bench", action="store_true", help="also run llama-bench tg N (slower)")
-    p.add_argument("--skip", default="", help="comma-separated parts to leave out: plain,spec,free,scaling,threads,tui")
+    p.add_argument("--skip", default="", help="comma-separated parts to leave out: plain,flash,spec,free,scaling,threads,tui")
     p.add_argument("--out", type=Path, help="replace this report's section in a RESULTS.md")
     args = p.parse_args(argv)
     model = args.model or _smollm2()
@@ -372,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     skip = set(filter(None, args.skip.split(",")))
     quick, t = args.quick, args.threads
-    repeats = 1 if quick else 2
-    bins = build() if {"plain", "spec"} - skip else Path()
+    repeats = args.repeats or (1 if quick else 2)
+    bins = build() if {"plain", "spec"} - skip and not args.no_cli else None
     out: list[str] = []
 
     def emit(line: str = "") -> None:
@@ -390,14 +440,26 @@ def main(argv: list[str] | None = None) -> int:
     if "plain" not in skip:
         emit("### Plain decoding at llama.cpp's defaults (tokens/s; end-of-generation ignored)")
         emit()
-        emit("| reply tokens | lcchat (fa auto) | llama-completion | its eval only | llama-bench tg | "
-             "lcchat fa off | lcchat / completion | lcchat / completion eval | auto / off |")
+        emit("| reply tokens | lcchat (its default) | llama-completion | its eval only | llama-bench tg | "
+             "lcchat fa on | lcchat / completion | lcchat / completion eval | default / fa on |")
         emit("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in plain(bins, model, t, (64, 128) if quick else (128, 512, 2000), repeats, args.bench):
-            bench_cell = f"{r['bench']:.1f}" if r["bench"] else "-"
-            emit(f"| {r['tokens']} | {r['lcchat']:.1f} | {r['completion']:.1f} | {r['completion_eval']:.1f} | "
-                 f"{bench_cell} | {r['lcchat_off']:.1f} | {r['lcchat'] / r['completion']:.3f} | "
-                 f"{r['lcchat'] / r['completion_eval']:.3f} | {r['lcchat'] / r['lcchat_off']:.3f} |")
+            def cell(value: float, ratio: bool = False) -> str:
+                return ("-" if not value else f"{value:.3f}") if ratio else ("-" if not value else f"{value:.1f}")
+
+            emit(f"| {r['tokens']} | {r['lcchat']:.1f} | {cell(r['completion'])} | {cell(r['completion_eval'])} | "
+                 f"{cell(r['bench'])} | {r['fa_on']:.1f} | "
+                 f"{cell(r['lcchat'] / r['completion'] if r['completion'] else 0, True)} | "
+                 f"{cell(r['lcchat'] / r['completion_eval'] if r['completion_eval'] else 0, True)} | "
+                 f"{r['lcchat'] / r['fa_on']:.3f} |")
+        emit()
+    if "flash" not in skip:
+        emit("### Flash attention by context depth (ms per generated token, interleaved)")
+        emit()
+        emit("| tokens in the KV cache | on (llama.cpp's auto on the CPU) | off | on / off speed |")
+        emit("|---:|---:|---:|---:|")
+        for r in flash_by_depth(model, t, (64, 512, 1800)):
+            emit(f"| {r['depth']} | {r['on']:.2f} | {r['off']:.2f} | {r['off'] / r['on']:.3f} |")
         emit()
     if "spec" not in skip:
         emit("### Prompt lookup on input-grounded tasks (tokens/s)")
@@ -406,10 +468,15 @@ def main(argv: list[str] | None = None) -> int:
              "llama-lookup | llama.cpp gain | its accepted | lcchat gain / llama.cpp gain |")
         emit("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in speculative_gain(bins, model, t, 1, 256 if quick else 512):
-            ours, theirs = r["on"] / r["off"], r["lookup"] / r["completion"]
+            ours = r["on"] / r["off"]
+            if r["completion"]:
+                theirs = r["lookup"] / r["completion"]
+                llama = (f"{r['completion']:.1f} | {r['lookup']:.1f} | {theirs:.2f} | {r['llama_accept']:.0%} | "
+                         f"{ours / theirs:.2f}")
+            else:
+                llama = "- | - | - | - | -"
             emit(f"| {r['task']} ({r['tokens']} / {r['llama_tokens']} tokens) | {r['off']:.1f} | {r['on']:.1f} | "
-                 f"{ours:.2f} | {r['accept']:.0%} | {r['per_decode']:.2f} | {r['completion']:.1f} | "
-                 f"{r['lookup']:.1f} | {theirs:.2f} | {r['llama_accept']:.0%} | {ours / theirs:.2f} |")
+                 f"{ours:.2f} | {r['accept']:.0%} | {r['per_decode']:.2f} | {llama} |")
         emit()
     if "free" not in skip:
         emit("### Free text (a story): lookup, and SmolLM2 as its own draft model")

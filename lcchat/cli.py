@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threads for prompt evaluation (default: as --threads)")
     g.add_argument("-b", "--batch-size", type=int, metavar="N", help="prompt tokens per llama_decode call (default 512)")
     g.add_argument("-fa", "--flash-attn", choices=tuple(FLASH_ATTN), metavar="on|off|auto",
-                   help="flash attention (default: auto, llama.cpp's: on where the backend supports it)")
+                   help="flash attention (default: auto: llama.cpp's choice with a GPU, off on the CPU alone)")
     g.add_argument("-ctk", "--cache-type-k", metavar="TYPE", help="KV cache type for K: f16 (default), q8_0, q4_0, ...")
     g.add_argument("-ctv", "--cache-type-v", metavar="TYPE",
                    help="KV cache type for V: f16 (default), q8_0, q4_0, ... (quantized needs flash attention)")

@@ -47,7 +47,7 @@ class ModelSettings:
     use_mlock: bool = field(default=False, metadata={"doc": "lock the model in RAM so it is never swapped out"})
     cache_type_k: str = field(default="f16", metadata={"doc": "KV cache type for K; --cache-type-k", "choices": KV_CACHE_TYPES})
     cache_type_v: str = field(default="f16", metadata={"doc": "KV cache type for V (a quantized V cache needs flash attention, so flash_attn must not be false); --cache-type-v", "choices": KV_CACHE_TYPES})
-    flash_attn: bool | str = field(default="auto", metadata={"doc": "flash attention: \"auto\" (llama.cpp's default: on where the backend supports it), true (on) or false (off); --flash-attn"})
+    flash_attn: bool | str = field(default="auto", metadata={"doc": "flash attention: \"auto\" (llama.cpp's choice when layers go to a GPU or the V cache is quantized; off on the CPU alone, where it measured slower at long contexts), true (on) or false (off); --flash-attn"})
     variants: str = field(default="", metadata={"doc": "glob for other quantizations of this model, used by /quant"})
     source: str = field(default="", metadata={"doc": "where the model can be downloaded: hf://OWNER/REPO, a Hugging Face Hub repository. With path empty, `lcchat pull` and `-p NAME` fetch the model from it into the Hub's shared cache", "check": lambda v: source_problem(v) if v else None})
     file: list = field(default_factory=list, metadata={"doc": "which GGUF files of source to take: a glob, or a list of globs in order of preference; when several quantizations match, the best one that fits this machine's memory is chosen", "item": str, "one_or_more": True, "check": patterns_problem})

@@ -177,10 +177,17 @@ class _Speller:
         return " " if c.isspace() and " " in self.chars else self.stand_in
 
 
-def flash_attn_type(llama_cpp, setting: bool | str) -> int:
-    """[model] flash_attn as llama.cpp's enum: "auto" leaves the choice to llama.cpp (its
-    own default: on where the backend runs the fused kernel, which the CPU does)."""
+def flash_attn_type(llama_cpp, settings: ModelSettings) -> int:
+    """[model] flash_attn as llama.cpp's enum. "auto" is llama.cpp's own choice (on where
+    the backend runs the fused kernel) when layers go to a GPU or a quantized V cache needs
+    it; on the CPU alone it is off: there the fused kernel was 1.13x faster with 64 tokens
+    in the KV cache but 0.62x with 1,800 (benchmarks/RESULTS.md, section 9), and a chat's
+    context grows."""
+    setting = settings.flash_attn
     if setting == "auto":
+        quantized_v = settings.cache_type_v.lower() not in ("f32", "f16", "bf16")
+        if settings.n_gpu_layers == 0 and not quantized_v:
+            return llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         return llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
     return llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if setting else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
 
@@ -281,7 +288,7 @@ class Model:
         cparams.yarn_orig_ctx = resolved.yarn_orig_ctx
         cparams.type_k = _ggml_type(settings.cache_type_k)
         cparams.type_v = _ggml_type(settings.cache_type_v)
-        cparams.flash_attn_type = flash_attn_type(llama_cpp, settings.flash_attn)
+        cparams.flash_attn_type = flash_attn_type(llama_cpp, settings)
         cparams.no_perf = True
         self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:

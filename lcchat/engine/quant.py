@@ -445,7 +445,7 @@ def runtime_allowance(info: gguf_info.GGUFInfo) -> int:
     return 6 * MiB + 600 * int(info.vocab_size or 0)
 
 
-def compute_peak(info: gguf_info.GGUFInfo, n_ctx: int, n_ubatch: int, flash_attn: bool | str) -> int:
+def compute_peak(info: gguf_info.GGUFInfo, n_ctx: int, n_ubatch: int, flash_attn: bool) -> int:
     """The compute buffer llama.cpp reserves for a full batch (touched while a long prompt
     is evaluated): logits or attention scores for n_ubatch tokens, plus FFN activations."""
     n_vocab = int(info.vocab_size or 0)
@@ -456,7 +456,7 @@ def compute_peak(info: gguf_info.GGUFInfo, n_ctx: int, n_ubatch: int, flash_attn
         value = info.metadata.get(gguf.Keys.LLM.FEED_FORWARD_LENGTH.format(arch=arch)) if arch else None
         n_ff_raw = max(value) if isinstance(value, list) and value else 0
     n_embd = info.embedding_length or 0
-    scores = 0 if flash_attn else n_head * n_ctx  # "auto": on, as on the CPU
+    scores = 0 if flash_attn else n_head * n_ctx
     return 4 * n_ubatch * (max(n_vocab, scores) + 2 * n_ff_raw + 4 * n_embd)
 
 
@@ -641,7 +641,7 @@ def estimate_memory(info: gguf_info.GGUFInfo, settings: ModelSettings, *, n_ctx:
     estimate = MemoryEstimate(
         n_ctx=ctx, cache_type_k=k, cache_type_v=v, n_layer=n_layer, gpu_layers=min(offloaded, n_layer),
         weights_ram=w_ram, weights_vram=w_vram, kv_ram=kv_ram, kv_vram=kv_vram,
-        runtime=runtime_allowance(info), peak_extra=compute_peak(info, ctx, n_ubatch, settings.flash_attn),
+        runtime=runtime_allowance(info), peak_extra=compute_peak(info, ctx, n_ubatch, _flash_attn_on(settings)),
         available_ram=ram, available_vram=vram, kv_by_type=by_type, notes=notes,
     )
     if loaded:
@@ -651,6 +651,14 @@ def estimate_memory(info: gguf_info.GGUFInfo, settings: ModelSettings, *, n_ctx:
             estimate.available_vram += estimate.vram
         notes.append("the model is loaded: \"available\" counts the memory it holds now")
     return estimate
+
+
+def _flash_attn_on(settings: ModelSettings) -> bool:
+    """Whether llama.cpp will run flash attention (engine/model.py's flash_attn_type:
+    "auto" is off on the CPU alone unless a quantized V cache needs it)."""
+    if settings.flash_attn == "auto":
+        return settings.n_gpu_layers != 0 or _quantized_kv(settings.cache_type_v)
+    return bool(settings.flash_attn)
 
 
 def _quantized_kv(type_name: str) -> bool:
