@@ -57,8 +57,7 @@ def one_shot(model_path: Path, threads: int, calls: int) -> dict:
 
 def interactive(model_path: Path, threads: int, turns: int) -> dict:
     from lcchat.config.loader import load_profile
-    from lcchat.engine.session import open_session
-    from lcchat.store.wiring import record_chat
+    from lcchat.runtime import Run
 
     saved = os.environ.get("LCCHAT_HOME")
     with tempfile.TemporaryDirectory(prefix="lcchat-disk-") as home:
@@ -66,8 +65,7 @@ def interactive(model_path: Path, threads: int, turns: int) -> dict:
         try:
             profile = load_profile("default", {"model.path": str(model_path), "model.n_threads": threads,
                                                "sampling.max_tokens": 32, "sampling.temperature": 0.0})
-            record_chat(profile, None, interactive=True)
-            session = open_session(profile)
+            session = Run(profile, interactive=True).open()
             for i in range(turns):
                 list(session.send(f"Tell me one fact about the number {i}."))
             tokens = len(session.loop.cached)

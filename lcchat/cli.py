@@ -14,9 +14,8 @@ from typing import Any, Callable, Sequence
 
 from lcchat import __version__
 from lcchat.textsafe import clean
+from lcchat.errors import EXIT_INTERRUPTED, EXIT_OK
 from lcchat.usage import UsageParser
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # flag dest -> profile key (dotted)
 OVERRIDES = {
@@ -41,6 +40,7 @@ OVERRIDES = {
     "rope_freq_scale": "rope.freq_scale",
     "rope_scaling": "rope.scaling",
     "chat_format": "chat.format",
+    "remote": "backend.url",
     "think": "chat.thinking",
     "spec": "speculative.mode",
     "draft": "speculative.draft",
@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-ctk", "--cache-type-k", metavar="TYPE", help="KV cache type for K: f16 (default), q8_0, q4_0, ...")
     g.add_argument("-ctv", "--cache-type-v", metavar="TYPE",
                    help="KV cache type for V: f16 (default), q8_0, q4_0, ... (quantized needs flash attention)")
+    g.add_argument("--remote", metavar="URL",
+                   help="chat through an OpenAI-compatible server (llama-server, vLLM, Ollama) instead of "
+                        "loading the model here, e.g. http://gpu-box:8080")
     g.add_argument("--chat-format", metavar="NAME", help="a llama-cpp-python chat format, e.g. chatml, llama-2")
     g.add_argument("--system", metavar="TEXT", help="system prompt")
     g.add_argument("--stop", action="append", metavar="TEXT", help="extra stop string (repeatable)")
@@ -185,8 +188,6 @@ def _dispatch(argv: list[str]) -> int:
 
         handler: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
         return handler(rest)
-    from lcchat.store.args import split_continue
-
     args = build_parser().parse_args(split_continue(argv))
     if args.man or args.completion or args.list_names:
         return _documentation(args)
@@ -243,6 +244,33 @@ def _quiet_stdout() -> None:
         pass
 
 
+def split_continue(argv: list[str]) -> list[str]:
+    """`-C` takes an ID only when the next word is one (digits): in `lcchat -C "go on"`
+    the words are the prompt. A name needs the = form: --continue=NAME. Rewritten before
+    parsing, since argparse cannot look at the next word to decide."""
+    from lcchat.store.db import is_conversation_number
+
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            out += argv[i:]
+            break
+        if word in ("-C", "--continue"):
+            following = argv[i + 1] if i + 1 < len(argv) else None
+            if following is not None and is_conversation_number(following):
+                out.append(f"--continue={following.lstrip('#')}")
+                i += 2
+                continue
+            out.append("--continue=")
+            i += 1
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
 # ---------------------------------------------------------------- chatting
 
 
@@ -266,31 +294,28 @@ def profile_from_args(args: argparse.Namespace):
 def _chat(args: argparse.Namespace) -> int:
     from lcchat import pipe
     from lcchat.errors import InputError
+    from lcchat.runtime import Run
 
     question = " ".join(args.prompt) if args.prompt else None
     stdin_tty = sys.stdin is not None and sys.stdin.isatty()
     piped = None if stdin_tty or sys.stdin is None else pipe.read_stdin()
     profile = profile_from_args(args)
-    _ensure_model(profile, interactive=question is None and piped is None and stdin_tty)
-    from lcchat.store.wiring import record_chat
-
-    recording = record_chat(profile, args.continue_id, interactive=question is None and piped is None,
-                            no_history=args.no_history, save_state=args.save_state)
-    if question is None and piped is None:
+    interactive = question is None and piped is None
+    _ensure_model(profile, interactive=interactive and stdin_tty)
+    run = Run(profile, continue_ref=args.continue_id, interactive=interactive,
+              no_history=args.no_history, save_state=args.save_state)
+    if interactive:
         if args.json:
             raise InputError("--json needs a PROMPT or piped stdin")
         if args.show_prompt:
             raise InputError("--show-prompt needs a PROMPT or piped stdin")
-        return _interactive(profile, args)
+        return _interactive(run, args)
     text = pipe.compose(piped, question)
     if not text.strip():
         raise InputError("nothing to answer: give a PROMPT or pipe text on stdin")
     _utf8_streams()
-    session = _open(profile, verbose=args.verbose)
-    if args.show_prompt:
-        return recording.finish(lambda: _show_prompt(session, text))
-    return recording.finish(lambda: pipe.run(session, text, as_json=args.json, verbose=args.verbose,
-                                                      reasoning=args.reasoning))
+    return run.answer(text, as_json=args.json, show_prompt=args.show_prompt, verbose=args.verbose,
+                      reasoning=args.reasoning)
 
 
 def _ensure_model(profile, *, interactive: bool) -> None:
@@ -300,6 +325,8 @@ def _ensure_model(profile, *, interactive: bool) -> None:
     from lcchat.config.loader import resolve_model_path
     from lcchat.errors import LcchatError, ModelNotDownloaded
 
+    if profile.backend.url:
+        return  # the server holds the model
     try:
         resolve_model_path(profile)
     except ModelNotDownloaded as missing:
@@ -310,13 +337,6 @@ def _ensure_model(profile, *, interactive: bool) -> None:
         offer(profile, missing)
     except LcchatError:
         return  # other problems surface where the model is opened, as before
-
-
-def _show_prompt(session, text: str) -> int:
-    from lcchat.engine import prompt_view
-
-    print(prompt_view.describe(session, prompt_view.preview(session, text)))
-    return EXIT_OK
 
 
 MIN_TUI_SIZE = (60, 16)  # columns, lines: below this the REPL serves better
@@ -346,23 +366,10 @@ def choose_mode(args: argparse.Namespace, *, term: str | None = None, size: tupl
     return "tui"
 
 
-def _interactive(profile, args: argparse.Namespace) -> int:
+def _interactive(run, args: argparse.Namespace) -> int:
     if args.theme:
-        profile.ui.theme = args.theme
-    if choose_mode(args) == "tui":
-        from lcchat.tui.app import run_tui
-
-        return run_tui(profile, verbose=args.verbose)
-    from lcchat.repl.app import run_repl
-
-    return run_repl(profile, verbose=args.verbose)
-
-
-def _open(profile, *, verbose: bool):
-    from lcchat.engine.session import open_session
-    from lcchat.engine.worker import run_cancellable
-
-    return run_cancellable(lambda cancel: open_session(profile, cancel=cancel))
+        run.profile.ui.theme = args.theme
+    return run.interactive(choose_mode(args), verbose=args.verbose)
 
 
 def _utf8_streams() -> None:

@@ -21,10 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lcchat.errors import InputError, LcchatError, ModelFileError
+from lcchat.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, InputError, LcchatError, ModelFileError
 from lcchat.usage import UsageParser
-
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 # gguf TokenType values
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
@@ -79,13 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except LcchatError as exc:
         print(f"lcchat doctor: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
+        return EXIT_FAILURE
     for verdict in verdicts:
         print(verdict.line())
     problems = sum(not v.ok for v in verdicts)
     if problems:
         print(f"{problems} problem{'s' if problems != 1 else ''} found in {path.name}")
-        return EXIT_PROBLEMS
+        return EXIT_FAILURE
     print(f"{path.name} looks healthy")
     return EXIT_OK
 
@@ -118,7 +116,7 @@ def _load_sentencepiece(path: Path):
     sp = sentencepiece.SentencePieceProcessor()
     try:
         sp.Load(str(path))
-    except Exception as exc:  # noqa: BLE001 - sentencepiece raises OSError or RuntimeError
+    except Exception as exc:  # sentencepiece raises OSError or RuntimeError
         raise InputError(f"{path}: is not a sentencepiece model ({str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from exc
     return sp
 

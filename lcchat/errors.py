@@ -7,17 +7,23 @@ people: what was wrong and what to do about it.
 
 from __future__ import annotations
 
+# Exit statuses, the same for every command: defined here once.
+EXIT_OK = 0
+EXIT_FAILURE = 1  # something failed (or, for `lcchat doctor`, problems were found)
+EXIT_USAGE = 2  # bad input the user can fix
+EXIT_INTERRUPTED = 130  # Ctrl+C (128 + SIGINT, as shells report it)
+
 
 class LcchatError(Exception):
     """A failure with a message fit to show as it is."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILURE
 
 
 class InputError(LcchatError):
     """Bad input from the user: a profile, a model file, a command-line value."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class ModelFileError(InputError):
@@ -63,4 +69,4 @@ def report(exc: BaseException, prog: str, *, verbose: bool) -> int:
         print(f"{prog}: {clean(str(exc))}", file=sys.stderr)
         return exc.exit_code
     print(f"{prog}: internal error: {type(exc).__name__}: {clean(str(exc))} (run with -v for details)", file=sys.stderr)
-    return 1
+    return EXIT_FAILURE

@@ -17,6 +17,7 @@ from typing import Callable, TextIO
 from lcchat.engine.events import ContextFull, Done, Error, Notice, Progress, ReplyLimit, Stats, Thinking, Token
 from lcchat.engine.session import ChatSession
 from lcchat.engine.worker import Streamed
+from lcchat.errors import EXIT_INTERRUPTED, EXIT_OK
 from lcchat.textsafe import clean, is_terminal
 
 
@@ -98,7 +99,7 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
         for notice in session.notices:
             print(f"lcchat: {clean(notice.text)}", file=err)
     stream = Streamed(lambda: session.send(text), session.cancel)
-    status = 0
+    status = EXIT_OK
     finish = "stop"
     reply: list[str] = []
     thinking: list[str] = []
@@ -159,5 +160,5 @@ def run(session: ChatSession, text: str, *, as_json: bool = False, verbose: bool
     if verbose and stats.completion_tokens:
         print(f"lcchat: {stats.summary()}", file=err)
     if stream.interrupted:
-        return 130
+        return EXIT_INTERRUPTED
     return status

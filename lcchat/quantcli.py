@@ -14,9 +14,8 @@ import logging
 import sys
 from typing import Sequence
 
+from lcchat.errors import EXIT_INTERRUPTED, EXIT_OK
 from lcchat.usage import UsageParser
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 
@@ -81,7 +80,9 @@ def _inspect(args: argparse.Namespace) -> int:
     path = resolve_model_path(profile)
     relative = profile.source.parent if profile.source else None
     report = quant.inspect(path, profile.model, variants_glob=profile.model.variants, relative_to=relative)
-    _out(quant.format_report(report))
+    from lcchat.commands.quant_report import format_report
+
+    _out(format_report(report))
     return EXIT_OK
 
 

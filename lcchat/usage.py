@@ -2,21 +2,22 @@
 `pull`, `models`, `profiles`).
 
 It lives apart from cli.py because the subcommands' modules need it and cli.py imports
-them: borrowing it from cli.py made each of them import its own caller.
+them: borrowing it from cli.py made each of them import its own caller. It imports only
+errors.py (for the exit status).
 """
 
 from __future__ import annotations
 
 import argparse
 
-USAGE_STATUS = 2  # a usage error exits 2, as bad input does everywhere in lcchat
+from lcchat.errors import EXIT_USAGE
 
 
 class UsageParser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line and exits 2 (every lcchat command uses it)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(USAGE_STATUS, f"{self.prog}: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
 
     def _suggestion(self, message: str) -> str:
         """'; did you mean --temp?' for a mistyped flag (argparse before 3.14 has none)."""

@@ -182,18 +182,19 @@ def test_chat_format_wins_over_the_profile_s_template(tmp_path) -> None:
 
 def test_theme_flag_reaches_the_tui(monkeypatch, tmp_path) -> None:
     from lcchat import cli
+    from lcchat.runtime import Run
     from lcchat.tui import app as tui_app
 
     seen = {}
-    monkeypatch.setattr(tui_app, "run_tui", lambda profile, verbose=False: seen.setdefault("theme", profile.ui.theme) and 0)
+    monkeypatch.setattr(tui_app, "run_tui", lambda profile, **_: seen.setdefault("theme", profile.ui.theme) and 0)
     prof = tmp_path / "p.toml"
     prof.write_text('[ui]\ntheme = "dark"\n')
     args = parsed("-p", str(prof), "--tui", "--theme", "high-contrast")
-    cli._interactive(cli.profile_from_args(args), args)
+    cli._interactive(Run(cli.profile_from_args(args), interactive=True), args)
     assert seen["theme"] == "high-contrast"
     seen.clear()
     args = parsed("-p", str(prof), "--tui")
-    cli._interactive(cli.profile_from_args(args), args)
+    cli._interactive(Run(cli.profile_from_args(args), interactive=True), args)
     assert seen["theme"] == "dark"
 
 

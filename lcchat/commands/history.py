@@ -2,8 +2,8 @@
 
 Every turn is already saved as it ends; /save gives the conversation a name (and makes
 sure it is written), /load continues another one, /history lists them. They work on the
-session's Recorder (session.recorder, set by lcchat.store.attach); a session without one
-gets one on first use.
+run's Recorder, which reaches them through the command context (Context.recorder); a
+context without one (a session opened outside lcchat/runtime.py) gets one on first use.
 """
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ import sqlite3
 from lcchat.commands.actions import Task
 from lcchat.commands.registry import Context, Result, UsageError, registry
 from lcchat.errors import LcchatError
-from lcchat.store.args import is_conversation_number
+from lcchat.store.db import is_conversation_number
 
 BUSY = "Wait for the reply to finish (Ctrl+C stops it)."
 HISTORY_ROWS = 20
 
 
 def _recorder(ctx: Context):
-    recorder = getattr(ctx.session, "recorder", None)
-    if recorder is None:
+    if ctx.recorder is None:
         from lcchat.store import attach
 
-        recorder = attach(ctx.session)
-    return recorder
+        ctx.recorder = attach(ctx.session)
+    return ctx.recorder
 
 
 def _recent_refs(ctx: Context, arg: str) -> list[str]:

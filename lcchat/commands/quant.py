@@ -1,5 +1,6 @@
 """/quant: see the model's quantization, switch to a sibling, make a new one, change the
-KV cache type. The work lives in engine/quant.py; this only parses and returns Results.
+KV cache type. The work lives in engine/quant/ (the report's text in quant_report.py); this
+only parses and returns Results.
 
 Long work (switching, making, reloading the KV cache) comes back as a Task action whose
 iterator yields Progress and Notice events and ends with Done. It stops on the front-end's
@@ -10,7 +11,7 @@ usual session.cancel(): the iterators watch session.loop.cancel_event, which can
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from lcchat.commands.actions import Task
 from lcchat.commands.registry import Context, Result, UsageError, registry
@@ -72,6 +73,13 @@ def cmd_quant(ctx: Context, arg: str) -> Result:
     from lcchat.errors import LcchatError
 
     words = arg.split()
+    report = getattr(ctx.session.model, "report", None)  # a model on a server (engine/remote.py)
+    if report is not None:
+        if not words:
+            return Result("\n".join(report()))
+        return Result("The model runs on the server, which chose its quantization and KV cache: "
+                      "/quant can only show what the server reports. Load another quantization "
+                      "or cache type where the server starts.", error=True)
     try:
         if not words:
             return _show(ctx)
@@ -97,7 +105,9 @@ def _show(ctx: Context) -> Result:
     report = quant.inspect(_model_path(ctx), session.model_settings, n_ctx=int(session.model.n_ctx),
                            variants_glob=profile.model.variants, relative_to=relative,
                            info=_info(ctx), loaded=True)
-    return Result(quant.format_report(report))
+    from lcchat.commands.quant_report import format_report
+
+    return Result(format_report(report))
 
 
 def _switch(ctx: Context, wanted: str) -> Result:

@@ -44,6 +44,7 @@ class FrontState:
 class Context:
     session: Any  # engine.session.ChatSession
     state: FrontState
+    recorder: Any = None  # store.recorder.Recorder: the run's, handed to the front-end by lcchat/runtime.py
 
 
 Handler = Callable[[Context, str], Result]

@@ -27,9 +27,8 @@ from lcchat.config import gotemplate, loader
 from lcchat.config.gotemplate import jinja_string
 from lcchat.engine import templates
 from lcchat.config.schema import SECTIONS
-from lcchat.errors import InputError, LcchatError, ProfileError
+from lcchat.errors import EXIT_OK, InputError, LcchatError, ProfileError
 
-EXIT_OK = 0
 MAX_IMPORT = 16 << 20  # bytes: Modelfiles and presets are a few KB
 
 # Ollama PARAMETER name -> profile key

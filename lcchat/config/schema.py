@@ -151,6 +151,21 @@ class StoreSettings:
     state_max: str = field(default="", metadata={"doc": "the most disk all saved KV states may use, e.g. \"4GiB\"; past it the least recently used are deleted. Empty: 4 GiB or 10% of the free space, whichever is less", "check": _state_max_problem})
 
 
+def _url_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL, e.g. http://gpu-box:8080"
+    return None
+
+
+@dataclass
+class BackendSettings:
+    url: str = field(default="", metadata={"doc": "an OpenAI-compatible server to chat through instead of loading [model] path here (llama-server, vLLM, Ollama, llama-cpp-python's server), e.g. \"http://gpu-box:8080\"; --remote URL sets it. Empty: the model runs in this process", "check": lambda v: _url_problem(v) if v else None})
+    api_key_env: str = field(default="", metadata={"doc": "the environment variable holding the server's API key, sent as a Bearer token (the key itself never goes in a profile)"})
+    model: str = field(default="", metadata={"doc": "the model name to ask the server for; empty: the first one /v1/models lists"})
+    api: str = field(default="auto", metadata={"doc": "chat (/v1/chat/completions: the server applies its template), completions (/v1/completions: lcchat renders the prompt with the profile's template and stops) or auto: completions when the profile sets [chat] template or format, chat otherwise", "choices": ("auto", "chat", "completions")})
+    timeout: float = field(default=120.0, metadata={"doc": "seconds without a byte from the server before a reply counts as stalled (Ctrl+C stops sooner)", "min": 1})
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelSettings,
     "rope": RopeSettings,
@@ -161,6 +176,7 @@ SECTIONS: dict[str, type] = {
     "speculative": SpeculativeSettings,
     "ui": UISettings,
     "store": StoreSettings,
+    "backend": BackendSettings,
 }
 
 # Keys allowed at the top of a file, outside any table.
@@ -185,6 +201,7 @@ class Profile:
     speculative: SpeculativeSettings = field(default_factory=SpeculativeSettings)
     ui: UISettings = field(default_factory=UISettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    backend: BackendSettings = field(default_factory=BackendSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as TOML-shaped data (tables for sections)."""

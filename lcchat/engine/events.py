@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Union
 
+from lcchat.errors import EXIT_FAILURE
+
 FinishReason = Literal["stop", "length", "interrupted", "error"]
 
 
@@ -104,6 +106,9 @@ class Stats:
     decodes: int = 0  # llama_decode calls while generating
     final: bool = False
     reasoning_tokens: int = 0  # of completion_tokens, those spent thinking
+    # Where the figures come from when that is not this process's token loop: a remote
+    # server's own figures, or lcchat's measurement of its stream (engine/remote.py).
+    note: str = ""
 
     def as_json(self) -> dict:
         out = {
@@ -119,6 +124,8 @@ class Stats:
         if self.decodes:
             out.update(drafted=self.drafted, accepted=self.accepted, decodes=self.decodes,
                        tokens_per_decode=round(self.tokens_per_decode, 3))
+        if self.note:
+            out["note"] = self.note
         return out
 
     @property
@@ -144,13 +151,19 @@ class Stats:
         """The prompt's speed as both front-ends show it: "cached" after a full cache hit."""
         return "cached" if self.prompt_cached else f"{self.prompt_tokens_per_s:.1f} t/s"
 
+    @property
+    def thinking_text(self) -> str:
+        """" (412 thinking)": a reasoning model's thinking tokens, counted apart; else empty."""
+        return f" ({self.reasoning_tokens} thinking)" if self.reasoning_tokens else ""
+
     def summary(self) -> str:
         """The one-line figures shown after a reply."""
         pct = 100.0 * self.context_used / self.context_size if self.context_size else 0.0
         spec = f" · {self.spec_text}" if self.decodes else ""
         return (
             f"prompt {self.prompt_rate_text} · gen {self.tokens_per_s:.1f} t/s · "
-            f"{self.completion_tokens} tokens{spec} · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
+            f"{self.completion_tokens} tokens{self.thinking_text}{spec} · ctx {self.context_used}/{self.context_size} ({pct:.0f}%)"
+            + (f" · {self.note}" if self.note else "")
         )
 
 
@@ -170,7 +183,7 @@ class Error:
     one-shot run should end with: 2 for bad input, 1 for a failure."""
 
     message: str
-    code: int = 1
+    code: int = EXIT_FAILURE
     fact: Fact | None = None  # what happened, for a front-end to add its advice to
 
 

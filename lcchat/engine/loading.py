@@ -69,7 +69,7 @@ def steps(profile: Profile, settings: ModelSettings | None = None, *, path: Path
     refuse, ModelFileError for a bad file, Cancelled when `cancel` is set during the load.
     Closing the generator early stops the load and frees what it loaded."""
     from lcchat.config.loader import resolve_model_path
-    from lcchat.engine.quant import fit_warning, kv_cache_problem
+    from lcchat.engine.quant.memory import fit_warning, kv_cache_problem
 
     settings = settings or profile.model
     path = Path(path) if path is not None else resolve_model_path(dataclasses.replace(profile, model=settings))

@@ -226,7 +226,7 @@ class Model:
         self.path = Path(path)
         self.settings = settings
         self.info = info or gguf_info.load_checked(self.path)
-        from lcchat.engine.quant import context_problem
+        from lcchat.engine.quant.memory import context_problem
 
         problem = context_problem(self.info, settings)  # before llama.cpp allocates the KV cache
         if problem:

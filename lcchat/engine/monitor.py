@@ -54,7 +54,7 @@ class Monitor:
             pynvml.nvmlInit()
             self._gpu = pynvml.nvmlDeviceGetHandleByIndex(0)
             self._nvml = pynvml
-        except Exception:  # noqa: BLE001 - no package, no driver, no GPU: all mean CPU only
+        except Exception:  # no package, no driver, no GPU: all mean CPU only
             log.debug("no NVML; VRAM is not shown", exc_info=True)
             self._nvml = None
 

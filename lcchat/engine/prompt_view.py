@@ -32,6 +32,11 @@ def describe(session, view: PromptView) -> str:
         how = "read as special tokens ([chat] parse_special = true)" if parse else "kept as plain text"
         for a, b in view.literal:
             lines.append(f"special-token text in a message at character {a}: {visible(view.text[a:b])!r}, {how}")
+    note = getattr(model, "prompt_note", None)  # a remote model: whose template, whose tokens
+    if note is not None:
+        lines.insert(0, note())
+        lines.append(f"Token ids: {' '.join(str(t) for t in view.tokens)}")
+        return "\n".join(lines)
     lines.append("Tokens (* special):")
     for i, token in enumerate(view.tokens):
         piece = model.piece(token).decode("utf-8", "replace")

@@ -7,6 +7,7 @@ partial reply included when it is interrupted. cancel() may be called from any t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
 from lcchat.engine.protocol import TokenModel
-from lcchat.errors import LcchatError, PromptTooLong
+from lcchat.errors import EXIT_USAGE, LcchatError, PromptTooLong
 
 log = logging.getLogger("lcchat.session")
 
@@ -46,7 +47,7 @@ class ChatSession:
         self.model_settings = self.model_settings or self.profile.model
         self.sampling = copy.deepcopy(self.profile.sampling)
         self.conversation.system = self.conversation.system or self.profile.chat.system
-        self.loop = TokenLoop(self.model)
+        self.loop = _reply_source(self.model, self.profile)
         spec = self.profile.speculative
         # Speculative decoding: the mode /spec switches, and the draft model open_session loads.
         self.speculation = self.loop.speculation = speculative.Speculation(mode=spec.mode, n_draft=spec.n_draft)
@@ -54,9 +55,6 @@ class ChatSession:
         self.listeners: list[TurnListener] = []  # told when a turn ends: (session, user, reply)
         self.on_send: list[SendHook] = []  # told when a user message is added, before its reply
         self.on_close: list[Callable[[ChatSession], None]] = []  # run by close(), before the model is freed
-        # Where the on_open hooks report what they do while the session opens (the store
-        # re-reading a continued conversation: Progress("history", ...)); open_session's on_event.
-        self.report: Callable[[Event], None] | None = None
         self._pending: list[Notice] = []  # said after the current turn (see warn)
         self._lock = threading.Lock()
         self.extra_stops: list[str] = []
@@ -69,9 +67,9 @@ class ChatSession:
         # A reasoning model's thinking: its markers (None: the model does not reason), whether
         # it thinks this turn (None: as the template does) and the thinking budget (-1: none).
         chat = self.profile.chat
-        self.thinking: bool | None = None if chat.thinking == "auto" else chat.thinking in (True, "true")
-        self.thinking_budget = chat.thinking_budget
         self.markers = self._detect_markers()
+        self.thinking = None if chat.thinking == "auto" else chat.thinking in (True, "true")
+        self.thinking_budget = chat.thinking_budget
         self.stops, self.hidden = self._derive_stops()
         self.specials = self._vocab_specials()
 
@@ -125,7 +123,7 @@ class ChatSession:
         """Add a user message and stream the reply."""
         text = _clean(text)
         if not text.strip():
-            yield Error("the message is empty", 2)
+            yield Error("the message is empty", EXIT_USAGE)
             return
         with self._guard() as ok:
             if not ok:
@@ -176,7 +174,7 @@ class ChatSession:
         result = Generation()
         self._cached_text, self._cached_n = "", 0
         try:
-            for event in self.loop.run(prompt.tokens, self._turn_sampling(), stop, result, think):
+            for event in self._run(prompt, self._turn_sampling(), stop, result, think):
                 if isinstance(event, Stats) and event.final:
                     self.last_stats = event
                 yield event
@@ -185,7 +183,7 @@ class ChatSession:
             self.loop.cancel()
             self._record(user, result.text or "", interrupted=True, thinking=result.reasoning)
             raise
-        except Exception as exc:  # noqa: BLE001 - the session must survive a failed turn
+        except Exception as exc:  # the session must survive a failed turn
             log.debug("generation failed", exc_info=True)
             self.loop.reset()
             self._record(user, result.text, interrupted=True, thinking=result.reasoning)
@@ -201,13 +199,32 @@ class ChatSession:
                      thinking=result.reasoning)
         yield from self._drain()
 
+    def _run(self, prompt, sampling, stop: StopFilter, result: Generation, think) -> Iterator[Event]:
+        """The reply's events from its source: the token loop, or a server's stream
+        (engine/remote.py), which takes the prompt's text and the window's messages (and
+        leaves thinking to the server)."""
+        stream = getattr(self.loop, "stream", None)
+        if stream is not None:
+            return stream(prompt, self.conversation.chat_messages(), sampling, stop, result)
+        return self.loop.run(prompt.tokens, sampling, stop, result, think)
+
     # ------------------------------------------------------------ thinking
+
+    @property
+    def thinking(self) -> bool | None:
+        """Whether a reasoning model thinks this turn; None: as its template does (/think)."""
+        return self._thinking
+
+    @thinking.setter
+    def thinking(self, value: bool | None) -> None:
+        self._thinking = value
+        self._switch_thinking()  # so /show prompt shows what the next turn will send
 
     def _switch_thinking(self) -> None:
         """Pass enable_thinking to a template that reads it (Qwen3's), or leave it unset."""
         options = self.formatter.options
-        if self.markers is not None and self.thinking is not None and reasoning.takes_switch(self.formatter.text):
-            options["enable_thinking"] = self.thinking
+        if self.markers is not None and self._thinking is not None and reasoning.takes_switch(self.formatter.text):
+            options["enable_thinking"] = self._thinking
         else:
             options.pop("enable_thinking", None)
 
@@ -255,7 +272,7 @@ class ChatSession:
         for hook in list(self.on_send):
             try:
                 hook(self, user)
-            except Exception:  # noqa: BLE001 - saving must never end the chat
+            except Exception:  # saving must never end the chat
                 log.warning("a send hook failed", exc_info=True)
 
     def _record(self, user: Message, text: str, *, interrupted: bool, thinking: str = "") -> None:
@@ -264,7 +281,7 @@ class ChatSession:
         for listener in list(self.listeners):
             try:
                 listener(self, user, reply)
-            except Exception:  # noqa: BLE001 - saving must never end the chat
+            except Exception:  # saving must never end the chat
                 log.warning("a turn listener failed", exc_info=True)
 
     def warn(self, text: str) -> None:
@@ -343,7 +360,7 @@ class ChatSession:
         turn starts from, not what the undone exchange left behind."""
         try:
             history = self.history_prefix()
-        except Exception:  # noqa: BLE001 - only a figure: the next turn fits the cache anyway
+        except Exception:  # only a figure: the next turn fits the cache anyway
             log.debug("could not find the history's tokens after /undo", exc_info=True)
             return
         n = common_prefix(self.loop.cached, history[1] if history else [])
@@ -478,7 +495,7 @@ class ChatSession:
         for hook in hooks:
             try:
                 hook(self)
-            except Exception:  # noqa: BLE001 - closing must finish
+            except Exception:  # closing must finish
                 log.warning("a close hook failed", exc_info=True)
         self.speculation.close()
         self.model.close()
@@ -508,6 +525,16 @@ class ChatSession:
         return ChatSession._GuardCM(self._lock)
 
 
+def _reply_source(model, profile: Profile):
+    """The token loop for a model in this process; a remote model brings its own source."""
+    make = getattr(model, "reply_source", None)
+    if make is None:
+        return TokenLoop(model)
+    source = make()
+    source.chat_settings, source.profile_stops = profile.chat, list(profile.chat.stop)
+    return source
+
+
 def _clean(text: str) -> str:
     """Text safe to tokenize: lone surrogates (from undecodable input) and NULs replaced."""
     if any("\ud800" <= ch <= "\udfff" for ch in text):
@@ -517,55 +544,58 @@ def _clean(text: str) -> str:
 
 # ---------------------------------------------------------------- opening a session
 
-# Functions called with every session open_session() makes, with the load's cancel event,
-# in the thread that opened it and before it is returned. The CLI attaches the conversation
-# store this way, whichever front-end opens the session.
-on_open: list[Callable[[ChatSession, "threading.Event | None"], None]] = []
-
-
 def open_session(profile: Profile, *, on_progress: Callable[[float], None] | None = None,
-                 cancel: threading.Event | None = None, on_event: Callable[[Event], None] | None = None) -> ChatSession:
+                 cancel: threading.Event | None = None) -> ChatSession:
     """Open the profile's model (engine/loading.py: file checks, load, chat format,
-    notices): a ready session. on_progress gets the load's fraction; on_event what the
-    on_open hooks report after it (Progress("history", done, total) while a continued
-    conversation is re-read)."""
-    from lcchat.engine import loading
+    notices), or connect to its server ([backend] url: engine/remote.py), and its draft
+    model ([speculative] draft): a ready session. on_progress gets the load's fraction.
+    What else a run needs (the recorder, the signal handling) the composition root,
+    lcchat/runtime.py, attaches after."""
+    if profile.backend.url:
+        from lcchat.engine.remote import open_remote
 
-    loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
-    session = ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
-                          notices=loaded.notices, model_settings=loaded.settings)
-    session.report = on_event
+        model, formatter, notices = open_remote(profile)
+        session = ChatSession(model=model, profile=profile, formatter=formatter,
+                              notices=[Notice(text, "warning") for text in notices])
+    else:
+        from lcchat.engine import loading
+
+        loaded = loading.load(profile, on_progress=on_progress, cancel=cancel)
+        session = ChatSession(model=loaded.model, profile=profile, formatter=loaded.formatter,
+                              notices=loaded.notices, model_settings=loaded.settings)
     try:
-        session.speculation.draft_model = _open_draft(profile, loaded.model, cancel)
-        for hook in list(on_open):
-            hook(session, cancel)
+        session.speculation.draft_model = _open_draft(session, cancel)
     except BaseException:
         session.speculation.close()
-        loaded.model.close()
+        session.model.close()
         raise
     return session
 
 
-def _open_draft(profile: Profile, model, cancel: threading.Event | None) -> speculative.ModelDrafter | None:
-    """The draft model of [speculative] draft, loaded beside the model, once its vocabulary
-    is checked to be the model's (llama.cpp's rule); None when the profile names none."""
+def _open_draft(session: ChatSession, cancel: threading.Event | None) -> speculative.ModelDrafter | None:
+    """The draft model of [speculative] draft, opened the one way a model is
+    (engine/loading.py) with the model's settings, once its vocabulary is checked to be the
+    model's (llama.cpp's rule); None when the profile names none."""
     from lcchat.config.loader import resolve_draft_path
-    from lcchat.engine.model import Model
+    from lcchat.engine import loading
     from lcchat.errors import InputError
 
-    spec = profile.speculative
+    profile, model = session.profile, session.model
     path = resolve_draft_path(profile)
+    if path is not None and not hasattr(model, "decode_batch"):
+        raise InputError("a draft model needs a local model to draft for; this profile uses a server "
+                         "([backend] url): remove [speculative] draft")
     if path is None:
-        if spec.mode == "draft":
+        if profile.speculative.mode == "draft":
             raise InputError("[speculative] mode = draft needs a draft model: set [speculative] draft = PATH "
                              "or give --draft PATH")
         return None
-    settings = copy.copy(profile.model)
-    settings.n_ctx = model.n_ctx
-    draft = Model(path, settings, profile.rope, seed=0, cancel=cancel)
-    problem = speculative.vocab_mismatch(model, draft)
+    settings = dataclasses.replace(session.model_settings, n_ctx=model.n_ctx)
+    loaded = loading.load(profile, settings, path=path, formatter=session.formatter, cancel=cancel)
+    problem = speculative.vocab_mismatch(model, loaded.model)
     if problem:
-        draft.close()
+        loaded.model.close()
         raise InputError(f"{path}: cannot be the draft model of {model.path.name}: {problem}; "
                          "a draft model must have the same vocabulary")
-    return speculative.ModelDrafter(draft)
+    session.notices += loaded.notices
+    return speculative.ModelDrafter(loaded.model)

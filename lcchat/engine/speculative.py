@@ -104,11 +104,12 @@ class LookupDrafter:
                 if p + 1 >= size:
                     index[tuple(context[p + 1 - size:p + 1])] = p + 1
         self._indexed = max(self._indexed, end)
+        if len(context) + 1 < NGRAM_MIN or (*context[len(context) + 1 - NGRAM_MIN:], last) not in index:
+            return []  # no match of the shortest size, so none of a longer one: the common case in free text
         for size in range(NGRAM_MAX, NGRAM_MIN - 1, -1):
             if len(context) + 1 < size:
                 continue
-            key = (*context[len(context) + 1 - size:], last) if size > 1 else (last,)
-            at = index.get(key)
+            at = index.get((*context[len(context) + 1 - size:], last))
             if at is not None:
                 return context[at:at + n]
         return []

@@ -79,7 +79,7 @@ def _sandbox():
             sandbox.check_binop(operator, left, right)
             return sandbox.meter(super().call_binop(context, operator, left, right))
 
-        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - jinja's own signature
+        def call(__self, __context, __obj, *args, **kwargs):  # jinja's own signature
             sandbox.check_method(getattr(__obj, "__wrapped__", __obj), args, kwargs)
             return sandbox.meter(super().call(__context, __obj, *args, **kwargs))
 
@@ -126,7 +126,7 @@ def compile_jinja(text: str, *, bos_token: str = "", eos_token: str = "", source
         raise TemplateError(f"the {source} has a syntax error on line {exc.lineno}: {exc.message}") from exc
     except TemplateError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any compile failure means: don't use it
+    except Exception as exc:  # any compile failure means: don't use it
         raise TemplateError(f"the {source} does not compile: {exc}") from exc
 
     options: dict[str, Any] = {}
@@ -170,7 +170,7 @@ def _bounded_render(template: Any, source: str, variables: dict[str, Any]) -> st
             return "".join(pieces)
     except TemplateError:
         raise
-    except Exception as exc:  # noqa: BLE001 - SecurityError, TypeError, UndefinedError ...
+    except Exception as exc:  # SecurityError, TypeError, UndefinedError ...
         raise TemplateError(f"the {source} failed: {type(exc).__name__}: {exc}") from exc
 
 

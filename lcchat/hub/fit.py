@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from lcchat.config.schema import ModelSettings
 from lcchat.engine import gguf_info, quant
 from lcchat.engine.monitor import human_bytes
-from lcchat.errors import InputError, LcchatError
+from lcchat.errors import InputError
 from lcchat.hub.remote import RemoteFile
 from lcchat.hub.source import rank_of
 from lcchat.textsafe import one_line
@@ -87,7 +87,7 @@ def choose(repo_id: str, candidates: list[Candidate], header: gguf_info.GGUFInfo
            available_ram: int | None = -1, available_vram: int | None = -1) -> Plan:
     """Estimate every candidate and choose the first that fits (Plan.chosen None if none does)."""
     if available_ram == -1:  # read the machine once, not once per candidate
-        available_ram = quant._available_ram()
+        available_ram = quant.memory.available_ram_now()
     for c in candidates:
         c.estimate = estimate(header, c.file, settings, available_ram=available_ram, available_vram=available_vram)
         available_vram = c.estimate.available_vram if c.estimate.gpu_layers else available_vram

@@ -15,10 +15,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from lcchat.errors import InputError, LcchatError
+from lcchat.errors import EXIT_OK, InputError, LcchatError
 from lcchat.usage import UsageParser
-
-EXIT_OK = 0
 
 
 def build_parser() -> argparse.ArgumentParser:

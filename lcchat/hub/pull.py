@@ -23,10 +23,8 @@ import time
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from lcchat.errors import InputError, LcchatError, report
+from lcchat.errors import EXIT_INTERRUPTED, EXIT_OK, InputError, LcchatError, report
 from lcchat.usage import UsageParser
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from lcchat.engine import gguf_info
-from lcchat.engine.quant import split_tag
+from lcchat.engine.quant.variants import split_tag
 from lcchat.errors import InputError, LcchatError
 from lcchat.hub import cache
 from lcchat.hub.source import HubSource, file_pattern_problem

@@ -1,6 +1,7 @@
 """The plain REPL: a prompt-toolkit prompt, the shared slash commands, streamed replies.
 
-`run_repl(profile)` is what `lcchat --repl` runs: it loads the model, then hands a session
+`run_repl(profile, open_session=...)` is what `lcchat --repl` runs (lcchat/runtime.py
+gives it the opener and the run's Recorder): it loads the model, then hands the session
 to `Repl`, which tests build directly with a fake session, a pipe input and a StringIO
 output. The loop catches everything per turn: a failed turn is one red line, never a
 traceback, and the chat goes on.
@@ -15,7 +16,7 @@ import textwrap
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.enums import EditingMode
@@ -33,7 +34,7 @@ from lcchat.commands.actions import Clear, Copy, Edit, Exit, Generate, Settings,
 from lcchat.commands.parse import CommandLine, parse_line
 from lcchat.commands.registry import Context, FrontState, Registry, registry as default_registry
 from lcchat.engine.events import Event
-from lcchat.errors import LcchatError
+from lcchat.errors import EXIT_INTERRUPTED, EXIT_OK, LcchatError
 from lcchat.textsafe import clean
 from lcchat.repl.completer import SlashCompleter
 from lcchat.repl.keybindings import build_key_bindings, strip_block
@@ -41,6 +42,9 @@ from lcchat.repl.render import Printer, is_dumb, osc52
 from lcchat.repl.terminal import sigint_ignored
 from lcchat.repl.reply import ReplyPlayer, ReplyView
 from lcchat.repl.toolbar import Figures, toolbar_text
+
+if TYPE_CHECKING:
+    from lcchat.store.recorder import Recorder
 
 log = logging.getLogger("lcchat.repl")
 
@@ -76,13 +80,15 @@ def history_path() -> Path:
 class Repl:
     """One interactive chat over `session` (an engine.session.ChatSession).
 
-    input/output are prompt-toolkit's (None: the terminal). history: a History, a path,
+    input/output are prompt-toolkit's (None: the terminal). recorder: the run's
+    store.recorder.Recorder, for the commands (None: they attach one when first needed;
+    one whose `record` is False: --no-history). history: a History, a path,
     or None for the default file in the data dir. live_toolbar: draw the status line while
     replies stream (None: when the output is a real, non-dumb terminal).
     """
 
     def __init__(self, session, *, input: Input | None = None, output: Output | None = None,
-                 state: FrontState | None = None, registry: Registry | None = None,
+                 state: FrontState | None = None, registry: Registry | None = None, recorder: Recorder | None = None,
                  history: History | str | os.PathLike[str] | None = None, monitor: object = "auto",
                  live_toolbar: bool | None = None, toolbar_every: float = 1.0,
                  env: dict[str, str] | None = None) -> None:
@@ -98,7 +104,7 @@ class Repl:
         self.state = state or FrontState(stream=getattr(ui, "stream", True), vi_mode=getattr(ui, "vi_mode", False),
                                          theme=getattr(ui, "theme", "dark"), keys=KEYS)
         self.registry = registry or default_registry
-        self.ctx = Context(session, self.state)
+        self.ctx = Context(session, self.state, recorder=recorder)
         self.printer = Printer(self.output)
         self.dumb = is_dumb(self.output)
         if monitor == "auto":
@@ -109,7 +115,7 @@ class Repl:
         self.player = ReplyPlayer(session, self.printer, figures=self.figures, live_toolbar=live_toolbar,
                                   input_fd=_fileno(self.input), toolbar_every=toolbar_every)
         self.startup_warnings: list[str] = []
-        if history is None and not getattr(session, "recorded", True):
+        if history is None and recorder is not None and not recorder.record:
             history = InMemoryHistory()  # --no-history: what is typed is not written either
         elif history is None or not isinstance(history, History):
             path = history_path() if history is None else Path(history)
@@ -158,7 +164,8 @@ class Repl:
         except Exception:  # noqa: BLE001
             width = 80
         return toolbar_text(stats=s.last_stats, snapshot=self.figures.snapshot(), context_used=s.context_used,
-                            context_size=s.context_size, width=max(width, 1))
+                            context_size=s.context_size, width=max(width, 1),
+                            remote=bool(getattr(s.model, "server", "")))
 
     def read(self) -> str:
         """One message or command from the user. KeyboardInterrupt: Ctrl+C on an empty
@@ -182,15 +189,15 @@ class Repl:
                 self.printer.dim(QUIT_HINT)
                 continue
             except EOFError:
-                return 0
+                return EXIT_OK
             try:
                 if not self.handle(line):
-                    return 0
+                    return EXIT_OK
             except KeyboardInterrupt:
                 self.printer.line("Interrupted.", "yellow")
             except LcchatError as exc:
                 self.printer.error(str(exc))
-            except Exception as exc:  # noqa: BLE001 - one failed turn must not end the chat
+            except Exception as exc:  # one failed turn must not end the chat
                 log.debug("turn failed", exc_info=True)
                 self.printer.error(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
 
@@ -270,7 +277,7 @@ def _open_monitor():
         from lcchat.engine.monitor import Monitor
 
         return Monitor()
-    except Exception:  # noqa: BLE001 - no psutil figures: the toolbar shows what it can
+    except Exception:  # no psutil figures: the toolbar shows what it can
         log.debug("no monitor", exc_info=True)
         return None
 
@@ -293,12 +300,13 @@ def _is_tty(output: Output) -> bool:
 # ---------------------------------------------------------------- lcchat --repl
 
 
-def run_repl(profile, *, verbose: bool = False) -> int:
-    """Load the profile's model and chat in the terminal; returns the exit status."""
-    from lcchat.engine.session import open_session
+def run_repl(profile, *, open_session: Callable[..., object], recorder: Recorder | None = None, verbose: bool = False) -> int:
+    """Load the profile's model with `open_session(cancel=, on_event=)` (runtime.Run.open)
+    and chat in the terminal; returns the exit status."""
     from lcchat.engine.worker import run_cancellable
 
-    name = clean(Path(profile.model.path).name if profile.model.path else profile.name)
+    remote = profile.backend.url  # --remote: a server runs the model (engine/remote.py)
+    name = clean(remote or (Path(profile.model.path).name if profile.model.path else profile.name))
     err = sys.stderr
     print(f"loading {name}…", file=err, flush=True)
     started = time.perf_counter()
@@ -306,24 +314,25 @@ def run_repl(profile, *, verbose: bool = False) -> int:
 
     reading = ProgressLine(err, time.monotonic)  # "reading 1,729 tokens of history… 37%" (-C)
     try:
-        session = run_cancellable(lambda cancel: open_session(profile, cancel=cancel, on_event=reading.update))
+        session = run_cancellable(lambda cancel: open_session(cancel=cancel, on_event=reading.update))
     except KeyboardInterrupt:
         reading.erase()
         print("loading cancelled", file=err, flush=True)
-        return 130
+        return EXIT_INTERRUPTED
     reading.erase()
     seconds = float(session.model.describe().get("load_s") or 0) or (time.perf_counter() - started)
-    banner = f"loaded {name} in {seconds:.1f} s · /help lists the commands · Ctrl+D leaves"
+    done = f"connected to {clean(str(session.model.path))} at {name}" if remote else f"loaded {name}"
+    banner = f"{done} in {seconds:.1f} s · /help lists the commands · Ctrl+D leaves"
     # Printed before the REPL's own printer exists: wrap it between words here, or the terminal
     # cuts it mid-word at 80 columns ("Ctr" / "l+D").
     width = shutil.get_terminal_size((80, 24)).columns
     print(textwrap.fill(banner, width=max(width - 1, 20), break_long_words=False, break_on_hyphens=False),
           file=err, flush=True)
     try:
-        repl = Repl(session)
+        repl = Repl(session, recorder=recorder)
         return repl.run()
     finally:
         try:
             session.close()  # the store's hooks keep the KV state, then the model is freed
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("closing the session failed", exc_info=True)

@@ -218,4 +218,4 @@ class ReplyPlayer:
         return toolbar_text(stats=view.stats, snapshot=self.figures.snapshot(), context_used=s.context_used,
                             context_size=s.context_size, progress=view.progress,
                             waiting=view.doing if view.waiting else False,
-                            width=width)
+                            width=width, remote=bool(getattr(s.model, "server", "")))

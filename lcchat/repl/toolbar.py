@@ -67,9 +67,11 @@ def _pair(used: int | None, total: int | None) -> str:
 
 
 def toolbar_text(*, stats: Stats | None, snapshot: Snapshot | None, context_used: int, context_size: int,
-                 progress: Progress | None = None, waiting: str | bool = False, width: int = 80) -> str:
+                 progress: Progress | None = None, waiting: str | bool = False, width: int = 80,
+                 remote: bool = False) -> str:
     """One line of figures, cut to `width` columns. `waiting`: what is going on before the
-    first figures come (True: the prompt is being read)."""
+    first figures come (True: the prompt is being read). `remote`: the model runs on a
+    server (--remote), so this machine's RAM and VRAM are not the model's: they read "remote"."""
     if progress is not None and progress.total:
         speed = f"{progress.what} {100 * progress.done // progress.total}%"
     elif waiting:
@@ -81,7 +83,9 @@ def toolbar_text(*, stats: Stats | None, snapshot: Snapshot | None, context_used
     else:
         speed = "— t/s"
     parts = [speed]
-    if snapshot is not None:
+    if remote:
+        parts += ["RAM remote", "VRAM remote"]
+    elif snapshot is not None:
         parts.append(f"RSS {compact(snapshot.rss)}")
         parts.append(f"RAM {_pair(snapshot.ram_used, snapshot.ram_total)}")
         parts.append(f"VRAM {_pair(snapshot.vram_used, snapshot.vram_total)}")

@@ -7,9 +7,9 @@ ends; resume, export; bounded KV states.
                  the system prompt, model and quant in force; load/resume; KV state saves
     kvstate.py   llama.cpp's KV state saved beside a conversation, for a fast resume: one
                  per conversation, all under [store] state_max (LRU), safe writes
-    hangup.py    SIGHUP/SIGTERM: cancel the reply, let the turn be saved, exit 129/143
-    wiring.py    how the CLI attaches all this to whichever front-end opens the session;
-                 what is kept (--no-history, --save-state)
+    recording.py what one run keeps (--no-history, --save-state), the conversation to
+                 continue (-C), and its Recorder; lcchat/runtime.py makes it and binds it
+                 to the session it opens
     export.py    Markdown and JSON, the `history list` line and `history show` transcript
     cli.py       `lcchat history list|show|export|rm|prune`
 
@@ -22,7 +22,7 @@ from typing import Any
 
 
 def attach(session: Any, store: Any = None, *, on_warning: Any = None) -> Any:
-    """Record `session`'s turns; returns the Recorder (also set as session.recorder)."""
+    """Record `session`'s turns; returns the Recorder (the same one when called again)."""
     from lcchat.store.recorder import attach as _attach
 
     return _attach(session, store, on_warning=on_warning)

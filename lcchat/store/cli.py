@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Sequence
 
-from lcchat.errors import LcchatError
+from lcchat.errors import EXIT_FAILURE, EXIT_OK, LcchatError
 
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -105,26 +105,26 @@ def _act(store, args: argparse.Namespace) -> int:
                 store.check()
             except Damaged as damage:
                 return _finish(damage)
-        return 0
+        return EXIT_OK
     cid = store.resolve(args.id)
     if args.action == "rm":
         if not store.delete(cid):
             raise UnknownConversation(f"no conversation {args.id!r}")
         kvstate.remove(cid)
         print(f"removed conversation {cid}")
-        return 0
+        return EXIT_OK
     conv = store.get(cid)
     if conv is None:
         raise UnknownConversation(f"no conversation {args.id!r}")
     if args.action == "show":
         sys.stdout.write(for_stream(export.transcript(conv), sys.stdout))
-        return 0
+        return EXIT_OK
     text = export.render(conv, args.format, reasoning=args.reasoning)
     if args.output:
         write_private(os.path.expanduser(args.output), text)
-        return 0
+        return EXIT_OK
     sys.stdout.write(for_stream(text, sys.stdout))
-    return 0
+    return EXIT_OK
 
 
 def write_private(path: str, text: str) -> None:
@@ -192,7 +192,7 @@ def _prune(store, args: argparse.Namespace) -> int:
     what = [f"{removed} conversation{'s' if removed != 1 else ''}"] if removed else []
     what.append(f"{states} KV state{'s' if states != 1 else ''}")
     print(f"freed {human_bytes(freed)}: removed {' and '.join(what)}")
-    return 0
+    return EXIT_OK
 
 
 def _db_bytes(store) -> int:
@@ -208,7 +208,7 @@ def _db_bytes(store) -> int:
 def _finish(damage) -> int:
     """Say that the database is damaged after showing what could be read; exit status 1."""
     _say(f"{damage} What could be read is shown above.")
-    return 1
+    return EXIT_FAILURE
 
 
 def _say(text: str) -> None:

@@ -70,6 +70,11 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("3 a reply's thinking, apart from its answer", (
         "ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''",
     )),
+    # The server a remote turn came from (--remote, [backend] url); `model` then holds the
+    # model name the server was asked for. NULL for turns of a model run in-process.
+    ("4 per-turn remote server URL", (
+        "ALTER TABLE messages ADD COLUMN server TEXT",
+    )),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -88,6 +93,13 @@ class Damaged(LcchatError):
         self.detail = detail
 
 
+def is_conversation_number(word: str) -> bool:
+    """Whether `word` is a conversation number ("12" or "#12"): ASCII digits only, since
+    str.isdigit() also accepts "²" or "٣", which are names, not numbers."""
+    digits = word.lstrip("#")
+    return digits.isascii() and digits.isdigit()
+
+
 def recover_hint(path: Path) -> str:
     fixed = path.with_name("recovered.db")
     return (f"sqlite3 {path} .recover | sqlite3 {fixed}, then move {fixed.name} over {path.name} "
@@ -96,11 +108,13 @@ def recover_hint(path: Path) -> str:
 
 @dataclass
 class TurnSettings:
-    """What was in force for a message: the system prompt, model file and its quant type."""
+    """What was in force for a message: the system prompt, model file and its quant type;
+    for a remote model, the server's URL (and `model` is the name the server was asked for)."""
 
     system: str = ""
     model: str = ""
     quant: str = ""
+    server: str = ""
 
 
 @dataclass
@@ -325,13 +339,13 @@ class Store:
         """Replace the messages from `start` on with `rows` (role, content, interrupted, stats,
         and optionally the reply's thinking), each marked with the `settings` in force (None:
         not known; the conversation's stand in)."""
-        turn = settings or TurnSettings(None, None, None)  # type: ignore[arg-type]
+        turn = settings or TurnSettings(None, None, None, None)  # type: ignore[arg-type]
         conn.execute("DELETE FROM messages WHERE conversation_id = ? AND seq >= ?", (cid, start))
         conn.executemany(
             "INSERT INTO messages (conversation_id, seq, role, content, interrupted, stats, created, system, model, quant,"
-            " reasoning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reasoning, server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(cid, start + i, role, content, int(bool(interrupted)), json.dumps(stats) if stats else None, now,
-              turn.system, turn.model, turn.quant, rest[0] if rest else "")
+              turn.system, turn.model, turn.quant, rest[0] if rest else "", turn.server or None)
              for i, (role, content, interrupted, stats, *rest) in enumerate(rows)],
         )
         conn.execute("UPDATE conversations SET updated = ?, system = ? WHERE id = ?", (now, system, cid))
@@ -374,11 +388,12 @@ class Store:
             per_turn = {"system", "model", "quant"} <= self._columns
             extra = ", system, model, quant" if per_turn else ", NULL, NULL, NULL"
             extra += ", reasoning" if "reasoning" in self._columns else ", ''"
-            for seq, role, content, interrupted, stats, created, system, model, quant, reasoning in conn.execute(
+            extra += ", server" if "server" in self._columns else ", NULL"
+            for seq, role, content, interrupted, stats, created, system, model, quant, reasoning, server in conn.execute(
                 f"SELECT seq, role, content, interrupted, stats, created{extra} FROM messages WHERE conversation_id = ? "
                 "ORDER BY seq", (cid,),
             ):
-                settings = None if system is None else TurnSettings(system, model or "", quant or "")
+                settings = None if system is None else TurnSettings(system, model or "", quant or "", server or "")
                 conv.messages.append(StoredMessage(int(seq), role, content, bool(interrupted),
                                                    _json_or_none(stats), float(created), settings, reasoning or ""))
             return conv
@@ -389,7 +404,7 @@ class Store:
         text = str(ref).strip().lstrip("#")
         with self.reading() as conn:
             if conn is not None:
-                if text.isascii() and text.isdigit():
+                if is_conversation_number(text):
                     number = int(text)  # past SQLite's 64-bit range no conversation has it
                     row = None if number >= 1 << 63 else conn.execute(
                         "SELECT id FROM conversations WHERE id = ?", (number,)).fetchone()

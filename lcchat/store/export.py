@@ -57,6 +57,8 @@ def fence(text: str) -> str:
 
 
 def _model_label(t: TurnSettings) -> str:
+    if t.server:
+        return f"{t.model or '-'} on {t.server}"
     name = Path(t.model).name or "-"
     return f"{name} ({t.quant})" if t.quant else name
 
@@ -90,7 +92,7 @@ def to_markdown(conv: StoredConversation, reasoning: bool = False) -> str:
         turn = settings_of(conv, m)
         if turn.system != current.system:
             out += ["## System (changed)", "", fence(turn.system) if turn.system else "*(none)*", ""]
-        if (turn.model, turn.quant) != (current.model, current.quant):
+        if (turn.model, turn.quant, turn.server) != (current.model, current.quant, current.server):
             out += [f"*Model from here on: {_flat(_model_label(turn))}*", ""]
         current = turn
         out += [f"## {'You' if m.role == 'user' else m.role.capitalize()}", ""]
@@ -112,6 +114,7 @@ def to_json(conv: StoredConversation, reasoning: bool = False) -> str:
         turn = settings_of(conv, m)
         return {"role": m.role, "content": m.content, "interrupted": m.interrupted, "created": iso(m.created),
                 "system": turn.system, "model": turn.model, "quant": turn.quant,
+                **({"server": turn.server} if turn.server else {}),
                 **({"reasoning": m.reasoning} if reasoning and m.reasoning else {}),
                 **({"stats": m.stats} if m.stats else {})}
 

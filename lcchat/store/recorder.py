@@ -38,18 +38,22 @@ class Recorder:
     conversation can still be loaded (read) to continue it privately.
     keep_state: save the KV state after turns and at close (interactive sessions, or
     --save-state); otherwise no state file is written. state_max: the cap in bytes on all
-    states together (None: kvstate.default_cap())."""
+    states together (None: kvstate.default_cap()).
+
+    `session` may be None: the composition root makes the Recorder before the model is
+    loaded, hands it to the front-end, and binds it to the session once it is open."""
 
     def __init__(self, session, store: Store | None = None, *,
                  on_warning: Callable[[str], None] | None = None, owns_store: bool | None = None,
                  record: bool = True, keep_state: bool = True, state_max: int | None = None) -> None:
-        self.session = session
+        self.session = None
         self.store = store or Store()
         self.record = record
         self.keep_state = keep_state and record
         self.state_max = state_max
         self._owns_store = store is None if owns_store is None else owns_store
-        self.on_warning = on_warning or getattr(session, "warn", None) or log.warning
+        self._on_warning = on_warning
+        self.on_warning: Callable[[str], None] = on_warning or log.warning
         self.conversation_id: int | None = None
         self.warnings: list[str] = []  # what the user was told (at most one)
         self.last_error: str | None = None
@@ -59,11 +63,22 @@ class Recorder:
         self._rows: list[Row] = []  # what the database holds for conversation_id
         self._version: float | None = None  # its `updated` stamp when we last wrote
         self._system: str | None = None  # the system prompt written with it
-        self._stats_seen = getattr(session, "last_stats", None)
+        self._stats_seen = None
         self._lock = threading.RLock()
         self._fingerprint: tuple[object, str | None] | None = None  # (model, its fingerprint)
         self._kv_saved: tuple[int, str, list[int]] | None = None  # what the state file holds
         self._bytes_per_token = 0.0
+        if session is not None:
+            self.bind(session)
+
+    def bind(self, session) -> None:
+        """Record `session` from now on: its send hook, turn listener and close hook."""
+        self.session = session
+        self.on_warning = self._on_warning or getattr(session, "warn", None) or log.warning
+        self._stats_seen = getattr(session, "last_stats", None)
+        session.listeners.append(self)
+        session.on_send.append(self.sent)
+        session.on_close.append(lambda _session: self.close())
 
     # ------------------------------------------------------------ the listener
 
@@ -124,7 +139,7 @@ class Recorder:
         self.warnings.append(text)
         try:
             self.on_warning(text)
-        except Exception:  # noqa: BLE001 - a warning must not end the chat either
+        except Exception:  # a warning must not end the chat either
             log.debug("on_warning failed", exc_info=True)
 
     def turn_settings(self) -> TurnSettings:
@@ -133,7 +148,8 @@ class Recorder:
             quant = str(self.session.model.describe().get("quant") or "")
         except Exception:  # noqa: BLE001 - a label, not worth a failed save
             quant = ""
-        return TurnSettings(self.session.conversation.system, self._model(), quant)
+        server = str(getattr(self.session.model, "server", "") or "")  # a remote model's URL (engine/remote.py)
+        return TurnSettings(self.session.conversation.system, self._model(), quant, server)
 
     def _profile(self) -> str:
         return str(getattr(getattr(self.session, "profile", None), "name", "") or "")
@@ -195,7 +211,7 @@ class Recorder:
         except kvstate.StateNotSaved as exc:
             self._state_warning(str(exc))
             return False
-        except Exception:  # noqa: BLE001 - the state is a cache: losing it costs time, not data
+        except Exception:  # the state is a cache: losing it costs time, not data
             log.debug("saving the KV state failed", exc_info=True)
             return False
         self._kv_saved = (cid, printed, tokens)
@@ -215,7 +231,7 @@ class Recorder:
         self.state_warnings.append(text)
         try:
             self.on_warning(text)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("on_warning failed", exc_info=True)
 
     # ------------------------------------------------------------ resuming
@@ -309,23 +325,18 @@ def last_lines(stored: StoredConversation, n: int = 4) -> str:
 
 def attach(session, store: Store | None = None, *, on_warning: Callable[[str], None] | None = None,
            **options) -> Recorder:
-    """Record `session`'s turns in the store (the data dir's database by default). Sets
-    session.recorder, which /save, /load and /history use, and saves the KV state when the
-    session is closed. `options` are Recorder's (record, keep_state, state_max).
-    Attaching twice returns the first recorder."""
-    existing = getattr(session, "recorder", None)
-    if isinstance(existing, Recorder):
+    """Record `session`'s turns in the store (the data dir's database by default), and
+    save the KV state when the session is closed. `options` are Recorder's (record,
+    keep_state, state_max). Attaching twice returns the first recorder."""
+    existing = recorder_of(session)
+    if existing is not None:
         return existing
-    recorder = Recorder(session, store, on_warning=on_warning, **options)
-    session.listeners.append(recorder)
-    on_send = getattr(session, "on_send", None)
-    if isinstance(on_send, list):
-        on_send.append(recorder.sent)
-    on_close = getattr(session, "on_close", None)
-    if isinstance(on_close, list):
-        on_close.append(lambda _session: recorder.close())
-    session.recorder = recorder
-    return recorder
+    return Recorder(session, store, on_warning=on_warning, **options)
+
+
+def recorder_of(session) -> Recorder | None:
+    """The Recorder listening to `session`, if one is."""
+    return next((listener for listener in session.listeners if isinstance(listener, Recorder)), None)
 
 
 def _reason(exc: BaseException, store: Store) -> str:

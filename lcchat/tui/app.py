@@ -1,8 +1,9 @@
 """The Textual front-end: transcript, input box, live panels, themes.
 
 The app gets what it depends on through make_app(): a session factory (the real one loads
-the model; tests pass a fake session), a system monitor, an editor runner and the theme
-directories. Everything slow runs in thread workers: loading the model, and one kind of
+the model; tests pass a fake session), the run's Recorder and signal handling (from
+lcchat/runtime.py), a system monitor, an editor runner and the theme directories.
+Everything slow runs in thread workers: loading the model, and one kind of
 background job (jobs.py) for both a reply and a Task (/quant, /load). The threads post
 the messages of messages.py; the UI thread renders them. Themes are the Theming mixin
 (theming.py). Slash commands come from the shared registry (lcchat.commands), as in the
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from rich.text import Text
 from textual import work
@@ -33,7 +34,10 @@ from lcchat.commands import (
     Clear, CommandLine, Context, Copy, Edit, Exit, FrontState, Generate, Settings, Task, Theme, parse_line, registry,
 )
 from lcchat.commands.advice import phrase
-from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Token
+from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Thinking, Token
+from lcchat.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
+from lcchat.signals import WAIT_S as SIGNAL_WAIT_S
+from lcchat.signals import Signals
 from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
 from lcchat.tui.jobs import Job, run_job
@@ -44,6 +48,9 @@ from lcchat.tui.palette import Palette, SlashCommands
 from lcchat.tui.panels import Dashboard, MonitorLike
 from lcchat.tui.prompt import PromptInput
 from lcchat.tui.transcript import AssistantTurn, LoadingLine, Transcript
+
+if TYPE_CHECKING:
+    from lcchat.store.recorder import Recorder
 
 log = logging.getLogger("lcchat.tui")
 
@@ -84,9 +91,12 @@ class LcchatApp(Theming, App[int]):
 
     def __init__(self, session_factory: SessionFactory, *, profile: Any = None, monitor: MonitorLike | None = None,
                  theme: str | None = None, theme_dirs: list[Path] | None = None,
-                 editor: EditorRunner | None = None, cursor_blink: bool = True, verbose: bool = False) -> None:
+                 editor: EditorRunner | None = None, cursor_blink: bool = True, verbose: bool = False,
+                 recorder: Recorder | None = None, signals: Signals | None = None) -> None:
         super().__init__()
         self.session_factory = session_factory
+        self.recorder = recorder  # for the commands; None: they attach one when first needed
+        self.signals = signals or Signals("interactive")  # the run's; told of the signals this app handles
         self.profile = profile
         self.monitor = monitor
         self.session: Any = None
@@ -101,7 +111,7 @@ class LcchatApp(Theming, App[int]):
         self.busy = False
         self.load_error: str | None = None
         self.load_exception: BaseException | None = None
-        self.exit_code = 0
+        self.exit_code = EXIT_OK
         self._turn: AssistantTurn | None = None
         self._pacer, self._ui_mark = FramePacer(), 0.0  # when the reply thread hands tokens over
         self._task_line = None
@@ -132,7 +142,7 @@ class LcchatApp(Theming, App[int]):
 
     def _install_signal_handlers(self) -> None:
         """`kill -INT` acts as Ctrl+C followed by quitting, SIGTERM and SIGHUP as the
-        store's hangup module makes them act elsewhere: the reply stops, the turn is saved
+        signal handling (lcchat/signals.py) makes them act elsewhere: the reply stops, the turn is saved
         (marked interrupted), and the app exits with 128 + the signal. The handlers run in
         the event loop (not as a KeyboardInterrupt or SystemExit thrown into it, which
         would leave the reply running or App._shutdown never awaited)."""
@@ -165,13 +175,8 @@ class LcchatApp(Theming, App[int]):
                 pass
 
     def _on_signal(self, signum: int) -> None:
-        from lcchat.store import hangup
-
         log.debug("signal %d: stopping the reply, saving the turn, leaving", signum)
-        if hangup.received is None:
-            hangup.received = signum
-        if signum == getattr(signal, "SIGHUP", None):
-            hangup.detach_terminal()
+        self.signals.noted(signum)
         if self._signalled is not None:  # a second one: leave now
             super().exit(128 + signum)
             return
@@ -179,12 +184,10 @@ class LcchatApp(Theming, App[int]):
         self.run_worker(self._stop_and_exit(signum), group="signal", exit_on_error=False)
 
     async def _stop_and_exit(self, signum: int) -> None:
-        from lcchat.store import hangup
-
         self._quitting = True
         if self.busy and self.session is not None:
             self.session.cancel()
-            await asyncio.to_thread(self._reply_idle.wait, hangup.WAIT_S)
+            await asyncio.to_thread(self._reply_idle.wait, SIGNAL_WAIT_S)
         if self.session is None and not self._load_done.is_set():
             self._load_cancel.set()
             await asyncio.to_thread(self._load_done.wait, 5.0)
@@ -340,7 +343,7 @@ class LcchatApp(Theming, App[int]):
         describe = session.model.describe()
         self.dashboard.set_model(describe, session.profile.name)
         self.dashboard.set_context(session.context_used, session.context_size)
-        if not getattr(session, "recorded", True):  # --no-history: said for as long as the app runs
+        if self.recorder is not None and not self.recorder.record:  # --no-history: said for as long as the app runs
             self.prompt.border_title = NOT_RECORDED
         if session.conversation.messages:  # continuing a saved conversation (-C)
             await self.show_conversation()
@@ -365,10 +368,10 @@ class LcchatApp(Theming, App[int]):
         if isinstance(exc, LcchatError):
             self.load_error, self.exit_code = str(exc), exc.exit_code
         elif isinstance(exc, KeyboardInterrupt):
-            self.load_error, self.exit_code = "interrupted", 130
+            self.load_error, self.exit_code = "interrupted", EXIT_INTERRUPTED
         else:
             self.load_error = f"internal error: {type(exc).__name__}: {exc} (run with -v for details)"
-            self.exit_code = 1
+            self.exit_code = EXIT_FAILURE
         self.load_exception = exc
         self.exit(self.exit_code)
 
@@ -398,10 +401,10 @@ class LcchatApp(Theming, App[int]):
         return await self.send(parsed.text)
 
     def _complete(self, text: str) -> list[str]:
-        ctx = Context(self.session, self.front)
+        ctx = Context(self.session, self.front, recorder=self.recorder)
         try:
             return registry.completions(ctx, text)
-        except Exception:  # noqa: BLE001 - a completer bug must not break typing
+        except Exception:  # a completer bug must not break typing
             log.debug("completion failed", exc_info=True)
             return []
 
@@ -495,16 +498,21 @@ class LcchatApp(Theming, App[int]):
         turn = self._turn
         if turn is None:
             return
-        if isinstance(event, Token):
+        if isinstance(event, Thinking):
+            await turn.think(event.text, collapsed=not self.front.show_thinking)
+        elif isinstance(event, Token):
             cpu = time.thread_time()  # the main thread's CPU since the last batch: its cost
             self._pacer.ui_cost(cpu - self._ui_mark)
             self._ui_mark = cpu
             if self._streaming:
                 await turn.write(event.text)
             else:
+                turn.end_thinking()
                 turn.hold(event.text)
         elif isinstance(event, Stats):
-            self._final_stats = event
+            turn.thinking_stats(event)
+            if event.final:
+                self._final_stats = event
         elif isinstance(event, Progress):
             pct = 100 * event.done // event.total if event.total else 0
             turn.note.update(Text(clean(f"{event.what} {pct}%")))
@@ -566,11 +574,11 @@ class LcchatApp(Theming, App[int]):
     # ------------------------------------------------------------ commands
 
     async def run_command(self, command: CommandLine) -> None:
-        ctx = Context(self.session, self.front)
+        ctx = Context(self.session, self.front, recorder=self.recorder)
         line = command.line
         try:
             result = registry.run(ctx, command)
-        except Exception as exc:  # noqa: BLE001 - a failing command must not end the chat
+        except Exception as exc:  # a failing command must not end the chat
             log.debug("command failed", exc_info=True)
             why = "the model is still loading" if self.session is None else f"{type(exc).__name__}: {exc}"
             await self.transcript.add_output(f"The command failed: {why}", error=True, line=line)
@@ -667,7 +675,7 @@ class LcchatApp(Theming, App[int]):
         if self.session is None and not self._load_done.is_set():
             self._load_cancel.set()
             await asyncio.to_thread(self._load_done.wait, 5.0)
-        self.exit(self.exit_code if self.load_error else 0)
+        self.exit(self.exit_code if self.load_error else EXIT_OK)
 
     def exit(self, result: int | None = None, return_code: int = 0, message: Any = None) -> None:
         # However the app ends, nothing keeps working behind it: a load or a reply in flight is cancelled.
@@ -696,27 +704,28 @@ class LcchatApp(Theming, App[int]):
 def make_app(session_factory: SessionFactory, **options: Any) -> LcchatApp:
     """The app, with its dependencies: `session_factory(on_progress=, cancel=)` returns a
     ChatSession; options are LcchatApp's keyword arguments (profile, monitor, theme,
-    theme_dirs, editor, cursor_blink, verbose)."""
+    theme_dirs, editor, cursor_blink, verbose, recorder, signals)."""
     return LcchatApp(session_factory, **options)
 
 
-def run_tui(profile: Any, *, verbose: bool = False) -> int:
-    """Load the profile's model and chat full-screen; returns the exit status."""
+def run_tui(profile: Any, *, open_session: Callable[..., Any], recorder: Recorder | None = None,
+            signals: Signals | None = None, verbose: bool = False) -> int:
+    """Load the profile's model with `open_session(on_progress=, cancel=, on_event=)`
+    (runtime.Run.open) and chat full-screen; returns the exit status."""
     import sys
 
     from lcchat.engine.monitor import Monitor
-    from lcchat.engine.session import open_session
 
     def factory(on_progress=None, cancel=None):
-        return open_session(profile, on_progress=on_progress, cancel=cancel, on_event=app.report_load_event)
+        return open_session(on_progress=on_progress, cancel=cancel, on_event=app.report_load_event)
 
     try:
         monitor: MonitorLike | None = Monitor()
-    except Exception:  # noqa: BLE001 - no psutil figures is not a reason to stop
+    except Exception:  # no psutil figures is not a reason to stop
         log.debug("no monitor", exc_info=True)
         monitor = None
     held = _hold_log_output()
-    app = make_app(factory, profile=profile, monitor=monitor, verbose=verbose)
+    app = make_app(factory, profile=profile, monitor=monitor, verbose=verbose, recorder=recorder, signals=signals)
     try:
         result = app.run()
     finally:
@@ -739,13 +748,11 @@ def _close_session(app: LcchatApp) -> None:
     session = app.session
     if session is None:
         return
-    from lcchat.store import hangup
-
     session.cancel()
-    app._reply_idle.wait(hangup.WAIT_S)
+    app._reply_idle.wait(SIGNAL_WAIT_S)
     try:
         session.close()
-    except Exception:  # noqa: BLE001 - leaving matters more
+    except Exception:  # leaving matters more
         log.debug("closing the session failed", exc_info=True)
 
 

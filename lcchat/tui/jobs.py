@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from textual.message import Message
 
 from lcchat.commands.actions import Task
-from lcchat.engine.events import Error, Event, Stats, Token
+from lcchat.engine.events import Error, Event, Stats, Thinking, Token
 from lcchat.tui.messages import JobEnded, JobEvent
 from lcchat.tui.pacing import FramePacer
 from lcchat.tui.panels import LiveStats
@@ -41,18 +41,24 @@ def run_job(job: Job, post: Callable[[Message], object], post_stats: Callable[[M
     (Stats) with `post_stats`, the dashboard's. Tokens are sent on in batches as often as
     `pacer` allows (tui/pacing.py: at most 30 a second, and the UI's layout and rendering
     within a budget of the reply's time; the app reports the UI's cost to it); a slow
-    model's tokens still go out one by one, at once."""
+    model's tokens still go out one by one, at once.
+    A reasoning model's thinking (Thinking) is sent on the same way, apart from the answer;
+    live Stats that count thinking tokens reach the app too (the Thinking block's title)."""
     pending: list[str] = []
+    kind: type = Token  # what pending holds: answer (Token) or thinking (Thinking) text
     pacer = pacer or FramePacer()
 
     def flush() -> None:
         if pending:
-            post(JobEvent(job, Token("".join(pending))))
+            post(JobEvent(job, kind("".join(pending))))
             pending.clear()
 
     try:
         for event in job.produce():
-            if isinstance(event, Token):
+            if isinstance(event, (Token, Thinking)):
+                if type(event) is not kind:
+                    flush()
+                    kind = type(event)
                 pending.append(event.text)
                 now = time.monotonic()
                 if pacer.due(now):
@@ -61,11 +67,11 @@ def run_job(job: Job, post: Callable[[Message], object], post_stats: Callable[[M
                 continue
             if isinstance(event, Stats):
                 post_stats(LiveStats(event))
-                if not event.final:
+                if not event.final and not event.reasoning_tokens:
                     continue
             flush()
             post(JobEvent(job, event))
-    except BaseException as exc:  # noqa: BLE001 - the chat goes on after a failed job
+    except BaseException as exc:  # the chat goes on after a failed job
         log.debug("%s failed", "the reply" if job.task is None else job.task.what, exc_info=True)
         flush()
         post(JobEvent(job, Error(job.failure(exc))))

@@ -48,6 +48,7 @@ class Figures:
     prompt_cached: bool = False  # that prompt came whole from the KV cache: no rate to show
     completion_tokens: int = 0
     spec: str = ""  # speculative decoding's accepted/drafted and tokens per decode; "" when off
+    reasoning_tokens: int = 0  # of completion_tokens, those a reasoning model spent thinking
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))  # gen t/s of finished replies
     prompt_history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     context_used: int = 0
@@ -58,6 +59,7 @@ class Figures:
     profile: str = ""
     load_s: float | None = None
     generating: bool = False
+    remote: str = ""  # the server's URL when the model runs there (--remote): no local RAM/VRAM figures
 
     @property
     def fill(self) -> float:
@@ -81,6 +83,7 @@ class Figures:
             self.prompt_cached, self.prompt_rate = False, stats.prompt_tokens_per_s
         self.completion_tokens = stats.completion_tokens
         self.spec = stats.spec_text
+        self.reasoning_tokens = stats.reasoning_tokens
         if stats.context_size:
             self.context_used, self.context_size = stats.context_used, stats.context_size
         if stats.final:
@@ -95,6 +98,7 @@ class Figures:
         load = describe.get("load_s")
         self.load_s = float(load) if isinstance(load, (int, float)) else None
         self.profile = profile_name
+        self.remote = clean(str(describe.get("remote", "") or ""))
 
 
 def short_bytes(n: int | None) -> str:
@@ -250,6 +254,8 @@ class StatusLine(Static):
         ram = "RAM -" if s is None else f"RAM {short_bytes(s.rss)}"
         ram_sys = "" if s is None else f" · {short_bytes(s.ram_used).rstrip('G')}/{short_bytes(s.ram_total)}"
         vram = vram_short(f)
+        if f.remote:
+            ram, ram_sys, vram = "RAM remote", "", "VRAM remote"
         model = " ".join(x for x in (f.model_file, f.quant) if x)
         spec = f" · {f.spec}" if f.spec else ""
         sep = Content.from_markup("[$lc-muted] │ [/]")
@@ -295,7 +301,7 @@ class Dashboard(Vertical):
         super().__init__(id=id)
         self.monitor = monitor
         self.figures = Figures()
-        self._shown: dict[str, str] = {}  # what each one-line label shows
+        self._shown: dict[str, str] = {}  # what each label shows
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
@@ -370,7 +376,8 @@ class Dashboard(Vertical):
         f = self.figures
         self.query_one(StatusLine).show(f)
         q, show = self.query_one, self._show_line
-        show("#speed-gen", f"gen    {rate(f.gen_rate)} t/s")
+        thinking = f" · {f.reasoning_tokens} think" if f.reasoning_tokens else ""  # thinking and answer apart
+        show("#speed-gen", f"gen    {rate(f.gen_rate)} t/s{thinking}")
         show("#speed-prompt", f"prompt {prompt_text(f)}")
         show("#speed-spec", f.spec)
         spec = q("#speed-spec", Label)
@@ -387,7 +394,11 @@ class Dashboard(Vertical):
         else:
             show("#speed-history-label", "no replies yet")
         s = f.snapshot
-        if s is None:
+        if f.remote:  # the model's memory is the server's; this process holds only the chat
+            show("#ram-rss", "model   remote")
+            show("#ram-system", f"lcchat  {human_bytes(s.rss) if s else '-'}")
+            show("#vram-value", "remote")
+        elif s is None:
             show("#ram-rss", "process -")
             show("#ram-system", "system  -")
             show("#vram-value", "-")
@@ -400,9 +411,13 @@ class Dashboard(Vertical):
         show("#ctx-text", f"{f.context_used} / {f.context_size} tokens ({100 * f.fill:.0f}%)")
         # These may wrap or be empty: laid out again, but only when they change.
         show("#model-file", f.model_file or "-", layout=True)
-        show("#model-quant", f"quant   {f.quant}" if f.quant else "", layout=True)
         show("#model-profile", f"profile {f.profile}" if f.profile else "", layout=True)
-        show("#model-load", f"loaded in {f.load_s:.2f} s" if f.load_s is not None else "loading...", layout=True)
+        if f.remote:
+            show("#model-quant", f"server  {f.remote}", layout=True)
+            show("#model-load", "remote", layout=True)
+        else:
+            show("#model-quant", f"quant   {f.quant}" if f.quant else "", layout=True)
+            show("#model-load", f"loaded in {f.load_s:.2f} s" if f.load_s is not None else "loading...", layout=True)
 
     def _show_line(self, selector: str, text: str, *, layout: bool = False) -> None:
         """Update a label of the panels, only when its text changed: a layout re-measures

@@ -27,6 +27,7 @@ from textual.widgets.markdown import MarkdownStream
 from lcchat.engine.events import LEVEL_PREFIX, Stats
 from lcchat.textsafe import clean
 from lcchat.tui.panels import rate
+from lcchat.tui.thinking import ThinkingBlock
 
 log = logging.getLogger("lcchat.tui")
 
@@ -89,6 +90,7 @@ class AssistantTurn(Vertical):
         self.notices: list[Widget] = []  # what was said about this reply: it goes with the reply
         self.text = ""
         self.finish_reason: str | None = None
+        self.thinking: ThinkingBlock | None = None  # a reasoning model's thinking, above the answer
 
     @property
     def markdown(self) -> Markdown:
@@ -104,8 +106,24 @@ class AssistantTurn(Vertical):
         yield from self.segments
         yield self.note
 
+    async def think(self, fragment: str, *, collapsed: bool = False) -> None:
+        """Append a fragment of the thinking (its block is made on the first one)."""
+        if self.thinking is None:
+            self.thinking = ThinkingBlock(collapsed=collapsed)
+            await self.mount(self.thinking, before=self.children[0] if self.children else None)
+        self.thinking.add(fragment)
+
+    def thinking_stats(self, stats: Stats) -> None:
+        if self.thinking is not None:
+            self.thinking.count(stats.reasoning_tokens)
+
+    def end_thinking(self) -> None:
+        if self.thinking is not None:
+            self.thinking.end()
+
     async def write(self, fragment: str) -> None:
         """Append a fragment of the reply (streaming)."""
+        self.end_thinking()
         self.text += fragment
         if self.plain is not None:
             self.plain.update(Text(clean(self.text)))
@@ -173,6 +191,9 @@ class AssistantTurn(Vertical):
 
     async def finish(self, reason: str, text: str | None = None, stats: Stats | None = None) -> None:
         """Show the whole reply (if it was not streamed) and what happened."""
+        if stats is not None:
+            self.thinking_stats(stats)
+        self.end_thinking()
         if self.plain is not None:
             self.plain.update(Text(clean(text if text is not None else self.text)))
         else:
@@ -208,8 +229,10 @@ class AssistantTurn(Vertical):
         if reason in FINISH_NOTES:
             parts.append(FINISH_NOTES[reason])
         if stats is not None and reason != "error":
+            thinking = (f" ({stats.reasoning_tokens} thinking, {stats.completion_tokens - stats.reasoning_tokens} "
+                        "answer)") if stats.reasoning_tokens else ""
             parts.append(f"gen {rate(stats.tokens_per_s)} t/s · {stats.completion_tokens} "
-                         f"token{'s' if stats.completion_tokens != 1 else ''} · "
+                         f"token{'s' if stats.completion_tokens != 1 else ''}{thinking} · "
                          f"prompt {'cached' if stats.prompt_cached else rate(stats.prompt_tokens_per_s) + ' t/s'}")
         self.note.update(" · ".join(parts))
         self.note.display = bool(parts)

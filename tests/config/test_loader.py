@@ -406,3 +406,44 @@ def test_a_missing_smollm2_package_offers_both_ways_to_get_the_model(tmp_path: P
     with pytest.raises(ModelNotDownloaded) as missing:
         loader.resolve_model_path(profile)
     assert str(missing.value).endswith("download it with: lcchat pull small")
+
+
+def test_a_profile_outside_the_search_path_extends_the_one_of_its_name(lcchat_home: Path, tmp_path: Path) -> None:
+    own = write(tmp_path, 'extends = "internlm2"\n[sampling]\ntemperature = 0.5\n', "internlm2.toml")
+    profile = loader.load_profile(str(own))
+    assert profile.sampling.temperature == 0.5 and profile.rope.scaling == "ntk"  # the shipped internlm2's
+    alone = write(tmp_path, 'extends = "qqqq"\n', "qqqq.toml")
+    with pytest.raises(ProfileError) as caught:
+        loader.load_profile(str(alone))
+    assert str(caught.value) == (f"{alone}:1: extends: extends = 'qqqq' names this profile itself, and no other "
+                                 "profile of that name is further down the search path")
+
+
+def test_add_bos_names_what_it_got() -> None:
+    with pytest.raises(ProfileError) as caught:
+        loader.load_profile("default", {"chat.add_bos": 3})
+    assert str(caught.value) == 'command line: chat.add_bos: must be "auto", true or false, not the number 3'
+
+
+def test_a_model_path_whose_link_loops_is_one_clear_error(tmp_path: Path) -> None:
+    import os
+
+    os.symlink(tmp_path / "b.gguf", tmp_path / "a.gguf")
+    os.symlink(tmp_path / "a.gguf", tmp_path / "b.gguf")
+    with pytest.raises(ModelFileError) as caught:
+        loader.load_profile(str(write(tmp_path, '[model]\npath = "a.gguf"\n')))
+    assert str(caught.value) == f"{tmp_path}/a.gguf: the symbolic link loops back on itself; give the model file itself"
+
+
+def test_only_a_pulled_file_the_profile_allows_is_used(tmp_path: Path, monkeypatch) -> None:
+    from lcchat.errors import ModelNotDownloaded
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    profile = Profile(name="q")
+    profile.model.source = "hf://o/r"
+    profile.model.file = ["*Q4_0.gguf"]
+    snapshot = tmp_path / "models--o--r" / "snapshots" / ("c" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "m.Q8_0.gguf").write_bytes(b"x")  # another quantization: not this profile's
+    with pytest.raises(ModelNotDownloaded):
+        loader.resolve_model_path(profile)

@@ -26,7 +26,7 @@ def thinker(tmp_path_factory) -> Path:
 def lcchat(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("LCCHAT_HOME",)}
     env["LCCHAT_HOME"] = str(home)
-    return subprocess.run([*lcchat_cmd(), *args], env=env, capture_output=True, text=True, timeout=120,
+    return subprocess.run([*lcchat_cmd(), *args], env=env, capture_output=True, text=True, timeout=120, check=False,
                           stdin=subprocess.DEVNULL)
 
 

@@ -143,7 +143,7 @@ def test_the_budget_closes_the_block_and_an_answer_follows(tmp_path) -> None:
     # itself. This scripted model then starts its script again, as answer text.
     path = models.write_scripted_model(tmp_path / "b.gguf", ["one", " two", " three", " four"],
                                        chat_template=OPENING_TEMPLATE, extra_special_tokens=SPECIALS)
-    session, events = run(path, **{"chat.thinking_budget": 2})
+    _, events = run(path, **{"chat.thinking_budget": 2})
     assert texts(events) == ("one two", "one two three four")
     unbudgeted = run(path)[1]
     assert texts(unbudgeted) == ("one two three four", "")

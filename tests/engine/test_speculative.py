@@ -333,7 +333,7 @@ def test_greedy_replies_on_smollm2_are_byte_identical_with_each_drafter(smollm2)
         session.close()
     assert totals["lookup", "accepted"] > 30  # the quoting prompts were drafted by lookup
     # Most drafts are right; not all, as the draft is plain greedy and the profile has a repeat penalty.
-    assert totals["draft", "accepted"] > 0.5 * totals["draft", "drafted"] > 400
+    assert totals["draft", "drafted"] > 400 and totals["draft", "accepted"] > 0.5 * totals["draft", "drafted"]
 
 
 def test_pipe_json_reports_what_was_drafted_and_accepted(tmp_path) -> None:

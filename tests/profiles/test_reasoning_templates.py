@@ -118,3 +118,12 @@ def test_the_shipped_profiles_sample_per_mode_as_the_model_cards_say() -> None:
     assert (off.temperature, session.sampling.temperature) == (0.7, 0.6)
     r1 = load_profile("deepseek-r1-distill")
     assert (r1.sampling.temperature, r1.sampling.top_p, r1.chat.system) == (0.6, 0.95, "")
+
+
+def test_show_prompt_follows_think_off_at_once() -> None:
+    from lcchat.engine.prompt_view import preview
+
+    session, _ = session_for(QWEN3, [])
+    assert preview(session, "Hi").text.endswith("<|im_start|>assistant\n")
+    session.thinking = False  # /think off, before any turn
+    assert preview(session, "Hi").text.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")

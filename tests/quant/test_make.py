@@ -110,7 +110,7 @@ def test_short_disk_space_is_refused(f32_model: Path, monkeypatch) -> None:
     class Usage:
         total, used, free = 10**9, 10**9, 1000
 
-    monkeypatch.setattr(quant.shutil, "disk_usage", lambda path: Usage)
+    monkeypatch.setattr(quant.make.shutil, "disk_usage", lambda path: Usage)
     with pytest.raises(LcchatError, match="not enough free disk space") as caught:
         quant.plan_quantize(f32_model, "Q8_0")
     assert caught.value.exit_code == 1
@@ -123,11 +123,13 @@ def test_output_may_be_a_directory(f32_model: Path, tmp_path: Path) -> None:
     assert out == folder / "tiny-Q4_0.gguf"
 
 
-def _children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != "zombie"]
+def _children() -> set[int]:
+    """Live child processes of this test process (zombies are already dead)."""
+    return {p.pid for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != "zombie"}
 
 
 def test_cancel_kills_the_quantizer_and_leaves_no_file(slow_model: Path) -> None:
+    before = _children()  # e.g. a session-scoped server another test folder started
     plan = quant.plan_quantize(slow_model, "Q4_K_M")
     cancel = threading.Event()
     seen = []
@@ -139,11 +141,12 @@ def test_cancel_kills_the_quantizer_and_leaves_no_file(slow_model: Path) -> None
     assert plan.written is None
     assert not plan.output.exists()
     assert leftovers(slow_model.parent) == []
-    assert _children() == []
+    assert _children() - before == set()
 
 
 def test_ctrl_c_in_the_consumer_leaves_no_file(slow_model: Path) -> None:
     """Ctrl+C while the caller handles an event closes the generator: same cleanup."""
+    before = _children()
     plan = quant.plan_quantize(slow_model, "Q4_K_M")
     events = quant.run_quantize(plan, nthread=1)
     for event in events:
@@ -153,4 +156,4 @@ def test_ctrl_c_in_the_consumer_leaves_no_file(slow_model: Path) -> None:
     events.close()
     assert not plan.output.exists()
     assert leftovers(slow_model.parent) == []
-    assert _children() == []
+    assert _children() - before == set()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lcchat.commands.quant_report import memory_rows
 from lcchat.config.schema import ModelSettings
 from lcchat.engine import gguf_info, quant
 from lcchat.engine.model import Model, llama_log
@@ -67,15 +68,15 @@ def test_a_model_that_will_not_fit_is_announced(f32_model: Path, monkeypatch) ->
     short = quant.estimate_memory(info, ModelSettings(n_ctx=4096), available_ram=MiB)
     warning = short.warning()
     assert warning and "will not fit" in warning and "available" in warning and "/quant kv q8_0" in warning
-    assert dict(short.rows())["fits?"].startswith("NO: ")
+    assert dict(memory_rows(short))["fits?"].startswith("NO: ")
     roomy = quant.estimate_memory(info, ModelSettings(n_ctx=4096), available_ram=64 * 2**30)
     assert roomy.warning() is None
     tight = quant.estimate_memory(info, ModelSettings(n_ctx=4096), available_ram=roomy.ram + 1)
     assert "memory is tight" in (tight.warning() or "")
 
-    monkeypatch.setattr(quant, "_available_ram", lambda: MiB)
+    monkeypatch.setattr(quant.memory, "available_ram_now", lambda: MiB)
     assert "will not fit" in (quant.fit_warning(info, chat_profile(f32_model).model) or "")
-    monkeypatch.setattr(quant, "_available_ram", lambda: 64 * 2**30)
+    monkeypatch.setattr(quant.memory, "available_ram_now", lambda: 64 * 2**30)
     assert quant.fit_warning(info, chat_profile(f32_model).model) is None
 
 
@@ -141,7 +142,7 @@ def test_open_session_warns_before_a_load_that_will_not_fit(f32_model: Path, mon
 
     profile = chat_profile(f32_model)
     estimate = quant.estimate_memory(gguf_info.load_checked(f32_model), profile.model, available_ram=None)
-    monkeypatch.setattr(quant, "_available_ram", lambda: estimate.kv_ram + estimate.runtime + MiB)
+    monkeypatch.setattr(quant.memory, "available_ram_now", lambda: estimate.kv_ram + estimate.runtime + MiB)
     assert estimate.ram > estimate.kv_ram + estimate.runtime + MiB
     session = open_session(profile)
     try:

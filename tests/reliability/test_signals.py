@@ -72,7 +72,8 @@ def test_sigterm_in_json_mode_still_writes_the_answer_so_far(monkeypatch) -> Non
 
     from lcchat import pipe
     from lcchat.engine.fake import FakeModel, fake_session
-    from lcchat.store import attach, hangup
+    from lcchat.signals import SIGNALS, Signals
+    from lcchat.store import attach
 
     class SignalledModel(FakeModel):
         """Sends SIGTERM from inside the reply, at its 10th token: mid-reply, whatever the speed."""
@@ -95,18 +96,17 @@ def test_sigterm_in_json_mode_still_writes_the_answer_so_far(monkeypatch) -> Non
 
     session = fake_session(SignalledModel(replies=[["word "] * 400]))
     attach(session)
-    previous = {sig: signal.getsignal(sig) for sig in hangup.SIGNALS}
-    monkeypatch.setattr(hangup, "_session", None)
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    signals = Signals("pipe")
     try:
-        assert hangup.install("pipe")
-        hangup.watch(session)
+        assert signals.install()
+        signals.watch(session)
         out = io.StringIO()
         status = pipe.run(session, "talk", as_json=True, out=out, err=io.StringIO())
-        assert hangup.exit_status(status) == 143
+        assert signals.exit_status(status) == 143
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        hangup.received = None
     data = json.loads(out.getvalue())
     assert data["finish_reason"] == "interrupted" and 0 < data["text"].count("word") < 400
     (conv,) = conversations()

@@ -166,19 +166,18 @@ def test_an_error_event_is_shown_and_no_figures_follow(drive) -> None:
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, ModuleNotFoundError("x")])
-def test_run_repl_loading(monkeypatch, exc, capsys) -> None:
+def test_run_repl_loading(exc, capsys) -> None:
     from lcchat.config.schema import Profile
     from lcchat.repl import app
 
-    def fail(profile, cancel=None, on_progress=None, on_event=None):
+    def fail(cancel=None, on_progress=None, on_event=None):
         raise exc
 
-    monkeypatch.setattr("lcchat.engine.session.open_session", fail)
     profile = Profile(name="t")
     profile.model.path = "/models/thing.gguf"
     if exc is KeyboardInterrupt:
-        assert app.run_repl(profile) == 130
+        assert app.run_repl(profile, open_session=fail) == 130
         assert "loading thing.gguf" in capsys.readouterr().err
     else:
         with pytest.raises(ModuleNotFoundError):  # the CLI turns it into one line
-            app.run_repl(profile)
+            app.run_repl(profile, open_session=fail)

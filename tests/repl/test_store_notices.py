@@ -7,13 +7,13 @@ from prompt_toolkit.history import InMemoryHistory
 
 from lcchat.engine.fake import FakeModel, fake_session
 from lcchat.repl.app import history_path
-from lcchat.store.wiring import ChatRecording
+from lcchat.store.recording import ChatRecording
 
 
 def test_a_session_not_recorded_says_so_and_writes_no_input_history(drive) -> None:
     session = fake_session(FakeModel(replies=[["ok"]]))
-    ChatRecording(session.profile, None, interactive=True, record=False).opened(session)
-    run = drive("secret\r", session=session, history=None)
+    recorder = ChatRecording(session.profile, None, interactive=True, record=False).opened(session)
+    run = drive("secret\r", session=session, history=None, recorder=recorder)
     assert "not recorded" in run.text.splitlines()[0]
     assert run.messages() == [("user", "secret"), ("assistant", "ok")]
     assert isinstance(run.repl.history, InMemoryHistory)

@@ -29,6 +29,7 @@ def test_the_thinking_is_dimmed_and_apart_from_the_answer(drive) -> None:
     dim = run.raw.index("\x1b[2m")
     assert dim < run.raw.index("Let me add") < run.raw.index("\x1b[0m", dim) < run.raw.index("Four.")
     assert run.messages()[-1] == ("assistant", "Four.")
+    assert re.search(r"5 tokens \(4 thinking\) · ctx", run.text)  # the figures count the thinking apart
 
 
 def test_think_hide_shows_one_live_line_instead(drive) -> None:

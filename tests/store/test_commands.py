@@ -20,7 +20,7 @@ def test_save_names_the_conversation_and_history_lists_it() -> None:
     list(session.send("capital of France?"))
     result = registry.dispatch(ctx, "/save geo")
     assert not result.error, result.text
-    cid = session.recorder.conversation_id
+    cid = attach(session).conversation_id
     assert f"conversation {cid} (geo)" in result.text and f"lcchat -C {cid}" in result.text
     assert Store().resolve("geo") == cid
     listing = registry.dispatch(ctx, "/history")
@@ -44,13 +44,13 @@ def test_load_switches_conversation_and_later_turns_go_to_it() -> None:
     old = fake_session(FakeModel(replies=[["first answer"]]))
     list(old.send("first question"))
     registry.dispatch(ctx_for(old), "/save old")
-    old_id = old.recorder.conversation_id
+    old_id = attach(old).conversation_id
 
     session = fake_session(FakeModel(replies=[["other"], ["continued"]]))
     ctx = ctx_for(session)
     attach(session)
     list(session.send("something else"))
-    current = session.recorder.conversation_id
+    current = attach(session).conversation_id
     result = registry.dispatch(ctx, "/load old")
     assert not result.error and isinstance(result.action, Task)
     assert "first question" in result.text and "first answer" in result.text
@@ -89,4 +89,4 @@ def test_history_n_and_save_names_take_only_ascii_digits_as_numbers() -> None:
     assert registry.dispatch(ctx, "/save #12").error  # a conversation number, not a name
     saved = registry.dispatch(ctx, "/save ²")  # not a number: a name
     assert not saved.error, saved.text
-    assert Store().resolve("²") == session.recorder.conversation_id
+    assert Store().resolve("²") == attach(session).conversation_id

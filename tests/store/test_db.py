@@ -170,8 +170,8 @@ def test_a_database_of_the_first_schema_is_migrated_and_its_messages_kept(lcchat
     conv = store.get(4)
     assert [m.content for m in conv.messages] == ["q"] and conv.messages[0].settings is None
     with store.reading() as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert {"system", "model", "quant"} <= {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
+        assert {"system", "model", "quant", "server"} <= {r[1] for r in db.execute("PRAGMA table_info(messages)")}
     store.close()
     assert Store().get(4).system == "old system"  # migrating again does nothing
 
@@ -334,3 +334,146 @@ def test_a_lock_that_lasts_past_the_busy_timeout_still_fails(tmp_path, monkeypat
     with pytest.raises(sqlite3.OperationalError):
         with store.transaction():
             pass
+
+
+def _refuse_writing(monkeypatch) -> None:
+    def refuse(self):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(Store, "_connect", refuse)
+
+
+def test_the_read_only_fallback_cannot_write_and_works_from_another_thread(monkeypatch) -> None:
+    import threading
+
+    add(Store(), "p", ("user", "q", False, None))
+    store = Store()
+    _refuse_writing(monkeypatch)
+    assert store.get(1).messages[0].content == "q"
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store._conn.execute("CREATE TABLE t (x)")
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(store.summaries()[0].first_user))
+    worker.start()
+    worker.join()
+    assert seen == ["q"]
+
+
+def test_when_even_a_read_only_open_fails_the_file_is_read_as_it_is(monkeypatch) -> None:
+    writer = Store()
+    add(writer, "p", ("user", "q", False, None))
+    writer.close()  # the last connection closed: its WAL is checkpointed into the file
+    store = Store()
+    _refuse_writing(monkeypatch)
+    real = sqlite3.connect
+    opened = []
+
+    def connect(target, *args, **kwargs):
+        opened.append(str(target).rpartition("?")[2])
+        if str(target).endswith("?mode=ro"):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    assert store.get(1).messages[0].content == "q" and store.read_only
+    assert opened == ["mode=ro", "immutable=1"]
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store._conn.execute("CREATE TABLE t (x)")
+
+
+def test_when_no_way_of_reading_works_the_error_is_sqlites(monkeypatch) -> None:
+    add(Store(), "p", ("user", "q", False, None))
+    store = Store()
+    _refuse_writing(monkeypatch)
+
+    def connect(target, *args, **kwargs):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    with pytest.raises(sqlite3.OperationalError, match="unable to open database file"):
+        store.summaries()
+
+
+def test_an_old_schema_that_cannot_be_migrated_is_still_read(lcchat_home, monkeypatch) -> None:
+    path = default_path()
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[0][1]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO conversations (id, created, updated, profile, model, system) "
+                     "VALUES (4, 1.0, 2.0, 'p', '/m/old.gguf', 'old system')")
+        conn.execute("INSERT INTO messages (conversation_id, seq, role, content, created) VALUES (4, 0, 'user', 'q', 1.0)")
+    conn.close()
+    _refuse_writing(monkeypatch)
+    conv = Store().get(4)
+    assert conv.system == "old system" and [(m.content, m.settings) for m in conv.messages] == [("q", None)]
+
+
+@pytest.mark.parametrize("message", [
+    "database disk image is malformed", "file is not a database", "database corruption at line 1 of [abc]",
+])
+def test_each_of_sqlites_words_for_damage_is_reported_as_damage(message: str, monkeypatch) -> None:
+    add(Store(), "p", ("user", "q", False, None))
+
+    def damaged(self):
+        raise sqlite3.DatabaseError(message)
+
+    monkeypatch.setattr(Store, "_connect", damaged)
+    with pytest.raises(Damaged) as caught:
+        Store().summaries()
+    assert caught.value.detail == message
+
+
+def test_a_conversation_reads_back_with_every_field() -> None:
+    store = Store()
+    with store.transaction() as db:
+        Store.create(db, profile="first", model="", system="", now=1.0)  # ids and times differ below
+        cid = Store.create(db, profile="p", model="/m/a.gguf", system="s", now=50.0)
+        Store.write_messages(db, cid, 0, [("user", "q", False, {}), ("assistant", "a", True, None)], system="s",
+                             now=60.0, settings=TurnSettings("s", "", ""))
+    store.set_name(cid, "Xmas")
+    conv = store.get(cid)
+    assert (conv.id, conv.created, conv.updated, conv.profile, conv.model, conv.name, conv.system) == (
+        cid, 50.0, 60.0, "p", "/m/a.gguf", "Xmas", "s")
+    assert conv.messages[0].settings == TurnSettings("s", "", "") and conv.messages[0].stats is None
+    assert store.resolve("Xmas") == cid
+    summary = store.summaries()[0]
+    assert (summary.id, summary.created, summary.updated, summary.profile, summary.model, summary.name,
+            summary.first_user, summary.n_messages, summary.interrupted) == (
+        cid, 50.0, 60.0, "p", "/m/a.gguf", "Xmas", "q", 2, True)
+
+
+def test_one_line_keeps_a_line_of_its_width_whole() -> None:
+    from lcchat.store.db import one_line
+
+    assert one_line("x" * 60) == "x" * 60
+    assert one_line("x" * 61) == "x" * 59 + "…"
+    assert one_line("a\n b", 3) == "a b"
+
+
+def test_a_store_given_a_path_keeps_its_database_there_and_serves_other_threads(tmp_path) -> None:
+    import threading
+
+    store = Store(tmp_path / "elsewhere.db")
+    done = []
+    worker = threading.Thread(target=lambda: done.append(add(store, "p", ("user", "from a thread", False, None))))
+    store.summaries()  # opened here, in this thread
+    worker.start()
+    worker.join()
+    assert done and store.get(done[0]).messages[0].content == "from a thread"
+    assert (tmp_path / "elsewhere.db").is_file() and not default_path().exists()
+
+
+def test_a_migration_that_fails_leaves_the_file_as_it_was(lcchat_home, monkeypatch) -> None:
+    from lcchat.store import db as db_module
+
+    add(Store(), "p", ("user", "q", False, None))
+    broken = (*db_module.MIGRATIONS, ("99 broken", ("ALTER TABLE messages ADD COLUMN extra TEXT", "NOT SQL")))
+    monkeypatch.setattr(db_module, "MIGRATIONS", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        Store()._connect()
+    with sqlite3.connect(default_path()) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert "extra" not in {r[1] for r in conn.execute("PRAGMA table_info(messages)")}
+    conn.close()

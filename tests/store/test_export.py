@@ -150,3 +150,27 @@ def test_render_picks_the_format() -> None:
     assert export.render(conv, "json") == export.to_json(conv)
     assert export.render(conv, "md") == export.to_markdown(conv)
     assert export.FORMATS == ("md", "json")
+
+
+def test_the_markdown_title_is_the_first_70_characters_of_the_first_question() -> None:
+    text = "y" * 70
+    assert export.to_markdown(conversation(messages=[StoredMessage(0, "user", text)])).startswith(f"# {text}\n")
+    longer = export.to_markdown(conversation(messages=[StoredMessage(0, "user", text + "z")]))
+    assert longer.startswith(f"# {'y' * 69}…\n")
+
+
+def test_the_markdown_header_shows_the_first_turns_settings() -> None:
+    conv = conversation(messages=[
+        StoredMessage(0, "user", "one", settings=TurnSettings("First.", "/m/a.gguf", "Q4_0")),
+        StoredMessage(1, "assistant", "1", settings=TurnSettings("Second.", "/m/b.gguf", "Q8_0")),
+    ])
+    md = export.to_markdown(conv)
+    assert "- model: a.gguf (Q4_0)\n" in md and "## System\n\n```text\nFirst.\n```" in md
+    single = export.to_markdown(conversation(messages=[StoredMessage(0, "user", "one")]))
+    assert "- model: small.gguf\n" in single
+
+
+def test_markdown_of_a_conversation_without_messages_still_shows_its_system_prompt() -> None:
+    md = export.to_markdown(conversation(messages=[]))
+    assert md.endswith("- model: small.gguf\n- started: 2023-11-14 22:13\n- last turn: 2023-11-14 23:13\n\n"
+                       "## System\n\n```text\nBe brief.\n```\n")

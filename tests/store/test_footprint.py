@@ -13,22 +13,17 @@ import pytest
 
 from lcchat.cli import main
 from lcchat.config.loader import load_profile
-from lcchat.engine.session import open_session
 from lcchat.store import kvstate
 from lcchat.store.db import Store, default_path
-from lcchat.store.wiring import record_chat
+from lcchat.runtime import Run
 from tests.reliability.helpers import conversations, run
 
 
 @pytest.fixture(autouse=True)
-def own_open_hooks(monkeypatch):
-    """record_chat() adds a hook every later open_session() would run: keep it to this test,
-    and the signal handlers it installs too."""
+def own_signal_handlers():
+    """One-shot calls install the run's SIGHUP/SIGTERM handlers: keep them to this test."""
     import signal
 
-    from lcchat.engine import session as session_module
-
-    monkeypatch.setattr(session_module, "on_open", [])
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGHUP, signal.SIGTERM)}
     yield
     for sig, handler in saved.items():
@@ -55,12 +50,12 @@ def one_shot(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 
 def interactive_turn(profile, text: str, ref: str | None = None):
-    """What the REPL and TUI do: record an interactive session, one turn, close it."""
-    recording = record_chat(profile, ref, interactive=True)
-    session = open_session(profile)
+    """What the REPL and TUI do: an interactive run's session, one turn, closed."""
+    run = Run(profile, continue_ref=ref, interactive=True)
+    session = run.open()
     events = list(session.send(text)) if text else []
     session.close()
-    return recording, session, events
+    return run, session, events
 
 
 # ---------------------------------------------------------------- one-shot calls
@@ -109,16 +104,16 @@ def test_no_history_from_the_real_command(tiny_model, lcchat_home) -> None:
 
 def test_a_session_not_recorded_says_so_and_continues_privately(tiny_model) -> None:
     profile = profile_for(tiny_model)
-    _rec, first, _ = interactive_turn(profile, "remember blue")
-    cid = first.recorder.conversation_id
-    recording = record_chat(profile, str(cid), interactive=True, no_history=True)
-    session = open_session(profile)
-    assert session.recorded is False
+    first_run, _first, _ = interactive_turn(profile, "remember blue")
+    cid = first_run.recorder.conversation_id
+    recording = Run(profile, continue_ref=str(cid), interactive=True, no_history=True)
+    session = recording.open()
+    assert recording.recorder.record is False
     assert any("not recorded" in n for n in (notice.text for notice in session.notices))
     assert [m.content for m in session.conversation.messages][0] == "remember blue"  # -C still reads
     list(session.send("private follow-up"))
     session.close()
-    assert recording.recorder is not None
+    assert recording.recorder.session is session
     (stored,) = conversations()
     assert [m.content for m in stored.messages if m.role == "user"] == ["remember blue"]
 
@@ -128,27 +123,27 @@ def test_a_session_not_recorded_says_so_and_continues_privately(tiny_model) -> N
 
 def test_interactive_turns_replace_the_state_of_their_conversation(tiny_model) -> None:
     profile = profile_for(tiny_model)
-    record_chat(profile, None, interactive=True)
-    session = open_session(profile)
+    run = Run(profile, interactive=True)
+    session = run.open()
     for text in ("one", "two", "three"):
         list(session.send(text))
     session.close()
-    assert [p.name for p in state_files()] == [f"{session.recorder.conversation_id}.kv"]
+    assert [p.name for p in state_files()] == [f"{run.recorder.conversation_id}.kv"]
 
 
 def test_state_max_keeps_the_states_under_it_and_every_conversation_resumes(tiny_model, lcchat_home) -> None:
     # Measure one state, then allow room for about five.
     probe = profile_for(tiny_model)
-    _rec, session, _ = interactive_turn(probe, "measure")
-    one = kvstate.size_of(session.recorder.conversation_id)
+    run, _session, _ = interactive_turn(probe, "measure")
+    one = kvstate.size_of(run.recorder.conversation_id)
     assert one > 0
     cap = one * 5 + one // 2
     profile = profile_for(tiny_model, **{"store.state_max": f"{cap}B"})
 
     ids, replies = [], {}
     for i in range(20):
-        _rec, session, _ = interactive_turn(profile, f"conversation number {i}")
-        cid = session.recorder.conversation_id
+        run, session, _ = interactive_turn(profile, f"conversation number {i}")
+        cid = run.recorder.conversation_id
         ids.append(cid)
         replies[cid] = [m.content for m in session.conversation.messages]
         assert sum(p.stat().st_size for p in state_files()) <= cap
@@ -159,8 +154,8 @@ def test_state_max_keeps_the_states_under_it_and_every_conversation_resumes(tiny
     for cid in ids:
         has_state = kvstate.state_path(cid).exists()  # resuming one saves its state, and may prune another
         pruned += not has_state
-        recording = record_chat(profile, str(cid), interactive=True)
-        session = open_session(profile)
+        recording = Run(profile, continue_ref=str(cid), interactive=True)
+        session = recording.open()
         assert [m.content for m in session.conversation.messages] == replies[cid]
         (said,) = [n for n in (notice.text for notice in session.notices) if n.startswith("continuing")]
         if has_state:
@@ -240,11 +235,10 @@ def test_a_state_is_not_written_without_room_for_it(tiny_model, monkeypatch, cap
 
 
 def test_history_list_shows_the_state_size(tiny_model, capsys) -> None:
-    _rec, session, _ = interactive_turn(profile_for(tiny_model), "with a state")
-    cid = session.recorder.conversation_id
+    run, _session, _ = interactive_turn(profile_for(tiny_model), "with a state")
+    cid = run.recorder.conversation_id
     one_shot_profile = profile_for(tiny_model)
-    record_chat(one_shot_profile, None, interactive=False)
-    other = open_session(one_shot_profile)
+    other = Run(one_shot_profile, interactive=False).open()
     list(other.send("without"))
     other.close()
     assert main(["history", "list"]) == 0
@@ -263,8 +257,8 @@ def test_history_prune(tiny_model, capsys) -> None:
     profile = profile_for(tiny_model)
     ids = []
     for text in ("old one", "recent one"):
-        _rec, session, _ = interactive_turn(profile, text)
-        ids.append(session.recorder.conversation_id)
+        run, _session, _ = interactive_turn(profile, text)
+        ids.append(run.recorder.conversation_id)
     old, recent = ids
     store = Store()
     with store.transaction() as db:  # last used 40 days ago
@@ -308,15 +302,13 @@ def test_prune_age_must_be_an_age(capsys) -> None:
 
 def test_continue_says_when_the_state_was_used(tiny_model) -> None:
     profile = profile_for(tiny_model)
-    _rec, session, _ = interactive_turn(profile, "keep going")
-    cid = session.recorder.conversation_id
-    record_chat(profile, str(cid), interactive=True)
-    resumed = open_session(profile)
+    run, _session, _ = interactive_turn(profile, "keep going")
+    cid = run.recorder.conversation_id
+    resumed = Run(profile, continue_ref=str(cid), interactive=True).open()
     assert any("restored from the saved KV state" in n for n in (notice.text for notice in resumed.notices)), resumed.notices
     resumed.close()
     kvstate.remove(cid)
-    record_chat(profile, str(cid), interactive=True)
-    resumed = open_session(profile)
+    resumed = Run(profile, continue_ref=str(cid), interactive=True).open()
     assert any("no saved KV state" in n and "re-read" in n for n in (notice.text for notice in resumed.notices)), resumed.notices
     resumed.close()
 

@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 
 from lcchat.config.loader import load_profile
-from lcchat.engine import session as session_module
 from lcchat.engine.events import Done, Notice, Progress, Token
 from lcchat.engine.session import open_session
 from lcchat.store import attach, kvstate
-from lcchat.store.args import split_continue
 from lcchat.store.db import Store, UnknownConversation
-from lcchat.store.wiring import ChatRecording
+from lcchat.store.recording import ChatRecording
 
 
 def profile_for(path: Path, **overrides):
@@ -190,14 +188,15 @@ def test_cancelling_the_re_read_is_harmless(tiny_model, conversation, tmp_path) 
     session.close()
 
 
-def test_continue_through_the_open_hook(tiny_model, conversation, monkeypatch) -> None:
+def test_continue_through_the_run(tiny_model, conversation) -> None:
+    from lcchat.runtime import Run
+
     cid, messages, _ = conversation
     profile = profile_for(tiny_model)
-    recording = ChatRecording(profile, "", interactive=True)  # "": the profile's last conversation
-    assert recording.resume_id == cid
-    monkeypatch.setattr(session_module, "on_open", [recording.opened])
-    session = open_session(profile)
-    assert session.recorder is recording.recorder
+    run = Run(profile, continue_ref="", interactive=True)  # "": the profile's last conversation
+    assert run.recording.resume_id == cid
+    session = run.open()
+    assert run.recorder.session is session and run.signals.session is session
     assert any(f"continuing conversation {cid}" in n for n in (notice.text for notice in session.notices))
     assert len(session.conversation.messages) == len(messages)
     collect(session.send("more"))
@@ -225,11 +224,13 @@ def test_continue_targets_are_checked_before_loading(tiny_model) -> None:
     (["-m", "f.gguf", "--", "-C"], ["-m", "f.gguf", "--", "-C"]),
 ])
 def test_dash_c_takes_only_a_numeric_id(argv, expected) -> None:
+    from lcchat.cli import split_continue
+
     assert split_continue(argv) == expected
 
 
 def test_continue_is_parsed_by_the_cli() -> None:
-    from lcchat.cli import build_parser
+    from lcchat.cli import build_parser, split_continue
 
     parse = lambda argv: build_parser().parse_args(split_continue(argv))  # noqa: E731
     assert parse(["-C"]).continue_id == "" and parse(["-C"]).prompt == []

@@ -392,12 +392,12 @@ def test_a_long_code_block_is_never_split() -> None:
 
 
 def test_a_session_that_is_not_recorded_says_so_while_it_runs() -> None:
-    from lcchat.store.wiring import NOT_RECORDED, ChatRecording
+    from lcchat.store.recording import NOT_RECORDED, ChatRecording
     from lcchat.tui.app import NOT_RECORDED as TUI_NOT_RECORDED
 
     session = session_with(["hi"])
-    ChatRecording(session.profile, None, interactive=True, record=False).opened(session)
-    app = app_for(session)
+    recorder = ChatRecording(session.profile, None, interactive=True, record=False).opened(session)
+    app = app_for(session, recorder=recorder)
 
     async def scenario(pilot):
         await ready(pilot)

@@ -219,3 +219,20 @@ def test_speculation_s_acceptance_shows_in_the_panel_and_first_leaves_the_status
     assert "draft" not in narrow and "gen 50.0 t/s" in narrow
     f.take_stats(Stats(tokens_per_s=50.0, completion_tokens=40))  # speculation off: nothing said
     assert f.spec == "" and "draft" not in StatusLine.line(f, 200).plain
+
+
+def test_after_a_reply_with_spec_lookup_the_speed_panel_shows_the_acceptance() -> None:
+    words = ["a1", "b2", "c3", "d4"] * 6
+    app = app_for(session_with(words))
+
+    async def scenario(pilot):
+        await ready(pilot)
+        assert not app.dashboard.query_one("#speed-spec").display  # off: no line for it
+        await say(pilot, "/spec lookup")
+        await say(pilot, "hi")
+        text = label(app, "#speed-spec")
+        stats = app.session.last_stats
+        assert stats.accepted > 0 and text == f"draft {stats.accepted}/{stats.drafted} · {stats.tokens_per_decode:.2f} t/decode"
+        assert app.dashboard.query_one("#speed-spec").display
+
+    drive(app, scenario, size=(120, 40))

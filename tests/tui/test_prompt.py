@@ -127,6 +127,6 @@ def _palette_options(app) -> list[str]:
 
     try:
         options = app.screen.query_one(CommandList)
-    except Exception:
+    except Exception:  # noqa: BLE001 - no palette open (or not yet): no options
         return []
     return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from lcchat.store import hangup
+from lcchat import signals as signals_module
+from lcchat.signals import Signals
 
 
 class BusySession:
@@ -36,44 +37,52 @@ class BusySession:
 
 
 @pytest.fixture(autouse=True)
-def fresh(monkeypatch):
-    monkeypatch.setattr(hangup, "received", None)
-    monkeypatch.setattr(hangup, "_session", None)
-    monkeypatch.setattr(hangup, "_mode", "interactive")
-    monkeypatch.setattr(hangup, "detach_terminal", lambda: None)
+def no_detach(monkeypatch):
+    monkeypatch.setattr(signals_module, "detach_terminal", lambda: None)
 
 
 def test_interactive_cancels_waits_for_the_turn_then_exits_129() -> None:
+    signals = Signals("interactive")
     session = BusySession()
-    hangup.watch(session)
+    signals.watch(session)
     with pytest.raises(SystemExit) as info:
-        hangup._on_signal(signal.SIGHUP, None)
+        signals.handle(signal.SIGHUP, None)
     assert info.value.code == 129
     assert session.cancelled.is_set() and session.recorded
 
 
 def test_pipe_mode_returns_so_the_answer_can_end_then_exits_143() -> None:
-    hangup._mode = "pipe"
+    signals = Signals("pipe")
     session = BusySession()
-    hangup.watch(session)
-    hangup._on_signal(signal.SIGTERM, None)
-    assert session.recorded and hangup.received == signal.SIGTERM
-    assert hangup.exit_status(0) == 143
+    signals.watch(session)
+    signals.handle(signal.SIGTERM, None)
+    assert session.recorded and signals.received == signal.SIGTERM
+    assert signals.exit_status(0) == 143
 
 
 def test_idle_or_loading_leaves_at_once() -> None:
+    signals = Signals("interactive")
     with pytest.raises(SystemExit) as info:  # no session yet: the model is loading
-        hangup._on_signal(signal.SIGTERM, None)
+        signals.handle(signal.SIGTERM, None)
     assert info.value.code == 143
 
 
 def test_a_second_signal_does_not_wait() -> None:
-    hangup._mode = "pipe"
-    hangup.received = signal.SIGHUP
-    hangup.watch(BusySession())
+    signals = Signals("pipe")
+    signals.received = signal.SIGHUP
+    signals.watch(BusySession())
     with pytest.raises(SystemExit):
-        hangup._on_signal(signal.SIGHUP, None)
+        signals.handle(signal.SIGHUP, None)
+
+
+def test_each_run_has_its_own_signal_state() -> None:
+    """The state is the run's object, not the module's: a signal noted by one run does
+    not make another leave at once."""
+    one, other = Signals("pipe"), Signals("pipe")
+    assert one.noted(signal.SIGTERM) and not one.noted(signal.SIGTERM)
+    assert other.received is None and other.exit_status(0) == 0 and one.exit_status(0) == 143
 
 
 def test_exit_status_without_a_signal_is_unchanged() -> None:
-    assert hangup.exit_status(130) == 130 and hangup.exit_status(0) == 0
+    signals = Signals("pipe")
+    assert signals.exit_status(130) == 130 and signals.exit_status(0) == 0
