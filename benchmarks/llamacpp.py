@@ -78,8 +78,8 @@ def completion(bins: Path, model: Path, prompt_file: Path, n: int, threads: int,
     cmd = [str(bins / "llama-completion"), "-m", str(model), "-f", str(prompt_file), "-n", str(n),
            "-t", str(threads), "-c", str(n_ctx), "--temp", "0", "-no-cnv", "--no-display-prompt"]
     log = _run(cmd + (["--ignore-eos"] if ignore_eos else []))
-    eval_ms = _number(r"^\S*:\s+eval time =\s*([\d.]+) ms", log)
-    runs = _number(r"^\S*:\s+eval time =\s*[\d.]+ ms /\s*(\d+) runs", log)
+    eval_ms = _number(r":\s+eval time =\s*([\d.]+) ms", log)
+    runs = _number(r":\s+eval time =\s*[\d.]+ ms /\s*(\d+) runs", log)
     sampling_ms = _number(r"sampling time =\s*([\d.]+) ms", log)
     return {"tps": runs / ((eval_ms + sampling_ms) / 1000), "eval_tps": runs / (eval_ms / 1000), "tokens": runs + 1}
 
