@@ -156,8 +156,8 @@ NOTES = """## Notes
 - **Same work per token.** End-of-generation tokens are ignored in sections 1, 2 and 4 so
   every implementation generates exactly the same number of tokens; all use greedy
   sampling, the same context size, one llama_decode per token and flash attention off
-  (llama.cpp's own default, "auto", turns it on for CPU and moves the speed at long
-  contexts by up to a third in either direction, which says nothing about the client).
+  (lcchat's "auto" on the CPU alone; llama.cpp's own "auto" turns it on, which section 9
+  measured faster with a short context and slower with a long one).
 - **Noise.** This is a shared 2-core VM: differences of 1-2% between runs are noise.
   lcchat and the bare loop are equal within it, at every reply length and for the time
   to first token.

@@ -42,10 +42,10 @@ class Run:
 class LcchatRunner:
     name = "lcchat engine"
 
-    def __init__(self, model_path: Path, threads: int, n_ctx: int):
+    def __init__(self, model_path: Path, threads: int, n_ctx: int, **overrides):
         profile = load_profile("default", {
             "model.path": str(model_path), "model.n_ctx": n_ctx, "model.n_threads": threads,
-            "sampling.temperature": 0.0, "sampling.repeat_penalty": 1.0,
+            "sampling.temperature": 0.0, "sampling.repeat_penalty": 1.0, **overrides,
         })
         self.session = open_session(profile)
         self.session.model.is_eog = lambda token: False  # generate exactly n tokens
@@ -96,8 +96,7 @@ class BareRunner:
         cp.n_ctx, cp.n_batch, cp.n_ubatch = n_ctx, 512, 512
         cp.n_threads = cp.n_threads_batch = threads
         cp.no_perf = True
-        # As lcchat's default and llama-cpp-python's (flash_attn=False); llama.cpp's own
-        # default, "auto", turns it on for CPU and changes the speed at long contexts.
+        # As lcchat's default on the CPU ("auto" resolves to off there: engine/model.py).
         cp.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.ctx = L.llama_init_from_model(self.model, cp)
         sp = L.llama_sampler_chain_default_params()
@@ -154,8 +153,9 @@ class ChatCompletionRunner:
         import llama_cpp
 
         self.llama_cpp = llama_cpp
+        # flash_attn off: llama-cpp-python's default, and what lcchat's "auto" is on the CPU.
         self.llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads,
-                                   n_threads_batch=threads, verbose=False)
+                                   n_threads_batch=threads, flash_attn=False, verbose=False)
 
     def tokens(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=True)

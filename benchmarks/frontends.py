@@ -82,8 +82,12 @@ def play_tui(session, text: str) -> tuple[float, Stats]:
             started = time.perf_counter()
             await app.send(text)
             await pilot.pause(0)
-            while app.busy:  # the reply is over once the app has shown all of it
-                await pilot.pause(0.001)
+            # The reply is over once the app has shown all of it. asyncio.sleep, not
+            # pilot.pause: pause() forces a screen refresh each time, which a terminal
+            # never does; polling with it 1000 times a second was a third of the
+            # main thread's time, and the GIL the reply thread waited for.
+            while app.busy:
+                await asyncio.sleep(0.001)
             took.append(time.perf_counter() - started)
 
     asyncio.run(run())

@@ -22,6 +22,11 @@ OVERRIDES = {
     "model": "model.path",
     "ctx": "model.n_ctx",
     "threads": "model.n_threads",
+    "threads_batch": "model.n_threads_batch",
+    "batch_size": "model.n_batch",
+    "flash_attn": "model.flash_attn",
+    "cache_type_k": "model.cache_type_k",
+    "cache_type_v": "model.cache_type_v",
     "gpu_layers": "model.n_gpu_layers",
     "temp": "sampling.temperature",
     "top_p": "sampling.top_p",
@@ -40,6 +45,9 @@ OVERRIDES = {
     "spec": "speculative.mode",
     "draft": "speculative.draft",
 }
+
+# --flash-attn as llama-cli spells it -> the profile's value ([model] flash_attn)
+FLASH_ATTN = {"on": True, "off": False, "auto": "auto"}
 
 # Subcommands: name -> "module:function" taking the remaining arguments and returning the
 # exit status. Imported only when used.
@@ -70,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-t", "--threads", "--n-threads", type=int, metavar="N",
                    help="threads (default: the physical cores, less those other processes keep busy)")
     g.add_argument("-ngl", "--gpu-layers", type=int, metavar="N", dest="gpu_layers", help="layers to offload to the GPU (-1: all)")
+    g.add_argument("-tb", "--threads-batch", type=int, metavar="N",
+                   help="threads for prompt evaluation (default: as --threads)")
+    g.add_argument("-b", "--batch-size", type=int, metavar="N", help="prompt tokens per llama_decode call (default 512)")
+    g.add_argument("-fa", "--flash-attn", choices=tuple(FLASH_ATTN), metavar="on|off|auto",
+                   help="flash attention (default: auto: llama.cpp's choice with a GPU, off on the CPU alone)")
+    g.add_argument("-ctk", "--cache-type-k", metavar="TYPE", help="KV cache type for K: f16 (default), q8_0, q4_0, ...")
+    g.add_argument("-ctv", "--cache-type-v", metavar="TYPE",
+                   help="KV cache type for V: f16 (default), q8_0, q4_0, ... (quantized needs flash attention)")
     g.add_argument("--remote", metavar="URL",
                    help="chat through an OpenAI-compatible server (llama-server, vLLM, Ollama) instead of "
                         "loading the model here, e.g. http://gpu-box:8080")
@@ -265,7 +281,7 @@ def profile_from_args(args: argparse.Namespace):
     for dest, key in OVERRIDES.items():
         value = getattr(args, dest, None)
         if value is not None:
-            overrides[key] = value
+            overrides[key] = FLASH_ATTN[value] if dest == "flash_attn" else value
     if args.chat_format:
         overrides["chat.template"] = ""  # a format named on the command line wins over the profile's template
     name = args.profile or ("default" if args.model else DEFAULT_PROFILE)

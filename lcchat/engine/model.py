@@ -177,6 +177,26 @@ class _Speller:
         return " " if c.isspace() and " " in self.chars else self.stand_in
 
 
+def flash_attn_type(llama_cpp, settings: ModelSettings) -> int:
+    """[model] flash_attn as llama.cpp's enum. "auto" is llama.cpp's own choice (on where
+    the backend runs the fused kernel) when layers go to a GPU or a quantized V cache needs
+    it; on the CPU alone it is off: there the fused kernel was 1.13x faster with 64 tokens
+    in the KV cache but 0.62x with 1,800 (benchmarks/RESULTS.md, section 9), and a chat's
+    context grows."""
+    setting = settings.flash_attn
+    if setting == "auto":
+        quantized_v = settings.cache_type_v.lower() not in ("f32", "f16", "bf16")
+        if settings.n_gpu_layers == 0 and not quantized_v:
+            return llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        return llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+    return llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if setting else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+
+
+def flash_attn_name(setting: bool | str) -> str:
+    """"auto", "on" or "off", as llama-cli's --flash-attn spells them."""
+    return "auto" if setting == "auto" else ("on" if setting else "off")
+
+
 def _ggml_type(name: str) -> int:
     import gguf
 
@@ -268,10 +288,7 @@ class Model:
         cparams.yarn_orig_ctx = resolved.yarn_orig_ctx
         cparams.type_k = _ggml_type(settings.cache_type_k)
         cparams.type_v = _ggml_type(settings.cache_type_v)
-        if hasattr(cparams, "flash_attn_type"):
-            cparams.flash_attn_type = (
-                llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if settings.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-            )
+        cparams.flash_attn_type = flash_attn_type(llama_cpp, settings)
         cparams.no_perf = True
         self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -459,6 +476,8 @@ class Model:
             "gpu_layers": self.load.n_gpu_layers,
             "rope": self.load.rope.description,
             "cache_type": f"{self.settings.cache_type_k}/{self.settings.cache_type_v}",
+            "flash_attn": flash_attn_name(self.settings.flash_attn),
+            "n_batch": self.n_batch,
             "load_s": round(self.load.seconds, 2),
         }
 

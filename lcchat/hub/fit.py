@@ -121,10 +121,11 @@ def nothing_fits(repo_id: str, candidates: list[Candidate], header: gguf_info.GG
             break
         ctx //= 2
     if settings.cache_type_k == "f16" or settings.cache_type_v == "f16":
-        q8 = dataclasses.replace(settings, cache_type_k="q8_0", cache_type_v="q8_0", flash_attn=True)
+        q8 = dataclasses.replace(settings, cache_type_k="q8_0", cache_type_v="q8_0", flash_attn=settings.flash_attn or True)
         trial = estimate(header, smallest.file, q8, available_ram=available_ram, available_vram=available_vram)
         if trial.verdict()[0] != "no":
-            ideas.append('a q8_0 KV cache (cache_type_k = cache_type_v = "q8_0", flash_attn = true)')
+            fa = ", flash_attn = true" if settings.flash_attn is False else ""  # a quantized V cache needs it
+            ideas.append(f'a q8_0 KV cache (cache_type_k = cache_type_v = "q8_0"{fa})')
     if settings.n_gpu_layers and est.gpu_layers and est.available_vram is not None and est.vram > est.available_vram:
         ideas.append("fewer GPU layers (-ngl)")
     if ideas:

@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -41,6 +42,7 @@ from lcchat.textsafe import clean
 from lcchat.tui import themes as theme_files
 from lcchat.tui.jobs import Job, run_job
 from lcchat.tui.messages import JobEnded, JobEvent, LoadEvent, Loaded, LoadFailed, LoadProgress
+from lcchat.tui.pacing import FramePacer
 from lcchat.tui.theming import Theming
 from lcchat.tui.palette import Palette, SlashCommands
 from lcchat.tui.panels import Dashboard, MonitorLike
@@ -111,6 +113,7 @@ class LcchatApp(Theming, App[int]):
         self.load_exception: BaseException | None = None
         self.exit_code = EXIT_OK
         self._turn: AssistantTurn | None = None
+        self._pacer, self._ui_mark = FramePacer(), 0.0  # when the reply thread hands tokens over
         self._task_line = None
         self._streaming = True
         self._final_stats: Stats | None = None
@@ -460,12 +463,13 @@ class LcchatApp(Theming, App[int]):
     def _start_job(self, job: Job) -> None:
         self._set_busy(True)
         self._reply_idle.clear()
+        self._pacer, self._ui_mark = FramePacer(), time.thread_time()  # the main thread's CPU clock
         self._job_worker(job)
 
     @work(thread=True, group="reply", exit_on_error=False)
     def _job_worker(self, job: Job) -> None:
         try:
-            run_job(job, self.post_message, self.dashboard.post_message)
+            run_job(job, self.post_message, self.dashboard.post_message, self._pacer)
         finally:
             self._reply_idle.set()
 
@@ -497,6 +501,9 @@ class LcchatApp(Theming, App[int]):
         if isinstance(event, Thinking):
             await turn.think(event.text, collapsed=not self.front.show_thinking)
         elif isinstance(event, Token):
+            cpu = time.thread_time()  # the main thread's CPU since the last batch: its cost
+            self._pacer.ui_cost(cpu - self._ui_mark)
+            self._ui_mark = cpu
             if self._streaming:
                 await turn.write(event.text)
             else:

@@ -18,12 +18,10 @@ from textual.message import Message
 from lcchat.commands.actions import Task
 from lcchat.engine.events import Error, Event, Stats, Thinking, Token
 from lcchat.tui.messages import JobEnded, JobEvent
+from lcchat.tui.pacing import FramePacer
 from lcchat.tui.panels import LiveStats
 
 log = logging.getLogger("lcchat.tui")
-
-FRAME_S = 1 / 30  # tokens closer together than this reach the transcript together
-
 
 @dataclass(eq=False)
 class Job:
@@ -37,16 +35,18 @@ class Job:
         return f"{self.task.what} failed: {exc}"
 
 
-def run_job(job: Job, post: Callable[[Message], object], post_stats: Callable[[Message], object]) -> None:
+def run_job(job: Job, post: Callable[[Message], object], post_stats: Callable[[Message], object],
+            pacer: FramePacer | None = None) -> None:
     """Run `job` (in a worker thread), posting its events with `post` and the live figures
-    (Stats) with `post_stats`, the dashboard's. Tokens that come faster than FRAME_S apart
-    are sent on together, so the UI appends to the Markdown at most ~30 times a second
-    however fast the model is; a slow model's tokens still go out one by one, at once.
+    (Stats) with `post_stats`, the dashboard's. Tokens are sent on in batches as often as
+    `pacer` allows (tui/pacing.py: at most 30 a second, and the UI's layout and rendering
+    within a budget of the reply's time; the app reports the UI's cost to it); a slow
+    model's tokens still go out one by one, at once.
     A reasoning model's thinking (Thinking) is sent on the same way, apart from the answer;
     live Stats that count thinking tokens reach the app too (the Thinking block's title)."""
     pending: list[str] = []
     kind: type = Token  # what pending holds: answer (Token) or thinking (Thinking) text
-    last = 0.0
+    pacer = pacer or FramePacer()
 
     def flush() -> None:
         if pending:
@@ -61,9 +61,9 @@ def run_job(job: Job, post: Callable[[Message], object], post_stats: Callable[[M
                     kind = type(event)
                 pending.append(event.text)
                 now = time.monotonic()
-                if now - last >= FRAME_S:
+                if pacer.due(now):
                     flush()
-                    last = now
+                    pacer.sent(now)
                 continue
             if isinstance(event, Stats):
                 post_stats(LiveStats(event))

@@ -192,7 +192,7 @@ class ContextBar(Static):
         full, empty = bar(fill, width)
         text = Text(full)
         text.append(empty, style="dim")
-        self.update(text)
+        self.update(text, layout=False)  # always one line
         self.set_class(level == "warn", "-warn")
         self.set_class(level == "full", "-full")
 
@@ -236,7 +236,7 @@ class StatusLine(Static):
 
     def show(self, f: Figures) -> None:
         self.figures = f
-        self.update(self.line(f, max(20, self.size.width or 78)))
+        self.update(self.line(f, max(20, self.size.width or 78)), layout=False)  # always one line
 
     def on_resize(self) -> None:
         if self.figures is not None:
@@ -301,6 +301,7 @@ class Dashboard(Vertical):
         super().__init__(id=id)
         self.monitor = monitor
         self.figures = Figures()
+        self._shown: dict[str, str] = {}  # what each label shows
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
@@ -374,49 +375,58 @@ class Dashboard(Vertical):
             return
         f = self.figures
         self.query_one(StatusLine).show(f)
-        q = self.query_one
+        q, show = self.query_one, self._show_line
         thinking = f" · {f.reasoning_tokens} think" if f.reasoning_tokens else ""  # thinking and answer apart
-        q("#speed-gen", Label).update(f"gen    {rate(f.gen_rate)} t/s{thinking}")
-        q("#speed-prompt", Label).update(f"prompt {prompt_text(f)}")
+        show("#speed-gen", f"gen    {rate(f.gen_rate)} t/s{thinking}")
+        show("#speed-prompt", f"prompt {prompt_text(f)}")
+        show("#speed-spec", f.spec)
         spec = q("#speed-spec", Label)
-        spec.update(f.spec)
-        spec.display = bool(f.spec)
+        if spec.display != bool(f.spec):  # shown or hidden: a layout, only then
+            spec.display = bool(f.spec)
         spark = q("#speed-history", Sparkline)
         spark.data = list(f.history)
         if len(f.history) == 1:
-            q("#speed-history-label", Label).update(f"last reply {rate(f.history[0])} t/s")
+            show("#speed-history-label", f"last reply {rate(f.history[0])} t/s")
         elif f.history:
-            q("#speed-history-label", Label).update(
-                f"last {len(f.history)}: {rate(min(f.history))}-{rate(max(f.history))} t/s")
+            show("#speed-history-label", f"last {len(f.history)}: {rate(min(f.history))}-{rate(max(f.history))} t/s")
         elif f.generating:  # the first reply is on its way
-            q("#speed-history-label", Label).update(f"this reply {rate(f.gen_rate)} t/s")
+            show("#speed-history-label", f"this reply {rate(f.gen_rate)} t/s")
         else:
-            q("#speed-history-label", Label).update("no replies yet")
+            show("#speed-history-label", "no replies yet")
         s = f.snapshot
         if f.remote:  # the model's memory is the server's; this process holds only the chat
-            q("#ram-rss", Label).update("model   remote")
-            q("#ram-system", Label).update(f"lcchat  {human_bytes(s.rss) if s else '-'}")
-            q("#vram-value", Label).update("remote")
+            show("#ram-rss", "model   remote")
+            show("#ram-system", f"lcchat  {human_bytes(s.rss) if s else '-'}")
+            show("#vram-value", "remote")
         elif s is None:
-            q("#ram-rss", Label).update("process -")
-            q("#ram-system", Label).update("system  -")
-            q("#vram-value", Label).update("-")
+            show("#ram-rss", "process -")
+            show("#ram-system", "system  -")
+            show("#vram-value", "-")
         else:
-            q("#ram-rss", Label).update(f"process {human_bytes(s.rss)}")
-            q("#ram-system", Label).update(f"system  {human_bytes(s.ram_used)} / {human_bytes(s.ram_total)}")
-            q("#vram-value", Label).update(
-                f"{human_bytes(s.vram_used)} / {human_bytes(s.vram_total)}" if s.has_gpu else "CPU only")
+            show("#ram-rss", f"process {human_bytes(s.rss)}")
+            show("#ram-system", f"system  {human_bytes(s.ram_used)} / {human_bytes(s.ram_total)}")
+            show("#vram-value", f"{human_bytes(s.vram_used)} / {human_bytes(s.vram_total)}" if s.has_gpu else "CPU only")
         ctx = q("#ctx-bar", ContextBar)
         ctx.show(f.fill, f.fill_level, max(8, (ctx.size.width or 28)))
-        q("#ctx-text", Label).update(f"{f.context_used} / {f.context_size} tokens ({100 * f.fill:.0f}%)")
-        q("#model-file", Label).update(Text(f.model_file or "-"))
-        q("#model-quant", Label).update(f"quant   {f.quant}" if f.quant else "")
-        q("#model-profile", Label).update(f"profile {f.profile}" if f.profile else "")
+        show("#ctx-text", f"{f.context_used} / {f.context_size} tokens ({100 * f.fill:.0f}%)")
+        # These may wrap or be empty: laid out again, but only when they change.
+        show("#model-file", f.model_file or "-", layout=True)
+        show("#model-profile", f"profile {f.profile}" if f.profile else "", layout=True)
         if f.remote:
-            q("#model-quant", Label).update(Text(f"server  {f.remote}"))
-            q("#model-load", Label).update("remote")
+            show("#model-quant", f"server  {f.remote}", layout=True)
+            show("#model-load", "remote", layout=True)
         else:
-            q("#model-load", Label).update(f"loaded in {f.load_s:.2f} s" if f.load_s is not None else "loading...")
+            show("#model-quant", f"quant   {f.quant}" if f.quant else "", layout=True)
+            show("#model-load", f"loaded in {f.load_s:.2f} s" if f.load_s is not None else "loading...", layout=True)
+
+    def _show_line(self, selector: str, text: str, *, layout: bool = False) -> None:
+        """Update a label of the panels, only when its text changed: a layout re-measures
+        the whole screen, the streaming reply included, which took milliseconds of the
+        GIL at each redraw, four times a second (see tui/pacing.py). Most labels are one
+        line of the panel's width whatever they say, so they need none."""
+        if self._shown.get(selector) != text:
+            self._shown[selector] = text
+            self.query_one(selector, Label).update(Text(text), layout=layout)
 
     def on_resize(self) -> None:
         self.redraw()

@@ -82,8 +82,9 @@ def test_a_model_that_will_not_fit_is_announced(f32_model: Path, monkeypatch) ->
 
 
 def test_quantized_v_cache_needs_flash_attention() -> None:
-    assert "flash_attn" in (quant.kv_cache_problem(ModelSettings(cache_type_v="q8_0")) or "")
+    assert "flash_attn" in (quant.kv_cache_problem(ModelSettings(cache_type_v="q8_0", flash_attn=False)) or "")
     assert quant.kv_cache_problem(ModelSettings(cache_type_v="q8_0", flash_attn=True)) is None
+    assert quant.kv_cache_problem(ModelSettings(cache_type_v="q8_0")) is None  # "auto" turns it on in llama.cpp
     assert quant.kv_cache_problem(ModelSettings(cache_type_k="q4_0")) is None
 
 
@@ -155,5 +156,5 @@ def test_open_session_explains_a_quantized_v_cache_without_flash_attention(f32_m
     from lcchat.engine.session import open_session
     from lcchat.errors import InputError
 
-    with pytest.raises(InputError, match="needs flash_attn = true"):
-        open_session(chat_profile(f32_model, cache_type_v="q8_0"))
+    with pytest.raises(InputError, match="needs flash attention, which flash_attn = false turns off"):
+        open_session(chat_profile(f32_model, cache_type_v="q8_0", flash_attn=False))

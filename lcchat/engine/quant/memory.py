@@ -245,11 +245,11 @@ def estimate_memory(info: gguf_info.GGUFInfo, settings: ModelSettings, *, n_ctx:
     ram = available_ram_now() if available_ram == -1 else available_ram
     vram = (available_vram_now() if offloaded else None) if available_vram == -1 else available_vram
     if quantized_kv(v) and not settings.flash_attn:
-        notes.append(f"a {v} V cache needs flash attention in llama.cpp (flash_attn = true)")
+        notes.append(f"a {v} V cache needs flash attention in llama.cpp (flash_attn = \"auto\" or true)")
     estimate = MemoryEstimate(
         n_ctx=ctx, cache_type_k=k, cache_type_v=v, n_layer=n_layer, gpu_layers=min(offloaded, n_layer),
         weights_ram=w_ram, weights_vram=w_vram, kv_ram=kv_ram, kv_vram=kv_vram,
-        runtime=runtime_allowance(info), peak_extra=compute_peak(info, ctx, n_ubatch, settings.flash_attn),
+        runtime=runtime_allowance(info), peak_extra=compute_peak(info, ctx, n_ubatch, _flash_attn_on(settings)),
         available_ram=ram, available_vram=vram, kv_by_type=by_type, notes=notes,
     )
     if loaded:
@@ -301,9 +301,17 @@ def context_problem(info: gguf_info.GGUFInfo, settings: ModelSettings, *, n_ctx:
             f"available; {advice}")
 
 
+def _flash_attn_on(settings: ModelSettings) -> bool:
+    """Whether llama.cpp will run flash attention (engine/model.py's flash_attn_type:
+    "auto" is off on the CPU alone unless a quantized V cache needs it)."""
+    if settings.flash_attn == "auto":
+        return settings.n_gpu_layers != 0 or quantized_kv(settings.cache_type_v)
+    return bool(settings.flash_attn)
+
+
 def kv_cache_problem(settings: ModelSettings) -> str | None:
     """llama.cpp refuses a quantized V cache without flash attention: say so up front."""
     if quantized_kv(settings.cache_type_v) and not settings.flash_attn:
-        return (f"cache_type_v = {settings.cache_type_v!r} needs flash_attn = true (llama.cpp quantizes the V cache "
-                "only with flash attention); set it, or keep cache_type_v = 'f16'")
+        return (f"cache_type_v = {settings.cache_type_v!r} needs flash attention, which flash_attn = false turns off "
+                "(llama.cpp quantizes the V cache only with it); set flash_attn = \"auto\" or true, or keep cache_type_v = 'f16'")
     return None

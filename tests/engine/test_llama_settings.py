@@ -1,0 +1,107 @@
+"""llama-cli's performance flags (-fa, -b, -ctk/-ctv, -tb) reach llama.cpp's context.
+
+Each flag is followed from the command line through the profile to the context llama.cpp
+creates: llama.cpp's own log line or its getters say what it was given, so a setting
+dropped on the way fails here. Bad values are a usage error: one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from lcchat import cli
+from lcchat.engine.session import open_session
+from tests.test_cli import one_line_error, run
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.parts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.parts.append(record.getMessage())
+
+
+def open_logged(argv: list[str]):
+    """Open a session from lcchat's command line and return it with llama.cpp's log."""
+    logger = logging.getLogger("lcchat.llama")
+    handler, level = _Collect(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        session = open_session(cli.profile_from_args(cli.build_parser().parse_args(argv)))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return session, "\n".join(handler.parts)
+
+
+def llama_says(log: str, key: str) -> str:
+    """The value llama.cpp printed for `key` when it created the context."""
+    found = re.search(rf"{key}\s*=\s*(\S+)", log)
+    assert found, f"llama.cpp did not log {key}"
+    return found.group(1)
+
+
+@pytest.mark.parametrize(("flags", "llama_value", "shown"), [
+    ([], "disabled", "auto"),  # "auto" on the CPU alone: off (measured slower at long contexts)
+    (["-fa", "auto"], "disabled", "auto"),
+    (["-fa", "auto", "-ctv", "f32", "-ngl", "1"], "auto", "auto"),  # with a GPU: llama.cpp's own auto
+    (["--flash-attn", "on"], "enabled", "on"),
+    (["-fa", "off"], "disabled", "off"),
+])
+def test_flash_attention_reaches_llama_cpp(tiny_model, flags, llama_value, shown) -> None:
+    session, log = open_logged(["-m", str(tiny_model), "-c", "256", "-t", "1", *flags, "hi"])
+    try:
+        assert llama_says(log, "flash_attn") == llama_value
+        assert session.model.describe()["flash_attn"] == shown
+    finally:
+        session.model.close()
+
+
+def test_batch_cache_types_and_batch_threads_reach_llama_cpp(tiny_model) -> None:
+    # f32/bf16: the tiny model's 16-wide heads take no quantized (32-block) cache type
+    session, log = open_logged(["-m", str(tiny_model), "-c", "256", "-t", "1", "-tb", "2", "-b", "64",
+                                "-ctk", "f32", "--cache-type-v", "bf16", "hi"])
+    try:
+        import llama_cpp
+
+        assert llama_says(log, "n_batch") == "64" and llama_says(log, "n_ubatch") == "64"
+        assert re.search(r"K \(f32\).*V \(bf16\)", log), "llama.cpp's KV cache line names other types"
+        assert (llama_cpp.llama_n_threads(session.model._ctx), llama_cpp.llama_n_threads_batch(session.model._ctx)) == (1, 2)
+        shown = session.model.describe()
+        assert (shown["threads"], shown["n_batch"], shown["cache_type"]) == ("1/2", 64, "f32/bf16")
+    finally:
+        session.model.close()
+
+
+def test_batch_threads_default_to_the_generation_threads(tiny_model) -> None:
+    session, _ = open_logged(["-m", str(tiny_model), "-c", "256", "-t", "1", "hi"])
+    try:
+        import llama_cpp
+
+        assert llama_cpp.llama_n_threads_batch(session.model._ctx) == 1
+    finally:
+        session.model.close()
+
+
+def test_a_quantized_v_cache_with_flash_attention_off_is_one_line_and_exit_2(tiny_model) -> None:
+    line = one_line_error(run(["-m", str(tiny_model), "-ctv", "q8_0", "-fa", "off", "hi"]), 2)
+    assert "cache_type_v = 'q8_0' needs flash attention" in line
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["-fa", "yes"], "--flash-attn: invalid choice: 'yes'"),
+    (["-b", "0"], "model.n_batch: must be at least 1, not 0"),
+    (["--batch-size", "many"], "--batch-size: invalid int value"),
+    (["-ctk", "q9_0"], "model.cache_type_k: 'q9_0' is not one of"),
+    (["--cache-type-v", "f8"], "model.cache_type_v: 'f8' is not one of"),
+    (["-tb", "-2"], "model.n_threads_batch: must be at least 0, not -2"),
+])
+def test_bad_values_are_one_line_and_exit_2(tiny_model, flags, says) -> None:
+    line = one_line_error(run(["-m", str(tiny_model), *flags, "hi"]), 2)
+    assert says in line
