@@ -29,4 +29,20 @@ def cmd_spec(ctx: Context, arg: str) -> Result:
         return Result("No draft model is loaded: set [speculative] draft = PATH in the profile or start with "
                       "--draft FILE.", error=True)
     spec.mode = arg
-    return Result(f"Speculative decoding: {arg}, from the next reply on.")
+    text = f"Speculative decoding: {arg}, from the next reply on."
+    if arg != "off" and not flash_attn_on(ctx.session):
+        text += (" Flash attention is off in this model's context, so a greedy reply may differ from one "
+                 "without speculation where two tokens nearly tie; start with --spec or --flash-attn on "
+                 "for identical replies.")
+    return Result(text)
+
+
+def flash_attn_on(session) -> bool:
+    """Whether the loaded model verifies drafts with flash attention (engine/loading.py turns
+    "auto" on when the session starts with speculative decoding)."""
+    from lcchat.engine.model import flash_attn_choice
+
+    settings = session.model_settings
+    if settings.flash_attn == "auto" and session.profile.speculative.mode != "off":
+        return True
+    return flash_attn_choice(settings) is not False

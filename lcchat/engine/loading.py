@@ -131,6 +131,11 @@ def _load_in_thread(path: Path, settings: ModelSettings, profile: Profile, info:
     box: dict[str, Any] = {}
     fractions: queue.SimpleQueue = queue.SimpleQueue()
 
+    if settings.flash_attn == "auto" and profile.speculative.mode != "off":
+        # a batch verified with flash attention off rounds differently from one token at a
+        # time, so a greedy reply could change; with it on they are equal (engine/model.py)
+        settings = dataclasses.replace(settings, flash_attn=True)
+
     def work() -> None:
         try:
             box["model"] = Model(path, settings, profile.rope, seed=profile.sampling.seed,

@@ -177,19 +177,26 @@ class _Speller:
         return " " if c.isspace() and " " in self.chars else self.stand_in
 
 
-def flash_attn_type(llama_cpp, settings: ModelSettings) -> int:
-    """[model] flash_attn as llama.cpp's enum. "auto" is llama.cpp's own choice (on where
-    the backend runs the fused kernel) when layers go to a GPU or a quantized V cache needs
-    it; on the CPU alone it is off: there the fused kernel was 1.13x faster with 64 tokens
-    in the KV cache but 0.62x with 1,800 (benchmarks/RESULTS.md, section 9), and a chat's
-    context grows."""
+def flash_attn_choice(settings: ModelSettings) -> bool | str:
+    """[model] flash_attn as lcchat applies it: True (on), False (off) or "auto" (llama.cpp's
+    own choice). "auto" is llama.cpp's choice when layers go to a GPU or a quantized V cache
+    needs it; on the CPU alone it is off: there the fused kernel was 1.13x faster with 64
+    tokens in the KV cache but 0.62x with 1,800 (benchmarks/RESULTS.md, section 9), and a
+    chat's context grows. Loading with speculative decoding turns "auto" on
+    (engine/loading.py): without it a batch's logits differ from one token's in rounding."""
     setting = settings.flash_attn
     if setting == "auto":
         quantized_v = settings.cache_type_v.lower() not in ("f32", "f16", "bf16")
-        if settings.n_gpu_layers == 0 and not quantized_v:
-            return llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        return "auto" if settings.n_gpu_layers != 0 or quantized_v else False
+    return bool(setting)
+
+
+def flash_attn_type(llama_cpp, settings: ModelSettings) -> int:
+    """flash_attn_choice as llama.cpp's enum."""
+    choice = flash_attn_choice(settings)
+    if choice == "auto":
         return llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
-    return llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if setting else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    return llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if choice else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
 
 
 def flash_attn_name(setting: bool | str) -> str:
@@ -517,7 +524,7 @@ def state_fingerprint(path: Path, *, n_ctx: int, settings: ModelSettings, load: 
             "n_ctx": int(n_ctx),
             "cache_type_k": settings.cache_type_k,
             "cache_type_v": settings.cache_type_v,
-            "flash_attn": bool(settings.flash_attn),
+            "flash_attn": flash_attn_name(flash_attn_choice(settings)),  # the V cache's layout differs
             "n_gpu_layers": load.n_gpu_layers,
             "rope": rope_fields,
         }

@@ -105,3 +105,45 @@ def test_a_quantized_v_cache_with_flash_attention_off_is_one_line_and_exit_2(tin
 def test_bad_values_are_one_line_and_exit_2(tiny_model, flags, says) -> None:
     line = one_line_error(run(["-m", str(tiny_model), *flags, "hi"]), 2)
     assert says in line
+
+
+@pytest.mark.parametrize("mode", ["lookup", "auto"])
+def test_speculative_decoding_turns_auto_flash_attention_on(tiny_model, mode) -> None:
+    """With flash attention off, llama.cpp's CPU attention rounds a batch's logits unlike one
+    token's, so a verified draft could change a greedy reply; "auto" is on when speculating."""
+    session, log = open_logged(["-m", str(tiny_model), "-c", "256", "-t", "1", "--spec", mode, "hi"])
+    try:
+        assert llama_says(log, "flash_attn") == "enabled"
+    finally:
+        session.close()
+
+
+def test_an_explicit_flash_attention_off_is_kept_when_speculating(tiny_model) -> None:
+    session, log = open_logged(["-m", str(tiny_model), "-c", "256", "-t", "1", "--spec", "lookup", "-fa", "off", "hi"])
+    try:
+        assert llama_says(log, "flash_attn") == "disabled"
+        from lcchat.commands.spec import flash_attn_on
+
+        assert not flash_attn_on(session)
+    finally:
+        session.close()
+
+
+def test_a_kv_state_fingerprint_records_flash_attention_as_applied(tiny_model) -> None:
+    """A V cache is laid out differently with flash attention on: a state saved with "auto"
+    on the CPU (off) must not be restored into a context with it on."""
+    import dataclasses
+
+    from lcchat.engine.model import state_fingerprint
+
+    session, _ = open_logged(["-m", str(tiny_model), "-c", "256", "-t", "1", "hi"])
+    try:
+        model = session.model
+
+        def fingerprint(flash_attn):
+            settings = dataclasses.replace(model.settings, flash_attn=flash_attn)
+            return state_fingerprint(tiny_model, n_ctx=256, settings=settings, load=model.load, backend_version="x")
+
+        assert fingerprint("auto") == fingerprint(False) != fingerprint(True)
+    finally:
+        session.close()
