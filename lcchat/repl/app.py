@@ -34,6 +34,7 @@ from lcchat.commands.actions import Clear, Copy, Edit, Exit, Generate, Settings,
 from lcchat.commands.parse import CommandLine, parse_line
 from lcchat.commands.registry import Context, FrontState, Registry, registry as default_registry
 from lcchat.engine.events import Event
+from lcchat.engine.protocol import server_of
 from lcchat.errors import EXIT_INTERRUPTED, EXIT_OK, LcchatError
 from lcchat.textsafe import clean
 from lcchat.repl.completer import SlashCompleter
@@ -165,7 +166,7 @@ class Repl:
             width = 80
         return toolbar_text(stats=s.last_stats, snapshot=self.figures.snapshot(), context_used=s.context_used,
                             context_size=s.context_size, width=max(width, 1),
-                            remote=bool(getattr(s.model, "server", "")))
+                            remote=bool(server_of(s.model)))
 
     def read(self) -> str:
         """One message or command from the user. KeyboardInterrupt: Ctrl+C on an empty

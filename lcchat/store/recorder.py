@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 from lcchat.engine.chat import Message
 from lcchat.engine.events import Done, Event, Notice
 from lcchat.engine.generate import common_prefix
+from lcchat.engine.protocol import server_of
 from lcchat.store import kvstate
 from lcchat.store.db import Store, StoredConversation, TurnSettings, UnknownConversation, now, one_line
 
@@ -148,7 +149,7 @@ class Recorder:
             quant = str(self.session.model.describe().get("quant") or "")
         except Exception:  # noqa: BLE001 - a label, not worth a failed save
             quant = ""
-        server = str(getattr(self.session.model, "server", "") or "")  # a remote model's URL (engine/remote.py)
+        server = server_of(self.session.model)  # a remote model's URL (engine/remote.py)
         return TurnSettings(self.session.conversation.system, self._model(), quant, server)
 
     def _profile(self) -> str:
