@@ -202,6 +202,7 @@ class ServedModel(Vocab, Protocol):
     abort_requested: bool
     path: str  # the served model's name (what the store records as the model)
     info: None  # no GGUF header on this side of the wire
+    counts_estimated: bool  # token counts are an estimate (the server has no tokenize endpoint)
 
     def reply_source(self) -> ServedReplies:
         ...
@@ -212,10 +213,6 @@ class ServedModel(Vocab, Protocol):
 
     def report(self) -> list[str]:
         """What the server reports about itself, for /quant."""
-        ...
-
-    def counts_estimated(self) -> bool:
-        """True when token counts are an estimate (the server has no tokenize endpoint)."""
         ...
 
     def kv_truncate(self, n_keep: int) -> None:
