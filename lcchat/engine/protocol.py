@@ -21,7 +21,9 @@ llama.cpp's. Such a backend stands where `TokenLoop` stands: it implements what 
 session asks of a reply (the events of engine/events.py for a prompt), plus `n_ctx`,
 `describe`, `is_loaded`, `close`, and a `Vocab` whose `tokenize` may be an estimate
 (the overflow policy counts tokens) and whose special-token lists may be empty;
-`state_fingerprint()` returns None, so the store keeps no KV state for it.
+`state_fingerprint()` returns None, so the store keeps no KV state for it. `ServedModel`
+declares that (engine/remote.py's RemoteModel implements it) and `ServedReplies` its
+reply source; code that must treat such a model apart checks `isinstance` against them.
 """
 
 from __future__ import annotations
