@@ -26,7 +26,18 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import Protocol
+
+
+class Watched(Protocol):
+    """What a signal needs of the session it stops (engine.session.ChatSession is one)."""
+
+    @property
+    def busy(self) -> bool:
+        ...
+
+    def cancel(self) -> None:
+        ...
 
 WAIT_S = 15.0  # the longest a handler waits for the engine to stop and the turn to be saved
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP", "SIGTERM") if hasattr(signal, name))
@@ -38,7 +49,7 @@ class Signals:
     def __init__(self, mode: str = "interactive") -> None:
         self.mode = mode
         self.received: int | None = None  # the first SIGHUP/SIGTERM, once one came
-        self.session: Any = None  # whose reply a signal cancels and whose turn it waits for
+        self.session: Watched | None = None  # whose reply a signal cancels and whose turn it waits for
 
     def install(self) -> bool:
         """Handle SIGHUP and SIGTERM in this process (from the main thread; elsewhere, or
@@ -53,7 +64,7 @@ class Signals:
             return False
         return True
 
-    def watch(self, session: Any) -> None:
+    def watch(self, session: Watched) -> None:
         """The session whose reply a signal cancels and whose turn it waits for."""
         self.session = session
 
@@ -75,7 +86,7 @@ class Signals:
         """The signal handler (see the module's docstring)."""
         first = self.noted(signum)
         session = self.session
-        busy = session is not None and getattr(session, "busy", False)
+        busy = session is not None and session.busy
         if not first or not busy:
             if self.mode == "pipe" and first and session is not None:
                 return  # between turns in pipe mode: the run sees `received` and stops
@@ -85,7 +96,7 @@ class Signals:
         except Exception:  # noqa: BLE001 - leaving matters more
             pass
         deadline = time.monotonic() + WAIT_S
-        while getattr(session, "busy", False) and time.monotonic() < deadline:
+        while session.busy and time.monotonic() < deadline:
             time.sleep(0.02)
         if self.mode != "pipe":
             raise SystemExit(128 + signum)

@@ -17,6 +17,7 @@ from lcchat.commands.actions import Task
 from lcchat.commands.registry import Context, Result, UsageError, registry
 from lcchat.config.schema import KV_CACHE_TYPES
 from lcchat.engine.events import Done, Error, Event, Notice
+from lcchat.engine.protocol import ServedModel
 
 DETAILS = """/quant                 what the model is: file type, tensor types, bits per weight, size,
                        llama.cpp's type table scaled to it, other quantizations beside it,
@@ -73,10 +74,10 @@ def cmd_quant(ctx: Context, arg: str) -> Result:
     from lcchat.errors import LcchatError
 
     words = arg.split()
-    report = getattr(ctx.session.model, "report", None)  # a model on a server (engine/remote.py)
-    if report is not None:
+    model = ctx.session.model
+    if isinstance(model, ServedModel):  # a model on a server (engine/remote.py)
         if not words:
-            return Result("\n".join(report()))
+            return Result("\n".join(model.report()))
         return Result("The model runs on the server, which chose its quantization and KV cache: "
                       "/quant can only show what the server reports. Load another quantization "
                       "or cache type where the server starts.", error=True)

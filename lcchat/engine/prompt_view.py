@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lcchat.engine import guard
-from lcchat.engine.protocol import SPECIAL_ATTRS
+from lcchat.engine.protocol import SPECIAL_ATTRS, ServedModel
 from lcchat.textsafe import clean as visible  # a prompt's messages may hold control characters
 
 
@@ -32,9 +32,8 @@ def describe(session, view: PromptView) -> str:
         how = "read as special tokens ([chat] parse_special = true)" if parse else "kept as plain text"
         for a, b in view.literal:
             lines.append(f"special-token text in a message at character {a}: {visible(view.text[a:b])!r}, {how}")
-    note = getattr(model, "prompt_note", None)  # a remote model: whose template, whose tokens
-    if note is not None:
-        lines.insert(0, note())
+    if isinstance(model, ServedModel):  # a remote model: whose template, whose tokens
+        lines.insert(0, model.prompt_note())
         lines.append(f"Token ids: {' '.join(str(t) for t in view.tokens)}")
         return "\n".join(lines)
     lines.append("Tokens (* special):")

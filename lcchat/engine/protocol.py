@@ -21,13 +21,15 @@ llama.cpp's. Such a backend stands where `TokenLoop` stands: it implements what 
 session asks of a reply (the events of engine/events.py for a prompt), plus `n_ctx`,
 `describe`, `is_loaded`, `close`, and a `Vocab` whose `tokenize` may be an estimate
 (the overflow policy counts tokens) and whose special-token lists may be empty;
-`state_fingerprint()` returns None, so the store keeps no KV state for it.
+`state_fingerprint()` returns None, so the store keeps no KV state for it. `ServedModel`
+declares that (engine/remote.py's RemoteModel implements it) and `ServedReplies` its
+reply source; code that must treat such a model apart checks `isinstance` against them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Iterator, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # annotations only: importing this module costs nothing
     from lcchat.config.schema import SamplingSettings
@@ -165,3 +167,76 @@ class TokenModel(Vocab, Protocol):
     def close(self) -> None:
         """Free the model and its context; safe to call twice."""
         ...
+
+
+@runtime_checkable
+class ServedReplies(Protocol):
+    """Where a served model's replies come from (engine/remote.py's RemoteReplies): it stands
+    where the TokenLoop does, but takes the prompt's text and the window's messages."""
+
+    cached: list[int]  # the tokens the conversation fills, for the context figure
+    chat_settings: object  # the profile's [chat] (which endpoint, thinking), set by the session
+    profile_stops: list[str]
+
+    def reset(self) -> None:
+        ...
+
+    def cancel(self) -> None:
+        ...
+
+    def feed(self, tokens: list[int], what: str, *, fresh_logits: bool = False, stop=None) -> Iterator:
+        ...
+
+    def stream(self, prompt, messages: list[dict], sampling, stop, result) -> Iterator:
+        """The events of one reply (engine/events.py), streamed from the server."""
+        ...
+
+
+@runtime_checkable
+class ServedModel(Vocab, Protocol):
+    """A model on a server (engine/remote.py's RemoteModel), standing where a TokenModel
+    does: the session checks for this protocol (isinstance) to take its replies from
+    reply_source() instead of a TokenLoop, and front-ends to show the server."""
+
+    server: str  # the server's URL
+    n_ctx: int
+    n_batch: int
+    abort_requested: bool
+    path: str  # the served model's name (what the store records as the model)
+    info: None  # no GGUF header on this side of the wire
+    counts_estimated: bool  # token counts are an estimate (the server has no tokenize endpoint)
+
+    def reply_source(self) -> ServedReplies:
+        ...
+
+    def prompt_note(self) -> str:
+        """What --show-prompt's text is (whose template renders it, whose tokens count it)."""
+        ...
+
+    def report(self) -> list[str]:
+        """What the server reports about itself, for /quant."""
+        ...
+
+    def kv_truncate(self, n_keep: int) -> None:
+        ...
+
+    def state_fingerprint(self) -> None:
+        """None: the store keeps no KV state for a served model."""
+        ...
+
+    def load_state(self, data) -> bool:
+        ...
+
+    def is_loaded(self) -> bool:
+        ...
+
+    def describe(self) -> dict[str, object]:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def server_of(model: TokenModel | ServedModel) -> str:
+    """The URL of the server a model runs on; "" for a model in this process."""
+    return model.server if isinstance(model, ServedModel) else ""

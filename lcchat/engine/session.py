@@ -18,7 +18,7 @@ from lcchat.engine import guard, reasoning, speculative, stops, templates
 from lcchat.engine.chat import Conversation, Message, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
-from lcchat.engine.protocol import TokenModel
+from lcchat.engine.protocol import ServedModel, ServedReplies, TokenModel
 from lcchat.errors import EXIT_USAGE, LcchatError, PromptTooLong
 
 log = logging.getLogger("lcchat.session")
@@ -33,7 +33,7 @@ _PROBE = "\ue000\ue001\ue000"
 
 @dataclass
 class ChatSession:
-    model: TokenModel  # engine.model.Model, or engine.fake.FakeModel in tests
+    model: TokenModel | ServedModel  # engine.model.Model (engine.fake.FakeModel in tests), or engine.remote.RemoteModel
     profile: Profile
     formatter: templates.Formatter
     # Said once, at start, each with its level: a resume is news, a ChatML fallback a warning.
@@ -95,8 +95,8 @@ class ChatSession:
     # ------------------------------------------------------------ stops
 
     def _detect_markers(self) -> reasoning.Markers | None:
-        info = getattr(self.model, "info", None)
-        vocab = [*self.model.control_texts(), *(getattr(info, "tokens", None) or ())]
+        info = self.model.info
+        vocab = [*self.model.control_texts(), *(info.tokens if info is not None else ())]
         return reasoning.detect(list(self.profile.chat.reasoning), self.formatter.text, vocab)
 
     def _derive_stops(self) -> tuple[list[str], list[str]]:
@@ -203,9 +203,8 @@ class ChatSession:
         """The reply's events from its source: the token loop, or a server's stream
         (engine/remote.py), which takes the prompt's text and the window's messages (and
         leaves thinking to the server)."""
-        stream = getattr(self.loop, "stream", None)
-        if stream is not None:
-            return stream(prompt, self.conversation.chat_messages(), sampling, stop, result)
+        if isinstance(self.loop, ServedReplies):
+            return self.loop.stream(prompt, self.conversation.chat_messages(), sampling, stop, result)
         return self.loop.run(prompt.tokens, sampling, stop, result, think)
 
     # ------------------------------------------------------------ thinking
@@ -418,7 +417,7 @@ class ChatSession:
                 raise LcchatError("wait for the reply to finish (Ctrl+C stops it)")
             conv = self.conversation
             conv.system = system
-            conv.messages[:] = [Message(m.role, m.content, m.interrupted, getattr(m, "reasoning", "")) for m in messages]
+            conv.messages[:] = [Message(m.role, m.content, m.interrupted, m.reasoning) for m in messages]
             conv.window_start = 0
             self.loop.reset()
             self._cached_text, self._cached_n = "", 0
@@ -527,10 +526,9 @@ class ChatSession:
 
 def _reply_source(model, profile: Profile):
     """The token loop for a model in this process; a remote model brings its own source."""
-    make = getattr(model, "reply_source", None)
-    if make is None:
+    if not isinstance(model, ServedModel):
         return TokenLoop(model)
-    source = make()
+    source = model.reply_source()
     source.chat_settings, source.profile_stops = profile.chat, list(profile.chat.stop)
     return source
 
@@ -582,7 +580,7 @@ def _open_draft(session: ChatSession, cancel: threading.Event | None) -> specula
 
     profile, model = session.profile, session.model
     path = resolve_draft_path(profile)
-    if path is not None and not hasattr(model, "decode_batch"):
+    if path is not None and isinstance(model, ServedModel):
         raise InputError("a draft model needs a local model to draft for; this profile uses a server "
                          "([backend] url): remove [speculative] draft")
     if path is None:

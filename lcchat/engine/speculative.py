@@ -67,8 +67,7 @@ def vocab_mismatch(target, draft) -> str | None:
 
 def _token_texts(model) -> list[str]:
     """Every token's text: from the GGUF header already read, else from llama.cpp."""
-    info = getattr(model, "info", None)
-    tokens = getattr(info, "tokens", None)
+    tokens = model.info.tokens if model.info is not None else None
     if tokens and len(tokens) == model.n_vocab:
         return tokens
     return [model.token_text(i) for i in range(model.n_vocab)]

@@ -34,6 +34,7 @@ from lcchat.commands.actions import Clear, Copy, Edit, Exit, Generate, Settings,
 from lcchat.commands.parse import CommandLine, parse_line
 from lcchat.commands.registry import Context, FrontState, Registry, registry as default_registry
 from lcchat.engine.events import Event
+from lcchat.engine.protocol import server_of
 from lcchat.errors import EXIT_INTERRUPTED, EXIT_OK, LcchatError
 from lcchat.textsafe import clean
 from lcchat.repl.completer import SlashCompleter
@@ -44,6 +45,7 @@ from lcchat.repl.reply import ReplyPlayer, ReplyView
 from lcchat.repl.toolbar import Figures, toolbar_text
 
 if TYPE_CHECKING:
+    from lcchat.engine.session import ChatSession
     from lcchat.store.recorder import Recorder
 
 log = logging.getLogger("lcchat.repl")
@@ -87,7 +89,7 @@ class Repl:
     replies stream (None: when the output is a real, non-dumb terminal).
     """
 
-    def __init__(self, session, *, input: Input | None = None, output: Output | None = None,
+    def __init__(self, session: ChatSession, *, input: Input | None = None, output: Output | None = None,
                  state: FrontState | None = None, registry: Registry | None = None, recorder: Recorder | None = None,
                  history: History | str | os.PathLike[str] | None = None, monitor: object = "auto",
                  live_toolbar: bool | None = None, toolbar_every: float = 1.0,
@@ -99,10 +101,8 @@ class Repl:
         self.input = input or create_input()
         self.output = output or create_output()
         self.env = env
-        profile = getattr(session, "profile", None)
-        ui = getattr(profile, "ui", None)
-        self.state = state or FrontState(stream=getattr(ui, "stream", True), vi_mode=getattr(ui, "vi_mode", False),
-                                         theme=getattr(ui, "theme", "dark"), keys=KEYS)
+        ui = session.profile.ui
+        self.state = state or FrontState(stream=ui.stream, vi_mode=ui.vi_mode, theme=ui.theme, keys=KEYS)
         self.registry = registry or default_registry
         self.ctx = Context(session, self.state, recorder=recorder)
         self.printer = Printer(self.output)
@@ -165,7 +165,7 @@ class Repl:
             width = 80
         return toolbar_text(stats=s.last_stats, snapshot=self.figures.snapshot(), context_used=s.context_used,
                             context_size=s.context_size, width=max(width, 1),
-                            remote=bool(getattr(s.model, "server", "")))
+                            remote=bool(server_of(s.model)))
 
     def read(self) -> str:
         """One message or command from the user. KeyboardInterrupt: Ctrl+C on an empty

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 
 from lcchat.commands.advice import phrase
 from lcchat.engine.events import Done, Error, Event, Notice, Progress, Stats, Thinking, Token
+from lcchat.engine.protocol import server_of
 from lcchat.engine.worker import Streamed
 from lcchat.repl.render import Printer
 from lcchat.repl.terminal import quiet_input, sigint_handler
@@ -218,4 +219,4 @@ class ReplyPlayer:
         return toolbar_text(stats=view.stats, snapshot=self.figures.snapshot(), context_used=s.context_used,
                             context_size=s.context_size, progress=view.progress,
                             waiting=view.doing if view.waiting else False,
-                            width=width, remote=bool(getattr(s.model, "server", "")))
+                            width=width, remote=bool(server_of(s.model)))

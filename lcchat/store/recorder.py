@@ -17,13 +17,17 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from lcchat.engine.chat import Message
 from lcchat.engine.events import Done, Event, Notice
 from lcchat.engine.generate import common_prefix
+from lcchat.engine.protocol import server_of
 from lcchat.store import kvstate
 from lcchat.store.db import Store, StoredConversation, TurnSettings, UnknownConversation, now, one_line
+
+if TYPE_CHECKING:
+    from lcchat.engine.session import ChatSession
 
 log = logging.getLogger("lcchat.store")
 
@@ -46,7 +50,7 @@ class Recorder:
     def __init__(self, session, store: Store | None = None, *,
                  on_warning: Callable[[str], None] | None = None, owns_store: bool | None = None,
                  record: bool = True, keep_state: bool = True, state_max: int | None = None) -> None:
-        self.session = None
+        self.session: ChatSession | None = None
         self.store = store or Store()
         self.record = record
         self.keep_state = keep_state and record
@@ -71,11 +75,11 @@ class Recorder:
         if session is not None:
             self.bind(session)
 
-    def bind(self, session) -> None:
+    def bind(self, session: ChatSession) -> None:
         """Record `session` from now on: its send hook, turn listener and close hook."""
         self.session = session
-        self.on_warning = self._on_warning or getattr(session, "warn", None) or log.warning
-        self._stats_seen = getattr(session, "last_stats", None)
+        self.on_warning = self._on_warning or session.warn
+        self._stats_seen = session.last_stats
         session.listeners.append(self)
         session.on_send.append(self.sent)
         session.on_close.append(lambda _session: self.close())
@@ -148,11 +152,11 @@ class Recorder:
             quant = str(self.session.model.describe().get("quant") or "")
         except Exception:  # noqa: BLE001 - a label, not worth a failed save
             quant = ""
-        server = str(getattr(self.session.model, "server", "") or "")  # a remote model's URL (engine/remote.py)
+        server = server_of(self.session.model)  # a remote model's URL (engine/remote.py)
         return TurnSettings(self.session.conversation.system, self._model(), quant, server)
 
     def _profile(self) -> str:
-        return str(getattr(getattr(self.session, "profile", None), "name", "") or "")
+        return self.session.profile.name if self.session is not None else ""
 
     def _model(self) -> str:
         return str(self.session.model.path)
@@ -259,7 +263,7 @@ class Recorder:
             self._rows = [(m.role, m.content, bool(m.interrupted), m.reasoning) for m in stored.messages]
             self._version = stored.updated
             self._system = stored.system
-            self._stats_seen = getattr(self.session, "last_stats", None)
+            self._stats_seen = self.session.last_stats
             whole = saved is not None and printed is not None and self.restored_tokens == len(saved[0])
             self._kv_saved = (cid, printed, list(saved[0])) if whole else None  # type: ignore[arg-type,index]
         return stored

@@ -19,12 +19,15 @@ import logging
 import os
 import sqlite3
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from lcchat.engine.events import Event, Notice, Progress
 from lcchat.errors import InputError, LcchatError
 from lcchat.store.db import Store
 from lcchat.store.recorder import Recorder
+
+if TYPE_CHECKING:
+    from lcchat.config.schema import Profile
 
 log = logging.getLogger("lcchat.store")
 
@@ -32,31 +35,30 @@ log = logging.getLogger("lcchat.store")
 NOT_RECORDED = "this session is not recorded (--no-history): nothing of it is saved"
 
 
-def history_enabled(profile, *, no_history: bool = False) -> bool:
+def history_enabled(profile: Profile, *, no_history: bool = False) -> bool:
     """False when --no-history, LCCHAT_NO_HISTORY (1, true, yes) or `[store] enabled = false`
     says to record nothing."""
     if no_history:
         return False
     if os.environ.get("LCCHAT_NO_HISTORY", "").strip().lower() in ("1", "true", "yes", "on"):
         return False
-    store = getattr(profile, "store", None)
-    return bool(getattr(store, "enabled", True))
+    return profile.store.enabled
 
 
 class ChatRecording:
     """The recording of one run: `recorder` (unbound until `opened`) and, with -C, the
     conversation to continue (`resume_id`). Raises InputError for one that does not exist."""
 
-    def __init__(self, profile, continue_ref: str | None, *, interactive: bool, store: Store | None = None,
+    def __init__(self, profile: Profile, continue_ref: str | None, *, interactive: bool, store: Store | None = None,
                  record: bool = True, save_state: bool = False) -> None:
         from lcchat.config.sizes import parse_size
 
         self.store = store or Store()
-        self.profile_name = str(getattr(profile, "name", "") or "")
+        self.profile_name = profile.name
         self.interactive = interactive
         self.record = record
         self.keep_state = record and (interactive or save_state)
-        text = str(getattr(getattr(profile, "store", None), "state_max", "") or "")
+        text = profile.store.state_max
         self.state_max = parse_size(text) if text.strip() else None
         self.resume_id = self._target(continue_ref) if continue_ref is not None else None
         self.recorder = Recorder(None, self.store, on_warning=None if interactive else _print_warning,

@@ -50,6 +50,7 @@ from lcchat.tui.prompt import PromptInput
 from lcchat.tui.transcript import AssistantTurn, LoadingLine, Transcript
 
 if TYPE_CHECKING:
+    from lcchat.config.schema import Profile
     from lcchat.store.recorder import Recorder
 
 log = logging.getLogger("lcchat.tui")
@@ -89,7 +90,7 @@ class LcchatApp(Theming, App[int]):
     Screen { layout: vertical; }
     """
 
-    def __init__(self, session_factory: SessionFactory, *, profile: Any = None, monitor: MonitorLike | None = None,
+    def __init__(self, session_factory: SessionFactory, *, profile: Profile | None = None, monitor: MonitorLike | None = None,
                  theme: str | None = None, theme_dirs: list[Path] | None = None,
                  editor: EditorRunner | None = None, cursor_blink: bool = True, verbose: bool = False,
                  recorder: Recorder | None = None, signals: Signals | None = None) -> None:
@@ -105,9 +106,9 @@ class LcchatApp(Theming, App[int]):
         self._editor = editor
         self._theme_dirs = theme_dirs if theme_dirs is not None else theme_files.default_dirs()
         self._theme_paths: dict[str, Path] = {}
-        self._wanted_theme = theme or (getattr(getattr(profile, "ui", None), "theme", None)) or DEFAULT_THEME
-        ui = getattr(profile, "ui", None)
-        self.front = FrontState(keys=KEYS, theme=DEFAULT_THEME, stream=getattr(ui, "stream", True))
+        ui = profile.ui if profile is not None else None
+        self._wanted_theme = theme or (ui.theme if ui is not None else None) or DEFAULT_THEME
+        self.front = FrontState(keys=KEYS, theme=DEFAULT_THEME, stream=ui.stream if ui is not None else True)
         self.busy = False
         self.load_error: str | None = None
         self.load_exception: BaseException | None = None
@@ -233,7 +234,7 @@ class LcchatApp(Theming, App[int]):
         for text, level in self.startup_notices:
             await self.transcript.add_notice(text, level)
         what = self._model_label()
-        self.dashboard.set_loading(what, getattr(self.profile, "name", "") or "")
+        self.dashboard.set_loading(what, self.profile.name if self.profile is not None else "")
         self._loading = await self.transcript.add_loading(f"Loading {what}...")
         self._load()
 
@@ -258,8 +259,9 @@ class LcchatApp(Theming, App[int]):
             pass
 
     def _model_label(self) -> str:
-        path = getattr(getattr(self.profile, "model", None), "path", "") or ""
-        return Path(path).name if path else (getattr(self.profile, "name", "") or "the model")
+        profile = self.profile
+        path = profile.model.path if profile is not None else ""
+        return Path(path).name if path else ((profile.name if profile is not None else "") or "the model")
 
     def action_command_palette(self) -> None:
         if self.use_command_palette and not Palette.is_open(self):
@@ -568,7 +570,7 @@ class LcchatApp(Theming, App[int]):
             return
         conv = session.conversation
         await self.transcript.trim_turns(len(conv.messages), unsent=unsent)
-        self.transcript.mark_forgotten(getattr(conv, "window_start", 0))
+        self.transcript.mark_forgotten(conv.window_start)
         self.dashboard.set_context(session.context_used, session.context_size)
 
     # ------------------------------------------------------------ commands

@@ -100,3 +100,42 @@ def test_stops_are_a_pure_function_of_format_vocab_and_configured_stops() -> Non
     assert found == ["User:", "<|im_end|>", "</s>", "<|im_start|>"]  # configured, format, EOG, markers
     assert hidden == ["<s>", "<|unused|>"]  # BOS is never a stop; other controls are hidden
     assert isinstance(_Vocab(), protocol.StopVocab)
+
+
+def test_a_remote_model_implements_the_served_protocol_with_its_signatures() -> None:
+    """RemoteModel stands where a TokenModel does; the session, the prompt view, /quant and
+    the store recognise it by isinstance against ServedModel, so it must implement every
+    member (a stub server answers its probe)."""
+    from lcchat.config.schema import Profile
+    from lcchat.engine import remote
+    from tests.remote.servers import Stub
+
+    server = Stub()
+    try:
+        profile = Profile(name="remote-test")
+        profile.backend.url = server.url
+        model = remote.RemoteModel(profile.backend, 512)
+        try:
+            assert isinstance(model, protocol.ServedModel) and not isinstance(model, protocol.TokenModel)
+            methods, data = members(protocol.ServedModel)
+            assert {"reply_source", "prompt_note", "report", "tokenize", "describe"} <= methods
+            for name in sorted(methods):
+                assert shape(getattr(type(model), name)) == shape(getattr(protocol.ServedModel, name)), name
+            for name in sorted(data):
+                assert hasattr(model, name), name
+            assert protocol.server_of(model) == model.server == server.url.rstrip("/")
+            source = model.reply_source()
+            assert isinstance(source, protocol.ServedReplies)
+            for name in sorted(members(protocol.ServedReplies)[0]):
+                assert shape(getattr(type(source), name)) == shape(getattr(protocol.ServedReplies, name)), name
+        finally:
+            model.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("which", ["real", "fake"])
+def test_a_local_model_is_not_served_and_has_no_server(which, real_model) -> None:
+    model = real_model if which == "real" else FakeModel()
+    assert not isinstance(model, protocol.ServedModel)
+    assert protocol.server_of(model) == ""
