@@ -60,7 +60,10 @@ def parse_age(text: str) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(list(argv))
+    argv = list(argv)
+    if all(a.startswith("-") and a not in ("-h", "--help") for a in argv):
+        argv.append("list")  # `lcchat history` alone lists, as `ollama list` and `llm logs` do
+    args = build_parser().parse_args(argv)
     try:
         return _run(args)
     except sqlite3.Error as exc:

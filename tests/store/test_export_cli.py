@@ -57,6 +57,13 @@ def test_history_list_is_one_line_per_conversation(stored, capsys) -> None:
     assert lines[0] == list_line(Store().summaries()[0])
 
 
+def test_history_alone_lists(stored, capsys) -> None:
+    assert main(["history"]) == 0
+    alone = capsys.readouterr().out
+    assert main(["history", "list"]) == 0
+    assert alone == capsys.readouterr().out and alone.split()[0] == str(stored)
+
+
 def test_history_show_export_rm(stored, capsys, tmp_path) -> None:
     assert main(["history", "show", str(stored)]) == 0
     out = capsys.readouterr().out
@@ -84,7 +91,7 @@ def test_bad_usage_exits_2(capsys) -> None:
         main(["history", "export", "1", "--format", "pdf"])
     assert info.value.code == 2
     with pytest.raises(SystemExit) as info:
-        main(["history"])
+        main(["history", "frobnicate"])
     assert info.value.code == 2
 
 
