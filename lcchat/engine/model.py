@@ -398,32 +398,27 @@ class Model:
     def decode(self, tokens: list[int], n_past: int, *, logits_last: bool = True) -> int:
         """Evaluate `tokens` at positions n_past..; returns llama_decode's status (0 ok,
         1 no KV slot, 2 aborted, <0 error)."""
-        batch = self._batch
-        n = len(tokens)
-        tok, pos, nseq, seq, logits = batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits
-        for i, t in enumerate(tokens):
-            tok[i] = t
-            pos[i] = n_past + i
-            nseq[i] = 1
-            seq[i][0] = 0
-            logits[i] = 0
-        if logits_last:
-            logits[n - 1] = 1
-        batch.n_tokens = n
-        return self._llama.llama_decode(self._ctx, batch)
+        return self._decode(tokens, n_past, every_logit=False, last_logit=logits_last)
 
     def decode_batch(self, tokens: list[int], n_past: int) -> int:
         """Evaluate `tokens` at positions n_past.. with logits for every one of them, so
         each can be sampled (Sampler.sample(i)): how a speculative draft is verified."""
+        return self._decode(tokens, n_past, every_logit=True, last_logit=True)
+
+    def _decode(self, tokens: list[int], n_past: int, *, every_logit: bool, last_logit: bool) -> int:
         batch = self._batch
+        n = len(tokens)
         tok, pos, nseq, seq, logits = batch.token, batch.pos, batch.n_seq_id, batch.seq_id, batch.logits
+        flag = 1 if every_logit else 0
         for i, t in enumerate(tokens):
             tok[i] = t
             pos[i] = n_past + i
             nseq[i] = 1
             seq[i][0] = 0
-            logits[i] = 1
-        batch.n_tokens = len(tokens)
+            logits[i] = flag
+        if last_logit and n:
+            logits[n - 1] = 1
+        batch.n_tokens = n
         return self._llama.llama_decode(self._ctx, batch)
 
     def decode_one(self, token: int, n_past: int) -> int:
