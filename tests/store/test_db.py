@@ -156,16 +156,7 @@ def test_each_message_keeps_the_settings_it_was_written_with() -> None:
 
 
 def test_a_database_of_the_first_schema_is_migrated_and_its_messages_kept(lcchat_home) -> None:
-    path = default_path()
-    path.parent.mkdir(parents=True)
-    with sqlite3.connect(path) as conn:
-        for statement in MIGRATIONS[0][1]:
-            conn.execute(statement)
-        conn.execute("PRAGMA user_version = 1")
-        conn.execute("INSERT INTO conversations (id, created, updated, profile, model, system) "
-                     "VALUES (4, 1.0, 1.0, 'p', '/m/old.gguf', 'old system')")
-        conn.execute("INSERT INTO messages (conversation_id, seq, role, content, created) VALUES (4, 0, 'user', 'q', 1.0)")
-    conn.close()
+    _write_first_schema(updated=1.0)
     store = Store()
     conv = store.get(4)
     assert [m.content for m in conv.messages] == ["q"] and conv.messages[0].settings is None
@@ -395,16 +386,7 @@ def test_when_no_way_of_reading_works_the_error_is_sqlites(monkeypatch) -> None:
 
 
 def test_an_old_schema_that_cannot_be_migrated_is_still_read(lcchat_home, monkeypatch) -> None:
-    path = default_path()
-    path.parent.mkdir(parents=True)
-    with sqlite3.connect(path) as conn:
-        for statement in MIGRATIONS[0][1]:
-            conn.execute(statement)
-        conn.execute("PRAGMA user_version = 1")
-        conn.execute("INSERT INTO conversations (id, created, updated, profile, model, system) "
-                     "VALUES (4, 1.0, 2.0, 'p', '/m/old.gguf', 'old system')")
-        conn.execute("INSERT INTO messages (conversation_id, seq, role, content, created) VALUES (4, 0, 'user', 'q', 1.0)")
-    conn.close()
+    _write_first_schema(updated=2.0)
     _refuse_writing(monkeypatch)
     conv = Store().get(4)
     assert conv.system == "old system" and [(m.content, m.settings) for m in conv.messages] == [("q", None)]
@@ -476,4 +458,18 @@ def test_a_migration_that_fails_leaves_the_file_as_it_was(lcchat_home, monkeypat
     with sqlite3.connect(default_path()) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert "extra" not in {r[1] for r in conn.execute("PRAGMA table_info(messages)")}
+    conn.close()
+
+
+def _write_first_schema(*, updated: float) -> None:
+    """A store as the first release wrote it: conversation 4 with one user message."""
+    path = default_path()
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[0][1]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO conversations (id, created, updated, profile, model, system) "
+                     "VALUES (4, 1.0, ?, 'p', '/m/old.gguf', 'old system')", (updated,))
+        conn.execute("INSERT INTO messages (conversation_id, seq, role, content, created) VALUES (4, 0, 'user', 'q', 1.0)")
     conn.close()
