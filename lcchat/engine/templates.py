@@ -148,12 +148,41 @@ def _bounds(source: str) -> Iterator[None]:
     try:
         with sandbox.limits(RENDER_SECONDS):
             yield
-    except sandbox.TimeLimit:
-        raise TemplateError(f"the {source} took longer than {RENDER_SECONDS:g} s and was stopped") from None
-    except sandbox.Limit as exc:
-        raise TemplateError(f"the {source} failed: {exc}") from None
-    except MemoryError:
-        raise TemplateError(f"the {source} ran out of memory") from None
+    except (sandbox.Limit, sandbox.TimeLimit, MemoryError) as exc:
+        # The stopped render's frames still hold what it built (a {% set %} buffer can be
+        # hundreds of MB), and the traceback's reference cycles would keep it until the
+        # garbage collector runs: free it now, before the next render starts.
+        _release_frames(exc)
+        if isinstance(exc, sandbox.TimeLimit):
+            message = f"took longer than {RENDER_SECONDS:g} s and was stopped"
+        elif isinstance(exc, sandbox.Limit):
+            message = f"failed: {exc}"
+        else:
+            message = "ran out of memory"
+        raise TemplateError(f"the {source} {message}") from None
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Clear the locals of every finished frame the exception still reaches: those in its
+    traceback and, through f_back, the frames Jinja's traceback rewriting leaves behind
+    (its fake frames' callers hold the original traceback, and with it the render's
+    buffers). Stops at the first frame still running: every caller above it runs too."""
+    seen: set[int] = set()
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        while frame is not None and id(frame) not in seen:
+            seen.add(id(frame))
+            back = frame.f_back
+            try:
+                frame.clear()
+            except RuntimeError:  # a frame still executing: its callers are too
+                break
+            snapshot = frame.f_locals  # a dict Python may keep beside the cleared frame
+            if type(snapshot) is dict:
+                snapshot.clear()
+            frame = back
+        tb = tb.tb_next
 
 
 def _bounded_render(template: Any, source: str, variables: dict[str, Any]) -> str:
