@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 
+from markdown_it import MarkdownIt
 from rich.table import Table
 from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
@@ -35,6 +36,14 @@ FINISH_NOTES = {
     "interrupted": "interrupted: the partial reply is kept",
     "error": "the reply failed",
 }
+
+
+def markdown_parser() -> MarkdownIt:
+    """Textual's own "gfm-like" parser with raw HTML off. With it on, HTML a reply writes
+    as prose is dropped from the screen: "use the <div> element" showed as "use the
+    element", and a `<script>` block, or `<think>` from a model lcchat doesn't know as a
+    reasoning model, vanished. A chat client shows what the model wrote."""
+    return MarkdownIt("gfm-like", {"html": False})
 
 
 class UserTurn(Static):
@@ -82,7 +91,7 @@ class AssistantTurn(Vertical):
 
     def __init__(self) -> None:
         super().__init__()
-        self.segments: list[Markdown] = [Markdown("", open_links=False, classes="-lead")]
+        self.segments: list[Markdown] = [Markdown("", open_links=False, classes="-lead", parser_factory=markdown_parser)]
         self.note = Label("...", classes="turn-note")
         self._stream: MarkdownStream | None = None
         self._segment_text = ""  # what the last segment holds
@@ -142,7 +151,7 @@ class AssistantTurn(Vertical):
             if head:
                 await self._stream.write(head)
             await self._stream.stop()
-            segment = Markdown("", open_links=False)
+            segment = Markdown("", open_links=False, parser_factory=markdown_parser)
             self.segments.append(segment)
             await self.mount(segment, before=self.note)
             self._stream = Markdown.get_stream(segment)

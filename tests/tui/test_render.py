@@ -32,6 +32,24 @@ def test_a_markdown_table_is_drawn_in_every_theme(theme) -> None:
     drive(app, scenario, size=(120, 40))
 
 
+def test_html_in_a_reply_is_shown_as_written() -> None:
+    """A reply about HTML, or a model's <think> the TUI doesn't treat as reasoning, keeps
+    its tags on screen: Markdown's raw HTML would drop them."""
+    reply = ["Use the <div> element, ", "then <think>hmm</think> and <b>bold</b>.\n\n",
+             "<script>alert(1)</script>\n\nend"]
+    app = app_for(session_with(reply))
+
+    async def scenario(pilot):
+        await ready(pilot)
+        await say(pilot, "How do I lay out a page?")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Use the <div> element, then <think>hmm</think> and <b>bold</b>." in text
+        assert "<script>alert(1)</script>" in text
+
+    drive(app, scenario, size=(120, 40))
+
+
 def test_a_saved_table_reply_is_drawn_when_the_conversation_continues() -> None:
     session = session_with(["first"])
     session.conversation.messages[:] = [Message("user", "Make a markdown table"), Message("assistant", "".join(TABLE))]
