@@ -253,7 +253,7 @@ def _load_chain(path: Path, seen: list[Path]) -> dict[str, Any]:
         chain = " -> ".join(p.name for p in [*seen, resolved])
         raise ProfileError(f"{path}: extends forms a loop ({chain})")
     if len(seen) >= _MAX_EXTENDS:
-        raise ProfileError(f"{path}: extends is nested more than {_MAX_EXTENDS} deep")
+        raise ProfileError(f"{path}: extends chains more than {_MAX_EXTENDS} profiles")
     data, text = _read_toml(path)
     _Checker(path, text).check(data)
     data = _anchor_model_path(data, path)
