@@ -39,3 +39,23 @@ def test_spec_draft_without_a_draft_model_and_an_unknown_mode_are_refused() -> N
     bad = registry.dispatch(ctx, "/spec fast")
     assert bad.error and "Usage: /spec" in bad.text
     assert registry.completions(ctx, "/spec lo") == ["lookup"]
+
+
+def test_spec_sets_the_draft_length_alone_or_with_the_mode() -> None:
+    words = ["a1", "b2", "c3", "d4"] * 30
+    ctx = ctx_for(FakeModel(replies=[words]))
+    shown = registry.dispatch(ctx, "/spec 3")
+    assert not shown.error and "at most 3 tokens" in shown.text
+    assert ctx.session.speculation.n_draft == 3 and ctx.session.speculation.mode == "off"
+    assert not registry.dispatch(ctx, "/spec lookup 2").error
+    assert (ctx.session.speculation.mode, ctx.session.speculation.n_draft) == ("lookup", 2)
+    assert dict(registry.dispatch(ctx, "/spec").rows)["n_draft"] == "2"
+    list(ctx.session.send("hi"))
+    stats = ctx.session.last_stats
+    # each decode yields at most n_draft + 1 tokens (at the default 8 this reply takes 34
+    # decodes for 120 tokens, more than 3 a decode)
+    assert stats.accepted > 0 and stats.completion_tokens <= 3 * stats.decodes
+    for bad in ("/spec 0", "/spec 65", "/spec lookup fast", "/spec 3 lookup"):
+        refused = registry.dispatch(ctx, bad)
+        assert refused.error and "Usage: /spec" in refused.text, bad
+    assert (ctx.session.speculation.mode, ctx.session.speculation.n_draft) == ("lookup", 2)
