@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -238,10 +239,29 @@ class ChatSession:
         if self.thinking is False and not reasoning.takes_switch(self.formatter.text):
             extra = ("\n" if inside else markers.open + "\n\n") + markers.close + "\n\n"
             prompt.text = guard.PromptText.of(prompt.text + extra, guard.literal_spans(prompt.text))
-            prompt.tokens = prompt.tokens + self._tokens(extra, add_bos=False)
+            prompt.tokens = prompt.tokens + self._written(extra)
             inside = False
-        close = self._tokens(markers.close, add_bos=False)  # what the budget writes; the model goes on
-        return Reasoning(reasoning.Splitter(markers, inside=inside), self.thinking_budget, close)
+        budget = self.thinking_budget
+        close = [self._written(reasoning.closing(markers, after_newline=n)) if budget >= 0 else []
+                 for n in (False, True)]
+        return Reasoning(reasoning.Splitter(markers, inside=inside), budget, *close)
+
+    def _written(self, text: str) -> list[int]:
+        """Tokens that write `text` (markers and newlines) where a model would write it, after
+        text already there: each run of newlines and each run of other text is tokenized
+        apart, without what a tokenizer puts at the start of a text and after a special
+        token (the space llama.cpp adds for SentencePiece vocabs, which the model never
+        writes there). A BPE vocab tokenizes such a text into the same runs anyway."""
+        piece, tokens = self.model.piece, []
+        for part in re.findall(r"\n+|[^\n]+", text):
+            found = self._tokens(part, add_bos=False)
+            want = part.encode("utf-8")
+            for start in range(min(len(found), 4)):  # a space prefix is one token, or 3 byte tokens
+                if b"".join(piece(t) for t in found[start:]) == want:
+                    found = found[start:]
+                    break
+            tokens += found
+        return tokens
 
     def _turn_sampling(self):
         """The session's sampling, with [sampling_no_think]'s settings while thinking is off."""

@@ -139,7 +139,7 @@ def test_an_unclosed_block_at_ctrl_c_is_kept(tmp_path) -> None:
 
 
 def test_the_budget_closes_the_block_and_an_answer_follows(tmp_path) -> None:
-    # The template opens the block; after the 2-token budget lcchat writes "</think>"
+    # The template opens the block; after the 2-token budget lcchat writes "\n</think>\n\n"
     # itself. This scripted model then starts its script again, as answer text.
     path = models.write_scripted_model(tmp_path / "b.gguf", ["one", " two", " three", " four"],
                                        chat_template=OPENING_TEMPLATE, extra_special_tokens=SPECIALS)
@@ -147,6 +147,30 @@ def test_the_budget_closes_the_block_and_an_answer_follows(tmp_path) -> None:
     assert texts(events) == ("one two", "one two three four")
     unbudgeted = run(path)[1]
     assert texts(unbudgeted) == ("one two three four", "")
+
+
+@pytest.mark.parametrize(("pieces", "closing"), [
+    (["one", " two", " three", " four"], "\n</think>\n\n"),
+    (["one", " two\n", " three", " four"], "</think>\n\n"),  # the thinking ends a line already
+], ids=["mid-line", "after-newline"])
+def test_the_budget_closes_the_block_as_the_template_writes_one(tmp_path, pieces, closing) -> None:
+    # Qwen3's template writes a finished block as "<think>\n" + thinking + "\n</think>\n\n" +
+    # answer (tests/profiles/templates/qwen3.jinja): the answer starts after a blank line
+    path = models.write_scripted_model(tmp_path / "b.gguf", pieces, chat_template=OPENING_TEMPLATE,
+                                       extra_special_tokens=SPECIALS)
+    session = open_session(load_profile("default", {"model.path": str(path), "model.n_ctx": 512,
+                                                    "sampling.max_tokens": 64, "chat.thinking_budget": 2}))
+    try:
+        events = list(session.send("What is 2+2?"))
+        n_prompt = [e for e in events if isinstance(e, Stats)][-1].prompt_tokens
+        fed = [session.model.piece(t) for t in session.loop.cached[n_prompt:]]  # the reply as the model read it
+        # the marker as its one control token, the newlines as newline tokens: no space in front
+        # (llama.cpp's tokenizer puts one before a SentencePiece text and after a special token)
+        assert fed[2:2 + len(closing) - 7] == [b"\n"] * closing.startswith("\n") + [b"</think>", b"\n", b"\n"]
+        assert b"".join(fed) == ("".join(pieces[:2]) + closing + "".join(pieces)).encode()
+        assert texts(events) == ("one two", "".join(pieces))
+    finally:
+        session.close()
 
 
 def test_the_markers_are_neither_stops_nor_hidden_even_as_control_tokens(tmp_path) -> None:
