@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 from lcchat.config.schema import ModelSettings, Profile
 from lcchat.engine import guard, reasoning, speculative, stops, templates
-from lcchat.engine.chat import Conversation, Message, build_prompt
+from lcchat.engine.chat import Conversation, Message, Prompt, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
 from lcchat.engine.protocol import ServedModel, ServedReplies, TokenModel
@@ -154,7 +154,7 @@ class ChatSession:
         model = self.model
         self._switch_thinking()
         try:
-            prompt = self._build_prompt(conv, self._tokenize)
+            prompt = self.turn_prompt(conv, self._tokenize)
             think = self._reasoning_for(prompt)
         except PromptTooLong as exc:
             conv.messages.pop()
@@ -228,19 +228,28 @@ class ChatSession:
         else:
             options.pop("enable_thinking", None)
 
-    def _reasoning_for(self, prompt) -> Reasoning | None:
-        """The loop's reasoning part for this prompt. With thinking off and a template that
-        has no switch, the prompt gets an empty thinking block (closed, as Qwen3's template
-        writes it for enable_thinking=false), so the reply starts with the answer."""
+    def turn_prompt(self, conv: Conversation, tokenize: Callable[[str], list[int]]) -> Prompt:
+        """The prompt a turn feeds the model for `conv`, text and tokens: the template's,
+        fitted to the context (_build_prompt), and with thinking off on a template that has
+        no switch, an empty thinking block after it (closed, as Qwen3's template writes one
+        for enable_thinking=false), so the reply starts with the answer. A turn and
+        `--show-prompt` / `/show prompt` (engine/prompt_view.py) both take it from here."""
+        prompt = self._build_prompt(conv, tokenize)
+        markers = self.markers
+        if markers is not None and self.thinking is False and not reasoning.takes_switch(self.formatter.text):
+            inside = reasoning.opened_by(prompt.text, markers)
+            extra = ("\n" if inside else markers.open + "\n\n") + markers.close + "\n\n"
+            prompt.text = guard.PromptText.of(prompt.text + extra, guard.literal_spans(prompt.text))
+            prompt.tokens = prompt.tokens + self._written(extra)
+        return prompt
+
+    def _reasoning_for(self, prompt: Prompt) -> Reasoning | None:
+        """The loop's reasoning part for this turn's prompt (turn_prompt): the reply starts
+        inside the block when the prompt ends inside one the template opened."""
         markers = self.markers
         if markers is None:
             return None
         inside = reasoning.opened_by(prompt.text, markers)
-        if self.thinking is False and not reasoning.takes_switch(self.formatter.text):
-            extra = ("\n" if inside else markers.open + "\n\n") + markers.close + "\n\n"
-            prompt.text = guard.PromptText.of(prompt.text + extra, guard.literal_spans(prompt.text))
-            prompt.tokens = prompt.tokens + self._written(extra)
-            inside = False
         budget = self.thinking_budget
         close = [self._written(reasoning.closing(markers, after_newline=n)) if budget >= 0 else []
                  for n in (False, True)]

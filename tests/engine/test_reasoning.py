@@ -201,6 +201,42 @@ def test_thinking_off_closes_the_block_in_the_prompt_without_a_switch() -> None:
     assert session._turn_sampling().temperature == 0.7 and session.sampling.temperature == 0.8
 
 
+def test_show_prompt_shows_the_empty_block_no_think_writes(tmp_path) -> None:
+    # ChatML has no enable_thinking: --no-think closes the block in the prompt itself
+    from tests.test_cli import run as run_cli
+
+    path = models.write_scripted_model(tmp_path / "n.gguf", ["Four."], extra_special_tokens=SPECIALS)
+    r = run_cli(["-m", str(path), "-c", "512", "--no-think", "--show-prompt", "What is 2+2?"])
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()  # the text ends with "\n\n", then the ruler's own line
+    assert "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n\n----" in out
+    assert "'<think>'" in out and "'</think>'" in out  # among the tokens, as the control tokens they are
+    shown = run_cli(["-m", str(path), "-c", "512", "--show-prompt", "What is 2+2?"]).stdout.decode()
+    assert "<think>" not in shown and "<|im_start|>assistant\n\n----" in shown
+
+
+@pytest.mark.parametrize("template", [models.CHATML_TEMPLATE, OPENING_TEMPLATE], ids=["chatml", "opening"])
+def test_the_prompt_shown_is_the_prompt_evaluated(tmp_path, template) -> None:
+    from lcchat.engine.prompt_view import preview
+
+    path = models.write_scripted_model(tmp_path / "e.gguf", ["Four."], chat_template=template,
+                                       extra_special_tokens=SPECIALS)
+    session = open_session(load_profile("default", {"model.path": str(path), "model.n_ctx": 512,
+                                                    "chat.thinking": False}))
+    try:
+        for message in ("What is 2+2?", "And 3+3?"):  # the second turn reuses the first's tokens
+            shown = preview(session, message)
+            events = list(session.send(message))
+            assert events[-1] == Done("stop", "Four.")
+            stats = [e for e in events if isinstance(e, Stats)][-1]
+            assert stats.prompt_tokens == len(shown.tokens)
+            assert session.loop.cached[:len(shown.tokens)] == shown.tokens
+            fed = b"".join(session.model.piece(t) for t in shown.tokens).decode()
+            assert shown.text.endswith("assistant\n<think>\n\n</think>\n\n") and fed.endswith("\n</think>\n\n")
+    finally:
+        session.close()
+
+
 def test_thinking_budget_on_a_fake_model_counts_thinking_tokens_apart() -> None:
     from lcchat.config.schema import Profile
 
