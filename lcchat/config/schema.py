@@ -45,7 +45,7 @@ class ModelSettings:
     n_gpu_layers: int = field(default=0, metadata={"doc": "layers offloaded to the GPU; -1 offloads all", "min": -1})
     use_mmap: bool = field(default=True, metadata={"doc": "memory-map the model file"})
     use_mlock: bool = field(default=False, metadata={"doc": "lock the model in RAM so it is never swapped out"})
-    cache_type_k: str = field(default="f16", metadata={"doc": "KV cache type for K; --cache-type-k", "choices": KV_CACHE_TYPES})
+    cache_type_k: str = field(default="f16", metadata={"doc": "KV cache type for K; --cache-type-k. A quantized type (32 values per block) must divide the model's attention head size, or the model is refused before loading", "choices": KV_CACHE_TYPES})
     cache_type_v: str = field(default="f16", metadata={"doc": "KV cache type for V (a quantized V cache needs flash attention, so flash_attn must not be false); --cache-type-v", "choices": KV_CACHE_TYPES})
     flash_attn: bool | str = field(default="auto", metadata={"doc": "flash attention: \"auto\" (llama.cpp's choice when layers go to a GPU or the V cache is quantized; off on the CPU alone, where it measured slower at long contexts), true (on) or false (off); --flash-attn"})
     variants: str = field(default="", metadata={"doc": "glob for other quantizations of this model, used by /quant"})

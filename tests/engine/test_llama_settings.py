@@ -98,6 +98,20 @@ def test_a_quantized_v_cache_with_flash_attention_off_is_one_line_and_exit_2(tin
 
 
 @pytest.mark.parametrize(("flags", "says"), [
+    (["-ctk", "q4_0"], "cache_type_k = 'q4_0' (-ctk) does not fit tiny.gguf: its attention heads hold 16 values "
+                       "and q4_0 packs 32 per block"),
+    (["-ctk", "q8_0", "-fa", "on"], "cache_type_k = 'q8_0' (-ctk) does not fit tiny.gguf"),
+    (["--cache-type-v", "q8_0"], "cache_type_v = 'q8_0' (-ctv) does not fit tiny.gguf"),
+])
+def test_a_cache_type_the_heads_cannot_take_is_one_line_and_exit_2(tiny_model, flags, says) -> None:
+    """Checked from the GGUF's head size before llama.cpp creates the context: llama.cpp
+    would refuse it as a failed context ("too little memory?"), or with flash attention off
+    run with attention reading across quantized blocks."""
+    line = one_line_error(run(["-m", str(tiny_model), "-c", "256", *flags, "hi"]), 2)
+    assert says in line and "use f16, bf16 or f32" in line
+
+
+@pytest.mark.parametrize(("flags", "says"), [
     (["-fa", "yes"], "--flash-attn: invalid choice: 'yes'"),
     (["-b", "0"], "model.n_batch: must be at least 1, not 0"),
     (["--batch-size", "many"], "--batch-size: invalid int value"),
