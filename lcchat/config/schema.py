@@ -41,7 +41,7 @@ class ModelSettings:
     n_ctx: int = field(default=4096, metadata={"doc": "context window in tokens; 0 uses the model's training context. A KV cache larger than the memory available is refused before loading", "min": 0, "max": 2**24})
     n_batch: int = field(default=512, metadata={"doc": "prompt tokens evaluated per llama_decode call (also the physical batch, n_ubatch); --batch-size", "min": 1})
     n_threads: int = field(default=0, metadata={"doc": "generation threads; 0 means the physical cores less those other processes keep busy at load time; more than the CPUs lcchat may use are reduced to that, with a notice", "min": 0})
-    n_threads_batch: int = field(default=0, metadata={"doc": "prompt-evaluation threads; 0 means the same as n_threads (llama.cpp's default, and the faster one when other processes keep cores busy); --threads-batch", "min": 0})
+    n_threads_batch: int = field(default=0, metadata={"doc": "prompt-evaluation threads; 0 means every physical core (at least n_threads): a prompt is one large batch, faster on all cores even when generation uses fewer; --threads-batch", "min": 0})
     n_gpu_layers: int = field(default=0, metadata={"doc": "layers offloaded to the GPU; -1 offloads all", "min": -1})
     use_mmap: bool = field(default=True, metadata={"doc": "memory-map the model file"})
     use_mlock: bool = field(default=False, metadata={"doc": "lock the model in RAM so it is never swapped out"})

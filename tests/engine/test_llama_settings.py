@@ -79,12 +79,15 @@ def test_batch_cache_types_and_batch_threads_reach_llama_cpp(tiny_model) -> None
         session.model.close()
 
 
-def test_batch_threads_default_to_the_generation_threads(tiny_model) -> None:
+def test_batch_threads_default_to_every_physical_core(tiny_model) -> None:
+    from lcchat.engine.model import physical_cores, usable_cpus
+
     session, _ = open_logged(["-m", str(tiny_model), "-c", "256", "-t", "1", "hi"])
     try:
         import llama_cpp
 
-        assert llama_cpp.llama_n_threads_batch(session.model._ctx) == 1
+        assert llama_cpp.llama_n_threads(session.model._ctx) == 1
+        assert llama_cpp.llama_n_threads_batch(session.model._ctx) == max(1, min(physical_cores(), usable_cpus()))
     finally:
         session.model.close()
 
