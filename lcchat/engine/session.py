@@ -201,10 +201,11 @@ class ChatSession:
 
     def _run(self, prompt, sampling, stop: StopFilter, result: Generation, think) -> Iterator[Event]:
         """The reply's events from its source: the token loop, or a server's stream
-        (engine/remote.py), which takes the prompt's text and the window's messages (and
-        leaves thinking to the server)."""
+        (engine/remote.py), which takes the prompt's text and the window's messages, the
+        same reasoning splitter, and /think's on/off for the server's template."""
         if isinstance(self.loop, ServedReplies):
-            return self.loop.stream(prompt, self.conversation.chat_messages(), sampling, stop, result)
+            return self.loop.stream(prompt, self.conversation.chat_messages(), sampling, stop, result, think,
+                                    self.thinking)
         return self.loop.run(prompt.tokens, sampling, stop, result, think)
 
     # ------------------------------------------------------------ thinking
