@@ -206,6 +206,16 @@ def test_a_thinking_budget_is_said_not_to_apply(stub):
     assert not any(isinstance(e, Notice) and "budget" in e.text for e in session.send("Again"))  # said once
 
 
+def test_think_budget_on_a_server_says_in_one_line_that_it_does_not_apply(stub):
+    from lcchat.commands import Context, FrontState, registry
+
+    ctx = Context(open_session(reasoning_profile(stub.url)), FrontState())
+    result = registry.dispatch(ctx, "/think budget 50")
+    assert result.error and "\n" not in result.text and "--reasoning-budget" in result.text
+    assert ctx.session.thinking_budget == -1
+    assert not registry.dispatch(ctx, "/think budget -1").error  # no budget is what a server has anyway
+
+
 def run_lcchat(url: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*lcchat_cmd(), "--remote", url, *args], env=dict(os.environ), capture_output=True,
                           text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
