@@ -180,11 +180,14 @@ def cmd_show(ctx: Context, arg: str) -> Result:
     if what == "prompt":
         from lcchat.engine import prompt_view
         from lcchat.engine.templates import TemplateError
+        from lcchat.errors import LcchatError
 
         try:
             view = prompt_view.preview(session, rest.strip() or None)
         except TemplateError as exc:
             raise UsageError(str(exc)) from None
+        except LcchatError as exc:  # the prompt does not fit the context (overflow = error)
+            return Result(str(exc), error=True)
         return Result(prompt_view.describe(session, view))
     if what == "params":
         s = session.sampling

@@ -119,11 +119,13 @@ class Generation:
 class Reasoning:
     """What the loop needs for a reasoning model's turn: the splitter, and the thinking
     budget (-1: none) with the tokens that close the block when it is spent, as llama.cpp's
-    reasoning budget does, so the model must go on with an answer."""
+    reasoning budget does, so the model must go on with an answer (reasoning.closing: the
+    second list for thinking that already ends with a newline)."""
 
     splitter: Splitter
     budget: int = -1
     close_tokens: list[int] = field(default_factory=list)
+    close_after_newline: list[int] = field(default_factory=list)
 
 
 class TokenLoop:
@@ -229,7 +231,7 @@ class TokenLoop:
         parts = result.parts
         generated: list[int] = []
         emit = _emitter(parts, result, reasoning)
-        forced: list[int] = []  # tokens lcchat puts in the reply itself (the budget's closing marker)
+        forced: list[int] = []  # tokens lcchat puts in the reply itself (the budget's closing text)
         first_at = last_at = 0.0
         next_stats = prompt_done + STATS_EVERY_S
         finish = "stop"
@@ -263,7 +265,8 @@ class TokenLoop:
                         result.reasoning_tokens += 1
                         if (reasoning.splitter.inside and not forced and reasoning.budget >= 0
                                 and result.reasoning_tokens >= reasoning.budget):
-                            forced = list(reasoning.close_tokens)
+                            after_newline = piece(token).endswith(b"\n")
+                            forced = list(reasoning.close_after_newline if after_newline else reasoning.close_tokens)
                             reasoning.budget = -1  # once: what follows is the answer
                 if stop.stopped_by is not None:
                     break

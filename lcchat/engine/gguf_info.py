@@ -152,6 +152,17 @@ class GGUFInfo:
         return self.head_count if value is None else _int_or_list(value)
 
     @property
+    def head_dims(self) -> tuple[int, int]:
+        """(K, V) values per attention head, as llama.cpp reads them: attention.key_length
+        and value_length, else n_embd / n_head of the first layer with heads; 0 unknown."""
+        heads, n_embd = self.head_count, self.embedding_length
+        heads = next((h for h in heads if h), 0) if isinstance(heads, list) else heads
+        default = n_embd // heads if heads and n_embd else 0
+        dim_k = _int(self._arch(_K.Attention.KEY_LENGTH))
+        dim_v = _int(self._arch(_K.Attention.VALUE_LENGTH))
+        return (dim_k if dim_k is not None else default), (dim_v if dim_v is not None else default)
+
+    @property
     def rope_dimension_count(self) -> int | None:
         explicit = _int(self._arch(_K.Rope.DIMENSION_COUNT))
         if explicit is not None:

@@ -74,7 +74,7 @@ def steps(profile: Profile, settings: ModelSettings | None = None, *, path: Path
     settings = settings or profile.model
     path = Path(path) if path is not None else resolve_model_path(dataclasses.replace(profile, model=settings))
     info = gguf_info.load_checked(path)
-    problem = kv_cache_problem(settings)
+    problem = kv_cache_problem(settings, info)
     if problem:
         raise InputError(problem)
     said: list[Notice] = []

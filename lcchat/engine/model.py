@@ -204,6 +204,20 @@ def flash_attn_name(setting: bool | str) -> str:
     return "auto" if setting == "auto" else ("on" if setting else "off")
 
 
+def _context_failure(name: str, n_ctx: int, settings: ModelSettings) -> str:
+    """Why llama_init_from_model may have refused. The cache types it refuses for the model
+    are checked before (engine/quant/memory.py's kv_cache_problem), but a quantized V cache
+    also needs flash attention that the device runs for this model, which only llama.cpp
+    knows: with such a cache that is the likely cause, not memory."""
+    types = (settings.cache_type_k, settings.cache_type_v)
+    if any(t.lower() not in ("f32", "f16", "bf16") for t in types):
+        return (f"llama.cpp could not create a context of {n_ctx} tokens for {name} with a {types[0]}/{types[1]} "
+                "KV cache: it refuses cache types the model or device cannot use; try cache_type_k and "
+                "cache_type_v = 'f16' (-ctk f16 -ctv f16), or a smaller n_ctx (-v shows details)")
+    return (f"llama.cpp could not create a context of {n_ctx} tokens for {name} "
+            "(too little memory? try a smaller n_ctx or another cache type; -v shows details)")
+
+
 def _ggml_type(name: str) -> int:
     import gguf
 
@@ -275,7 +289,10 @@ class Model:
 
         notices: list[str] = []
         n_threads = bounded_threads(settings.n_threads, "n_threads", notices) or auto_threads()
-        n_threads_batch = bounded_threads(settings.n_threads_batch, "n_threads_batch", notices) or n_threads
+        # Prompt evaluation is one large batch: every core pays, even with fewer generation
+        # threads (510 tokens: 3.5 s on 2 threads against 6.3 s on 1, benchmarks/RESULTS.md).
+        n_threads_batch = (bounded_threads(settings.n_threads_batch, "n_threads_batch", notices)
+                           or max(n_threads, min(physical_cores(), usable_cpus())))
         n_ctx = settings.n_ctx or self.train_ctx
         resolved = rope.resolve_for(rope_settings, self.info, n_ctx=n_ctx)
         cparams = llama_cpp.llama_context_default_params()
@@ -300,10 +317,7 @@ class Model:
         self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             self.close()
-            raise LcchatError(
-                f"llama.cpp could not create a context of {n_ctx} tokens for {self.path.name} "
-                "(too little memory? try a smaller n_ctx or another cache type; -v shows details)"
-            )
+            raise LcchatError(_context_failure(self.path.name, n_ctx, settings))
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
         self.n_batch = llama_cpp.llama_n_batch(self._ctx)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lcchat.engine import guard
+from lcchat.engine.chat import Conversation, Message
 from lcchat.engine.protocol import SPECIAL_ATTRS, ServedModel
 from lcchat.textsafe import clean as visible  # a prompt's messages may hold control characters
 
@@ -20,6 +21,8 @@ class PromptView:
     tokens: list[int]
     literal: tuple[tuple[int, int], ...]  # spans of message text that looks like special tokens
     source: str  # the chat format's name
+    dropped: int = 0  # oldest messages the overflow policy leaves out this time
+    cut: int = 0  # tokens cut from the start (overflow = truncate-left)
 
 
 def describe(session, view: PromptView) -> str:
@@ -27,6 +30,11 @@ def describe(session, view: PromptView) -> str:
     one per line (position, id, text), special ones marked with *."""
     model = session.model
     lines = [f"Prompt ({view.source}, {len(view.tokens)} tokens):", "-" * 40, visible(view.text), "-" * 40]
+    if view.dropped:
+        lines.append(f"the {view.dropped} oldest message{'s' if view.dropped != 1 else ''} are left out to fit the "
+                     f"context ({session.model.n_ctx} tokens)")
+    if view.cut:
+        lines.append(f"the first {view.cut} tokens of this text are cut to fit the context (overflow = truncate-left)")
     if view.literal:
         parse = session.profile.chat.parse_special
         how = "read as special tokens ([chat] parse_special = true)" if parse else "kept as plain text"
@@ -46,11 +54,16 @@ def describe(session, view: PromptView) -> str:
 
 def preview(session, text: str | None = None) -> PromptView:
     """The prompt the session would feed the model for the next message `text` (or for the
-    history as it stands), tokenized as a turn would tokenize it."""
-    messages = session.conversation.chat_messages()
-    if text:
-        messages = [*messages, {"role": "user", "content": text}]
+    history as it stands): made by the function a turn makes it with
+    (ChatSession.turn_prompt: the overflow policy, the thinking switch), on a copy of the
+    conversation, tokenized as a turn that reuses nothing would tokenize it."""
+    conv = session.conversation
+    probe = Conversation(conv.system, [*conv.messages, *([Message("user", text)] if text else [])],
+                         conv.window_start)
+    prompt = session.turn_prompt(probe, session.tokenize_prompt)
     inner = session.formatter
-    found = guard.protect(inner.render, session.specials, messages, inner.text)  # reported even with parse_special
-    prompt = session.prompt_formatter.render(messages)  # what a turn renders
-    return PromptView(str(prompt), session.tokenize_prompt(prompt), guard.literal_spans(found), inner.source)
+    # message text that looks like special tokens, reported even with parse_special; the
+    # rendered text is the start of the prompt
+    found = guard.protect(inner.render, session.specials, probe.chat_messages(), inner.text)
+    return PromptView(str(prompt.text), list(prompt.tokens), guard.literal_spans(found), inner.source,
+                      prompt.dropped, prompt.cut)

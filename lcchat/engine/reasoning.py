@@ -59,6 +59,17 @@ def opened_by(prompt: str, markers: Markers) -> bool:
     return tail.endswith(markers.open)
 
 
+def closing(markers: Markers, *, after_newline: bool) -> str:
+    """What closes a thinking block that ran to its budget, written as the families write a
+    finished block, so the answer starts as the model was trained: one newline, the closing
+    marker, a blank line (Qwen3's template renders thinking as `<think>\\n` + thinking +
+    `\\n</think>\\n\\n` + answer; DeepSeek-R1's replies close theirs the same way). The
+    newline is left out when the thinking already ends with one. llama.cpp's own
+    reasoning budget forces only the marker (and an optional message before it) and leaves
+    the blank line to the model."""
+    return ("" if after_newline else "\n") + markers.close + "\n\n"
+
+
 def takes_switch(template: str) -> bool:
     """The template reads `enable_thinking` (Qwen3's does)."""
     return "enable_thinking" in template

@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from lcchat.config.schema import ModelSettings, Profile
 from lcchat.engine import guard, reasoning, speculative, stops, templates
-from lcchat.engine.chat import Conversation, Message, build_prompt
+from lcchat.engine.chat import Conversation, Message, Prompt, build_prompt
 from lcchat.engine.events import Done, Error, Event, Notice, Stats
 from lcchat.engine.generate import DecodeError, Generation, Reasoning, StopFilter, TokenLoop, common_prefix
 from lcchat.engine.protocol import ServedModel, ServedReplies, TokenModel
@@ -153,7 +154,7 @@ class ChatSession:
         model = self.model
         self._switch_thinking()
         try:
-            prompt = self._build_prompt(conv, self._tokenize)
+            prompt = self.turn_prompt(conv, self._tokenize)
             think = self._reasoning_for(prompt)
         except PromptTooLong as exc:
             conv.messages.pop()
@@ -228,21 +229,49 @@ class ChatSession:
         else:
             options.pop("enable_thinking", None)
 
-    def _reasoning_for(self, prompt) -> Reasoning | None:
-        """The loop's reasoning part for this prompt. With thinking off and a template that
-        has no switch, the prompt gets an empty thinking block (closed, as Qwen3's template
-        writes it for enable_thinking=false), so the reply starts with the answer."""
+    def turn_prompt(self, conv: Conversation, tokenize: Callable[[str], list[int]]) -> Prompt:
+        """The prompt a turn feeds the model for `conv`, text and tokens: the template's,
+        fitted to the context (_build_prompt), and with thinking off on a template that has
+        no switch, an empty thinking block after it (closed, as Qwen3's template writes one
+        for enable_thinking=false), so the reply starts with the answer. A turn and
+        `--show-prompt` / `/show prompt` (engine/prompt_view.py) both take it from here."""
+        prompt = self._build_prompt(conv, tokenize)
+        markers = self.markers
+        if markers is not None and self.thinking is False and not reasoning.takes_switch(self.formatter.text):
+            inside = reasoning.opened_by(prompt.text, markers)
+            extra = ("\n" if inside else markers.open + "\n\n") + markers.close + "\n\n"
+            prompt.text = guard.PromptText.of(prompt.text + extra, guard.literal_spans(prompt.text))
+            prompt.tokens = prompt.tokens + self._written(extra)
+        return prompt
+
+    def _reasoning_for(self, prompt: Prompt) -> Reasoning | None:
+        """The loop's reasoning part for this turn's prompt (turn_prompt): the reply starts
+        inside the block when the prompt ends inside one the template opened."""
         markers = self.markers
         if markers is None:
             return None
         inside = reasoning.opened_by(prompt.text, markers)
-        if self.thinking is False and not reasoning.takes_switch(self.formatter.text):
-            extra = ("\n" if inside else markers.open + "\n\n") + markers.close + "\n\n"
-            prompt.text = guard.PromptText.of(prompt.text + extra, guard.literal_spans(prompt.text))
-            prompt.tokens = prompt.tokens + self._tokens(extra, add_bos=False)
-            inside = False
-        close = self._tokens(markers.close, add_bos=False)  # what the budget writes; the model goes on
-        return Reasoning(reasoning.Splitter(markers, inside=inside), self.thinking_budget, close)
+        budget = self.thinking_budget
+        close = [self._written(reasoning.closing(markers, after_newline=n)) if budget >= 0 else []
+                 for n in (False, True)]
+        return Reasoning(reasoning.Splitter(markers, inside=inside), budget, *close)
+
+    def _written(self, text: str) -> list[int]:
+        """Tokens that write `text` (markers and newlines) where a model would write it, after
+        text already there: each run of newlines and each run of other text is tokenized
+        apart, without what a tokenizer puts at the start of a text and after a special
+        token (the space llama.cpp adds for SentencePiece vocabs, which the model never
+        writes there). A BPE vocab tokenizes such a text into the same runs anyway."""
+        piece, tokens = self.model.piece, []
+        for part in re.findall(r"\n+|[^\n]+", text):
+            found = self._tokens(part, add_bos=False)
+            want = part.encode("utf-8")
+            for start in range(min(len(found), 4)):  # a space prefix is one token, or 3 byte tokens
+                if b"".join(piece(t) for t in found[start:]) == want:
+                    found = found[start:]
+                    break
+            tokens += found
+        return tokens
 
     def _turn_sampling(self):
         """The session's sampling, with [sampling_no_think]'s settings while thinking is off."""

@@ -79,12 +79,15 @@ def test_batch_cache_types_and_batch_threads_reach_llama_cpp(tiny_model) -> None
         session.model.close()
 
 
-def test_batch_threads_default_to_the_generation_threads(tiny_model) -> None:
+def test_batch_threads_default_to_every_physical_core(tiny_model) -> None:
+    from lcchat.engine.model import physical_cores, usable_cpus
+
     session, _ = open_logged(["-m", str(tiny_model), "-c", "256", "-t", "1", "hi"])
     try:
         import llama_cpp
 
-        assert llama_cpp.llama_n_threads_batch(session.model._ctx) == 1
+        assert llama_cpp.llama_n_threads(session.model._ctx) == 1
+        assert llama_cpp.llama_n_threads_batch(session.model._ctx) == max(1, min(physical_cores(), usable_cpus()))
     finally:
         session.model.close()
 
@@ -92,6 +95,20 @@ def test_batch_threads_default_to_the_generation_threads(tiny_model) -> None:
 def test_a_quantized_v_cache_with_flash_attention_off_is_one_line_and_exit_2(tiny_model) -> None:
     line = one_line_error(run(["-m", str(tiny_model), "-ctv", "q8_0", "-fa", "off", "hi"]), 2)
     assert "cache_type_v = 'q8_0' needs flash attention" in line
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["-ctk", "q4_0"], "cache_type_k = 'q4_0' (-ctk) does not fit tiny.gguf: its attention heads hold 16 values "
+                       "and q4_0 packs 32 per block"),
+    (["-ctk", "q8_0", "-fa", "on"], "cache_type_k = 'q8_0' (-ctk) does not fit tiny.gguf"),
+    (["--cache-type-v", "q8_0"], "cache_type_v = 'q8_0' (-ctv) does not fit tiny.gguf"),
+])
+def test_a_cache_type_the_heads_cannot_take_is_one_line_and_exit_2(tiny_model, flags, says) -> None:
+    """Checked from the GGUF's head size before llama.cpp creates the context: llama.cpp
+    would refuse it as a failed context ("too little memory?"), or with flash attention off
+    run with attention reading across quantized blocks."""
+    line = one_line_error(run(["-m", str(tiny_model), "-c", "256", *flags, "hi"]), 2)
+    assert says in line and "use f16, bf16 or f32" in line
 
 
 @pytest.mark.parametrize(("flags", "says"), [

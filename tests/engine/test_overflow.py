@@ -191,6 +191,25 @@ def test_drop_oldest_in_a_session_says_how_many_messages_went() -> None:
     assert session.conversation.messages[session.conversation.window_start].role == "user"
 
 
+def test_show_prompt_shows_the_window_the_next_turn_sends() -> None:
+    from lcchat.engine.prompt_view import describe, preview
+
+    profile = Profile(name="t")
+    profile.context.reserve = 10
+    model = FakeModel(n_ctx=160, replies=[["ok"]] * 8)
+    session = fake_session(model, profile)
+    for i in range(4):
+        list(session.send(f"question {i} " + "q" * 20))
+    window = session.conversation.window_start
+    shown = preview(session, "question 4 " + "q" * 20)
+    assert shown.dropped and "question 0" not in shown.text
+    assert session.conversation.window_start == window  # looking does not move the window
+    assert f"the {shown.dropped} oldest messages are left out to fit the context (160 tokens)" in describe(session, shown)
+    list(session.send("question 4 " + "q" * 20))
+    assert session.last_stats.prompt_tokens == len(shown.tokens)
+    assert session.loop.cached[:len(shown.tokens)] == shown.tokens
+
+
 def test_default_policy_still_refuses_a_message_longer_than_the_context() -> None:
     session = fake_session(FakeModel(n_ctx=100))
     assert Profile().context.overflow == "drop-oldest"

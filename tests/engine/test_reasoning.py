@@ -139,7 +139,7 @@ def test_an_unclosed_block_at_ctrl_c_is_kept(tmp_path) -> None:
 
 
 def test_the_budget_closes_the_block_and_an_answer_follows(tmp_path) -> None:
-    # The template opens the block; after the 2-token budget lcchat writes "</think>"
+    # The template opens the block; after the 2-token budget lcchat writes "\n</think>\n\n"
     # itself. This scripted model then starts its script again, as answer text.
     path = models.write_scripted_model(tmp_path / "b.gguf", ["one", " two", " three", " four"],
                                        chat_template=OPENING_TEMPLATE, extra_special_tokens=SPECIALS)
@@ -147,6 +147,30 @@ def test_the_budget_closes_the_block_and_an_answer_follows(tmp_path) -> None:
     assert texts(events) == ("one two", "one two three four")
     unbudgeted = run(path)[1]
     assert texts(unbudgeted) == ("one two three four", "")
+
+
+@pytest.mark.parametrize(("pieces", "closing"), [
+    (["one", " two", " three", " four"], "\n</think>\n\n"),
+    (["one", " two\n", " three", " four"], "</think>\n\n"),  # the thinking ends a line already
+], ids=["mid-line", "after-newline"])
+def test_the_budget_closes_the_block_as_the_template_writes_one(tmp_path, pieces, closing) -> None:
+    # Qwen3's template writes a finished block as "<think>\n" + thinking + "\n</think>\n\n" +
+    # answer (tests/profiles/templates/qwen3.jinja): the answer starts after a blank line
+    path = models.write_scripted_model(tmp_path / "b.gguf", pieces, chat_template=OPENING_TEMPLATE,
+                                       extra_special_tokens=SPECIALS)
+    session = open_session(load_profile("default", {"model.path": str(path), "model.n_ctx": 512,
+                                                    "sampling.max_tokens": 64, "chat.thinking_budget": 2}))
+    try:
+        events = list(session.send("What is 2+2?"))
+        n_prompt = [e for e in events if isinstance(e, Stats)][-1].prompt_tokens
+        fed = [session.model.piece(t) for t in session.loop.cached[n_prompt:]]  # the reply as the model read it
+        # the marker as its one control token, the newlines as newline tokens: no space in front
+        # (llama.cpp's tokenizer puts one before a SentencePiece text and after a special token)
+        assert fed[2:2 + len(closing) - 7] == [b"\n"] * closing.startswith("\n") + [b"</think>", b"\n", b"\n"]
+        assert b"".join(fed) == ("".join(pieces[:2]) + closing + "".join(pieces)).encode()
+        assert texts(events) == ("one two", "".join(pieces))
+    finally:
+        session.close()
 
 
 def test_the_markers_are_neither_stops_nor_hidden_even_as_control_tokens(tmp_path) -> None:
@@ -175,6 +199,42 @@ def test_thinking_off_closes_the_block_in_the_prompt_without_a_switch() -> None:
     prompt = "".join(model.piece(t).decode() for t in model.decoded)
     assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\nFour.")
     assert session._turn_sampling().temperature == 0.7 and session.sampling.temperature == 0.8
+
+
+def test_show_prompt_shows_the_empty_block_no_think_writes(tmp_path) -> None:
+    # ChatML has no enable_thinking: --no-think closes the block in the prompt itself
+    from tests.test_cli import run as run_cli
+
+    path = models.write_scripted_model(tmp_path / "n.gguf", ["Four."], extra_special_tokens=SPECIALS)
+    r = run_cli(["-m", str(path), "-c", "512", "--no-think", "--show-prompt", "What is 2+2?"])
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()  # the text ends with "\n\n", then the ruler's own line
+    assert "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n\n----" in out
+    assert "'<think>'" in out and "'</think>'" in out  # among the tokens, as the control tokens they are
+    shown = run_cli(["-m", str(path), "-c", "512", "--show-prompt", "What is 2+2?"]).stdout.decode()
+    assert "<think>" not in shown and "<|im_start|>assistant\n\n----" in shown
+
+
+@pytest.mark.parametrize("template", [models.CHATML_TEMPLATE, OPENING_TEMPLATE], ids=["chatml", "opening"])
+def test_the_prompt_shown_is_the_prompt_evaluated(tmp_path, template) -> None:
+    from lcchat.engine.prompt_view import preview
+
+    path = models.write_scripted_model(tmp_path / "e.gguf", ["Four."], chat_template=template,
+                                       extra_special_tokens=SPECIALS)
+    session = open_session(load_profile("default", {"model.path": str(path), "model.n_ctx": 512,
+                                                    "chat.thinking": False}))
+    try:
+        for message in ("What is 2+2?", "And 3+3?"):  # the second turn reuses the first's tokens
+            shown = preview(session, message)
+            events = list(session.send(message))
+            assert events[-1] == Done("stop", "Four.")
+            stats = [e for e in events if isinstance(e, Stats)][-1]
+            assert stats.prompt_tokens == len(shown.tokens)
+            assert session.loop.cached[:len(shown.tokens)] == shown.tokens
+            fed = b"".join(session.model.piece(t) for t in shown.tokens).decode()
+            assert shown.text.endswith("assistant\n<think>\n\n</think>\n\n") and fed.endswith("\n</think>\n\n")
+    finally:
+        session.close()
 
 
 def test_thinking_budget_on_a_fake_model_counts_thinking_tokens_apart() -> None:

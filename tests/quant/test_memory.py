@@ -88,6 +88,34 @@ def test_quantized_v_cache_needs_flash_attention() -> None:
     assert quant.kv_cache_problem(ModelSettings(cache_type_k="q4_0")) is None
 
 
+def test_a_quantized_cache_must_fit_the_heads(tmp_path: Path, f32_model: Path) -> None:
+    from tests import models
+
+    narrow = gguf_info.read_gguf(models.write_tiny_model(tmp_path / "h16.gguf"), vocab=False)  # 64 / 4 heads
+    assert narrow.head_dims == (16, 16)
+    for settings in (ModelSettings(cache_type_k="q4_0"), ModelSettings(cache_type_k="q8_0", flash_attn=True)):
+        assert "cache_type_k = " in (quant.kv_cache_problem(settings, narrow) or "")
+    problem = quant.kv_cache_problem(ModelSettings(cache_type_v="iq4_nl"), narrow) or ""
+    assert problem.startswith("cache_type_v = 'iq4_nl' (-ctv) does not fit h16.gguf") and "use f16" in problem
+    assert quant.kv_cache_problem(ModelSettings(cache_type_k="bf16", cache_type_v="f32"), narrow) is None
+    wide = gguf_info.read_gguf(f32_model, vocab=False)  # 128 / 4 heads: 32 values each
+    assert quant.kv_cache_problem(ModelSettings(cache_type_k="q4_0", cache_type_v="q8_0"), wide) is None
+    # attention.key_length is the head size where the GGUF says it (Gemma's 256 with n_embd 2304 / 8 heads)
+    keyed = gguf_info.read_gguf(models.write_tiny_model(tmp_path / "k.gguf", metadata={
+        "llama.attention.key_length": 48, "llama.attention.value_length": 64}), vocab=False)
+    assert keyed.head_dims == (48, 64)
+    assert "heads hold 48 values" in (quant.kv_cache_problem(ModelSettings(cache_type_k="q8_0"), keyed) or "")
+    assert quant.kv_cache_problem(ModelSettings(cache_type_v="q8_0"), keyed) is None
+
+
+def test_a_refused_context_with_a_quantized_cache_names_the_cache() -> None:
+    from lcchat.engine.model import _context_failure
+
+    said = _context_failure("m.gguf", 4096, ModelSettings(cache_type_k="q8_0", cache_type_v="q8_0"))
+    assert "q8_0/q8_0 KV cache" in said and "-ctk f16 -ctv f16" in said
+    assert "too little memory?" in _context_failure("m.gguf", 4096, ModelSettings())
+
+
 def test_the_guide_scales_the_table(f32_model: Path) -> None:
     info = gguf_info.read_gguf(f32_model, vocab=False)
     rows = {r.name: r for r in quant.guide(info)}

@@ -49,13 +49,8 @@ def kv_cache_bytes(info: gguf_info.GGUFInfo, n_ctx: int, type_k: str = "f16", ty
     n_layer = info.block_count or 0
     if not n_layer or info.architecture in gguf_info.ATTENTION_FREE_ARCHS:
         return 0
-    heads = _per_layer(info.head_count, n_layer)
     heads_kv = _per_layer(info.head_count_kv, n_layer)
-    n_embd = info.embedding_length or 0
-    first_heads = next((h for h in heads if h), 0)
-    default_dim = n_embd // first_heads if first_heads else 0
-    dim_k = _arch_int(info, gguf.Keys.Attention.KEY_LENGTH) or default_dim
-    dim_v = _arch_int(info, gguf.Keys.Attention.VALUE_LENGTH) or default_dim
+    dim_k, dim_v = info.head_dims
     per_k, per_v = kv_bytes_per_element(type_k), kv_bytes_per_element(type_v)
     total = 0.0
     for i in layers if layers is not None else range(n_layer):
@@ -309,9 +304,32 @@ def _flash_attn_on(settings: ModelSettings) -> bool:
     return bool(settings.flash_attn)
 
 
-def kv_cache_problem(settings: ModelSettings) -> str | None:
-    """llama.cpp refuses a quantized V cache without flash attention: say so up front."""
+def kv_cache_problem(settings: ModelSettings, info: gguf_info.GGUFInfo | None = None) -> str | None:
+    """A KV cache type llama.cpp cannot use, said up front (llama.cpp's own refusal reads
+    as a failed context, "too little memory?"): a quantized V cache without flash attention;
+    and, given the model, a quantized type whose block (32 values) does not divide the
+    attention heads' size. llama.cpp refuses that one with flash attention on; with it off
+    it runs, but the heads' views then cut through quantized blocks and attention reads
+    garbage, so it is refused either way."""
     if quantized_kv(settings.cache_type_v) and not settings.flash_attn:
         return (f"cache_type_v = {settings.cache_type_v!r} needs flash attention, which flash_attn = false turns off "
                 "(llama.cpp quantizes the V cache only with it); set flash_attn = \"auto\" or true, or keep cache_type_v = 'f16'")
+    if info is None or info.architecture in gguf_info.ATTENTION_FREE_ARCHS:
+        return None
+    dim_k, dim_v = info.head_dims
+    swa_k = _arch_int(info, gguf.Keys.Attention.KEY_LENGTH_SWA) or 0
+    swa_v = _arch_int(info, gguf.Keys.Attention.VALUE_LENGTH_SWA) or 0
+    for which, flag, type_name, dims in (("K", "-ctk", settings.cache_type_k, (dim_k, swa_k)),
+                                         ("V", "-ctv", settings.cache_type_v, (dim_v, swa_v))):
+        block = kv_block_size(type_name)
+        bad = next((d for d in dims if d and d % block), 0)
+        if bad:
+            return (f"cache_type_{which.lower()} = {type_name!r} ({flag}) does not fit {info.path.name}: its attention "
+                    f"heads hold {bad} values and {type_name} packs {block} per block, so llama.cpp cannot store "
+                    f"them; use f16, bf16 or f32 for the {which} cache of this model")
     return None
+
+
+def kv_block_size(type_name: str) -> int:
+    """Values per block of a KV cache type: 1 for f32/f16/bf16, 32 for the quantized ones."""
+    return gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[type_name.upper()]][0]
