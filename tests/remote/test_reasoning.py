@@ -14,8 +14,11 @@ from lcchat.engine import remote
 from lcchat.engine.events import Done, Error, Notice, Stats, Thinking, Token
 from lcchat.engine.session import open_session
 from lcchat.store.db import Store
+import pytest
+
+from tests import models
 from tests.commandline import lcchat_cmd
-from tests.remote.servers import delta, sse
+from tests.remote.servers import LlamaServer, delta, sse
 from tests.remote.test_faults import profile_for
 
 MARKERS = ["<think>", "</think>"]
@@ -246,3 +249,28 @@ def test_pipe_reasoning_goes_to_stderr_and_json_holds_it(stub, lcchat_home):
     doc = json.loads(done.stdout)
     assert doc["text"] == "Paris." and doc["reasoning"] == "The user asks."
     assert doc["stats"]["reasoning_tokens"] == 1
+
+
+# A real server: llama-cpp-python's own, serving a tiny scripted GGUF that thinks in plain
+# text (it splits nothing itself), its markers cut across tokens.
+THINKER = ["<thi", "nk>\n", "Add them", " up.", "</thi", "nk>\n\n", "Four."]
+
+
+@pytest.fixture(scope="module")
+def thinking_server(tmp_path_factory):
+    model = models.write_scripted_model(tmp_path_factory.mktemp("thinker") / "thinker.gguf", THINKER)
+    server = LlamaServer(model, n_ctx=512)
+    yield server
+    server.stop()
+
+
+def test_a_real_servers_thinking_stays_out_of_stdout_and_the_answer(thinking_server, lcchat_home, tmp_path):
+    profile = tmp_path / "thinker.toml"
+    profile.write_text('[chat]\nreasoning = ["<think>", "</think>"]\n[sampling]\ntemperature = 0.0\n')
+    done = run_lcchat(thinking_server.url, "-p", str(profile), "--json", "What is 2+2?")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert (doc["text"], doc["reasoning"]) == ("Four.", "Add them up.")
+    store = Store()
+    reply = store.get(store.last()).messages[-1]
+    assert (reply.content, reply.reasoning) == ("Four.", "Add them up.")
