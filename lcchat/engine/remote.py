@@ -578,7 +578,6 @@ class RemoteReplies:
         self.cached = list(prompt.tokens)
         figures = _Figures()
         events = _Events()
-        parts = result.parts
         thoughts = _Thoughts(reasoning, result, stop.stops + stop.hidden)
         started = time.perf_counter()
         counter = _Counter()
@@ -594,7 +593,7 @@ class RemoteReplies:
                 try:
                     item = reader.items.get(timeout=timeout)
                 except queue.Empty:
-                    problem = _stalled(timeout, parts)
+                    problem = _stalled(timeout, result)
                     break
                 kind = item[0]
                 if kind == "cancel":
@@ -604,12 +603,12 @@ class RemoteReplies:
                     problem = status_error(item[1], item[2], model.facts, model.backend, model.url)
                     break
                 if kind == "error" and isinstance(item[1], httpx.ReadTimeout):
-                    problem = _stalled(timeout, parts)
+                    problem = _stalled(timeout, result)
                     break
                 if kind == "error":
                     problem = (connection_error(item[1], model.url) if not opened else
                                f"the server closed the connection mid-reply ({one_line(str(item[1]) or type(item[1]).__name__, 120)})"
-                               + ("; the partial reply is kept" if parts else ""))
+                               + ("; the partial reply is kept" if _kept(result) else ""))
                     break
                 if kind == "fault":
                     problem = item[1]
@@ -719,9 +718,14 @@ class _Counter:
         self.pieces += 1
 
 
-def _stalled(timeout: float, parts: list[str]) -> str:
+def _kept(result) -> bool:
+    """Whether a reply that failed has something to keep: answer or thinking."""
+    return bool(result.parts or result.thinking)
+
+
+def _stalled(timeout: float, result) -> str:
     return (f"the server sent nothing for {timeout:g} s (a stalled stream; [backend] timeout)"
-            + ("; the partial reply is kept" if parts else ""))
+            + ("; the partial reply is kept" if _kept(result) else ""))
 
 
 def _choice(chunk: dict) -> tuple[str, str, str | None]:

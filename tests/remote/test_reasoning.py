@@ -172,6 +172,7 @@ def test_a_server_dying_mid_thought_keeps_the_thinking_apart(stub):
     session = open_session(profile_for(stub.url))
     events = list(session.send("Hi"))
     assert split(events) == ("", "Half a thought")
+    assert any(isinstance(e, Error) and e.message.endswith("the partial reply is kept") for e in events)
     reply = session.conversation.messages[-1]
     assert (reply.content, reply.reasoning, reply.interrupted) == ("", "Half a thought", True)
 
