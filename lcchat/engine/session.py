@@ -252,7 +252,8 @@ class ChatSession:
             return None
         inside = reasoning.opened_by(prompt.text, markers)
         budget = self.thinking_budget
-        close = [self._written(reasoning.closing(markers, after_newline=n)) if budget >= 0 else []
+        writes = budget >= 0 and not isinstance(self.model, ServedModel)  # a server keeps no budget of ours
+        close = [self._written(reasoning.closing(markers, after_newline=n)) if writes else []
                  for n in (False, True)]
         return Reasoning(reasoning.Splitter(markers, inside=inside), budget, *close)
 

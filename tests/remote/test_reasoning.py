@@ -210,6 +210,17 @@ def test_a_thinking_budget_is_said_not_to_apply(stub):
     assert not any(isinstance(e, Notice) and "budget" in e.text for e in session.send("Again"))  # said once
 
 
+def test_no_budget_marker_is_tokenized_on_the_server_for_nothing(stub, monkeypatch):
+    profile = reasoning_profile(stub.url)
+    profile.chat.thinking_budget = 100
+    session = open_session(profile)
+    asked = []
+    tokenize = session.model.tokenize
+    monkeypatch.setattr(session.model, "tokenize", lambda text, **kw: asked.append(text) or tokenize(text, **kw))
+    list(session.send("Hi"))
+    assert asked and not any("</think>" in text for text in asked)  # a request to the server each, on llama-server
+
+
 def test_think_budget_on_a_server_says_in_one_line_that_it_does_not_apply(stub):
     from lcchat.commands import Context, FrontState, registry
 
