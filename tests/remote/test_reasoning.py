@@ -72,6 +72,9 @@ def test_a_completions_template_that_opens_the_block_starts_the_reply_inside_it(
     events = list(session.send("2+2?"))
     assert stub.requests[-1]["prompt"].rstrip().endswith("<|im_start|>assistant\n<think>")
     assert split(events) == ("Four.", "Two and two make four.")
+    list(session.send("And 3+3?"))
+    again = stub.requests[-1]["prompt"]  # the template shows no earlier thinking: neither does the prompt
+    assert "<|im_start|>assistant\nFour.<|im_end|>" in again and "Two and two" not in again
 
 
 def test_thinking_the_server_split_off_is_thinking(stub):
