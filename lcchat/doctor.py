@@ -4,8 +4,9 @@ It reads the file with gguf_info (never with llama.cpp: a file that would make l
 abort must be reported, not loaded) and checks what breaks chat clients in practice:
 empty or control-code tokens (the InternLM2 conversion problem), a missing or
 disagreeing chat template, template markers that are not tokens, stop strings the vocab
-cannot produce, RoPE metadata against the profile, the context length, hyperparameters
-llama.cpp asserts on, and, given the model's sentencepiece tokenizer.model, whether the
+cannot produce, a reasoning model's thinking markers (where they come from, whether the
+template takes enable_thinking), RoPE metadata against the profile, the context length,
+hyperparameters llama.cpp asserts on, and, given the model's sentencepiece tokenizer.model, whether the
 vocab matches it token for token.
 
 One line per check, "ok: ..." or "problem: ...", then a summary. Exit 0 when healthy,
@@ -142,6 +143,7 @@ def diagnose(path: Path, *, profile=None, tokenizer=None) -> list[Verdict]:
         ("chat template", doctor.template),
         ("template tokens", doctor.template_tokens),
         ("stops", doctor.stops),
+        ("reasoning", doctor.reasoning),
         ("rope", doctor.rope),
         ("context", doctor.context),
     ]
@@ -192,6 +194,7 @@ class _Doctor:
         self.bos_text = self._text(info.bos_token_id)
         self.eos_text = self._text(info.eos_token_id)
         self._formatters: tuple | None = None
+        self._writer: _Producer | None = None
 
     def _text(self, token_id) -> str:
         return self.tokens[token_id] if isinstance(token_id, int) and 0 <= token_id < len(self.tokens) else ""
@@ -368,8 +371,7 @@ class _Doctor:
             return []
         formatter, _ = self._active(adapt=True)
         stops, hidden = stop_strings.derive(formatter, _StopVocab(self), self.profile.chat.stop)
-        producer = _Producer(self.tokens, self.types, self.info.metadata.get("tokenizer.ggml.model"))
-        impossible = [s for s in stops if not producer.can_produce(s)]
+        impossible = [s for s in stops if not self._producer.can_produce(s)]
         if impossible:
             return [Verdict(False, "stops", f"the stop string{'s' if len(impossible) > 1 else ''} "
                             f"{', '.join(map(repr, impossible))} cannot be produced by this vocabulary, so "
@@ -382,6 +384,51 @@ class _Doctor:
         hidden = f"; {len(hidden)} other special token{'s are' if len(hidden) != 1 else ' is'} " \
                  "hidden if the model writes them" if hidden else ""
         return [Verdict(True, "stops", f"replies end at {shown}, all of which the vocabulary can produce{hidden}")]
+
+    # ------------------------------------------------------------ reasoning
+
+    def reasoning(self) -> list[Verdict]:
+        """The thinking markers a chat would use (engine/reasoning.py's detect, as the session
+        calls it), where they come from, and how /think off reaches the model."""
+        from lcchat.engine import reasoning
+
+        if not self.tokens:
+            return []
+        formatter, sample = self._active(adapt=True)
+        setting = list(self.profile.chat.reasoning)
+        markers = reasoning.detect(setting, formatter.text, self.tokens)
+        if markers is None:
+            if setting == ["none"]:
+                return [Verdict(True, "reasoning", f"profile {self.profile.name} says the model does not think before "
+                                "it answers ([chat] reasoning = [\"none\"]): replies are all answer")]
+            return [Verdict(True, "reasoning", "no thinking markers in the profile, the chat template or the vocab: "
+                            "the model does not think before it answers, replies are all answer (if it does, set "
+                            "[chat] reasoning = [OPEN, CLOSE])")]
+        where = {"profile": f"from profile {self.profile.name} ([chat] reasoning)",
+                 "chat template": f"from the chat template ({formatter.source})",
+                 "vocab": "from the vocab's tokens"}[markers.source]
+        pair = f"{markers.open} ... {markers.close}"
+        unwritable = [m for m in (markers.open, markers.close) if not self._producer.can_produce(m)]
+        if unwritable:
+            return [Verdict(False, "reasoning", f"thinking markers {pair} {where}, but the vocab cannot write "
+                            f"{' or '.join(unwritable)}, so a reply's thinking would never be told from its answer; "
+                            "set [chat] reasoning to the model's own markers")]
+        as_tokens = all(m in self.token_set for m in (markers.open, markers.close))
+        parts = [f"thinking markers {pair} {where}, {'single tokens' if as_tokens else 'written as plain text'}"]
+        if reasoning.opened_by(sample, markers):
+            parts.append("the template opens the block itself, so replies start inside it")
+        if reasoning.takes_switch(formatter.text):
+            parts.append("the template takes enable_thinking, which /think off and --no-think set to false")
+        else:
+            parts.append("the template has no enable_thinking switch: /think off and --no-think write an empty "
+                         "thinking block into the prompt")
+        return [Verdict(True, "reasoning", "; ".join(parts))]
+
+    @property
+    def _producer(self) -> "_Producer":
+        if self._writer is None:
+            self._writer = _Producer(self.tokens, self.types, self.info.metadata.get("tokenizer.ggml.model"))
+        return self._writer
 
     # ------------------------------------------------------------ RoPE and context
 

@@ -15,7 +15,7 @@ a `<think>` inside an answer is answer text. A template that opens the block its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 # Marker pairs of the families that reason, for detect(): the pair whose opening marker the
@@ -28,10 +28,12 @@ KNOWN = (
 
 @dataclass(frozen=True)
 class Markers:
-    """The texts that open and close a reply's thinking."""
+    """The texts that open and close a reply's thinking, and where they were found
+    ("profile", "chat template" or "vocab"; lcchat doctor says it)."""
 
     open: str
     close: str
+    source: str = field(default="", compare=False)
 
 
 def detect(setting: list[str], template: str, vocab: Iterable[str] = ()) -> Markers | None:
@@ -41,14 +43,14 @@ def detect(setting: list[str], template: str, vocab: Iterable[str] = ()) -> Mark
     if setting == ["none"]:
         return None
     if len(setting) == 2:
-        return Markers(setting[0], setting[1])
+        return Markers(setting[0], setting[1], "profile")
     for open_, close in KNOWN:
         if open_ in template:
-            return Markers(open_, close)
+            return Markers(open_, close, "chat template")
     vocab = set(vocab)
     for open_, close in KNOWN:
         if open_ in vocab and close in vocab:
-            return Markers(open_, close)
+            return Markers(open_, close, "vocab")
     return None
 
 

@@ -65,7 +65,8 @@ def test_a_healthy_model_passes_every_check(capsys, healthy) -> None:
     status, lines, err = run(capsys, healthy)
     assert status == 0, lines
     checks = [line.split(": ", 2)[1] for line in lines[:-1]]
-    assert checks == ["file", "metadata", "vocab", "chat template", "template tokens", "stops", "rope", "context"]
+    assert checks == ["file", "metadata", "vocab", "chat template", "template tokens", "stops", "reasoning", "rope",
+                      "context"]
     assert all(line.startswith("ok: ") for line in lines[:-1])
     assert lines[-1] == "healthy.gguf looks healthy" and err == ""
 
@@ -156,6 +157,72 @@ def test_stops_list_what_ends_a_reply(capsys, healthy) -> None:
     _, lines, _ = run(capsys, healthy, "-p", "internlm2")
     line = verdict(lines, "stops")
     assert line.startswith("ok: stops: replies end at '</s>', '<|im_end|>', '[UNUSED_TOKEN_145]'")
+
+
+# ---------------------------------------------------------------- reasoning (issue 19)
+
+THINK = ("<|im_start|>", "<|im_end|>", "<think>", "</think>")
+TEMPLATES = Path(__file__).parent.parent / "profiles" / "templates"
+
+
+def test_a_model_that_does_not_reason_says_so(capsys, healthy) -> None:
+    _, lines, _ = run(capsys, healthy)
+    assert verdict(lines, "reasoning") == ("ok: reasoning: no thinking markers in the profile, the chat template or "
+                                           "the vocab: the model does not think before it answers, replies are all "
+                                           "answer (if it does, set [chat] reasoning = [OPEN, CLOSE])")
+
+
+@pytest.mark.parametrize(("template", "says"), [
+    ("qwen3.jinja", "ok: reasoning: thinking markers <think> ... </think> from the chat template (GGUF's chat "
+                    "template), single tokens; the template takes enable_thinking, which /think off and --no-think "
+                    "set to false"),
+    ("deepseek-r1-distill-qwen.jinja", "ok: reasoning: thinking markers <think> ... </think> from the chat template "
+                                       "(GGUF's chat template), single tokens; the template opens the block itself, so "
+                                       "replies start inside it; the template has no enable_thinking switch: /think "
+                                       "off and --no-think write an empty thinking block into the prompt"),
+])
+def test_the_markers_of_a_reasoning_template(capsys, tmp_path, template, says) -> None:
+    text = (TEMPLATES / template).read_text(encoding="utf-8")
+    specials = THINK + ("<｜User｜>", "<｜Assistant｜>", "<｜end▁of▁sentence｜>")
+    path = models.write_tiny_model(tmp_path / "r.gguf", chat_template=text, extra_special_tokens=specials)
+    _, lines, _ = run(capsys, path)
+    assert verdict(lines, "reasoning") == says
+
+
+def test_markers_from_the_vocab_and_from_the_profile(capsys, tmp_path) -> None:
+    path = models.write_tiny_model(tmp_path / "v.gguf", extra_special_tokens=THINK)  # ChatML: no <think> in it
+    _, lines, _ = run(capsys, path)
+    assert verdict(lines, "reasoning").startswith("ok: reasoning: thinking markers <think> ... </think> from the "
+                                                  "vocab's tokens, single tokens; the template has no enable_thinking")
+    profile = tmp_path / "r.toml"
+    profile.write_text('extends = "default"\n[chat]\nreasoning = ["[THINK]", "[/THINK]"]\n')
+    _, lines, _ = run(capsys, path, "-p", profile)
+    assert verdict(lines, "reasoning").startswith("ok: reasoning: thinking markers [THINK] ... [/THINK] from profile "
+                                                  f"{profile} ([chat] reasoning), written as plain text;")
+    profile.write_text('extends = "default"\n[chat]\nreasoning = ["none"]\n')
+    _, lines, _ = run(capsys, path, "-p", profile)
+    assert verdict(lines, "reasoning").startswith(f"ok: reasoning: profile {profile} says the model does not think")
+
+
+def test_markers_the_vocab_cannot_write_are_a_problem(capsys, tmp_path, sentencepiece_model) -> None:
+    _, tokens = sentencepiece_model  # no byte fallback: only what the pieces spell can be written
+    path = models.write_vocab_model(tmp_path / "sp.gguf", tokens, chat_template=models.CHATML_TEMPLATE.replace(
+        "<|im_start|>", "").replace("<|im_end|>", "</s>"), n_ctx_train=4096)
+    profile = tmp_path / "r.toml"
+    profile.write_text('extends = "default"\n[chat]\nreasoning = ["\u2603", "\u2604"]\n')
+    status, lines, _ = run(capsys, path, "-p", profile)
+    assert status == 1
+    assert verdict(lines, "reasoning").startswith(f"problem: reasoning: thinking markers \u2603 ... \u2604 from "
+                                                  f"profile {profile} ([chat] reasoning), but the vocab cannot write "
+                                                  "\u2603 or \u2604")
+
+
+def test_doctor_on_the_command_line_names_the_markers(tmp_path) -> None:
+    path = models.write_tiny_model(tmp_path / "q.gguf", chat_template=(TEMPLATES / "qwen3.jinja").read_text(),
+                                   extra_special_tokens=THINK, n_ctx_train=4096)
+    r = lcchat("doctor", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ok: reasoning: thinking markers <think> ... </think> from the chat template" in r.stdout
 
 
 # ---------------------------------------------------------------- RoPE and context

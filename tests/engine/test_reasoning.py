@@ -57,6 +57,8 @@ def test_an_unclosed_block_stays_thinking() -> None:
 
 def test_detect_reads_the_profile_then_template_then_vocab() -> None:
     assert detect(["<r>", "</r>"], "", ()) == Markers("<r>", "</r>")
+    assert [detect(*where).source for where in ((["<r>", "</r>"], "<think>", ()), ([], "<think>", ()),
+                                                 ([], "", ["<think>", "</think>"]))] == ["profile", "chat template", "vocab"]
     assert detect(["none"], "{{ '<think>' }}", ["<think>", "</think>"]) is None
     assert detect([], "{% if x %}<think>\n{% endif %}", ()) == THINK
     assert detect([], "", ["<think>", "</think>"]) == THINK
