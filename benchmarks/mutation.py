@@ -291,6 +291,14 @@ EXPLAINED: dict[str, str] = {
     "x__next_exchange__mutmut_5": "equivalent: the last message is a user message (build_prompt's precondition), "
                                   "so the loop stops there before the bound matters",
     "x__next_exchange__mutmut_6": "equivalent: as above, the loop never reaches len(messages)",
+    # engine/session.py
+    "xǁChatSessionǁ_forget_undone__mutmut_17": "equivalent: /undo shortens the history, so a cache no longer than "
+                                               "it holds no text cached as a turn's or the history's (_cached_text "
+                                               "ends where the undone part was); clearing it again changes nothing",
+    "xǁChatSessionǁ_forget_undone__mutmut_20": "equivalent: with _cached_n = 0 no prompt starts with 'XXXX' and "
+                                               "reuses nothing; _tokenize tokenizes the whole prompt either way",
+    "xǁChatSessionǁ_forget_undone__mutmut_21": "equivalent: an empty _cached_text is falsy, so _tokenize ignores "
+                                               "_cached_n and tokenizes the whole prompt",
 }
 
 

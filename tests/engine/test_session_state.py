@@ -139,6 +139,50 @@ def test_history_prefix_follows_the_overflow_window() -> None:
     assert session.model.decoded[:len(tokens)] == tokens
 
 
+def test_history_prefix_keeps_the_window_where_it_is() -> None:
+    """The window only moves forward: after /undo of the exchange that pushed it, the older
+    messages stay out, so what the cache holds from the window's start stays valid."""
+    profile = Profile(name="t")
+    profile.context.reserve = 10
+    model = FakeModel(n_ctx=300)
+    session = fake_session(model, profile)
+    for i in range(3):
+        model.queue(["r"])
+        run(session.send(f"m{i}"))
+    model.queue(["r"])
+    run(session.send("big " + "y" * 200))
+    conv = session.conversation
+    start = conv.window_start
+    assert start > 0
+    assert session.undo()
+    assert conv.window_start == start
+    text, tokens = session.history_prefix()
+    assert "m0" not in text and conv.window_start == start
+    model.queue(["ok"])
+    run(session.send("q"))
+    assert session.loop.cached[:len(tokens)] == tokens and "m0" not in text_of(model, session.loop.cached)
+
+
+def test_history_prefix_of_messages_holding_the_probe_text() -> None:
+    """A message may hold any text, the private-use characters the prefix is found with too."""
+    from lcchat.engine.session import _PROBE
+
+    messages = [Message("user", f"odd {_PROBE} text"), Message("assistant", f"echo {_PROBE}")]
+    session, _ = restored(messages=messages, system="")
+    text, tokens = session.history_prefix()
+    assert text == chatml("", ("user", f"odd {_PROBE} text"), ("assistant", f"echo {_PROBE}")) + "<|im_start|>user\n"
+    assert len(tokens) == len(text)
+
+
+def test_history_prefix_of_a_one_character_history() -> None:
+    """A template that shows only the new message after a marker: the history is the marker."""
+    session = fake_session(FakeModel())
+    session.formatter = templates.Formatter(source="test", render=lambda ms: "#" + ms[-1]["content"])
+    session.profile.chat.parse_special = True
+    session.restore("", HISTORY)
+    assert session.history_prefix() == ("#", session.model.tokenize("#"))
+
+
 def test_history_prefix_is_none_when_the_history_is_cut_or_refused() -> None:
     long = [Message("user", "u" * 200), Message("assistant", "a")]
     for policy in ("truncate-left", "error"):
@@ -226,6 +270,17 @@ def test_undo_after_an_unanswered_message_drops_only_it() -> None:
     assert [m.content for m in session.conversation.messages] == ["q1", "a1", "q2", "a2"]
     assert session.undo()
     assert [m.content for m in session.conversation.messages] == ["q1", "a1"]
+
+
+def test_undo_in_a_conversation_the_assistant_opened() -> None:
+    """An imported conversation may start with the assistant's greeting."""
+    greeting = Message("assistant", "welcome")
+    session, _ = restored(messages=[greeting, Message("user", "q1"), Message("assistant", "a1")])
+    assert session.undo()
+    assert [m.content for m in session.conversation.messages] == ["welcome"]
+    assert session.undo()  # the greeting alone goes too
+    assert session.conversation.messages == []
+    assert session.undo() is False
 
 
 def test_undo_past_the_overflow_window_brings_the_window_back() -> None:
