@@ -299,6 +299,9 @@ EXPLAINED: dict[str, str] = {
                                                "reuses nothing; _tokenize tokenizes the whole prompt either way",
     "xǁChatSessionǁ_forget_undone__mutmut_21": "equivalent: an empty _cached_text is falsy, so _tokenize ignores "
                                                "_cached_n and tokenizes the whole prompt",
+    "xǁChatSessionǁswitch_model__mutmut_17": "equivalent: as _forget_undone__mutmut_20 (no prompt starts with 'XXXX')",
+    "xǁChatSessionǁswitch_model__mutmut_18": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is "
+                                             "ignored)",
 }
 
 

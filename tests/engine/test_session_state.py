@@ -611,13 +611,29 @@ def test_switch_model_reads_the_new_models_vocab() -> None:
     assert text == "two"
 
 
+class ThinkingVocab(FakeModel):
+    def control_texts(self):
+        return ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+
+
+def test_switch_model_to_a_reasoning_model_splits_its_thinking() -> None:
+    session = fake_session(FakeModel(replies=[["one"]]))
+    run(session.send("q1"))
+    assert session.markers is None
+    list(session.switch_model(ThinkingVocab(replies=[["<think>", "hmm", "</think>", "two"]])))
+    assert (session.markers.open, session.markers.close) == ("<think>", "</think>")
+    text, _ = run(session.send("q2"))
+    assert text == "two"
+    assert session.conversation.messages[-1].reasoning == "hmm"
+
+
 def test_switch_model_while_a_reply_runs_is_refused() -> None:
     old = FakeModel()
     session, _ = restored(old)
     new = FakeModel()
     with session._guard():
         events = list(session.switch_model(new))
-    assert [type(e) for e in events] == [Error] and "stop it first" in events[0].message
+    assert events == [Error("a reply is being generated; stop it first")]
     assert session.model is old and old.is_loaded()
 
 
