@@ -334,6 +334,14 @@ def test_a_store_passed_in_is_left_open_and_one_of_its_own_is_closed() -> None:
     turn(own, "q")
     own.close()
     assert recorder.store._conn is None
+    from lcchat.store.recorder import Recorder
+
+    handed = Store()
+    given = fake_session(FakeModel(replies=[["a"]]))
+    Recorder(given, handed, owns_store=True)  # handed over: closed with the session
+    turn(given, "q")
+    given.close()
+    assert handed._conn is None
 
 
 # ---------------------------------------------------------------- replies that carry no stats of their own
