@@ -3,6 +3,7 @@ retry/undo/clear, a data dir that cannot be written, and two writers of one conv
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 from lcchat.engine.events import Done, Notice, Token
@@ -559,6 +560,14 @@ def state_of(cid: int) -> list[int] | None:
     return None if loaded is None else loaded[0]
 
 
+def pin(path):
+    """A hard link to the file `path` is now: a save replaces the file (a new one renamed
+    over it), after which `path` is no longer the same file as the link."""
+    link = path.with_name(path.name + ".pinned")
+    os.link(path, link)
+    return link
+
+
 def cached_after(*messages: str) -> list[int]:
     """How many tokens the cache holds after these turns (the fake is deterministic)."""
     session = fake_session(KeptFake(replies=[["r"] for _ in messages]))
@@ -579,10 +588,10 @@ def test_each_turn_replaces_the_state_and_an_unchanged_one_is_not_written_again(
     turn(session, "and two")
     assert state_of(cid) == session.loop.cached
     path = kvstate.state_path(cid)
-    written = path.stat().st_ino
+    written = pin(path)
     recorder.save_kv()  # /save, then /exit, with nothing said in between
     session.close()
-    assert path.stat().st_ino == written
+    assert path.samefile(written)
 
 
 def test_no_state_is_kept_without_keep_state_even_by_save() -> None:
@@ -679,7 +688,6 @@ def test_a_turn_that_could_not_be_written_leaves_the_state_as_it_was(monkeypatch
 
 
 def test_saving_a_state_prunes_the_others_to_the_cap_and_keeps_the_new_one() -> None:
-    import os
     import time
 
     from lcchat.store import kvstate
@@ -761,7 +769,7 @@ def test_a_cancelled_resume_reads_nothing_more_and_leaves_the_state_file_alone()
     cid = recorder.conversation_id
     session.close()
     path = kvstate.state_path(cid)
-    written = path.stat().st_ino
+    written = pin(path)
     again = fake_session(KeptFake(replies=[["more"]]))
     resumed = attach(again)
     stop = threading.Event()
@@ -770,10 +778,71 @@ def test_a_cancelled_resume_reads_nothing_more_and_leaves_the_state_file_alone()
     assert resumed.restored_tokens > 0 and len(again.loop.cached) == resumed.restored_tokens
     assert text.endswith(f"; {resumed.restored_tokens} tokens restored from the saved KV state")
     again.close()
-    assert path.stat().st_ino == written  # the state it was restored from holds it all: not written again
+    assert path.samefile(written)  # the state it was restored from holds it all: not written again
 
     kvstate.remove(cid)
     third = fake_session(KeptFake(replies=[["more"]]))
     text = notice_of(attach(third).resume(cid, cancel=stop))
     assert third.loop.cached == [] and text.endswith("so its text is re-read")
     assert isinstance(turn(third, "go on")[-1], Done)  # the next turn reads what is missing
+
+
+# ---------------------------------------------------------------- what -v shows
+
+
+def debug_lines(caplog) -> list[tuple[str, bool]]:
+    """The Recorder's log lines as -v prints them: (text, with a traceback)."""
+    return [(r.getMessage(), r.exc_info is not None) for r in caplog.records if r.module == "recorder"]
+
+
+def test_with_v_each_failure_to_save_is_logged_with_its_traceback(monkeypatch, caplog) -> None:
+    """-v sends the lcchat loggers at DEBUG to stderr (cli._setup_logging): a failed save
+    says what failed and why, traceback included, while the chat goes on."""
+    from lcchat.store import kvstate
+
+    caplog.set_level("DEBUG", logger="lcchat.store")
+
+    def gone(text: str) -> None:
+        raise RuntimeError("the front-end is gone")
+
+    def locked(self):
+        raise sqlite3.OperationalError("database is locked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Store, "transaction", locked)
+        session = fake_session(FakeModel(replies=[["a"]]))
+        attach(session, on_warning=gone)
+        turn(session, "q")
+    assert debug_lines(caplog) == [("saving the conversation failed", True), ("on_warning failed", True),
+                                   ("saving the conversation failed", True)]  # the message, then the reply
+
+    caplog.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(kvstate, "KEEP_FREE", 1 << 62)
+        session, _recorder = kept("r", on_warning=gone)
+        turn(session, "q")
+    text = "the KV state ("
+    lines = debug_lines(caplog)
+    assert [(t.startswith(text), tb) for t, tb in lines] == [(True, False), (False, True)]
+    assert lines[1][0] == "on_warning failed"
+
+    caplog.clear()
+    session, _recorder = kept("r")
+
+    def broken():
+        raise RuntimeError("llama_state_get_data failed")
+
+    session.kv_snapshot = broken
+    turn(session, "q")
+    assert debug_lines(caplog) == [("saving the KV state failed", True)]
+
+    caplog.clear()
+
+    def no_prune(cap, *, keep=None):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(kvstate, "prune", no_prune)
+    session, recorder = kept("r")
+    turn(session, "q")
+    assert state_of(recorder.conversation_id) == session.loop.cached
+    assert debug_lines(caplog) == [("pruning the KV states failed", True)]
