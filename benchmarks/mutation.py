@@ -344,6 +344,8 @@ EXPLAINED: dict[str, str] = {
     "xǁRecorderǁsave_kv__mutmut_42": "equivalent: a saved state holds at least one message in its template, more "
                                      "than 2 tokens",
     "xǁRecorderǁsync__mutmut_82": "equivalent: last_error is read only after a failed sync, which sets it",
+    "xǁRecorderǁ_state_warning__mutmut_3": "equivalent: a log call without arguments does not %-format its text, "
+                                           "so it prints the text as '%s' does",
 }
 
 

@@ -792,7 +792,7 @@ def test_a_cancelled_resume_reads_nothing_more_and_leaves_the_state_file_alone()
 
 def debug_lines(caplog) -> list[tuple[str, bool]]:
     """The Recorder's log lines as -v prints them: (text, with a traceback)."""
-    return [(r.getMessage(), r.exc_info is not None) for r in caplog.records if r.module == "recorder"]
+    return [(r.getMessage(), bool(r.exc_info)) for r in caplog.records if r.module == "recorder"]
 
 
 def test_with_v_each_failure_to_save_is_logged_with_its_traceback(monkeypatch, caplog) -> None:
