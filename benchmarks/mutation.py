@@ -62,7 +62,7 @@ TARGETS = [
     Target("engine.generate", "lcchat/engine/generate.py",
            ("tests/engine/test_generate.py", "tests/engine/test_stop_filter.py", "tests/engine/test_session.py")),
     Target("config.loader", "lcchat/config/loader.py", ("tests/config",)),
-    Target("engine.session", "lcchat/engine/session.py", ("tests/engine/test_session.py",)),
+    Target("engine.session", "lcchat/engine/session.py", ("tests/engine",)),
     Target("cli", "lcchat/cli.py", ("tests/test_cli.py", "tests/test_pipe.py")),
     Target("engine.gguf_info", "lcchat/engine/gguf_info.py", ("tests/engine/test_gguf_info.py",)),
 ]

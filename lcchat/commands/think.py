@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from lcchat.commands.actions import Settings
 from lcchat.commands.registry import Context, Result, UsageError, registry
+from lcchat.engine.protocol import server_of
 
 WORDS = ("on", "off", "auto", "budget", "show", "hide")
 
@@ -28,7 +29,8 @@ def _state(ctx: Context) -> str:
                   details="on/off passes enable_thinking to a template that reads it (Qwen3's); for other "
                           "templates off closes the thinking block in the prompt so the model answers at once. "
                           "budget N: after N thinking tokens lcchat closes the block itself and the model "
-                          "answers (budget -1: no limit). hide: one live line instead of the thinking text. "
+                          "answers (budget -1: no limit; not on a server, which keeps its own: llama-server "
+                          "--reasoning-budget). hide: one live line instead of the thinking text. "
                           "[chat] thinking and thinking_budget set them in a profile; --think/--no-think too.")
 def cmd_think(ctx: Context, arg: str) -> Result:
     session = ctx.session
@@ -55,6 +57,10 @@ def cmd_think(ctx: Context, arg: str) -> Result:
             n = -2
         if n < -1:
             raise UsageError(f"A budget is a number of tokens (or -1 for none), not {rest[0]!r}.")
+        if server_of(session.model) and n >= 0:
+            from lcchat.engine.remote import BUDGET_NOT_APPLIED
+
+            return Result(BUDGET_NOT_APPLIED[0].upper() + BUDGET_NOT_APPLIED[1:] + ".", error=True)
         session.thinking_budget = n
         return Result(_state(ctx))
     raise UsageError("Usage: /think [on|off|auto|budget N|show|hide]")

@@ -102,6 +102,10 @@ def physical_cores() -> int:
     return max(1, n or os.cpu_count() or 1)
 
 
+# Batches this long or longer (a prompt) use n_threads_batch; shorter ones (a draft being
+# verified, a few tokens lcchat writes itself) the generation threads.
+PROMPT_BATCH_MIN = 32
+
 # GGML_MAX_N_THREADS: ggml's thread pool holds at most this many threads.
 GGML_MAX_THREADS = 512
 
@@ -339,6 +343,7 @@ class Model:
         self._piece_buf = ctypes.create_string_buffer(256)
         self.load = LoadInfo(self.path, time.perf_counter() - started, self.n_ctx, n_threads,
                              n_threads_batch, settings.n_gpu_layers, resolved, notices)
+        self._batch_threads = n_threads_batch  # what llama.cpp uses for a batch of 2+ tokens now
 
     # ------------------------------------------------------------ vocab
 
@@ -412,12 +417,24 @@ class Model:
     def decode(self, tokens: list[int], n_past: int, *, logits_last: bool = True) -> int:
         """Evaluate `tokens` at positions n_past..; returns llama_decode's status (0 ok,
         1 no KV slot, 2 aborted, <0 error)."""
+        self._use_batch_threads(self.load.n_threads_batch if len(tokens) >= PROMPT_BATCH_MIN else self.load.n_threads)
         return self._decode(tokens, n_past, every_logit=False, last_logit=logits_last)
 
     def decode_batch(self, tokens: list[int], n_past: int) -> int:
         """Evaluate `tokens` at positions n_past.. with logits for every one of them, so
         each can be sampled (Sampler.sample(i)): how a speculative draft is verified."""
+        self._use_batch_threads(self.load.n_threads)
         return self._decode(tokens, n_past, every_logit=True, last_logit=True)
+
+    def _use_batch_threads(self, n: int) -> None:
+        """llama.cpp runs every batch of 2+ tokens on n_threads_batch threads. A prompt is
+        worth all of them; a draft of a few tokens is not: its threads meet at every graph
+        node, and one that shares a core with another process stalls the rest (a 2-token
+        batch took 0.6-0.8 s instead of ~0.06 s with the other core busy). So small batches
+        run on the generation threads."""
+        if n != self._batch_threads:
+            self._llama.llama_set_n_threads(self._ctx, self.load.n_threads, n)
+            self._batch_threads = n
 
     def _decode(self, tokens: list[int], n_past: int, *, every_logit: bool, last_logit: bool) -> int:
         batch = self._batch

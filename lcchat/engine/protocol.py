@@ -187,8 +187,10 @@ class ServedReplies(Protocol):
     def feed(self, tokens: list[int], what: str, *, fresh_logits: bool = False, stop=None) -> Iterator:
         ...
 
-    def stream(self, prompt, messages: list[dict], sampling, stop, result) -> Iterator:
-        """The events of one reply (engine/events.py), streamed from the server."""
+    def stream(self, prompt, messages: list[dict], sampling, stop, result, reasoning=None,
+               thinking: bool | None = None) -> Iterator:
+        """The events of one reply (engine/events.py), streamed from the server, its thinking
+        sorted out by `reasoning` (engine/generate.Reasoning) as the token loop does."""
         ...
 
 

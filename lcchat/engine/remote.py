@@ -8,8 +8,11 @@ counts, stop texts, describe, close), and RemoteReplies stands where the TokenLo
 `/v1/chat/completions` (the server applies its template) or `/v1/completions` (lcchat
 renders the prompt with the profile's template: the profile is the source of truth when it
 has one); [backend] api chooses, `chat_api()` says the default. The reply text passes the
-same StopFilter as a local reply and becomes the same events (Token, Notice, Stats, Done,
-Error), so the front-ends, the commands and the store see no difference.
+same StopFilter and reasoning Splitter as a local reply and becomes the same events (Token,
+Thinking, Notice, Stats, Done, Error), so the front-ends, the commands and the store see no
+difference. A server that splits the thinking off itself (llama-server's --reasoning-format
+deepseek, vLLM's reasoning parsers, Ollama) sends it as `reasoning_content` or `reasoning`
+beside `content`: that becomes the same Thinking events (see _Thoughts).
 
 Token counts (context fill, the overflow policy) come from the server's tokenizer where it
 has an endpoint (llama-server and vLLM `/tokenize`, llama-cpp-python `/extras/tokenize`),
@@ -30,7 +33,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lcchat.engine.events import Done, Error, Event, Notice, ReplyLimit, Stats, Token
+from lcchat.engine.events import Done, Error, Event, Notice, ReplyLimit, Stats, Thinking, Token
+from lcchat.engine.generate import StopFilter
+from lcchat.engine.reasoning import Splitter
 from lcchat.errors import InputError, LcchatError
 from lcchat.textsafe import one_line
 
@@ -45,6 +50,11 @@ MAX_BODY = 4 << 20  # the largest JSON answer read (models, props, tokenize)
 CONNECT_S = 10.0
 STATS_EVERY_S = 0.25
 BYTES_PER_TOKEN = 4  # the estimate when the server has no tokenizer endpoint
+# Where servers put the thinking they split off a reply: llama-server and older vLLM
+# `reasoning_content`, newer vLLM and Ollama's OpenAI endpoint `reasoning`.
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+BUDGET_NOT_APPLIED = ("a thinking budget is not applied on a server (lcchat does not choose its tokens); "
+                      "start llama-server with --reasoning-budget N instead")
 CONTEXT_ERRORS = ("context length", "context window", "context size", "exceed_context", "maximum context",
                   "context_length_exceeded", "too many tokens")
 
@@ -461,6 +471,7 @@ class _Figures:
     prompt_n: int = 0
     prompt_per_s: float = 0.0
     completion_n: int = 0
+    reasoning_n: int = 0  # of completion_n, the thinking tokens, where the server counts them
     gen_per_s: float = 0.0
     from_server: bool = False
 
@@ -471,6 +482,9 @@ class _Figures:
                 self.prompt_n = usage["prompt_tokens"]
             if isinstance(usage.get("completion_tokens"), int):
                 self.completion_n = usage["completion_tokens"]
+            details = usage.get("completion_tokens_details")  # the OpenAI API's, vLLM's
+            if isinstance(details, dict) and isinstance(details.get("reasoning_tokens"), int):
+                self.reasoning_n = details["reasoning_tokens"]
         timings = chunk.get("timings")  # llama-server
         if isinstance(timings, dict):
             number = (int, float)
@@ -496,6 +510,7 @@ class RemoteReplies:
         self._reader: _Reader | None = None
         self.chat_settings: Any = None  # the profile's [chat] and stops, set by the session
         self.profile_stops: list[str] = []
+        self._budget_said = False  # BUDGET_NOT_APPLIED is said once a session
 
     def reset(self) -> None:
         self.cached = []
@@ -518,8 +533,12 @@ class RemoteReplies:
 
     # ------------------------------------------------------------ a reply
 
-    def request(self, prompt, messages: list[dict], sampling, stops: list[str]) -> tuple[str, dict]:
-        """The endpoint and body for one reply."""
+    def request(self, prompt, messages: list[dict], sampling, stops: list[str],
+                thinking: bool | None = None) -> tuple[str, dict]:
+        """The endpoint and body for one reply. `thinking` (/think on|off; None: as the
+        template does) goes to the chat API as chat_template_kwargs' enable_thinking, which
+        llama-server and vLLM pass to the template they render with (templates that do not
+        read it ignore it); with the completions API lcchat's own rendering holds it."""
         model = self.model
         backend = model.backend
         body: dict[str, Any] = {"model": model.facts.model, "stream": True,
@@ -528,6 +547,8 @@ class RemoteReplies:
         if use_chat:
             body["messages"] = messages
             stops = [s for s in self.profile_stops if s]
+            if thinking is not None:
+                body["chat_template_kwargs"] = {"enable_thinking": thinking}
         else:
             body["prompt"] = prompt.text
         body.update(sampling_body(sampling, room=prompt.room))
@@ -535,14 +556,21 @@ class RemoteReplies:
             body["stop"] = stops[:16]
         return ("/v1/chat/completions" if use_chat else "/v1/completions"), body
 
-    def stream(self, prompt, messages: list[dict], sampling, stop, result) -> Iterator[Event]:
-        """Stream one reply as events, through `stop` (the session's StopFilter), into
-        `result` (text, finish reason, stats), as TokenLoop.run does."""
+    def stream(self, prompt, messages: list[dict], sampling, stop, result, reasoning=None,
+               thinking: bool | None = None) -> Iterator[Event]:
+        """Stream one reply as events, through `stop` (the session's StopFilter) and
+        `reasoning` (the session's engine.generate.Reasoning, None for a model that does not
+        reason), into `result` (answer, thinking, finish reason, stats), as TokenLoop.run
+        does. `thinking` is /think's on/off (see request). A thinking budget cannot be kept
+        here: the server chooses the tokens; that is said once (BUDGET_NOT_APPLIED)."""
         import httpx
 
         model = self.model
         self.cancel_event.clear()
-        path, body = self.request(prompt, messages, sampling, stop.stops)
+        if reasoning is not None and reasoning.budget >= 0 and not self._budget_said:
+            self._budget_said = True
+            yield Notice(BUDGET_NOT_APPLIED, "warning")
+        path, body = self.request(prompt, messages, sampling, stop.stops, thinking)
         reader = self._reader = _Reader(model.client, path, body)
         n_prompt = len(prompt.tokens)
         base = Stats(prompt_tokens=n_prompt, prompt_eval_tokens=n_prompt, context_used=n_prompt,
@@ -550,7 +578,7 @@ class RemoteReplies:
         self.cached = list(prompt.tokens)
         figures = _Figures()
         events = _Events()
-        parts = result.parts
+        thoughts = _Thoughts(reasoning, result, stop.stops + stop.hidden)
         started = time.perf_counter()
         counter = _Counter()
         finish, problem, opened = "stop", None, False
@@ -565,7 +593,7 @@ class RemoteReplies:
                 try:
                     item = reader.items.get(timeout=timeout)
                 except queue.Empty:
-                    problem = _stalled(timeout, parts)
+                    problem = _stalled(timeout, result)
                     break
                 kind = item[0]
                 if kind == "cancel":
@@ -575,12 +603,12 @@ class RemoteReplies:
                     problem = status_error(item[1], item[2], model.facts, model.backend, model.url)
                     break
                 if kind == "error" and isinstance(item[1], httpx.ReadTimeout):
-                    problem = _stalled(timeout, parts)
+                    problem = _stalled(timeout, result)
                     break
                 if kind == "error":
                     problem = (connection_error(item[1], model.url) if not opened else
                                f"the server closed the connection mid-reply ({one_line(str(item[1]) or type(item[1]).__name__, 120)})"
-                               + ("; the partial reply is kept" if parts else ""))
+                               + ("; the partial reply is kept" if _kept(result) else ""))
                     break
                 if kind == "fault":
                     problem = item[1]
@@ -593,7 +621,7 @@ class RemoteReplies:
                 else:  # the end of the body: an event not closed by a blank line still counts
                     last = events.flush()
                     batch = [last] if last is not None else []
-                outcome = yield from self._take(batch, stop, parts, figures, counter)
+                outcome = yield from self._take(batch, stop, thoughts, figures, counter)
                 if outcome is not None:
                     finish, problem = outcome
                     break
@@ -602,19 +630,17 @@ class RemoteReplies:
                     break
                 if time.perf_counter() >= next_stats:
                     next_stats = time.perf_counter() + STATS_EVERY_S
-                    yield self._stats(base, figures, counter.pieces, started, counter.first_at, counter.last_at)
+                    yield self._stats(base, figures, counter, started, result)
         finally:
             reader.stopped.set()
             self._reader = None
-        tail = stop.flush()
-        if tail:
-            parts.append(tail)
-            yield Token(tail)
+        yield from thoughts.finish(stop.flush())
         if finish == "length" and problem is None:
             yield Notice(str(ReplyLimit(sampling.max_tokens)), fact=ReplyLimit(sampling.max_tokens))
-        if stop.hid:
-            yield Notice(f"hid special-token text the model wrote as plain text: {', '.join(dict.fromkeys(stop.hid))}", "warning")
-        result.stats = self._stats(base, figures, counter.pieces, started, counter.first_at, counter.last_at, final=True)
+        hid = stop.hid + thoughts.filter.hid
+        if hid:
+            yield Notice(f"hid special-token text the model wrote as plain text: {', '.join(dict.fromkeys(hid))}", "warning")
+        result.stats = self._stats(base, figures, counter, started, result, final=True)
         self.cached = list(prompt.tokens) + [0] * result.stats.completion_tokens
         yield result.stats
         if problem is not None:
@@ -624,12 +650,12 @@ class RemoteReplies:
                 yield Error(str(problem), problem.exit_code)
             else:
                 yield Error(problem)
-            yield Done("error", result.text)
+            yield Done("error", result.text, result.reasoning)
             return
         result.finish_reason = finish
-        yield Done(finish, result.text)  # type: ignore[arg-type]
+        yield Done(finish, result.text, result.reasoning)  # type: ignore[arg-type]
 
-    def _take(self, batch: list[str], stop, parts: list[str], figures: _Figures,
+    def _take(self, batch: list[str], stop, thoughts: _Thoughts, figures: _Figures,
               counter: _Counter) -> Iterator[Event]:
         """Events for a batch of event data; returns (finish, problem) when the reply ends
         with it ([DONE], a stop string, malformed data, an error event), else None."""
@@ -647,23 +673,24 @@ class RemoteReplies:
             if chunk.get("error"):
                 return "stop", f"the server reported an error mid-reply: {_detail(chunk) or 'no detail'}"
             figures.take(chunk)
-            text, reason = _choice(chunk)
-            if text:
+            text, thought, reason = _choice(chunk)
+            if text or thought:
                 counter.tick()
-                shown = stop.feed(_clean(text))
-                if shown:
-                    parts.append(shown)
-                    yield Token(shown)
+            if thought:
+                yield from thoughts.thought(_clean(thought))
+            if text:
+                yield from thoughts.answer(stop.feed(_clean(text)))
                 if stop.stopped_by is not None:
                     return "stop", None
             if reason in ("length", "stop"):
                 counter.reason = reason
         return None
 
-    def _stats(self, base: Stats, figures: _Figures, pieces: int, started: float, first_at: float,
-               last_at: float, final: bool = False) -> Stats:
+    def _stats(self, base: Stats, figures: _Figures, counter: _Counter, started: float, result,
+               final: bool = False) -> Stats:
+        pieces, first_at = counter.pieces, counter.first_at
         n = figures.completion_n or pieces
-        span = last_at - first_at
+        span = counter.last_at - first_at
         rate = figures.gen_per_s if figures.from_server else ((pieces - 1) / span if span > 0 and pieces > 1 else 0.0)
         prompt_n = figures.prompt_n or base.prompt_tokens
         ttft = (first_at - started) if first_at else 0.0
@@ -673,7 +700,8 @@ class RemoteReplies:
             note += ", token counts estimated"
         return Stats(prompt_tokens=prompt_n, prompt_eval_tokens=prompt_n, prompt_tokens_per_s=prompt_rate,
                      completion_tokens=n, tokens_per_s=rate, ttft_s=ttft,
-                     context_used=base.prompt_tokens + n, context_size=base.context_size, final=final, note=note)
+                     context_used=base.prompt_tokens + n, context_size=base.context_size, final=final, note=note,
+                     reasoning_tokens=figures.reasoning_n or result.reasoning_tokens)
 
 
 class _Counter:
@@ -690,22 +718,106 @@ class _Counter:
         self.pieces += 1
 
 
-def _stalled(timeout: float, parts: list[str]) -> str:
+def _kept(result) -> bool:
+    """Whether a reply that failed has something to keep: answer or thinking."""
+    return bool(result.parts or result.thinking)
+
+
+def _stalled(timeout: float, result) -> str:
     return (f"the server sent nothing for {timeout:g} s (a stalled stream; [backend] timeout)"
-            + ("; the partial reply is kept" if parts else ""))
+            + ("; the partial reply is kept" if _kept(result) else ""))
 
 
-def _choice(chunk: dict) -> tuple[str, str | None]:
-    """The text and finish reason of a streamed chunk: chat (choices[0].delta.content) or
-    completions (choices[0].text)."""
+def _choice(chunk: dict) -> tuple[str, str, str | None]:
+    """The text, the thinking the server split off (REASONING_FIELDS; chat only) and the
+    finish reason of a streamed chunk: chat (choices[0].delta) or completions
+    (choices[0].text). Fields of another type than text are ignored."""
     choices = chunk.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return "", None
+        return "", "", None
     first = choices[0]
     delta = first.get("delta")
-    text = delta.get("content") if isinstance(delta, dict) else first.get("text")
+    thought: Any = ""
+    if isinstance(delta, dict):
+        text = delta.get("content")
+        thought = next((delta[k] for k in REASONING_FIELDS if isinstance(delta.get(k), str) and delta[k]), "")
+    else:
+        text = first.get("text")
     reason = first.get("finish_reason")
-    return (text if isinstance(text, str) else ""), (reason if isinstance(reason, str) else None)
+    return (text if isinstance(text, str) else ""), thought, (reason if isinstance(reason, str) else None)
+
+
+class _Thoughts:
+    """Sorts one reply into thinking and answer, as the token loop does (engine/generate.py):
+    text the StopFilter let through goes to the session's reasoning Splitter (the markers of
+    the profile or template, a block the template opened, markers split across chunks), its
+    pieces becoming Thinking and Token events kept in the result. Thinking a server split
+    off itself (REASONING_FIELDS) becomes Thinking as it comes, after a StopFilter that
+    hides the stop and special-token texts in it (the server has stopped where it would);
+    once a server does that, its content is the answer, and
+    a fresh Splitter only takes out a block the server also left there (llama-server's
+    --reasoning-format deepseek-legacy), whose thinking is already kept."""
+
+    def __init__(self, reasoning, result, hidden: list[str]) -> None:
+        self.splitter: Splitter | None = reasoning.splitter if reasoning is not None else None
+        self.result = result
+        self.filter = StopFilter([], hidden)
+        self.server_splits = False
+
+    def answer(self, text: str) -> Iterator[Event]:
+        """Reply text the StopFilter let through (maybe none: a chunk still counts)."""
+        result, splitter = self.result, self.splitter
+        if splitter is None:
+            if text:
+                result.parts.append(text)
+                yield Token(text)
+            return
+        was_inside, before = splitter.inside, len(result.thinking)
+        yield from self._pieces(splitter.feed(text) if text else [])
+        if not self.server_splits and (was_inside or splitter.inside or len(result.thinking) > before):
+            result.reasoning_tokens += 1
+
+    def thought(self, text: str) -> Iterator[Event]:
+        """Thinking the server sent apart from the content."""
+        if not self.server_splits:
+            self.server_splits = True
+            if self.splitter is not None:  # what the splitter held back is settled now
+                yield from self._pieces(self.splitter.flush())
+                self.splitter = Splitter(self.splitter.markers)
+        self.result.reasoning_tokens += 1
+        shown = self.filter.feed(text)
+        if shown:
+            self.result.thinking.append(shown)
+            yield Thinking(shown)
+
+    def finish(self, tail: str) -> Iterator[Event]:
+        """The reply ended (done, stopped, interrupted, failed): what was held back is shown,
+        an unclosed block stays thinking and marks the result `unclosed`, as locally."""
+        held = self.filter.flush()
+        if held:
+            self.result.thinking.append(held)
+            yield Thinking(held)
+        splitter = self.splitter
+        if splitter is None:
+            if tail:
+                self.result.parts.append(tail)
+                yield Token(tail)
+        else:
+            yield from self._pieces((splitter.feed(tail) if tail else []) + splitter.flush())
+        if self.server_splits:
+            self.result.unclosed = not self.result.text.strip()
+        else:
+            self.result.unclosed = splitter is not None and splitter.unclosed
+
+    def _pieces(self, pieces: list[tuple[bool, str]]) -> Iterator[Event]:
+        result = self.result
+        for thinking, piece in pieces:
+            if not thinking:
+                result.parts.append(piece)
+                yield Token(piece)
+            elif not self.server_splits:  # else the server's own copy of it is kept already
+                result.thinking.append(piece)
+                yield Thinking(piece)
 
 
 def sampling_body(sampling, *, room: int) -> dict[str, Any]:

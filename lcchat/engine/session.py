@@ -202,10 +202,11 @@ class ChatSession:
 
     def _run(self, prompt, sampling, stop: StopFilter, result: Generation, think) -> Iterator[Event]:
         """The reply's events from its source: the token loop, or a server's stream
-        (engine/remote.py), which takes the prompt's text and the window's messages (and
-        leaves thinking to the server)."""
+        (engine/remote.py), which takes the prompt's text and the window's messages, the
+        same reasoning splitter, and /think's on/off for the server's template."""
         if isinstance(self.loop, ServedReplies):
-            return self.loop.stream(prompt, self.conversation.chat_messages(), sampling, stop, result)
+            return self.loop.stream(prompt, self.conversation.chat_messages(), sampling, stop, result, think,
+                                    self.thinking)
         return self.loop.run(prompt.tokens, sampling, stop, result, think)
 
     # ------------------------------------------------------------ thinking
@@ -251,7 +252,8 @@ class ChatSession:
             return None
         inside = reasoning.opened_by(prompt.text, markers)
         budget = self.thinking_budget
-        close = [self._written(reasoning.closing(markers, after_newline=n)) if budget >= 0 else []
+        writes = budget >= 0 and not isinstance(self.model, ServedModel)  # a server keeps no budget of ours
+        close = [self._written(reasoning.closing(markers, after_newline=n)) if writes else []
                  for n in (False, True)]
         return Reasoning(reasoning.Splitter(markers, inside=inside), budget, *close)
 

@@ -164,3 +164,23 @@ def test_a_kv_state_fingerprint_records_flash_attention_as_applied(tiny_model) -
         assert fingerprint("auto") == fingerprint(False) != fingerprint(True)
     finally:
         session.close()
+
+
+def test_a_prompt_runs_on_the_batch_threads_and_a_draft_on_the_generation_threads(tiny_model) -> None:
+    """llama.cpp runs any batch of 2+ tokens on n_threads_batch: a prompt gains from every
+    core, but a speculative draft of a few tokens stalls when one of them shares a core."""
+    import llama_cpp
+
+    session, _ = open_logged(["-m", str(tiny_model), "-c", "256", "-t", "1", "-tb", "2", "hi"])
+    try:
+        model = session.model
+        assert model.decode(list(range(40)), 0) == 0
+        assert llama_cpp.llama_n_threads_batch(model._ctx) == 2
+        assert model.decode_batch([1, 2, 3], 40) == 0
+        assert (llama_cpp.llama_n_threads(model._ctx), llama_cpp.llama_n_threads_batch(model._ctx)) == (1, 1)
+        assert model.decode([4, 5], 43) == 0  # a few tokens lcchat writes itself: a small batch too
+        assert llama_cpp.llama_n_threads_batch(model._ctx) == 1
+        assert model.decode(list(range(50, 90)), 45) == 0
+        assert llama_cpp.llama_n_threads_batch(model._ctx) == 2
+    finally:
+        session.model.close()
