@@ -302,6 +302,61 @@ EXPLAINED: dict[str, str] = {
     "xǁChatSessionǁswitch_model__mutmut_17": "equivalent: as _forget_undone__mutmut_20 (no prompt starts with 'XXXX')",
     "xǁChatSessionǁswitch_model__mutmut_18": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is "
                                              "ignored)",
+    # store/recorder.py
+    "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
+                                   "'none' and 'stale' add words",
+    "x_describe_resume__mutmut_2": "equivalent: as above",
+    "xǁRecorderǁ__init____mutmut_3": "equivalent: bind() sets the session before anything reads it (sync reads "
+                                     "session.conversation first)",
+    "xǁRecorderǁ__init____mutmut_16": "equivalent: bind() replaces on_warning before anything can warn (warnings "
+                                      "come from sync and save_kv, which need a session)",
+    "xǁRecorderǁ__init____mutmut_17": "equivalent: as above",
+    "xǁRecorderǁ__init____mutmut_20": "equivalent: last_error is read only after a failed sync, which sets it",
+    "xǁRecorderǁ__init____mutmut_21": "equivalent: restored_tokens is read only by prefill(), which always follows "
+                                      "load(), which sets it",
+    "xǁRecorderǁ__init____mutmut_22": "equivalent: as above",
+    "xǁRecorderǁ__init____mutmut_23": "equivalent: state_found is read only by prefill(), after load() set it",
+    "xǁRecorderǁ__init____mutmut_24": "equivalent: as above",
+    "xǁRecorderǁ__init____mutmut_25": "equivalent: as above",
+    "xǁRecorderǁ__init____mutmut_28": "equivalent: _version is compared only once conversation_id is set, which "
+                                      "sets it too",
+    "xǁRecorderǁ__init____mutmut_29": "equivalent: _system is compared only once conversation_id is set, which "
+                                      "sets it too",
+    "xǁRecorderǁ__init____mutmut_30": "equivalent: bind() sets _stats_seen before any turn is heard",
+    "xǁRecorderǁ__init____mutmut_33": "equivalent: '' equals no (cid, fingerprint, tokens) triple, as None does not",
+    "xǁRecorderǁ__init____mutmut_34": "equivalent: fingerprint() resets the size per token on its first call, "
+                                      "before save_kv reads it",
+    "xǁRecorderǁ__init____mutmut_35": "equivalent: as above",
+    "xǁRecorderǁ_profile__mutmut_2": "equivalent: sync reads session.conversation before it asks the profile, so "
+                                     "_profile never runs without a session",
+    "xǁRecorderǁ_profile__mutmut_4": "equivalent: as above",
+    "xǁRecorderǁfingerprint__mutmut_7": "equivalent: None is falsy, as 0.0 is: no estimate either way",
+    "xǁRecorderǁfingerprint__mutmut_8": "equivalent: a guess of 1 byte per token is under every real state (KiBs "
+                                        "per token), so it only skips states that are over the limit anyway",
+    "xǁRecorderǁload__mutmut_12": "equivalent: save_kv writes no state without a fingerprint, so loading with none "
+                                  "matches no file",
+    "xǁRecorderǁload__mutmut_18": "equivalent: 'used' and 'stale' differ in words only when a state that passed "
+                                  "its checksum and fingerprint restores nothing (llama.cpp refusing it)",
+    "xǁRecorderǁload__mutmut_20": "equivalent: as above, 'used' adds no words",
+    "xǁRecorderǁload__mutmut_21": "equivalent: as above",
+    "xǁRecorderǁname__mutmut_6": "equivalent: a failed sync always sets last_error, so the fallback text is never "
+                                 "shown",
+    "xǁRecorderǁname__mutmut_7": "equivalent: as above",
+    "xǁRecorderǁprefill_events__mutmut_5": "equivalent: Done's text defaults to ''",
+    "xǁRecorderǁsave_kv__mutmut_7": "equivalent: no caller reads save_kv's result (/save, close and the turn "
+                                    "listener ignore it); what it keeps is tested by the state file",
+    "xǁRecorderǁsave_kv__mutmut_10": "equivalent: as above, the result is not read",
+    "xǁRecorderǁsave_kv__mutmut_16": "equivalent: as above, the result is not read",
+    "xǁRecorderǁsave_kv__mutmut_29": "equivalent: as above, the result is not read",
+    "xǁRecorderǁsave_kv__mutmut_32": "equivalent: as above, the result is not read",
+    "xǁRecorderǁsave_kv__mutmut_45": "equivalent: as above, the result is not read",
+    "xǁRecorderǁsave_kv__mutmut_57": "equivalent: as above, the result is not read",
+    "xǁRecorderǁsave_kv__mutmut_66": "equivalent: as above, the result is not read",
+    "xǁRecorderǁsave_kv__mutmut_42": "equivalent: a saved state holds at least one message in its template, more "
+                                     "than 2 tokens",
+    "xǁRecorderǁsync__mutmut_82": "equivalent: last_error is read only after a failed sync, which sets it",
+    "xǁRecorderǁ_state_warning__mutmut_3": "equivalent: a log call without arguments does not %-format its text, "
+                                           "so it prints the text as '%s' does",
 }
 
 

@@ -55,7 +55,8 @@ def test_load_switches_conversation_and_later_turns_go_to_it() -> None:
     assert not result.error and isinstance(result.action, Task)
     assert "first question" in result.text and "first answer" in result.text
     events = list(result.action())
-    assert isinstance(events[-1], Done) and any(isinstance(e, Notice) and "continuing" in e.text for e in events)
+    assert any(isinstance(e, Notice) and "continuing" in e.text for e in events)
+    assert events[-1] == Done("stop", "")  # played like a reply: one that ended normally, with no text of its own
     assert [m.content for m in session.conversation.messages] == ["first question", "first answer"]
     list(session.send("next"))
     store = Store()
@@ -90,3 +91,18 @@ def test_history_n_and_save_names_take_only_ascii_digits_as_numbers() -> None:
     saved = registry.dispatch(ctx, "/save ²")  # not a number: a name
     assert not saved.error, saved.text
     assert Store().resolve("²") == attach(session).conversation_id
+
+
+def test_save_on_a_store_that_cannot_be_written_says_why(monkeypatch) -> None:
+    import sqlite3
+
+    session = fake_session(FakeModel(replies=[["Paris"]]))
+    ctx = ctx_for(session)
+    list(session.send("capital of France?"))
+
+    def locked(self):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(Store, "transaction", locked)
+    result = registry.dispatch(ctx, "/save geo")
+    assert result.error and result.text.startswith("Could not save the conversation: database is locked: ")
