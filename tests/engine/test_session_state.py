@@ -374,8 +374,9 @@ def test_restore_starts_the_window_at_the_first_message() -> None:
 def test_restore_while_a_reply_runs_is_refused() -> None:
     session = fake_session(FakeModel())
     with session._guard():
-        with pytest.raises(LcchatError, match="wait for the reply to finish"):
+        with pytest.raises(LcchatError) as info:
             session.restore("", HISTORY)
+    assert str(info.value) == "wait for the reply to finish (Ctrl+C stops it)"
     assert session.conversation.messages == []
 
 
