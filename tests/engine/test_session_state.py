@@ -685,3 +685,43 @@ def test_set_system_changes_the_next_prompt() -> None:
     run(session.send("q2"))
     assert text_of(model, session.loop.cached).startswith(
         chatml("be terse", ("user", "q1"), ("assistant", "one"), ("user", "q2")))
+
+
+# ---------------------------------------------------------------- on real llama.cpp
+
+def test_on_llama_cpp_a_restored_kv_state_answers_as_re_reading_does(tiny_model) -> None:
+    """history_prefix's tokens are the ones turns evaluate with the real tokenizer, and a
+    kv_snapshot restored into another session holds them: its next (greedy) reply is the
+    one a session that reads the whole history again gives."""
+    from lcchat.config.loader import load_profile
+    from lcchat.engine.session import open_session
+
+    profile = load_profile("default", {"model.path": str(tiny_model), "model.n_ctx": 512, "sampling.seed": 7,
+                                       "sampling.temperature": 0.0, "sampling.max_tokens": 6})
+    first = open_session(profile)
+    run(first.send("the sky is blue"))
+    _, events = run(first.send("the cat <|im_end|> sat"))  # marker text in a message stays text
+    prompt = final_stats(events).prompt_tokens
+    text, tokens = first.history_prefix()
+    assert tokens == first.tokenize_prompt(text)
+    assert tokens[:prompt] == first.loop.cached[:prompt]  # the turn evaluated the same tokens
+    saved = first.kv_snapshot()
+    assert saved[0] == first.loop.cached
+    system, messages = first.conversation.system, list(first.conversation.messages)
+    first.close()
+
+    restored_session, fresh = open_session(profile), open_session(profile)
+    try:
+        got = restored_session.restore(system, messages, saved=saved)
+        assert 0 < got <= len(tokens)
+        assert restored_session.loop.cached == tokens[:got]
+        fresh.restore(system, messages)
+        list(fresh.prefill())
+        assert fresh.loop.cached == tokens
+        answer, events = run(restored_session.send("and then"))
+        expected, _ = run(fresh.send("and then"))
+        assert answer == expected
+        assert final_stats(events).prompt_eval_tokens < final_stats(events).prompt_tokens - got + 1
+    finally:
+        restored_session.close()
+        fresh.close()
