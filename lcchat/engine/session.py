@@ -142,11 +142,11 @@ class ChatSession:
                 yield Error("a reply is already being generated")
                 return
             msgs = self.conversation.messages
-            if msgs and msgs[-1].role == "assistant":
-                msgs.pop()
-            if not msgs or msgs[-1].role != "user":
+            end = len(msgs) - 1 if msgs and msgs[-1].role == "assistant" else len(msgs)
+            if end == 0 or msgs[end - 1].role != "user":  # nothing is dropped then
                 yield Error("there is no message to answer again")
                 return
+            del msgs[end:]
             yield from self._reply(msgs[-1])
 
     def _reply(self, user: Message) -> Iterator[Event]:
