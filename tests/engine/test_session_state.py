@@ -333,6 +333,32 @@ def test_a_turn_after_undo_tokenizes_its_whole_prompt() -> None:
     assert whole.startswith("<|im_start|>user\nq1<|im_end|>\n<|im_start|>assistant\none")
 
 
+def test_retry_answers_the_same_prompt_again_without_the_old_reply() -> None:
+    model = FakeModel(replies=[list("one"), list("two")])
+    session = fake_session(model)
+    _, first = run(session.send("q1"))
+    prompt = text_of(model, session.loop.cached[:final_stats(first).prompt_tokens])
+    text, events = run(session.retry())
+    assert text == "two"
+    assert text_of(model, session.loop.cached) == prompt + "two"  # "one" is forgotten
+    stats = final_stats(events)
+    assert stats.prompt_tokens == len(prompt) and stats.prompt_eval_tokens <= 1  # the prompt is kept in the cache
+    assert [(m.role, m.content) for m in session.conversation.messages] == [("user", "q1"), ("assistant", "two")]
+
+
+def test_retry_with_nothing_to_answer_or_while_busy() -> None:
+    session = fake_session(FakeModel())
+    assert list(session.retry()) == [Error("there is no message to answer again")]
+    for messages in ([Message("assistant", "welcome")], [*HISTORY, Message("assistant", "more")]):
+        session.restore("", messages)
+        assert list(session.retry()) == [Error("there is no message to answer again")]
+        assert session.conversation.messages == messages  # nothing is lost by asking
+    session.restore("", HISTORY)
+    with session._guard():
+        assert list(session.retry()) == [Error("a reply is already being generated")]
+    assert len(session.conversation.messages) == 4
+
+
 # ---------------------------------------------------------------- restore
 
 def test_restore_takes_over_the_conversation() -> None:
