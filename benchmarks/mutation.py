@@ -302,6 +302,8 @@ EXPLAINED: dict[str, str] = {
     "xǁChatSessionǁswitch_model__mutmut_17": "equivalent: as _forget_undone__mutmut_20 (no prompt starts with 'XXXX')",
     "xǁChatSessionǁswitch_model__mutmut_18": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is "
                                              "ignored)",
+    "xǁChatSessionǁrestore__mutmut_20": "equivalent: as _forget_undone__mutmut_20 (no prompt starts with 'XXXX')",
+    "xǁChatSessionǁrestore__mutmut_21": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is ignored)",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",

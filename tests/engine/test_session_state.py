@@ -366,7 +366,9 @@ def test_restore_takes_over_the_conversation() -> None:
     session = fake_session(model)
     run(session.send("before"))
     messages = [Message("user", "q1"), Message("assistant", "half", interrupted=True, reasoning="hmm")]
+    seen = spy_tokenize(model)
     assert session.restore("new system", messages) == 0
+    assert seen == []  # without a saved state nothing is read yet: prefill or the next turn does
     conv = session.conversation
     assert conv.system == "new system"
     assert [(m.role, m.content, m.interrupted, m.reasoning) for m in conv.messages] == [
