@@ -461,6 +461,14 @@ def test_restore_with_a_state_that_matches_in_part_restores_that_part() -> None:
     assert final_stats(events).prompt_eval_tokens == len(expected) - shared
 
 
+def test_restore_with_a_state_that_shares_only_the_first_token() -> None:
+    tokens, state = snapshot_of()
+    saved = (tokens[:1] + CharModel().tokenize("different"), state)
+    model = CharModel()
+    session, got = tagged_session(model, HISTORY, saved=saved)
+    assert got == 1 and session.loop.cached == tokens[:1] and model.cache_len == 1
+
+
 @pytest.mark.parametrize("case", ["other conversation", "bad state", "no messages"])
 def test_restore_with_a_state_it_cannot_use_restores_nothing(case) -> None:
     tokens, state = snapshot_of()
@@ -473,8 +481,12 @@ def test_restore_with_a_state_it_cannot_use_restores_nothing(case) -> None:
         messages = []
     model = CharModel(replies=[["ok"]])
     model.cache_len = 7  # whatever the model held before
+    loaded = []
+    model.load_state = lambda data, inner=model.load_state: loaded.append(data) or inner(data)
     session, got = tagged_session(model, messages, saved=saved)
     assert got == 0
+    if case != "bad state":
+        assert loaded == []  # a state that holds nothing of the history is not even loaded
     assert session.context_used == 0 and model.cache_len == 0
     run(session.send("q3"))
     prompt = (TAGGED_HISTORY + ADDED) if messages else tagged("sys", ("user", "q3")) + "<|assistant|>"
