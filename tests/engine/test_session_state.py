@@ -101,6 +101,20 @@ TAGGED_HISTORY = tagged("sys", ("user", "q1"), ("assistant", "a1"), ("user", "q2
 ADDED = "q3<|end|><|assistant|>"  # what the next turn adds to the history
 
 
+def test_a_follow_up_keeps_the_reply_as_evaluated() -> None:
+    """The model wrote "a1" as one token, which the prompt's text tokenizes as two: the next
+    turn keeps the reply's tokens as they are and evaluates (and tokenizes) only what is new."""
+    model = CharModel(replies=[["a1"], ["ok"]])
+    session, _ = tagged_session(model)
+    run(session.send("q1"))
+    seen = spy_tokenize(model)
+    _, events = run(session.send("q2"))
+    added = "<|end|><|user|>q2<|end|><|assistant|>"
+    assert "".join(seen) == added
+    assert final_stats(events).prompt_eval_tokens == len(added)
+    assert text_of(model, session.loop.cached) == "<|user|>q1<|end|><|assistant|>a1" + added + "ok"
+
+
 # ---------------------------------------------------------------- history_prefix
 
 def test_history_prefix_is_none_without_messages() -> None:
