@@ -310,6 +310,7 @@ EXPLAINED: dict[str, str] = {
                                                "alone overflows; the next turn's window drops that exchange (a "
                                                "/retry's prompt ends before the reply), so no later prompt starts "
                                                "with the text remembered",
+    "xǁChatSessionǁ_tokenize__mutmut_25": "equivalent: None is falsy, as False is (_tokens tests add_bos for truth)",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",
