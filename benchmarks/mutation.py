@@ -305,6 +305,12 @@ EXPLAINED: dict[str, str] = {
     "xǁChatSessionǁrestore__mutmut_20": "equivalent: as _forget_undone__mutmut_20 (no prompt starts with 'XXXX')",
     "xǁChatSessionǁrestore__mutmut_21": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is ignored)",
     "xǁChatSessionǁprefill__mutmut_9": "equivalent: None is falsy, as False is (abort_requested is only tested for truth)",
+    "xǁChatSessionǁ_remember_cache__mutmut_17": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
+    "xǁChatSessionǁ_remember_cache__mutmut_4": "equivalent: a prompt is cut (truncate-left) only when its last message "
+                                               "alone overflows; the next turn's window drops that exchange (a "
+                                               "/retry's prompt ends before the reply), so no later prompt starts "
+                                               "with the text remembered",
+    "xǁChatSessionǁ_tokenize__mutmut_25": "equivalent: None is falsy, as False is (_tokens tests add_bos for truth)",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",

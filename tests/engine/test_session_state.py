@@ -101,6 +101,39 @@ TAGGED_HISTORY = tagged("sys", ("user", "q1"), ("assistant", "a1"), ("user", "q2
 ADDED = "q3<|end|><|assistant|>"  # what the next turn adds to the history
 
 
+def test_a_follow_up_keeps_the_reply_as_evaluated() -> None:
+    """The model wrote "a1" as one token, which the prompt's text tokenizes as two: the next
+    turn keeps the reply's tokens as they are and evaluates (and tokenizes) only what is new."""
+    model = CharModel(replies=[["a1", "b2"], ["ok"]])
+    session, _ = tagged_session(model)
+    run(session.send("q1"))
+    seen = spy_tokenize(model)
+    _, events = run(session.send("q2"))
+    added = "<|end|><|user|>q2<|end|><|assistant|>"
+    assert "".join(seen) == added
+    assert final_stats(events).prompt_eval_tokens == len(added)
+    assert text_of(model, session.loop.cached) == "<|user|>q1<|end|><|assistant|>a1b2" + added + "ok"
+
+
+class BrokenBytes(CharModel):
+    """A model one of whose tokens is a lone byte that is no UTF-8 text (half a character)."""
+
+    def piece(self, token: int) -> bytes:
+        return b"\xff" if self.token_text(token) == "<byte>" else super().piece(token)
+
+
+def test_a_reply_with_bytes_that_are_no_text_is_kept_and_followed_up() -> None:
+    model = BrokenBytes(replies=[["a", "<byte>", "b"], ["ok"]])
+    session, _ = tagged_session(model)
+    text, _ = run(session.send("q1"))
+    assert text == "a\ufffdb"
+    seen = spy_tokenize(model)
+    reply, events = run(session.send("q2"))
+    assert reply == "ok"
+    added = "<|end|><|user|>q2<|end|><|assistant|>"
+    assert "".join(seen) == added and final_stats(events).prompt_eval_tokens == len(added)
+
+
 # ---------------------------------------------------------------- history_prefix
 
 def test_history_prefix_is_none_without_messages() -> None:
