@@ -157,3 +157,17 @@ def test_ctrl_c_in_the_consumer_leaves_no_file(slow_model: Path) -> None:
     assert not plan.output.exists()
     assert leftovers(slow_model.parent) == []
     assert _children() - before == set()
+
+
+def test_a_crash_in_the_quantizer_child_is_one_line_and_its_traceback_only_logged(tmp_path) -> None:
+    """The child reports an exception as one "E" line (what the parent shows) and the
+    traceback as "T" lines (logged for -v), never as raw traceback text."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "lcchat.engine.quant.child", str(tmp_path / "missing.gguf")],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    lines = [line for line in r.stdout.splitlines() if line]
+    assert lines and lines[-1].startswith("E ") and all(line[:2] in ("T ", "E ", "W ", "P ", "X ") for line in lines)
+    assert "Traceback" not in r.stderr

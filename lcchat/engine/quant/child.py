@@ -70,10 +70,13 @@ def _child_exit(argv: list[str]) -> None:
     watcher thread blocked reading stdin."""
     try:
         code = _child_main(argv)
-    except BaseException:  # noqa: BLE001 - report, then leave
+    except BaseException as exc:  # noqa: BLE001 - report, then leave
         import traceback
 
-        traceback.print_exc()
+        # One line the parent shows ("E"), and the traceback as "T" lines it logs for -v only.
+        for line in traceback.format_exc().splitlines():
+            sys.stdout.write("T " + line + "\n")
+        sys.stdout.write(f"E {type(exc).__name__}: {exc}".replace("\n", " ") + "\n")
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()

@@ -148,8 +148,10 @@ def run_quantize(plan: QuantPlan, *, cancel: threading.Event | None = None, nthr
                 yield Progress("quantize", int(done), int(n) or total)
             elif kind == "X":
                 status = int(rest or 1)
-            elif kind == "W":
+            elif kind in ("W", "E"):
                 said.append(rest)
+            elif kind == "T":
+                log.debug("quantizer child: %s", rest)  # its traceback, for -v
             elif line.strip():
                 said.append(line.strip())
         code = proc.wait()
