@@ -30,14 +30,40 @@ def fails(path: Path, *phrases: str, vocab: bool = True) -> str:
     return check_message(caught.value, path, *phrases)
 
 
-def check_message(error: Exception, path: Path, *phrases: str) -> str:
+# How every message ends: the verdict on the file, or what to do about it.
+ADVICE = (
+    "check the path or download the model first", "check the file's permissions", "check the path",
+    "give the path of a .gguf file inside it", "give the path of a .gguf model file",
+    "the download or conversion probably failed, so fetch it again", "check that the file is intact and readable",
+    "the download or conversion may be incomplete", "get a little-endian build of the model",
+    "convert the model again with a current llama.cpp", "update lcchat and llama-cpp-python",
+    "convert it to GGUF or download a GGUF version", "choose a .gguf model file", "the file is corrupt",
+    "the file is corrupt or truncated", "the file is corrupt or needs a newer llama.cpp",
+    "the file's metadata is corrupt", "the file's metadata is incomplete, so convert the model again",
+    "the file is not a usable model", "update llama-cpp-python or choose another model",
+    "the file's tokenizer data is corrupt",
+)
+
+
+def check_message(error: Exception, path: Path | str, *phrases: str) -> str:
+    """One line: the file, then what is wrong (going on in lower case), then after the last
+    "; " the verdict or what to do."""
     message = str(error)
     assert isinstance(error, InputError)
     assert "\n" not in message and message.strip() == message
     assert message.startswith(f"{path}: ")
+    assert message[len(f"{path}: ")].islower(), message
+    assert message.rpartition("; ")[2] in ADVICE, message
     for phrase in phrases:
         assert phrase in message, message
     return message
+
+
+def invalid(info: GGUFInfo, *phrases: str) -> str:
+    """validate_for_llama(info) raises a one-line ModelFileError; return it."""
+    with pytest.raises(ModelFileError) as caught:
+        validate_for_llama(info)
+    return check_message(caught.value, info.path, *phrases)
 
 
 def key_offset(data: bytes, key: str) -> int:
@@ -134,6 +160,7 @@ def test_llama_cpp_loads_and_runs_the_tiny_model(tiny_model: Path) -> None:
     assert out["usage"]["completion_tokens"] >= 1
 
 
+@pytest.mark.smollm2
 def test_smollm2(smollm2: Path) -> None:
     info = load_checked(smollm2)
     assert info.architecture == "llama" and info.file_type_name == "Q4_1"
@@ -223,7 +250,7 @@ def test_not_gguf(tmp_path: Path) -> None:
 def test_old_ggml_formats(tmp_path: Path, data: bytes, magic: bytes) -> None:
     path = tmp_path / "old.bin"
     path.write_bytes(magic + data[4:])
-    fails(path, "old pre-GGUF", "convert")
+    fails(path, "is in an old pre-GGUF llama.cpp format (GGML/GGJT), which llama.cpp no longer reads")
 
 
 @pytest.mark.parametrize(
@@ -798,7 +825,7 @@ def test_a_file_without_tensors_needs_no_data(tmp_path: Path) -> None:
 
 
 def test_magic_shorter_than_four_bytes(tmp_path: Path) -> None:
-    fails(write(tmp_path, b"GGU"), "is truncated", "only 3 bytes")
+    fails(write(tmp_path, b"GGU"), "is truncated: its header runs to byte 4 but the file has only 3 bytes")
     fails(write(tmp_path, b"GG"), "is truncated", "only 2 bytes")
     fails(write(tmp_path, b"GGX"), "is not a GGUF file (it starts with b'GGX'")
     fails(write(tmp_path, b"x"), "is not a GGUF file (it starts with b'x'")
@@ -911,6 +938,9 @@ def test_head_dims_and_rope_dimensions_as_llama_cpp_derives_them(good: GGUFInfo)
     no_arch = with_metadata(good, general__architecture=None)
     assert (no_arch.architecture, no_arch.block_count, no_arch.head_count, no_arch.head_dims) == (None, None, None, (0, 0))
     assert with_metadata(good, general__architecture=3).block_count is None
+    assert with_metadata(good, general__architecture=None, **{"None__block_count": 3}).block_count is None
+    empty = with_metadata(good, llama__attention__head_count=[], llama__rope__dimension_count=None)
+    assert empty.head_count == [] and empty.rope_dimension_count is None and empty.head_dims == (0, 0)
 
 
 def test_typed_views_of_the_metadata_reject_wrong_types(good: GGUFInfo) -> None:
@@ -937,8 +967,8 @@ def test_file_type_name_from_the_code_or_the_commonest_quantized_matrix(good: GG
         return info.file_type_name
 
     assert named(15) == "Q4_K_M" and named(0) == "F32" and named(7) == "Q8_0"
-    matrices = (("Q4_K", (256, 2)), ("Q6_K", (256, 2)), ("Q6_K", (256, 4)), ("F32", (64, 2)), ("F32", (64, 2)),
-                ("Q8_0", (64,)), ("Q8_0", (64,)), ("Q8_0", (64,)))
+    matrices = (("F32", (64, 2)), ("Q4_K", (256, 2)), ("Q6_K", (256, 2)), ("Q6_K", (256, 4)), ("F32", (64, 2)),
+                ("F32", (64, 2)), ("Q8_0", (64,)), ("Q8_0", (64,)), ("Q8_0", (64,)), ("Q8_0", (64,)))
     assert named(None, *matrices) == "Q6_K"  # vectors and unquantized matrices do not count
     assert named(1024, *matrices) == "Q6_K" and named(9999, *matrices) == "Q6_K" and named("15", *matrices) == "Q6_K"
     assert named(None, ("F16", (64, 2)), ("F32", (64, 2)), ("F16", (64, 2)), ("F32", (64,))) == "F16"
@@ -958,15 +988,14 @@ def gguf_info_tensor(name: str, shape: tuple[int, ...], type_name: str):
 
 def test_a_long_value_is_shortened_in_a_message(good: GGUFInfo) -> None:
     heads = list(range(1, 11))
-    message = str(pytest.raises(ModelFileError, validate_for_llama,
-                                with_metadata(good, llama__attention__head_count=heads)).value)
+    message = invalid(with_metadata(good, llama__attention__head_count=heads))
     assert "10 entries" in message
     bad = list(range(9)) + ["x"]
     info = with_metadata(good, llama__block_count=10, llama__attention__head_count=bad)
-    message = str(pytest.raises(ModelFileError, validate_for_llama, info).value)
+    message = invalid(info)
     assert "llama.attention.head_count is [0, 1, 2, 3, 4, 5, 6, 7, ...], but it must hold whole numbers" in message
     long = "z" * 100
-    message = str(pytest.raises(ModelFileError, validate_for_llama, with_metadata(good, llama__rope__scaling__type=long)).value)
+    message = invalid(with_metadata(good, llama__rope__scaling__type=long))
     assert f"is '{'z' * 56}..., but" in message
 
 
@@ -1043,7 +1072,9 @@ def test_values_at_llama_cpp_limits_pass(good: GGUFInfo, changes: dict) -> None:
         ({"llama__rope__dimension_count": 17, "llama__attention__head_count": [4, 0],
           "llama__attention__head_count_kv": [4, 0]}, ["llama.rope.dimension_count is 17", "head size (16)"]),
         ({"llama__rope__dimension_count": -1}, ["llama.rope.dimension_count is -1", "whole number"]),
-        ({"llama__attention__layer_norm_epsilon": float("inf")}, ["layer_norm_epsilon is inf", "small positive number"]),
+        ({"llama__attention__layer_norm_epsilon": float("inf")},
+         ["llama.attention.layer_norm_epsilon is inf, but it must be a small positive number"]),
+        ({"llama__rope__scaling__type": "dynamic"}, ["llama.cpp knows only none, linear, yarn, longrope"]),
         ({"llama__attention__layer_norm_epsilon": True}, ["layer_norm_epsilon is True"]),
         ({"tokenizer__ggml__bos_token_id": 901}, ["tokenizer.ggml.bos_token_id is 901",
                                                   "the vocabulary has only 901 tokens"]),
@@ -1066,10 +1097,10 @@ def test_values_past_llama_cpp_limits_fail(good: GGUFInfo, changes: dict, phrase
 
 
 def test_metadata_missing_named_with_what_to_do(good: GGUFInfo) -> None:
-    message = str(pytest.raises(ModelFileError, validate_for_llama, with_metadata(good, general__architecture=None)).value)
+    message = invalid(with_metadata(good, general__architecture=None))
     assert message == (f"{good.path}: general.architecture is missing, so llama.cpp cannot tell what model this is; "
                        "the file is not a usable model")
-    message = str(pytest.raises(ModelFileError, validate_for_llama, with_metadata(good, llama__block_count=None)).value)
+    message = invalid(with_metadata(good, llama__block_count=None))
     assert message == (f"{good.path}: llama.block_count (number of layers) is missing; the file's metadata is "
                        "incomplete, so convert the model again")
 
@@ -1113,12 +1144,12 @@ def test_a_complete_byte_vocabulary_passes(good: GGUFInfo) -> None:
 def test_a_byte_token_spelled_otherwise_is_refused(good: GGUFInfo) -> None:
     for spelling, shown in ((lambda b: f"<0x{b:02x}>", "'<0x0a>'"), (lambda b: f"<0x{b:03X}>", "'<0x000>'"),
                             (lambda b: f" <0x{b:02X}>", "' <0x00>'"), (lambda b: f"<0x{b:02X}>x", "'<0x00>x'")):
-        message = str(pytest.raises(ModelFileError, validate_for_llama, vocab_info(good, byte_vocab(spelling))).value)
+        message = invalid(vocab_info(good, byte_vocab(spelling)))
         assert "is a byte token but is not spelled <0xNN>" in message and "makes llama.cpp abort" in message
         assert shown in message or "token 3 " in message, message
     tokens = byte_vocab()
     tokens[5] = "<0x0g>"
-    message = str(pytest.raises(ModelFileError, validate_for_llama, vocab_info(good, tokens)).value)
+    message = invalid(vocab_info(good, tokens))
     assert "token 5 ('<0x0g>') is a byte token" in message
 
 
@@ -1133,7 +1164,7 @@ def test_only_tokens_typed_byte_need_the_byte_spelling(good: GGUFInfo) -> None:
 
 
 def test_a_sentencepiece_vocabulary_missing_a_byte_is_refused(good: GGUFInfo) -> None:
-    message = str(pytest.raises(ModelFileError, validate_for_llama, vocab_info(good, byte_vocab(skip=0x41))).value)
+    message = invalid(vocab_info(good, byte_vocab(skip=0x41)))
     assert "tokenizer.ggml.tokens has byte tokens for only 255 of the 256 bytes (no <0x41>)" in message
     assert "llama.cpp aborts on text that needs a missing one" in message
     # only SentencePiece ("llama") vocabularies with a newline byte are concerned
@@ -1150,15 +1181,62 @@ def test_a_bert_vocabulary_without_byte_tokens_passes(good: GGUFInfo) -> None:
 def test_the_duplicate_token_found_while_reading_is_named(good: GGUFInfo) -> None:
     tokens = list(good.tokens)
     info = dataclasses.replace(good, duplicate_token=5)
-    message = str(pytest.raises(ModelFileError, validate_for_llama, info).value)
+    message = invalid(info)
     assert f"contains the token {tokens[5]!r} twice, which makes llama.cpp abort" in message
     validate_for_llama(dataclasses.replace(good, duplicate_token=len(tokens)))  # from another list: not this one
+    tokens[7] = "ab\0c\0d"  # shown as llama.cpp reads it: up to the first NUL
+    invalid(dataclasses.replace(with_metadata(good, tokenizer__ggml__tokens=tokens), duplicate_token=7),
+            "contains the token 'ab' twice")
 
 
 def test_the_embedding_rows_are_compared_only_for_a_matrix(good: GGUFInfo) -> None:
     flat = [dataclasses.replace(t, shape=(64 * 901,)) if t.name == "token_embd.weight" else t for t in good.tensors]
     validate_for_llama(dataclasses.replace(good, tensors=flat))
     wrong = [dataclasses.replace(t, shape=(64, 900)) if t.name == "token_embd.weight" else t for t in good.tensors]
-    message = str(pytest.raises(ModelFileError, validate_for_llama, dataclasses.replace(good, tensors=wrong)).value)
+    message = invalid(dataclasses.replace(good, tensors=wrong))
     assert message == (f"{good.path}: tensor token_embd.weight has 900 rows but tokenizer.ggml.tokens lists 901 "
                        "tokens; the file is corrupt")
+
+
+def test_a_value_in_a_message_is_cut_after_8_items_or_60_characters(good: GGUFInfo) -> None:
+    """_show: a list of 8 is shown whole, of 9 cut after 8; a text of 60 characters whole."""
+    eight = [1, 2, 3, 4, 5, 6, 7, "x"]
+    info = with_metadata(good, llama__block_count=8, llama__attention__head_count=eight)
+    invalid(info, "llama.attention.head_count is [1, 2, 3, 4, 5, 6, 7, 'x'], but it must hold whole numbers")
+    nine = [1, 2, 3, 4, 5, 6, 7, 8, "x"]
+    info = with_metadata(good, llama__block_count=9, llama__attention__head_count=nine)
+    invalid(info, "llama.attention.head_count is [1, 2, 3, 4, 5, 6, 7, 8, ...], but it must hold whole numbers")
+    invalid(with_metadata(good, llama__rope__scaling__type="y" * 58), f"is '{'y' * 58}', but")
+    invalid(with_metadata(good, llama__rope__scaling__type="y" * 59), f"is '{'y' * 56}..., but")
+
+
+def test_skipped_arrays_may_end_the_file(tmp_path: Path) -> None:
+    """A tokenizer array that ends exactly at the end of the file is whole."""
+    scores = kv("tokenizer.ggml.scores", VT.ARRAY, struct.pack("<IQ2f", VT.FLOAT32, 2, 0, 1))
+    tokens = string_array("tokenizer.ggml.tokens", ["a", "bc"])
+    for kvs in ([tokens, scores], [scores, tokens]):
+        blob = gguf_bytes(kvs)
+        lean = read_gguf(write(tmp_path, blob), vocab=False)
+        assert lean.skipped_arrays == {"tokenizer.ggml.tokens": 2, "tokenizer.ggml.scores": 2}
+        assert lean.data_offset == lean.file_size == len(blob)
+
+
+def test_a_prefix_asks_for_the_bytes_up_to_the_end_of_a_skipped_array(tiny_model: Path, data: bytes) -> None:
+    """A remote file's header is fetched in pieces: when the piece ends inside the
+    tokenizer's scores (skipped, not read), the next fetch must reach the end of them."""
+    from lcchat.engine.gguf_info import HeaderIncomplete, read_gguf_prefix
+
+    key = "tokenizer.ggml.scores"
+    count_at = key_offset(data, key) + len(key) + 4 + 4
+    (n,) = struct.unpack_from("<Q", data, count_at)
+    end = count_at + 8 + 4 * n
+    tokens_key = "tokenizer.ggml.tokens"
+    item_at = key_offset(data, tokens_key) + len(tokens_key) + 4 + 4 + 8  # the first token's length
+    for cut in (count_at + 8 + 10, end - 1):
+        with pytest.raises(HeaderIncomplete) as short:
+            read_gguf_prefix(data[:cut], len(data), "remote.gguf")
+        assert short.value.needed == end
+    with pytest.raises(HeaderIncomplete) as short:  # inside the first token: up to its end
+        read_gguf_prefix(data[:item_at + 9], len(data), "remote.gguf")
+    (first,) = struct.unpack_from("<Q", data, item_at)
+    assert short.value.needed == item_at + 8 + first
