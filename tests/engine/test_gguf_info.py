@@ -470,11 +470,11 @@ def good(tmp_path_factory) -> GGUFInfo:
         ({"llama__context_length": 2**25}, ["16,777,216"]),
         ({"llama__context_length": -5}, ["whole number"]),
         ({"llama__embedding_length": 0}, ["llama.embedding_length is 0"]),
-        ({"llama__attention__head_count": 65}, ["cannot exceed the embedding length (64)"]),
+        ({"llama__attention__head_count": 65}, ["head_count is 65, but it cannot exceed the embedding length (64)"]),
         ({"llama__attention__head_count": [4, 4, 4]}, ["3 entries", "2 layers"]),
-        ({"llama__attention__head_count": [0, 0]}, ["at least one attention head"]),
+        ({"llama__attention__head_count": [0, 0]}, ["head_count is [0, 0], but a model needs at least one attention head"]),
         ({"llama__attention__head_count": [4, "x"]}, ["whole numbers"]),
-        ({"llama__attention__head_count_kv": 0}, ["head_count_kv is 0", "at least 1"]),
+        ({"llama__attention__head_count_kv": 0}, ["head_count_kv is 0, but it must be at least 1"]),
         ({"llama__attention__head_count_kv": 3}, ["head_count_kv is 3", "must divide llama.attention.head_count (4)"]),
         ({"llama__attention__head_count_kv": [4, 3]}, ["must divide"]),
         ({"llama__expert_count": 2000, "llama__expert_used_count": 2}, ["at most 1024 experts"]),
@@ -1031,6 +1031,8 @@ def test_a_long_key_or_tensor_name_is_cut_in_a_message(tmp_path: Path) -> None:
         {"llama__attention__layer_norm_rms_epsilon": 0.0, "llama__attention__layer_norm_epsilon": 1e-5},
         {"tokenizer__ggml__bos_token_id": 900, "tokenizer__ggml__eos_token_id": 0, "tokenizer__ggml__eot_token_id": 900},
         {"llama__attention__head_count_kv": [2, 1]},
+        {"llama__block_count": 1},
+        {"llama__block_count": 1, "llama__attention__head_count_kv": 2},
     ],
 )
 def test_values_at_llama_cpp_limits_pass(good: GGUFInfo, changes: dict) -> None:
@@ -1068,6 +1070,8 @@ def test_values_at_llama_cpp_limits_pass(good: GGUFInfo, changes: dict) -> None:
           "llama__expert_group_used_count": 4}, ["llama.expert_group_used_count is 4, but it must be between 1 and 3"]),
         ({"llama__expert_count": 8, "llama__expert_used_count": 2, "llama__expert_group_count": 3},
          ["llama.expert_group_count is 3, but it must divide the 8 experts"]),
+        ({"llama__expert_count": 8, "llama__expert_used_count": 2, "llama__expert_group_count": 2},
+         ["llama.expert_group_used_count is 0, but it must be between 1 and 1"]),
         ({"llama__rope__dimension_count": 25, "llama__attention__key_length": 24}, ["head size (24)"]),
         ({"llama__rope__dimension_count": 17, "llama__attention__head_count": [4, 0],
           "llama__attention__head_count_kv": [4, 0]}, ["llama.rope.dimension_count is 17", "head size (16)"]),
@@ -1240,3 +1244,4 @@ def test_a_prefix_asks_for_the_bytes_up_to_the_end_of_a_skipped_array(tiny_model
         read_gguf_prefix(data[:item_at + 9], len(data), "remote.gguf")
     (first,) = struct.unpack_from("<Q", data, item_at)
     assert short.value.needed == item_at + 8 + first
+
