@@ -1245,3 +1245,27 @@ def test_a_prefix_asks_for_the_bytes_up_to_the_end_of_a_skipped_array(tiny_model
     (first,) = struct.unpack_from("<Q", data, item_at)
     assert short.value.needed == item_at + 8 + first
 
+
+def test_a_huge_key_or_value_in_a_message_costs_no_more_than_its_bytes(tmp_path: Path, good: GGUFInfo) -> None:
+    """A message shows 60-80 characters of a key or value, so only that much is escaped:
+    a 2 MiB key of NULs used to become two million escape strings (about 130 MB and
+    seconds; a 64 MiB key, gigabytes) before the message was cut, and a value was
+    repr()'d whole (four times its size)."""
+    import tracemalloc
+
+    huge = "\0" * 2**21
+    key_file = write(tmp_path, gguf_bytes([kv(huge, 99, b"")]), "key.gguf")
+    info = with_metadata(good, llama__rope__scaling__type=huge)
+    tracemalloc.start()
+    try:
+        message = fails(key_file, "has an unknown value type (99)")
+        _, reading = tracemalloc.get_traced_memory()
+        assert "metadata key " + "\\x00" * 19 + "\\x0\u2026 has" in message
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        invalid(info, "llama.rope.scaling.type is '" + "\\x00" * 14 + "..., but llama.cpp knows only")
+        showing = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert reading < 4 * 2**21, reading  # the file's bytes and the key's text, no more
+    assert showing < 2**20, showing  # less than the value itself: none of it was copied whole
