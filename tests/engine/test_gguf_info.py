@@ -463,9 +463,9 @@ def good(tmp_path_factory) -> GGUFInfo:
         ({"general__architecture": "nosuch"}, ["does not know"]),
         ({"llama__block_count": None}, ["llama.block_count (number of layers) is missing"]),
         ({"llama__block_count": 0}, ["llama.block_count is 0", "at least 1"]),
-        ({"llama__block_count": "two"}, ["llama.block_count is 'two'", "whole number"]),
+        ({"llama__block_count": "two"}, ["llama.block_count is 'two', but it must be a whole number"]),
         ({"llama__block_count": True}, ["whole number"]),
-        ({"llama__nextn_predict_layers": 3}, ["nextn_predict_layers is 3"]),
+        ({"llama__nextn_predict_layers": 3}, ["llama.nextn_predict_layers is 3, but the model has only 2 layers"]),
         ({"llama__context_length": 0}, ["llama.context_length is 0"]),
         ({"llama__context_length": 2**25}, ["16,777,216"]),
         ({"llama__context_length": -5}, ["whole number"]),
@@ -814,6 +814,8 @@ def test_a_file_cut_between_the_tensor_table_and_the_data(tmp_path: Path) -> Non
     message = fails(write(tmp_path, blob[:table_end + 1]), "tensor data should start at byte 64",
                     f"has only {table_end + 1} bytes")
     assert message.endswith("may be incomplete")
+    # cut where the data starts: the data is what is missing
+    fails(write(tmp_path, blob[:64]), "is truncated: the tensor data ends at byte 96 but the file has 64 bytes")
 
 
 def test_a_file_without_tensors_needs_no_data(tmp_path: Path) -> None:
@@ -1047,7 +1049,7 @@ def test_values_at_llama_cpp_limits_pass(good: GGUFInfo, changes: dict) -> None:
         ({"llama__embedding_length": None}, ["llama.embedding_length (embedding length) is missing", "convert the model again"]),
         ({"llama__context_length": None}, ["llama.context_length (training context length) is missing"]),
         ({"llama__context_length": 2**24 + 1}, ["llama.context_length is 16777217", "no model has a context over 16,777,216 tokens"]),
-        ({"general__architecture": ""}, ["general.architecture is ''", "architecture name such as 'llama'"]),
+        ({"general__architecture": ""}, ["general.architecture is '', but it must be an architecture name such as 'llama'"]),
         ({"general__architecture": "nosuch"}, ["general.architecture is 'nosuch', an architecture llama.cpp does not know",
                                                "update llama-cpp-python"]),
         ({"llama__attention__head_count": None}, ["llama.attention.head_count (number of attention heads) is missing"]),
@@ -1223,6 +1225,8 @@ def test_skipped_arrays_may_end_the_file(tmp_path: Path) -> None:
         lean = read_gguf(write(tmp_path, blob), vocab=False)
         assert lean.skipped_arrays == {"tokenizer.ggml.tokens": 2, "tokenizer.ggml.scores": 2}
         assert lean.data_offset == lean.file_size == len(blob)
+        full = read_gguf(write(tmp_path, blob))
+        assert full.tokens == ["a", "bc"] and full.metadata["tokenizer.ggml.scores"] == [0.0, 1.0]
 
 
 def test_a_prefix_asks_for_the_bytes_up_to_the_end_of_a_skipped_array(tiny_model: Path, data: bytes) -> None:
@@ -1269,3 +1273,35 @@ def test_a_huge_key_or_value_in_a_message_costs_no_more_than_its_bytes(tmp_path:
         tracemalloc.stop()
     assert reading < 4 * 2**21, reading  # the file's bytes and the key's text, no more
     assert showing < 2**20, showing  # less than the value itself: none of it was copied whole
+
+
+def test_a_prefix_that_ends_one_byte_short_of_a_header_that_fills_the_file(tmp_path: Path) -> None:
+    """A file with no tensors is all header: the fetch must reach its last byte."""
+    from lcchat.engine.gguf_info import HeaderIncomplete, read_gguf_prefix
+
+    blob = gguf_bytes([kv("k", VT.STRING, s("abc"))])
+    with pytest.raises(HeaderIncomplete) as short:
+        read_gguf_prefix(blob[:-1], len(blob), "remote.gguf")
+    assert short.value.needed == len(blob)
+    assert read_gguf_prefix(blob, len(blob), "remote.gguf").metadata == {"k": "abc"}
+
+
+def test_the_reader_holds_one_chunk_of_the_file_not_the_whole_file(monkeypatch: pytest.MonkeyPatch,
+                                                                     tiny_model: Path) -> None:
+    """A model is gigabytes: reading its header buffers one chunk at a time (1 MiB; 64 KiB
+    here, so that the tiny model is many chunks)."""
+    import tracemalloc
+
+    from lcchat.engine import gguf_info
+
+    monkeypatch.setattr(gguf_info._Reader, "CHUNK", 2**16)
+    size = tiny_model.stat().st_size
+    assert size > 8 * 2**16
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        info = read_gguf(tiny_model, vocab=False)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert info.tensors and peak < size // 2, peak
