@@ -74,6 +74,17 @@ EXPLAINED: dict[str, str] = {
     # pipe.py
     "x_read_stdin__mutmut_7": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
     "x_run__mutmut_59": "equivalent: ensure_ascii=None is falsy, as False is",
+    # engine/gguf_info.py
+    "x__guess_file_type__mutmut_11": "equivalent: most_common() with no bound or 2 lists the commonest first all the same",
+    "x__guess_file_type__mutmut_12": "equivalent: as above",
+    "xǁHeaderIncompleteǁ__init____mutmut_1": "equivalent: the exception's args are never shown; callers read .needed",
+    "xǁ_PastEndǁ__init____mutmut_1": "equivalent: the exception's args are never shown; the parser reads .end",
+    "x_read_gguf_prefix__mutmut_5": "equivalent: vocab=None is falsy, as False is",
+    "xǁ_Parserǁ_bad_magic__mutmut_2": "equivalent: a head of 4 bytes that begins b'GGUF' is b'GGUF', which never gets here",
+    "xǁ_Parserǁ_bad_magic__mutmut_3": "equivalent: as above, the head is at most 4 bytes",
+    "xǁ_Parserǁ_skip_array__mutmut_26": "equivalent: only an inner array whose items are arrays is refused, at depth 1 or 2 alike",
+    "xǁ_Checkerǁvocab__mutmut_18": "equivalent: the text before the first NUL is the same however many splits follow",
+    "xǁ_Checkerǁvocab__mutmut_21": "equivalent: as above",
     # repl/render.py
     "x_colour_allowed__mutmut_1": "equivalent: prompt_toolkit's ColorDepth.from_env() already answers 1 bit "
                                   "when NO_COLOR is set (test_render checks NO_COLOR wins)",
