@@ -78,6 +78,7 @@ class Result:
     opened: list = field(default_factory=list)  # the profiles open_session was given
     sessions: list = field(default_factory=list)  # the fake sessions it returned
     started: list = field(default_factory=list)  # the front-ends started (Started)
+    runs: list = field(default_factory=list)  # the runtime.Run objects made
 
     def err_line(self) -> str:
         """The one line of stderr a usage error or a failure gives (and checks it is one)."""
@@ -112,6 +113,17 @@ class Cli:
         monkeypatch.setattr("lcchat.repl.app.run_repl", self._front_end("repl"))
         monkeypatch.setattr("lcchat.tui.app.run_tui", self._front_end("tui"))
         monkeypatch.setattr(os, "get_terminal_size", self._terminal_size)
+        from lcchat import runtime
+
+        harness = self
+
+        class Run(runtime.Run):
+            def __init__(self, *args, **kwargs) -> None:
+                super().__init__(*args, **kwargs)
+                assert harness._result is not None
+                harness._result.runs.append(self)
+
+        monkeypatch.setattr(runtime, "Run", Run)
 
     # ------------------------------------------------------------ stand-ins
 
@@ -142,9 +154,11 @@ class Cli:
     # ------------------------------------------------------------ running
 
     def __call__(self, *argv: str, stdin: bytes | None = b"", stdin_tty: bool = False,
-                 stdout_tty: bool = False, stderr_tty: bool = False, encoding: str = "utf-8") -> Result:
+                 stdout_tty: bool = False, stderr_tty: bool = False, encoding: str = "utf-8",
+                 from_sys_argv: bool = False) -> Result:
         """main(argv) with this stdin (None: no stdin at all); the result once it returns.
-        `encoding`: stdout's and stderr's (as a C locale would make them: "ascii")."""
+        `encoding`: stdout's and stderr's (as a C locale would make them: "ascii").
+        from_sys_argv: main() reads the arguments from sys.argv, as the console script does."""
         from lcchat import cli
 
         result = self._result = Result(status=-1, out="", err="")
@@ -157,8 +171,9 @@ class Cli:
                 m.setattr(sys, "stdin", stdin_stream)
                 m.setattr(sys, "stdout", out)
                 m.setattr(sys, "stderr", err)
+                m.setattr(sys, "argv", ["lcchat", *argv])
                 try:
-                    status = cli.main(list(argv))
+                    status = cli.main() if from_sys_argv else cli.main(list(argv))
                 except SystemExit as exit_:
                     code = exit_.code
                     if code is not None and not isinstance(code, int):

@@ -344,6 +344,27 @@ def test_continue_reaches_the_run_and_the_conversation_goes_on(cli, model) -> No
     assert [m.content for m in r.sessions[0].conversation.messages][-2:] == ["again", "third"]
 
 
+def test_the_run_is_made_with_what_the_flags_say(cli, model) -> None:
+    one = cli("-m", model, "q").runs[0]
+    assert (one.recording.interactive, one.recording.keep_state, one.recording.record) == (False, False, True)
+    assert one.signals.mode == "pipe"
+    kept = cli("-m", model, "--save-state", "q").runs[0]
+    assert kept.recording.keep_state and kept.recording.record
+    none = cli("-m", model, "--no-history", "--save-state", "q").runs[0]
+    assert not none.recording.record and not none.recording.keep_state
+    chat = cli("-m", model, stdin_tty=True, stdout_tty=True).runs[0]
+    assert chat.recording.interactive and chat.recording.keep_state and chat.signals.mode == "interactive"
+
+
+def test_main_reads_sys_argv_when_given_no_arguments(cli, tmp_path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('description = "fine"\n')
+    r = cli("profiles", "check", str(good), from_sys_argv=True)
+    assert (r.status, r.out) == (0, f"{good}: ok (fine)\n")
+    r = cli("-v", "--tmep", from_sys_argv=True)
+    assert r.status == 2 and "--tmep" in r.err_line()
+
+
 def test_no_history_stores_nothing(cli, model) -> None:
     from lcchat.store.db import Store
 
@@ -545,6 +566,19 @@ def test_a_model_not_downloaded_is_offered_on_a_terminal_only(cli, monkeypatch, 
     assert len(offered) == 1
 
 
+def test_a_model_not_downloaded_is_not_offered_without_a_terminal_to_answer_on(cli, monkeypatch, hub_profile) -> None:
+    monkeypatch.setattr("lcchat.hub.pull.offer", lambda profile, missing: pytest.fail("offered"))
+    for argv, kwargs in ((["q"], {"stdin_tty": True, "stderr_tty": True}),  # a prompt: one answer
+                         ([], {"stdin": None, "stderr_tty": True})):  # no stdin to answer on
+        r = cli("-p", hub_profile, *argv, **kwargs)
+        assert r.status == 2 and "lcchat pull" in r.err_line()
+
+
+def test_a_missing_model_file_fails_where_the_model_is_opened(cli, tmp_path) -> None:
+    r = cli("-m", str(tmp_path / "missing.gguf"), "q")
+    assert r.status == 0 and len(r.opened) == 1  # the fake opens anything: the check is the engine's
+
+
 def test_a_remote_profile_needs_no_model_file(cli, hub_profile) -> None:
     r = cli("-p", hub_profile, "--remote", "http://127.0.0.1:9", "q")
     assert r.status == 0, r.err
@@ -584,6 +618,7 @@ def test_profiles_show_prints_the_resolved_profile_and_its_model(cli, tmp_path) 
     assert "trained to " in lines[2]
     assert lines[3].startswith("# rope: ")
     assert "[sampling]" in lines and "n_ctx = 256" in lines
+    assert r.out.endswith("\n") and not r.out.endswith("\n\n")
 
 
 def test_profiles_show_takes_the_model_s_context_when_the_profile_gives_none(cli, tmp_path) -> None:
@@ -707,3 +742,58 @@ def test_the_flags_are_the_reviewed_ones() -> None:
                 assert action == before, f"{command} {action['flags'] or action['dest']} changed: " \
                                          "run python -m tests.clirun if that was meant"
     assert now == reviewed
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def test_a_closed_pipe_points_stdout_at_dev_null(monkeypatch, tmp_path) -> None:
+    import os
+    import sys
+
+    from lcchat import cli
+
+    with open(tmp_path / "out", "wb") as f:
+        class Stdout:
+            def fileno(self) -> int:
+                return f.fileno()
+
+        monkeypatch.setattr(sys, "stdout", Stdout())
+        cli._quiet_stdout()
+        os.write(f.fileno(), b"after the pipe closed")
+    assert (tmp_path / "out").read_bytes() == b""
+
+
+@pytest.mark.parametrize("error", [ValueError("closed"), OSError("no fd")])
+def test_quieting_a_stdout_without_a_descriptor_is_no_error(monkeypatch, error) -> None:
+    import sys
+
+    from lcchat import cli
+
+    class Stdout:
+        def fileno(self) -> int:
+            raise error
+
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    cli._quiet_stdout()
+
+
+def test_profile_lines_keep_their_column() -> None:
+    from lcchat.cli import profile_lines
+
+    lines = profile_lines([("smollm2", "SmolLM2"), ("a-very-long-profile-name-indeed", "long one"), ("x", "short")])
+    assert lines == ["smollm2" + " " * 15 + "  SmolLM2", "a-very-long-profile-name-indeed",
+                     " " * 22 + "  long one", "x" + " " * 21 + "  short"]
+    assert profile_lines([("ab", "two"), ("a", "one")]) == ["ab  two", "a   one"]
+    exact = "n" * 22
+    assert profile_lines([(exact, "fits")]) == [exact + "  fits"]
+    assert profile_lines([(exact, "fits")], width=21) == [exact, " " * 21 + "  fits"]
+    assert profile_lines([]) == []
+    assert profile_lines([("bad\x1b[2Jname", "desc\x07")]) == [clean_line("bad\x1b[2Jname", "desc\x07")]
+
+
+def clean_line(name: str, description: str) -> str:
+    from lcchat.textsafe import clean
+
+    assert "\x1b" not in clean(name) and "\x07" not in clean(description)
+    return f"{clean(name)}  {clean(description)}"
