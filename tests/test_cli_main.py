@@ -566,6 +566,15 @@ def test_a_model_not_downloaded_is_offered_on_a_terminal_only(cli, monkeypatch, 
     assert len(offered) == 1
 
 
+@pytest.mark.parametrize("flag", ["--json", "--show-prompt"])
+def test_a_one_shot_flag_without_a_prompt_is_refused_before_a_download_is_offered(cli, monkeypatch, hub_profile,
+                                                                                 flag) -> None:
+    monkeypatch.setattr("lcchat.hub.pull.offer", lambda profile, missing: pytest.fail("offered"))
+    r = cli("-p", hub_profile, flag, stdin_tty=True, stdout_tty=True, stderr_tty=True)
+    assert r.status == 2 and r.err_line() == f"lcchat: {flag} needs a PROMPT or piped stdin"
+    assert not r.runs
+
+
 def test_a_model_not_downloaded_is_not_offered_without_a_terminal_to_answer_on(cli, monkeypatch, hub_profile) -> None:
     monkeypatch.setattr("lcchat.hub.pull.offer", lambda profile, missing: pytest.fail("offered"))
     for argv, kwargs in ((["q"], {"stdin_tty": True, "stderr_tty": True}),  # a prompt: one answer
