@@ -149,6 +149,25 @@ def test_the_front_end_follows_the_terminal(cli, monkeypatch, argv, term, size, 
     assert [s.mode for s in r.started] == [mode]
 
 
+@pytest.mark.parametrize("argv, term, size, mode", [
+    ((), "xterm", (80, 24), "tui"),
+    ((), "xterm", (59, 24), "repl"),
+    ((), "dumb", (80, 24), "repl"),
+    (("--repl",), "xterm", (80, 24), "repl"),
+    (("--tui",), "dumb", (20, 5), "tui"),
+    ((), "xterm", None, "repl"),  # no size to read: stdout is not a terminal
+])
+def test_choose_mode_names_the_front_end(cli, monkeypatch, argv, term, size, mode) -> None:
+    """choose_mode's own answer (Run.interactive takes anything but "tui" as the REPL), with
+    the terminal given as arguments, which win over $TERM and the real size."""
+    from lcchat import cli as cli_module
+
+    monkeypatch.setenv("TERM", "xterm" if term == "dumb" else "dumb")
+    cli.size = None
+    args = cli_module.build_parser().parse_args(list(argv))
+    assert cli_module.choose_mode(args, term=term, size=size) == mode
+
+
 def test_no_term_at_all_means_the_repl(cli, monkeypatch) -> None:
     monkeypatch.delenv("TERM")
     r = cli(stdin_tty=True, stdout_tty=True)
@@ -164,6 +183,19 @@ def test_a_tui_that_cannot_be_imported_means_the_repl(cli, monkeypatch) -> None:
     monkeypatch.delattr(lcchat.tui, "app", raising=False)
     r = cli(stdin_tty=True, stdout_tty=True)
     assert [s.mode for s in r.started] == ["repl"]
+
+
+def test_choose_mode_names_the_repl_when_the_tui_cannot_be_imported(cli, monkeypatch) -> None:
+    import sys
+
+    import lcchat.tui
+    from lcchat import cli as cli_module
+
+    args = cli_module.build_parser().parse_args([])
+    assert cli_module.choose_mode(args, term="xterm", size=(80, 24)) == "tui"
+    monkeypatch.setitem(sys.modules, "lcchat.tui.app", None)
+    monkeypatch.delattr(lcchat.tui, "app", raising=False)
+    assert cli_module.choose_mode(args, term="xterm", size=(80, 24)) == "repl"
 
 
 def test_tui_and_repl_flags_exclude_each_other(cli) -> None:
