@@ -588,9 +588,11 @@ def test_a_model_not_downloaded_says_how_to_pull_it(cli, hub_profile) -> None:
 
 def test_a_model_not_downloaded_is_offered_on_a_terminal_only(cli, monkeypatch, hub_profile) -> None:
     offered = []
-    monkeypatch.setattr("lcchat.hub.pull.offer", lambda profile, missing: offered.append(missing.command))
+    monkeypatch.setattr("lcchat.hub.pull.offer",
+                        lambda profile, missing: offered.append((profile.model.source, missing.command)))
     r = cli("-p", hub_profile, stdin_tty=True, stdout_tty=True, stderr_tty=True)
-    assert r.status == 0 and len(offered) == 1 and "lcchat pull" in offered[0]
+    assert r.status == 0 and len(offered) == 1
+    assert offered[0][0] == "hf://someone/tiny-GGUF" and "lcchat pull" in offered[0][1]
     assert [s.mode for s in r.started] == ["tui"]
     for kwargs in ({"stdin_tty": True, "stdout_tty": True}, {"stdin": b"q", "stderr_tty": True}):
         r = cli("-p", hub_profile, **kwargs)
