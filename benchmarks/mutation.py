@@ -374,6 +374,12 @@ EXPLAINED_FUNCTIONS: dict[str, str] = {}
 
 
 def config(target: Target) -> str:
+    """mutmut's settings for a target. Each mutant's tests run in a child forked from a
+    server that has only collected the tests ("forkserver"), not from mutmut's own process,
+    which has run the whole selection: llama.cpp is built with OpenMP here, and a child
+    forked after the parent ran an OpenMP region with 2+ threads waits forever at its own
+    first one (libgomp is not fork-safe), so every mutant reaching a real-model test hung
+    until the timeout. A hang a mutant does cause costs (tests' time + 1 s) x 4."""
     return "\n".join([
         "",
         "[tool.mutmut]",
@@ -382,6 +388,8 @@ def config(target: Target) -> str:
         f'only_mutate = ["{target.module}"]',
         f"pytest_add_cli_args_test_selection = {json.dumps(list(target.tests))}",
         f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS)}",
+        'process_isolation = "forkserver"',
+        "timeout_multiplier = 4.0",
         "",
     ])
 
