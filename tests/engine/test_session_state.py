@@ -379,6 +379,16 @@ def test_retry_answers_the_same_prompt_again_without_the_old_reply() -> None:
     assert [(m.role, m.content) for m in session.conversation.messages] == [("user", "q1"), ("assistant", "two")]
 
 
+def test_retry_tells_the_listeners_which_message_it_answered() -> None:
+    """The store records a retried reply against the user message it answers."""
+    session = fake_session(FakeModel(replies=[["one"], ["two"]]))
+    turns = []
+    session.listeners.append(lambda s, user, reply: turns.append((user.role, user.content, reply.content)))
+    run(session.send("q1"))
+    run(session.retry())
+    assert turns == [("user", "q1", "one"), ("user", "q1", "two")]
+
+
 def test_retry_with_nothing_to_answer_or_while_busy() -> None:
     session = fake_session(FakeModel())
     assert list(session.retry()) == [Error("there is no message to answer again")]
