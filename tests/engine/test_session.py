@@ -98,10 +98,12 @@ def test_clear_keeps_the_system_prompt() -> None:
     profile.chat.system = "be brief"
     session = fake_session(FakeModel(), profile)
     reply(session.send("hi"))
+    assert session.last_stats is not None
     session.clear()
     assert session.conversation.messages == []
     assert session.conversation.system == "be brief"
     assert session.context_used == 0
+    assert session.last_stats is None  # /stats says "No reply yet."
 
 
 def test_cancel_from_another_thread_keeps_the_partial_reply() -> None:

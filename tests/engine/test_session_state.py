@@ -5,6 +5,8 @@ character a token and records every token it evaluates."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from lcchat.config.schema import Profile
@@ -768,6 +770,27 @@ def test_set_system_changes_the_next_prompt() -> None:
     run(session.send("q2"))
     assert text_of(model, session.loop.cached).startswith(
         chatml("be terse", ("user", "q1"), ("assistant", "one"), ("user", "q2")))
+
+
+def test_close_runs_each_hook_with_the_session_before_the_model_is_freed(caplog) -> None:
+    """The store's hook saves the KV state on close: it needs the session and a loaded
+    model, and one failing hook neither stops the others nor the closing."""
+    model = FakeModel(replies=[["one"]])
+    session = fake_session(model)
+    run(session.send("q1"))
+    seen = []
+
+    def broken(s) -> None:
+        raise OSError("disk full")
+
+    session.on_close += [broken, lambda s: seen.append((s, s.model.is_loaded()))]
+    with caplog.at_level(logging.WARNING, logger="lcchat.session"):
+        session.close()
+    assert seen == [(session, True)]
+    assert not model.is_loaded() and session.on_close == []
+    [record] = [r for r in caplog.records if r.name == "lcchat.session"]
+    assert (record.levelno, record.getMessage()) == (logging.WARNING, "a close hook failed")
+    assert record.exc_info[1].args == ("disk full",)  # the traceback goes to the log (-v)
 
 
 # ---------------------------------------------------------------- on real llama.cpp
