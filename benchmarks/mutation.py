@@ -311,6 +311,13 @@ EXPLAINED: dict[str, str] = {
                                                "/retry's prompt ends before the reply), so no later prompt starts "
                                                "with the text remembered",
     "xǁChatSessionǁ_tokenize__mutmut_25": "equivalent: None is falsy, as False is (_tokens tests add_bos for truth)",
+    "xǁChatSessionǁclear__mutmut_2": "equivalent: as _forget_undone__mutmut_20 (no prompt starts with 'XXXX')",
+    "xǁChatSessionǁclear__mutmut_3": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is ignored)",
+    "xǁChatSessionǁ_written__mutmut_9": "equivalent: None is falsy, as False is (_tokens tests add_bos for truth)",
+    "xǁChatSessionǁ_written__mutmut_16": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
+    "xǁChatSessionǁ_written__mutmut_22": "equivalent: what a tokenizer puts in front of a text is one token (the "
+                                         "SentencePiece space) or 3 byte tokens, so a 5th start (index 4) matches "
+                                         "nothing the first 4 did not",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",

@@ -54,3 +54,22 @@ def test_a_turn_sends_the_window_the_sampling_the_stops_and_the_think_switch(stu
         assert (reply.role, reply.content, reply.reasoning) == ("assistant", "Hello there ", "short")
     finally:
         session.close()
+
+
+def test_a_draft_model_for_a_server_is_refused_with_one_line_and_the_connection_closed(stub, tmp_path,
+                                                                                        monkeypatch) -> None:
+    from lcchat.engine import remote
+    from lcchat.errors import InputError
+
+    opened = []
+    real = remote.open_remote
+    monkeypatch.setattr(remote, "open_remote", lambda profile: opened.append(real(profile)) or opened[-1])
+    profile = served_profile(stub.url)
+    profile.speculative.draft = str(tmp_path / "draft.gguf")
+    with pytest.raises(InputError) as info:
+        open_session(profile)
+    assert str(info.value) == ("a draft model needs a local model to draft for; this profile uses a server "
+                               "([backend] url): remove [speculative] draft")
+    assert info.value.exit_code == 2
+    [(model, _, _)] = opened
+    assert not model.is_loaded()  # the session that could not start let its server go
