@@ -632,12 +632,12 @@ def test_a_scalar_of_every_type_is_read_as_its_value(tmp_path: Path) -> None:
 def test_arrays_of_scalars_bools_and_strings_are_read(tmp_path: Path) -> None:
     kvs = [kv("nums", VT.ARRAY, struct.pack("<IQ3h", VT.INT16, 3, -1, 0, 7)),
            kv("flags", VT.ARRAY, struct.pack("<IQ3B", VT.BOOL, 3, 1, 0, 9)),
-           string_array("words", ["a", "", "\u00e9"]),
+           string_array("words", ["a", "", "\u00e9", b"\xff"]),
            kv("empty", VT.ARRAY, struct.pack("<IQ", VT.FLOAT64, 0))]
     info = read_gguf(write(tmp_path, gguf_bytes(kvs)))
     assert info.metadata["nums"] == [-1, 0, 7]
     assert info.metadata["flags"] == [True, False, True] and all(type(v) is bool for v in info.metadata["flags"])
-    assert info.metadata["words"] == ["a", "", "\u00e9"] and info.metadata["empty"] == []
+    assert info.metadata["words"] == ["a", "", "\u00e9", "\ufffd"] and info.metadata["empty"] == []
 
 
 def test_an_array_count_is_checked_against_its_items_smallest_size(tmp_path: Path) -> None:
@@ -849,6 +849,11 @@ def test_a_tensor_without_a_name_or_with_a_name_past_the_end(tmp_path: Path) -> 
     f32 = gguf.GGMLQuantizationType.F32
     info = read_gguf(write(tmp_path, gguf_bytes([], [tensor("", (1,), f32, 0)], data=bytes(4))))
     assert [t.name for t in info.tensors] == [""]
+    odd = gguf_bytes([], [s(b"w\xff") + struct.pack("<IQIQ", 1, 1, f32, 0)], data=bytes(4))
+    assert [t.name for t in read_gguf(write(tmp_path, odd)).tensors] == ["w\ufffd"]  # not UTF-8: replaced
+    # cut right after a tensor's name (a long value first, so the counts alone fit): n_dims is missing
+    named = gguf_bytes([kv("k", VT.STRING, s("v" * 50))], [tensor("abc", (1,), f32, 0)], data=bytes(4))
+    fails(write(tmp_path, named[:24 + 71 + 11]), "its tensor table runs to byte 110 but the file has only 106 bytes")
     # the name's length fits the limit but not what is left of the file
     short = b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 40) + bytes(24)
     fails(write(tmp_path, short), "is truncated: its tensor table runs to byte 72 but the file has only 56 bytes")
