@@ -87,6 +87,12 @@ EXPLAINED: dict[str, str] = {
     "xǁ_Parserǁ_skip_array__mutmut_26": "equivalent: only an inner array whose items are arrays is refused, at depth 1 or 2 alike",
     "xǁ_Checkerǁvocab__mutmut_18": "equivalent: the text before the first NUL is the same however many splits follow",
     "xǁ_Checkerǁvocab__mutmut_21": "equivalent: as above",
+    "xǁ_Parserǁ_tensor_name__mutmut_11": "equivalent: bytes.decode() is UTF-8 by default",
+    "xǁ_Parserǁ_tensor_name__mutmut_15": "equivalent: codec names are case-insensitive",
+    "xǁ_Parserǁ_note_token__mutmut_6": "equivalent: the text before the first NUL is the same however many splits follow",
+    "xǁ_Parserǁ_tensor_type__mutmut_4": "equivalent: '' is not a quantization type either, so the same error follows",
+    "xǁ_Parserǁ_tensor_type__mutmut_5": "equivalent: a known type is always in GGML_QUANT_SIZES (gguf has no type "
+                                        "without a size), so only the None test decides",
     # repl/render.py
     "x_colour_allowed__mutmut_1": "equivalent: prompt_toolkit's ColorDepth.from_env() already answers 1 bit "
                                   "when NO_COLOR is set (test_render checks NO_COLOR wins)",

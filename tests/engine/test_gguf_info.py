@@ -418,7 +418,7 @@ def test_duplicate_tensor_name(tmp_path: Path, tiny_model: Path, data: bytes) ->
 
 def test_tensor_name_too_long(tmp_path: Path, tiny_model: Path, data: bytes) -> None:
     path = corrupt_tensor(tmp_path, tiny_model, data, "output.weight", "name_len", struct.pack("<Q", 64))
-    fails(path, "name 64 bytes long", "at most 63")
+    fails(path, "tensor #20 has a name 64 bytes long, but llama.cpp allows at most 63")
 
 
 # ---------------------------------------------------------------------------- hyperparameters
@@ -738,6 +738,8 @@ def test_an_empty_token_clashes_with_the_name_llama_cpp_gives_it(tmp_path: Path)
 def test_a_token_with_a_nul_is_compared_up_to_it(tmp_path: Path) -> None:
     blob = gguf_bytes([string_array("tokenizer.ggml.tokens", [b"ab\0x", b"ab\0y"])])
     assert read_gguf(write(tmp_path, blob)).duplicate_token == 1
+    blob = gguf_bytes([string_array("tokenizer.ggml.tokens", [b"a\0b\0c", b"a\0d\0c"])])  # the first NUL ends it
+    assert read_gguf(write(tmp_path, blob)).duplicate_token == 1
     blob = gguf_bytes([string_array("tokenizer.ggml.tokens", [b"\0x", b"\0y"])])  # both empty: renamed apart
     assert read_gguf(write(tmp_path, blob)).duplicate_token is None
 
@@ -775,6 +777,8 @@ def test_a_quantized_tensor_has_its_block_size(tmp_path: Path) -> None:
     assert (w.shape, w.ggml_type, w.type_name, w.nbytes, w.n_elements) == ((64, 3), Q8_0, "Q8_0", 204, 192)
     assert info.bits_per_weight == pytest.approx(8.5) and info.file_type_name == "Q8_0"
     fails(write(tmp_path, blob[:-1]), "is truncated: the tensor data ends at byte", f"the file has {len(blob) - 1:,} bytes")
+    ragged = gguf_bytes([], [tensor("w", (100, 3), Q8_0, 0)], data=bytes(2 * 3 * 34))
+    fails(write(tmp_path, ragged), "tensor w has rows of 100 elements, not a multiple of the 32-element blocks of type Q8_0")
 
 
 def test_tensor_shape_bounds_are_inclusive(tmp_path: Path) -> None:
