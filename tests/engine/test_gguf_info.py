@@ -650,6 +650,12 @@ def test_an_array_count_is_checked_against_its_items_smallest_size(tmp_path: Pat
             assert "corrupt or truncated" in message
 
 
+def test_an_array_of_arrays_needs_12_bytes_an_item(tmp_path: Path) -> None:
+    """An inner array's header is 12 bytes (item type and count): two need 24."""
+    blob = gguf_bytes([kv("arr", VT.ARRAY, struct.pack("<IQ", VT.ARRAY, 2))]) + bytes(16)
+    fails(write(tmp_path, blob), "arr claims an array of 2 items, which cannot fit in the 16 bytes left")
+
+
 def test_the_array_and_string_bounds_hold_without_a_huge_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """MAX_ARRAY_ITEMS and MAX_STRING_BYTES, lowered so that a small file reaches them:
     exactly the bound is read, one more is refused before anything is built."""
