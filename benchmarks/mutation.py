@@ -372,6 +372,17 @@ EXPLAINED: dict[str, str] = {
     "x_build_profiles_parser__mutmut_15": "equivalent: argparse names the flag's dest from its first long option, "
                                           "--verbose, as dest='verbose' does",
     "x_build_profiles_parser__mutmut_20": "equivalent: as above",
+    "x_build_parser__mutmut_124": "equivalent: argparse names the flag's dest from its first long option, "
+                                  "--gpu-layers, as dest='gpu_layers' does",
+    "x_build_parser__mutmut_130": "equivalent: as above",
+    "x_build_parser__mutmut_652": "equivalent: argparse names the flag's dest from its first long option, "
+                                  "--verbose, as dest='verbose' does",
+    "x_build_parser__mutmut_658": "equivalent: as above",
+    "x__dispatch__mutmut_18": "equivalent: each SUBCOMMANDS value has one colon, so partition and rpartition split "
+                              "it alike",
+    "x_build_parser__mutmut_293": "equivalent: a BooleanOptionalAction's default is None unless given",
+    "x_split_continue__mutmut_30": "equivalent: the word is '#'s then ASCII digits (is_conversation_number), so "
+                                   "stripping X too changes nothing",
     "x_build_profiles_parser__mutmut_39": "equivalent: add_subparsers makes its parsers of the parent's class, "
                                           "UsageParser, unless told otherwise",
     "x_profile_from_args__mutmut_7": "equivalent: the parser defines every dest in OVERRIDES, so getattr's default "

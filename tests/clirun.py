@@ -171,7 +171,8 @@ class Cli:
                 m.setattr(sys, "stdin", stdin_stream)
                 m.setattr(sys, "stdout", out)
                 m.setattr(sys, "stderr", err)
-                m.setattr(sys, "argv", ["lcchat", *argv])
+                # main(argv) must not read sys.argv: it holds other words unless the test wants it read
+                m.setattr(sys, "argv", ["lcchat", *argv] if from_sys_argv else ["lcchat", "--not-these"])
                 try:
                     status = cli.main() if from_sys_argv else cli.main(list(argv))
                 except SystemExit as exit_:

@@ -526,7 +526,9 @@ def test_a_subcommand_gets_the_other_arguments(cli, monkeypatch, name, target) -
     monkeypatch.setattr(target, lambda argv: seen.append(argv) or 5)
     assert cli(name, "a", "-x").status == 5
     assert cli("-v", name, "b").status == 5
-    assert seen == [["a", "-x"], ["-v", "b"]]
+    assert cli("--verbose", name, "c").status == 5
+    assert cli("--debug", name, "d").status == 5
+    assert seen == [["a", "-x"], ["-v", "b"], ["--verbose", "c"], ["--debug", "d"]]
 
 
 def test_a_subcommand_name_after_a_flag_is_a_prompt(cli, model, monkeypatch) -> None:
