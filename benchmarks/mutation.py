@@ -380,6 +380,10 @@ EXPLAINED: dict[str, str] = {
     "x_build_parser__mutmut_658": "equivalent: as above",
     "x__dispatch__mutmut_18": "equivalent: each SUBCOMMANDS value has one colon, so partition and rpartition split "
                               "it alike",
+    "x__setup_logging__mutmut_8": "equivalent: a StreamHandler with no stream writes to sys.stderr",
+    "x__setup_logging__mutmut_10": "equivalent: a Formatter with no format writes the message alone, as "
+                                   "'%(message)s' does",
+    "x__setup_logging__mutmut_24": "equivalent: any level above CRITICAL drops every record",
     "x_build_parser__mutmut_293": "equivalent: a BooleanOptionalAction's default is None unless given",
     "x_split_continue__mutmut_30": "equivalent: the word is '#'s then ASCII digits (is_conversation_number), so "
                                    "stripping X too changes nothing",
