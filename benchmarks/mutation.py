@@ -383,6 +383,8 @@ EXPLAINED: dict[str, str] = {
     "x__setup_logging__mutmut_8": "equivalent: a StreamHandler with no stream writes to sys.stderr",
     "x__setup_logging__mutmut_10": "equivalent: a Formatter with no format writes the message alone, as "
                                    "'%(message)s' does",
+    "x_profile_lines__mutmut_11": "equivalent: the default is used only for no rows, which give no lines whatever "
+                                  "the column",
     "x__setup_logging__mutmut_24": "equivalent: any level above CRITICAL drops every record",
     "x_build_parser__mutmut_293": "equivalent: a BooleanOptionalAction's default is None unless given",
     "x_split_continue__mutmut_30": "equivalent: the word is '#'s then ASCII digits (is_conversation_number), so "
