@@ -316,6 +316,13 @@ EXPLAINED: dict[str, str] = {
                                                "/retry's prompt ends before the reply), so no later prompt starts "
                                                "with the text remembered",
     "xǁChatSessionǁ_tokenize__mutmut_25": "equivalent: None is falsy, as False is (_tokens tests add_bos for truth)",
+    "xǁChatSessionǁclear__mutmut_2": "equivalent: as _forget_undone__mutmut_20 (no prompt starts with 'XXXX')",
+    "xǁChatSessionǁclear__mutmut_3": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is ignored)",
+    "xǁChatSessionǁ_written__mutmut_9": "equivalent: None is falsy, as False is (_tokens tests add_bos for truth)",
+    "xǁChatSessionǁ_written__mutmut_16": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
+    "xǁChatSessionǁ_written__mutmut_22": "equivalent: what a tokenizer puts in front of a text is one token (the "
+                                         "SentencePiece space) or 3 byte tokens, so a 5th start (index 4) matches "
+                                         "nothing the first 4 did not",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",
@@ -410,6 +417,12 @@ EXPLAINED_FUNCTIONS: dict[str, str] = {}
 
 
 def config(target: Target) -> str:
+    """mutmut's settings for a target. Each mutant's tests run in a child forked from a
+    server that has only collected the tests ("forkserver"), not from mutmut's own process,
+    which has run the whole selection: llama.cpp is built with OpenMP here, and a child
+    forked after the parent ran an OpenMP region with 2+ threads waits forever at its own
+    first one (libgomp is not fork-safe), so every mutant reaching a real-model test hung
+    until the timeout. A hang a mutant does cause costs (tests' time + 1 s) x 4."""
     return "\n".join([
         "",
         "[tool.mutmut]",
@@ -418,6 +431,8 @@ def config(target: Target) -> str:
         f'only_mutate = ["{target.module}"]',
         f"pytest_add_cli_args_test_selection = {json.dumps(list(target.tests))}",
         f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS)}",
+        'process_isolation = "forkserver"',
+        "timeout_multiplier = 4.0",
         "",
     ])
 

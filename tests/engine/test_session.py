@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from lcchat.config.schema import Profile
@@ -98,10 +99,12 @@ def test_clear_keeps_the_system_prompt() -> None:
     profile.chat.system = "be brief"
     session = fake_session(FakeModel(), profile)
     reply(session.send("hi"))
+    assert session.last_stats is not None
     session.clear()
     assert session.conversation.messages == []
     assert session.conversation.system == "be brief"
     assert session.context_used == 0
+    assert session.last_stats is None  # /stats says "No reply yet."
 
 
 def test_cancel_from_another_thread_keeps_the_partial_reply() -> None:
@@ -191,3 +194,68 @@ def test_set_stops_adds_stops_for_the_next_turns() -> None:
     session.set_stops(["END"])
     assert "END" in session.stops
     assert reply(session.send("y"))[0] == "c"
+
+
+def test_an_empty_message_is_bad_input_and_nothing_is_sent() -> None:
+    model = FakeModel()
+    session = fake_session(model)
+    sent = []
+    session.on_send.append(lambda s, user: sent.append(user))
+    for text in ("", "  \n\t"):
+        assert list(session.send(text)) == [Error("the message is empty", 2)]
+    assert session.conversation.messages == [] and sent == [] and model.decoded == []
+
+
+def test_send_hooks_see_the_message_before_its_reply_and_a_failing_one_is_logged(caplog) -> None:
+    """The store writes the user's message when it is sent, so a crash mid-reply loses nothing."""
+    session = fake_session(FakeModel(replies=[["a"]]))
+    seen = []
+
+    def broken(s, user) -> None:
+        raise OSError("disk full")
+
+    session.on_send += [broken, lambda s, user: seen.append((s, user, list(s.conversation.messages)))]
+    with caplog.at_level(logging.WARNING, logger="lcchat.session"):
+        text, _ = reply(session.send("hello"))
+    user = session.conversation.messages[0]
+    assert seen == [(session, user, [user])] and (user.role, user.content) == ("user", "hello")
+    assert text == "a"  # the turn went on
+    [record] = [r for r in caplog.records if r.name == "lcchat.session"]
+    assert (record.levelno, record.getMessage()) == (logging.WARNING, "a send hook failed")
+    assert record.exc_info[1].args == ("disk full",)
+
+
+class BreakingModel(FakeModel):
+    """A model whose sampler fails after `good` tokens (a backend error mid-reply)."""
+
+    good = 2
+
+    def make_sampler(self, sampling):
+        sampler = super().make_sampler(sampling)
+        inner, given = sampler.sample, []
+
+        def sample(idx: int = -1) -> int:
+            if len(given) == self.good:
+                raise RuntimeError("the backend broke")
+            given.append(1)
+            return inner(idx)
+
+        sampler.sample = sample
+        return sampler
+
+
+def test_a_failed_generation_keeps_the_partial_reply_and_the_session_goes_on() -> None:
+    model = BreakingModel(replies=[["Hel", "lo", " never"], ["fine"]])
+    session = fake_session(model)
+    turns = []
+    session.listeners.append(lambda s, user, answer: (turns.append((user.content, answer.content, answer.interrupted)),
+                                                      s.warn("could not save")))
+    _, events = reply(session.send("hi"))
+    assert events[-3:] == [Error("generation failed: the backend broke"), Notice("could not save", "warning"),
+                           Done("error", "Hello")]
+    assert turns == [("hi", "Hello", True)]  # kept, marked interrupted
+    assert session.context_used == 0 and not session.busy  # the cache is reset, the lock released
+    model.good = 99
+    text, events = reply(session.send("again"))
+    assert text == "fine" and events[-2:] == [Done("stop", "fine"), Notice("could not save", "warning")]
+    assert [m.content for m in session.conversation.messages] == ["hi", "Hello", "again", "fine"]

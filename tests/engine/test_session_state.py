@@ -5,6 +5,8 @@ character a token and records every token it evaluates."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from lcchat.config.schema import Profile
@@ -377,6 +379,16 @@ def test_retry_answers_the_same_prompt_again_without_the_old_reply() -> None:
     stats = final_stats(events)
     assert stats.prompt_tokens == len(prompt) and stats.prompt_eval_tokens <= 1  # the prompt is kept in the cache
     assert [(m.role, m.content) for m in session.conversation.messages] == [("user", "q1"), ("assistant", "two")]
+
+
+def test_retry_tells_the_listeners_which_message_it_answered() -> None:
+    """The store records a retried reply against the user message it answers."""
+    session = fake_session(FakeModel(replies=[["one"], ["two"]]))
+    turns = []
+    session.listeners.append(lambda s, user, reply: turns.append((user.role, user.content, reply.content)))
+    run(session.send("q1"))
+    run(session.retry())
+    assert turns == [("user", "q1", "one"), ("user", "q1", "two")]
 
 
 def test_retry_with_nothing_to_answer_or_while_busy() -> None:
@@ -758,6 +770,27 @@ def test_set_system_changes_the_next_prompt() -> None:
     run(session.send("q2"))
     assert text_of(model, session.loop.cached).startswith(
         chatml("be terse", ("user", "q1"), ("assistant", "one"), ("user", "q2")))
+
+
+def test_close_runs_each_hook_with_the_session_before_the_model_is_freed(caplog) -> None:
+    """The store's hook saves the KV state on close: it needs the session and a loaded
+    model, and one failing hook neither stops the others nor the closing."""
+    model = FakeModel(replies=[["one"]])
+    session = fake_session(model)
+    run(session.send("q1"))
+    seen = []
+
+    def broken(s) -> None:
+        raise OSError("disk full")
+
+    session.on_close += [broken, lambda s: seen.append((s, s.model.is_loaded()))]
+    with caplog.at_level(logging.WARNING, logger="lcchat.session"):
+        session.close()
+    assert seen == [(session, True)]
+    assert not model.is_loaded() and session.on_close == []
+    [record] = [r for r in caplog.records if r.name == "lcchat.session"]
+    assert (record.levelno, record.getMessage()) == (logging.WARNING, "a close hook failed")
+    assert record.exc_info[1].args == ("disk full",)  # the traceback goes to the log (-v)
 
 
 # ---------------------------------------------------------------- on real llama.cpp
