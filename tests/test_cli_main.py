@@ -447,13 +447,22 @@ def test_llama_cpp_s_log_shows_only_with_v_and_cleaned(cli, model) -> None:
         logging.getLogger("lcchat.engine").debug("a debug line")
         logging.getLogger("lcchat.engine").warning("a warning line")
 
+    def log_elsewhere(profile) -> None:
+        log(profile)
+        logging.getLogger("some.library").debug("another library's debug line")
+
+    from lcchat.textsafe import clean
+
     cli.on_open = log
     quiet = cli("-m", model, "q")
     assert quiet.status == 0 and quiet.err == ""
+    cli.on_open = log_elsewhere
     loud = cli("-v", "-m", model, "q")
     assert loud.status == 0, loud.err
-    assert "llama says" in loud.err and "\x1b" not in loud.err
-    assert "a debug line" in loud.err and "a warning line" in loud.err
+    lines = loud.err.splitlines()
+    assert clean("llama says \x1b[2J hi") in lines and "\x1b" not in loud.err
+    assert "a debug line" in lines and "a warning line" in lines
+    assert "another library" not in loud.err  # -v shows lcchat's log, not every library's
 
 
 def test_without_v_llama_s_log_is_dropped_and_lcchat_s_errors_kept(cli, model) -> None:
@@ -467,10 +476,16 @@ def test_without_v_llama_s_log_is_dropped_and_lcchat_s_errors_kept(cli, model) -
                          [type(h).__name__ for h in llama.handlers])
         seen["lcchat"] = (lcchat.isEnabledFor(logging.WARNING), lcchat.isEnabledFor(logging.ERROR))
 
-    cli.on_open = look
+    def look_at_root(profile) -> None:
+        look(profile)
+        seen["root"] = logging.getLogger().level
+
+    root_level = logging.getLogger().level
+    cli.on_open = look_at_root
     assert cli("-m", model, "q").status == 0
     assert seen["llama"] == (False, False, ["NullHandler"])
     assert seen["lcchat"] == (False, True)
+    assert seen["root"] == root_level  # other libraries' warnings are not lcchat's to hide
 
 
 def test_the_clean_formatter_cleans_a_traceback_too() -> None:
@@ -526,7 +541,9 @@ def test_a_subcommand_gets_the_other_arguments(cli, monkeypatch, name, target) -
     monkeypatch.setattr(target, lambda argv: seen.append(argv) or 5)
     assert cli(name, "a", "-x").status == 5
     assert cli("-v", name, "b").status == 5
-    assert seen == [["a", "-x"], ["-v", "b"]]
+    assert cli("--verbose", name, "c").status == 5
+    assert cli("--debug", name, "d").status == 5
+    assert seen == [["a", "-x"], ["-v", "b"], ["--verbose", "c"], ["--debug", "d"]]
 
 
 def test_a_subcommand_name_after_a_flag_is_a_prompt(cli, model, monkeypatch) -> None:
