@@ -306,6 +306,11 @@ def _chat(args: argparse.Namespace) -> int:
             raise InputError("--json needs a PROMPT or piped stdin")
         if args.show_prompt:
             raise InputError("--show-prompt needs a PROMPT or piped stdin")
+    if args.json and args.show_prompt:
+        raise InputError("--json and --show-prompt do not go together: --show-prompt prints the prompt, not a reply")
+    if args.save_state and args.no_history:
+        raise InputError("--save-state keeps the KV state with the saved conversation, and --no-history saves "
+                         "nothing: drop one of them")
     _ensure_model(profile, interactive=interactive and stdin_tty)
     run = Run(profile, continue_ref=args.continue_id, interactive=interactive,
               no_history=args.no_history, save_state=args.save_state)

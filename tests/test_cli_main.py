@@ -223,6 +223,18 @@ def test_verbose_and_theme_reach_the_front_end(cli, tmp_path) -> None:
     assert not r.started[0].verbose and r.started[0].profile.ui.theme == "light"
 
 
+@pytest.mark.parametrize("flags, said", [
+    (("--json", "--show-prompt"), "--json and --show-prompt do not go together: --show-prompt prints the prompt, "
+                                  "not a reply"),
+    (("--save-state", "--no-history"), "--save-state keeps the KV state with the saved conversation, and "
+                                       "--no-history saves nothing: drop one of them"),
+])
+def test_flags_that_contradict_each_other_are_refused(cli, flags, said) -> None:
+    """Before, one of each pair was silently ignored: no JSON, or no state kept."""
+    r = cli(*flags, "a question")
+    assert r.status == 2 and r.err_line() == f"lcchat: {said}" and not r.runs and r.out == ""
+
+
 @pytest.mark.parametrize("flag", ["--json", "--show-prompt"])
 def test_one_shot_flags_need_a_prompt(cli, flag) -> None:
     r = cli(flag, stdin_tty=True, stdout_tty=True)
