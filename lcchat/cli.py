@@ -187,6 +187,18 @@ def _dispatch(argv: list[str]) -> int:
         import importlib
 
         handler: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
+        words = [a for a in argv if a not in ("-v", "--verbose", "--debug")]
+        if len(words) > 1 and not any(w.startswith("-") for w in words):
+            # `lcchat history of Rome`: a question that starts with a command's name
+            import shlex
+
+            from lcchat.usage import UsageParser
+
+            UsageParser.note = f"; to ask it as a question, quote it: lcchat {shlex.quote(' '.join(words))}"
+            try:
+                return handler(rest)
+            finally:
+                UsageParser.note = ""
         return handler(rest)
     args = build_parser().parse_args(split_continue(argv))
     if args.man or args.completion or args.list_names:

@@ -13,6 +13,8 @@ import logging
 
 import pytest
 
+from lcchat.usage import UsageParser
+
 from tests.clirun import Cli
 
 
@@ -221,6 +223,24 @@ def test_verbose_and_theme_reach_the_front_end(cli, tmp_path) -> None:
     assert r.started[0].verbose and r.started[0].profile.ui.theme == "high-contrast"
     r = cli("-p", str(prof), stdin_tty=True, stdout_tty=True)
     assert not r.started[0].verbose and r.started[0].profile.ui.theme == "light"
+
+
+@pytest.mark.parametrize("argv", [("history", "of", "Rome"), ("doctor", "the", "patient"),
+                                  ("models", "are", "great")])
+def test_a_question_that_starts_with_a_command_name_is_told_how_to_ask_it(cli, argv) -> None:
+    """`lcchat history of Rome` runs the history command (its first word is the command's
+    name): its usage error says how to ask the question instead, on the same line."""
+    r = cli(*argv)
+    line = r.err_line()
+    assert r.status == 2 and not r.runs and line.startswith(f"lcchat {argv[0]}: ")
+    assert line.endswith(f"(see lcchat {argv[0]} --help); to ask it as a question, quote it: "
+                         f"lcchat '{' '.join(argv)}'")
+
+
+def test_a_command_s_own_usage_error_has_no_such_note(cli) -> None:
+    r = cli("history", "show", "--bogus")
+    assert r.status == 2 and "quote it" not in r.err_line()
+    assert UsageParser.note == ""
 
 
 @pytest.mark.parametrize("flags, said", [
