@@ -408,13 +408,15 @@ def test_continue_reaches_the_run_and_the_conversation_goes_on(cli, model) -> No
     assert [m.content for m in r.sessions[0].conversation.messages][-2:] == ["again", "third"]
 
 
-def test_the_run_is_made_with_what_the_flags_say(cli, model) -> None:
+def test_the_run_is_made_with_what_the_flags_say(cli, model, monkeypatch) -> None:
     one = cli("-m", model, "q").runs[0]
     assert (one.recording.interactive, one.recording.keep_state, one.recording.record) == (False, False, True)
     assert one.signals.mode == "pipe"
     kept = cli("-m", model, "--save-state", "q").runs[0]
     assert kept.recording.keep_state and kept.recording.record
-    none = cli("-m", model, "--no-history", "--save-state", "q").runs[0]
+    with monkeypatch.context() as env:  # history off by the environment: what it opts out of wins
+        env.setenv("LCCHAT_NO_HISTORY", "1")
+        none = cli("-m", model, "--save-state", "q").runs[0]
     assert not none.recording.record and not none.recording.keep_state
     chat = cli("-m", model, stdin_tty=True, stdout_tty=True).runs[0]
     assert chat.recording.interactive and chat.recording.keep_state and chat.signals.mode == "interactive"
