@@ -316,6 +316,14 @@ EXPLAINED: dict[str, str] = {
                                                "/retry's prompt ends before the reply), so no later prompt starts "
                                                "with the text remembered",
     "xǁChatSessionǁ_tokenize__mutmut_25": "equivalent: None is falsy, as False is (_tokens tests add_bos for truth)",
+    "xǁChatSessionǁ_remember_cache__mutmut_5": "equivalent: with no cut, the cache holds other than the prompt and the "
+                                               "reply only after a turn stopped inside its prompt, and then fewer tokens "
+                                               "than remembered; _tokenize reuses the remembered text only when the cache "
+                                               "holds at least as many (checked by hand: a turn cancelled mid-prompt, "
+                                               "then another, evaluates the same tokens)",
+    "xǁChatSessionǁ_reasoning_for__mutmut_10": "equivalent: the closing tokens it then makes are never written: with no "
+                                               "budget (-1) the loop never closes the block, and a server keeps no "
+                                               "budget of ours (the stream says so); only needless tokenizing",
     "xǁChatSessionǁclear__mutmut_2": "equivalent: as _forget_undone__mutmut_20 (no prompt starts with 'XXXX')",
     "xǁChatSessionǁclear__mutmut_3": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is ignored)",
     "xǁChatSessionǁ_written__mutmut_9": "equivalent: None is falsy, as False is (_tokens tests add_bos for truth)",
