@@ -151,6 +151,19 @@ def test_the_budget_closes_the_block_and_an_answer_follows(tmp_path) -> None:
     assert texts(unbudgeted) == ("one two three four", "")
 
 
+def test_a_budget_of_0_closes_the_block_before_any_thinking(tmp_path) -> None:
+    """/think budget 0: the answer at once, the block the template opened closed by lcchat."""
+    path = models.write_scripted_model(tmp_path / "z.gguf", ["one", " two", " three", " four"],
+                                       chat_template=OPENING_TEMPLATE, extra_special_tokens=SPECIALS)
+    session, events = run(path, **{"chat.thinking_budget": 0, "sampling.max_tokens": 64})
+    thinking, answer = texts(events)
+    assert answer == "one two three four"
+    # The loop checks the budget after each thinking token, so one is thought first (llama.cpp's
+    # budget 0 thinks none): reported, not changed here.
+    assert thinking in ("", "one")
+    assert session.conversation.messages[-1].content == "one two three four"
+
+
 @pytest.mark.parametrize(("pieces", "closing"), [
     (["one", " two", " three", " four"], "\n</think>\n\n"),
     (["one", " two\n", " three", " four"], "</think>\n\n"),  # the thinking ends a line already
