@@ -152,7 +152,11 @@ def test_lone_surrogates_and_nul_are_made_safe() -> None:
     session = fake_session(FakeModel(replies=[["ok"]]))
     text, events = reply(session.send("bad \udcff byte and \x00 nul and emoji 😀"))
     assert text == "ok"
-    assert "\x00" not in session.conversation.messages[0].content
+    # as stored and tokenized: a lone surrogate (undecodable input) becomes ?, NUL the replacement character
+    assert session.conversation.messages[0].content == "bad ? byte and \ufffd nul and emoji 😀"
+    for sent, kept in (("a\ud800", "a?"), ("a\udfff", "a?"), ("\ud7ff \ue000", "\ud7ff \ue000")):  # the range's ends
+        reply(session.send(sent))
+        assert session.conversation.messages[-2].content == kept
 
 
 def test_max_tokens_ends_with_length() -> None:
