@@ -214,6 +214,12 @@ def test_thinking_off_closes_the_block_in_the_prompt_without_a_switch() -> None:
     prompt = "".join(model.piece(t).decode() for t in model.decoded)
     assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\nFour.")
     assert session._turn_sampling().temperature == 0.7 and session.sampling.temperature == 0.8
+    for thinking in (None, True):  # /think auto, /think on: the profile's own sampling
+        session.thinking = thinking
+        assert session._turn_sampling().temperature == 0.8
+    profile.chat.reasoning = ["none"]  # a model that does not reason: thinking off changes nothing
+    plain = fake_session(FakeModel(), profile)
+    assert plain.markers is None and plain.thinking is False and plain._turn_sampling().temperature == 0.8
 
 
 def test_show_prompt_shows_the_empty_block_no_think_writes(tmp_path) -> None:
