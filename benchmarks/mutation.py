@@ -321,6 +321,7 @@ EXPLAINED: dict[str, str] = {
                                                "than remembered; _tokenize reuses the remembered text only when the cache "
                                                "holds at least as many (checked by hand: a turn cancelled mid-prompt, "
                                                "then another, evaluates the same tokens)",
+    "xǁChatSessionǁ_reply__mutmut_50": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is ignored)",
     "xǁChatSessionǁ_reasoning_for__mutmut_16": "equivalent: as _reasoning_for__mutmut_10 (closing tokens made, never "
                                                "written)",
     "xǁChatSessionǁ_reasoning_for__mutmut_10": "equivalent: the closing tokens it then makes are never written: with no "
