@@ -321,6 +321,13 @@ EXPLAINED: dict[str, str] = {
                                                "than remembered; _tokenize reuses the remembered text only when the cache "
                                                "holds at least as many (checked by hand: a turn cancelled mid-prompt, "
                                                "then another, evaluates the same tokens)",
+    "xǁChatSessionǁturn_prompt__mutmut_32": "equivalent: the literal spans of the turn's prompt text are read nowhere "
+                                            "after turn_prompt (its tokens are made; _remember_cache joins it into a "
+                                            "plain str; the prompt view takes spans from its own rendering)",
+    "xǁChatSessionǁturn_prompt__mutmut_34": "equivalent: as turn_prompt__mutmut_32",
+    "x__clean__mutmut_10": "equivalent: text encoded with 'replace' is valid UTF-8, so decoding it never needs "
+                           "'replace'",
+    "x__clean__mutmut_16": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
     "xǁChatSessionǁ_reply__mutmut_50": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is ignored)",
     "xǁChatSessionǁ_reasoning_for__mutmut_16": "equivalent: as _reasoning_for__mutmut_10 (closing tokens made, never "
                                                "written)",

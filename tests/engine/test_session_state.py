@@ -831,3 +831,19 @@ def test_on_llama_cpp_a_restored_kv_state_answers_as_re_reading_does(tiny_model)
     finally:
         restored_session.close()
         fresh.close()
+
+
+def test_a_bos_token_goes_in_front_only_where_the_vocab_or_the_profile_asks_and_never_twice() -> None:
+    model = FakeModel()
+    model.bos_text = "<s>"
+    model.bos = model.tokenize("<s>")[0]
+    profile = Profile(name="t")
+    session = fake_session(model, profile)
+    assert model.add_bos is False and session.tokenize_prompt("hi") == model.tokenize("hi")  # "auto": the vocab's no
+    model.add_bos = True
+    assert session.tokenize_prompt("hi") == [model.bos, *model.tokenize("hi")]
+    assert session.tokenize_prompt("<s>hi") == model.tokenize("<s>hi")  # a template that writes it: once
+    profile.chat.add_bos = False  # [chat] add_bos = false wins over the vocab
+    assert session.tokenize_prompt("hi") == model.tokenize("hi")
+    model.add_bos, profile.chat.add_bos = False, True
+    assert session.tokenize_prompt("hi") == [model.bos, *model.tokenize("hi")]
