@@ -328,6 +328,8 @@ EXPLAINED: dict[str, str] = {
     "x__clean__mutmut_10": "equivalent: text encoded with 'replace' is valid UTF-8, so decoding it never needs "
                            "'replace'",
     "x__clean__mutmut_16": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
+    "xǁChatSessionǁ_tokens__mutmut_22": "equivalent: the wording of a debug log line (the separator of its list)",
+    "xǁChatSessionǁ_tokens__mutmut_38": "equivalent: tokenize's add_bos defaults to False (engine/protocol.py)",
     "xǁChatSessionǁ_reply__mutmut_50": "equivalent: as _forget_undone__mutmut_21 (an empty _cached_text is ignored)",
     "xǁChatSessionǁ_reasoning_for__mutmut_16": "equivalent: as _reasoning_for__mutmut_10 (closing tokens made, never "
                                                "written)",
