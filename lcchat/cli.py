@@ -301,14 +301,15 @@ def _chat(args: argparse.Namespace) -> int:
     piped = None if stdin_tty or sys.stdin is None else pipe.read_stdin()
     profile = profile_from_args(args)
     interactive = question is None and piped is None
-    _ensure_model(profile, interactive=interactive and stdin_tty)
-    run = Run(profile, continue_ref=args.continue_id, interactive=interactive,
-              no_history=args.no_history, save_state=args.save_state)
-    if interactive:
+    if interactive:  # refused before a download is offered or the run is made
         if args.json:
             raise InputError("--json needs a PROMPT or piped stdin")
         if args.show_prompt:
             raise InputError("--show-prompt needs a PROMPT or piped stdin")
+    _ensure_model(profile, interactive=interactive and stdin_tty)
+    run = Run(profile, continue_ref=args.continue_id, interactive=interactive,
+              no_history=args.no_history, save_state=args.save_state)
+    if interactive:
         return _interactive(run, args)
     text = pipe.compose(piped, question)
     if not text.strip():

@@ -336,13 +336,27 @@ def _file_size(path: Path, name: str) -> int:
 
 def _show(value: object, limit: int = 60) -> str:
     """A value from the file as one short printable line."""
+    value = _start(value, limit)
     text = repr(value[:8])[:-1] + ", ...]" if isinstance(value, list) and len(value) > 8 else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _start(value: object, limit: int) -> object:
+    """Enough of a value from the file to show its first `limit` characters: a string or
+    list in a file may be 64 MiB long, and a message shows 60 characters of it, so only
+    that much is turned into text."""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, list):
+        return [_start(v, limit) for v in value[:limit]]
+    return value
+
+
 def _plain(text: str, limit: int = 80) -> str:
-    """A key or name from the file, unquoted but with control characters escaped."""
-    return one_line(text, limit)
+    """A key or name from the file, unquoted but with control characters escaped. A key
+    may be 64 MiB long: only the first `limit` + 1 characters are escaped (escaping never
+    shortens, so the cut comes out the same)."""
+    return one_line(text[: limit + 1], limit)
 
 
 class _PastEnd(Exception):

@@ -19,26 +19,40 @@ checked for each token exactly as in the plain loop, also in the middle of a dra
 - finish() removes what remains of a draft from the KV cache, so it holds exactly the
   tokens the loop kept and the next turn's prefix reuse is right.
 
-The draft length adapts: it grows while whole drafts are accepted and shrinks to what was
-accepted otherwise. Whether drafting pays is measured within the turn: the decode time per
-token of verified batches (the drafting included) against that of single decodes. When
-drafting costs more, it pauses for a number of tokens that doubles each time, so free text
-loses at most a few batches.
+How much to draft is decided per draft, from what the turn has measured (Planner):
+- the acceptance of each source of drafts: prompt lookup by the length of the n-gram it
+  matched (a 4-token match in a text being copied is nearly always right, a 2-token one in
+  free text seldom is), and the draft model;
+- the cost of verifying: a batch of 1 + k tokens costs about 1 + beta*k single decodes
+  (beta is near 0.5 for a small model on a CPU, which is compute-bound, and far lower for
+  a large or GPU one), plus the drafter's own time per token (the draft model's).
+With acceptance p, a draft of k tokens gives 1 + p + ... + p^k tokens on average for that
+cost. The planner drafts the k that gives most tokens per unit of time, and nothing when no
+k beats single decodes: free text, where matches are rare and seldom right, is not slowed.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 from lcchat.config.schema import SPEC_MODES as MODES  # noqa: F401 - the modes, named once
 
 NGRAM_MAX = 4  # the longest n-gram prompt lookup matches
 NGRAM_MIN = 2  # ... and the shortest: a single token predicts too little
-PAUSE_FIRST = 16  # tokens without drafting after drafting first cost more than it gave
-PAUSE_MAX = 1024
 EMA = 0.3  # weight of the newest measurement in the running averages
+# A source's acceptance before it has drafted, as (accepted, rejected) counts: hopeful
+# enough that each source gets tried, and outweighed after a few drafts.
+PRIOR = (3.0, 1.0)
+DECAY = 0.95  # older drafts count for less: a reply can move from quoting to free text
+BETA = 0.5  # the cost of one more token in a verified batch, in single decodes, until measured
+GAIN_MIN = 1.05  # draft only when it is expected to beat single decodes by this much
+# A source the planner has stopped drafting from gets a one-token try after this many
+# declined drafts, the wait doubling after each try that does not bring it back: its
+# figures may be stale (a reply that falls into repeating itself makes lookup right again).
+PROBE_FIRST = 8
+PROBE_MAX = 256
 
 
 # llama.cpp's rule for a draft model (common/speculative.cpp): the same vocab type and
@@ -73,9 +87,15 @@ def _token_texts(model) -> list[str]:
     return [model.token_text(i) for i in range(model.n_vocab)]
 
 
+Budget = Callable[[str], int]  # how many tokens to draft from a source ("lookup4", "model")
+
+
 class Drafter(Protocol):
-    def draft(self, context: list[int], last: int, n: int) -> list[int]:
-        """Up to `n` tokens that may follow `context` + [last]."""
+    source: str  # what made the last draft, for the acceptance figures
+
+    def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
+        """Up to `n` tokens that may follow `context` + [last], and no more than
+        `budget(source)` once the drafter knows which of its sources would answer."""
         ...
 
 
@@ -91,8 +111,9 @@ class LookupDrafter:
         self._index: dict[tuple[int, ...], int] = {}  # n-gram -> where its continuation starts
         self._indexed = 0  # positions of the context whose n-grams are in the index
         self._context: list[int] | None = None
+        self.source = "lookup"  # what made the last draft: "lookup2".."lookup4", by match length
 
-    def draft(self, context: list[int], last: int, n: int) -> list[int]:
+    def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
         if context is not self._context or len(context) < self._indexed:
             self._index.clear()
             self._indexed, self._context = 0, context
@@ -110,7 +131,10 @@ class LookupDrafter:
                 continue
             at = index.get((*context[len(context) + 1 - size:], last))
             if at is not None:
-                return context[at:at + n]
+                self.source = f"lookup{size}"
+                if budget is not None:
+                    n = min(n, budget(self.source))
+                return context[at:at + n] if n > 0 else []
         return []
 
 
@@ -128,6 +152,7 @@ class ModelDrafter:
         self.cached: list[int] = []
         self.sampler = model.make_sampler(SamplingSettings(temperature=0.0, seed=0))
         self.cancel = None  # the target loop's cancel event, while a turn runs
+        self.source = "model"
 
     def _sync(self, tokens: list[int]) -> bool:
         """Make the draft model's KV cache hold `tokens` with fresh logits for the last."""
@@ -159,9 +184,11 @@ class ModelDrafter:
         if context:
             self._sync(context)
 
-    def draft(self, context: list[int], last: int, n: int) -> list[int]:
+    def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
         model, cached = self.model, self.cached
         n = min(n, model.n_ctx - len(context) - 2)
+        if budget is not None:
+            n = min(n, budget(self.source))
         if n <= 0 or not self._sync([*context, last]):
             return []
         out: list[int] = []
@@ -189,12 +216,15 @@ class AutoDrafter:
 
     def __init__(self, lookup: LookupDrafter, model: ModelDrafter | None) -> None:
         self.lookup, self.model = lookup, model
+        self.source = "lookup"
 
-    def draft(self, context: list[int], last: int, n: int) -> list[int]:
-        found = self.lookup.draft(context, last, n)
+    def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
+        found = self.lookup.draft(context, last, n, budget)
+        self.source = self.lookup.source
         if found or self.model is None:
             return found
-        return self.model.draft(context, last, n)
+        self.source = self.model.source
+        return self.model.draft(context, last, n, budget)
 
 
 @dataclass
@@ -221,6 +251,68 @@ class Speculation:
             self.draft_model = None
 
 
+class Planner:
+    """How many tokens to draft from each source, from what this turn has measured (see the
+    module doc). Times are in seconds; costs in single decodes."""
+
+    def __init__(self, n_max: int) -> None:
+        self.n_max = n_max
+        self.odds: dict[str, list[float]] = {}  # source -> [accepted, rejected], decayed
+        self.single_s: float | None = None  # one decode
+        self.beta = BETA  # each drafted token's share of a verified batch
+        self.drafting: dict[str, float] = {}  # source -> its drafting time per token, in single decodes
+        self.declined: dict[str, int] = {}  # source -> drafts declined since its last try
+        self.probe_after: dict[str, int] = {}  # source -> declines before the next one-token try
+
+    def acceptance(self, source: str) -> float:
+        hit, miss = self.odds.get(source, PRIOR)
+        return hit / (hit + miss)
+
+    def budget(self, source: str) -> int:
+        """The draft length with the most tokens per unit of time, or 0 when none beats
+        single decodes (now and then 1 even so: a try that keeps the figures current)."""
+        best = self._best(source)
+        wait = self.probe_after.get(source, PROBE_FIRST)
+        if best:
+            self.declined[source], self.probe_after[source] = 0, PROBE_FIRST
+            return best
+        declined = self.declined.get(source, 0) + 1
+        if declined < wait:
+            self.declined[source] = declined
+            return 0
+        self.declined[source], self.probe_after[source] = 0, min(PROBE_MAX, 2 * wait)
+        return 1
+
+    def _best(self, source: str) -> int:
+        p = self.acceptance(source)
+        per_token = self.beta + self.drafting.get(source, 0.0)
+        best, best_gain = 0, GAIN_MIN
+        expected, reach = 1.0, 1.0  # 1 + p + ... + p^k, and p^k
+        for k in range(1, self.n_max + 1):
+            reach *= p
+            expected += reach
+            gain = expected / (1.0 + per_token * k)
+            if gain > best_gain:
+                best, best_gain = k, gain
+            elif reach < 0.01:
+                break  # more drafted tokens only cost
+        return best
+
+    def single(self, seconds: float) -> None:
+        self.single_s = seconds if self.single_s is None else self.single_s + EMA * (seconds - self.single_s)
+
+    def verified(self, source: str, drafted: int, accepted: int, draft_s: float, verify_s: float) -> None:
+        """A draft has been decided: `accepted` of its `drafted` tokens were right."""
+        hit, miss = self.odds.get(source, PRIOR)
+        self.odds[source] = [hit * DECAY + accepted, miss * DECAY + (1.0 if accepted < drafted else 0.0)]
+        if self.single_s:
+            beta = max(0.0, (verify_s / self.single_s - 1.0) / drafted)
+            self.beta += EMA * (beta - self.beta)
+            cost = draft_s / drafted / self.single_s
+            was = self.drafting.get(source)
+            self.drafting[source] = cost if was is None else was + EMA * (cost - was)
+
+
 class Verifier:
     """Drafts, verifies and keeps the KV cache in step for one turn (see the module doc)."""
 
@@ -231,23 +323,20 @@ class Verifier:
         self.drafter = drafter
         self.cached = cached  # the loop's list: what the KV cache holds for sure
         self.n_max = max(1, min(n_draft, model.n_batch - 1))
-        self.n = min(4, self.n_max)  # the current draft length
         self.left = limit  # tokens the reply may still have
         self.pending: list[int] = []  # drafted tokens in the KV cache after `cached`, not yet drawn
         self.idx = -1  # where sample() reads its logits
         self.drafted = self.accepted = self.decodes = 0
-        # Decode time per emitted token, of single decodes and of verified batches.
-        self.single_s: float | None = None
-        self.spec_s: float | None = None
-        self._batch_cost = 0.0
-        self._batch_drafted = 0
+        self.adaptive = adaptive  # off: always draft as much as there is (tests, to land stops mid-draft)
+        self.planner = Planner(self.n_max)
+        self._batch: tuple[str, int, float, float] | None = None  # source, drafted, draft_s, verify_s
         self._batch_accepted = 0
-        self.adaptive = adaptive
-        self.pause = 0  # tokens to go before drafting again
-        self.next_pause = PAUSE_FIRST
 
     def sample(self) -> int:
         return self.sampler.sample(self.idx)
+
+    def _budget(self, source: str) -> int:
+        return self.planner.budget(source) if self.adaptive else self.n_max
 
     def advance(self, token: int, n_past: int) -> int:
         """Put `token` at position n_past of the KV cache (the loop then appends it to
@@ -268,22 +357,18 @@ class Verifier:
             self._batch_done()
         model = self.model
         started = time.perf_counter()
-        room = min(self.n, self.left, model.n_ctx - 2 - n_past)
-        draft: list[int] = []
-        if room > 0:
-            if self.pause > 0:
-                self.pause -= 1
-            else:
-                draft = self.drafter.draft(self.cached, token, room)[:room]
+        room = min(self.n_max, self.left, model.n_ctx - 2 - n_past)
+        draft = self.drafter.draft(self.cached, token, room, self._budget)[:room] if room > 0 else []
         if draft:
             self.decodes += 1
+            drafted_at = time.perf_counter()
             status = model.decode_batch([token, *draft], n_past)
             if status == 0:
                 self.pending = list(draft)
                 self.idx = 0
                 self.drafted += len(draft)
-                self._batch_cost = time.perf_counter() - started  # drafting and verifying
-                self._batch_drafted, self._batch_accepted = len(draft), 0
+                self._batch = (self.drafter.source, len(draft), drafted_at - started, time.perf_counter() - drafted_at)
+                self._batch_accepted = 0
                 return 0
             model.kv_truncate(n_past)
             if status != 1:
@@ -291,30 +376,18 @@ class Verifier:
             # no KV slot for the whole batch: the single token may still fit
         self.decodes += 1
         self.idx = -1
+        began = time.perf_counter()
         status = model.decode_one(token, n_past)
-        elapsed = time.perf_counter() - started
-        self.single_s = elapsed if self.single_s is None else self.single_s + EMA * (elapsed - self.single_s)
+        self.planner.single(time.perf_counter() - began)
         return status
 
     def _batch_done(self) -> None:
-        """A verified batch has given all it will: adapt the draft length, and measure
-        whether drafting pays."""
-        drafted, accepted = self._batch_drafted, self._batch_accepted
-        if not drafted:
+        """A verified batch has given all it will: what it shows goes to the planner."""
+        if self._batch is None:
             return
-        self._batch_drafted = 0
-        per_token = self._batch_cost / (accepted + 1)  # the batch gave its accepted tokens and the next
-        self.spec_s = per_token if self.spec_s is None else self.spec_s + EMA * (per_token - self.spec_s)
-        if accepted == drafted:
-            self.n = min(self.n_max, self.n + 2)
-        else:
-            self.n = max(1, accepted + 1)
-        if self.adaptive and self.single_s is not None and self.spec_s > self.single_s:
-            self.pause = self.next_pause
-            self.next_pause = min(PAUSE_MAX, self.next_pause * 2)
-            self.spec_s = None  # judge the next try on its own figures
-        elif accepted:
-            self.next_pause = PAUSE_FIRST
+        source, drafted, draft_s, verify_s = self._batch
+        self._batch = None
+        self.planner.verified(source, drafted, self._batch_accepted, draft_s, verify_s)
 
     def finish(self) -> None:
         """Drop what is left of a draft from the KV cache: it holds `cached`, no more."""
