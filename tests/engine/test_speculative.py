@@ -179,8 +179,10 @@ def test_a_draft_model_whose_token_texts_differ_is_refused(tmp_path) -> None:
 
 
 def test_mode_draft_without_a_draft_model_is_bad_input(tiny_model) -> None:
-    with pytest.raises(InputError, match="needs a draft model"):
+    with pytest.raises(InputError) as info:
         open_on(tiny_model, **{"speculative.mode": "draft"})
+    assert str(info.value) == ("[speculative] mode = draft needs a draft model: set [speculative] draft = PATH "
+                               "or give --draft PATH")
 
 
 # ---------------------------------------------------------------- the distribution at a temperature
