@@ -148,7 +148,11 @@ def test_nested_array_one_level_is_read(tmp_path: Path) -> None:
 
 def test_llama_cpp_loads_and_runs_the_tiny_model(tiny_model: Path) -> None:
     llama_cpp = pytest.importorskip("llama_cpp")
-    llm = llama_cpp.Llama(model_path=str(tiny_model), n_ctx=64, logits_all=True, verbose=False)
+    # One thread for prompts too (llama-cpp-python's default is every CPU, its affinity ignored): a
+    # 2-thread OpenMP team left in this process hangs any child forked from it that decodes
+    # (mutmut forks one per mutant; see benchmarks/mutation.py).
+    llm = llama_cpp.Llama(model_path=str(tiny_model), n_ctx=64, n_threads=1, n_threads_batch=1, logits_all=True,
+                          verbose=False)
     tokens = llm.tokenize(b"hello Paris")
     assert tokens[0] == 1 and len(tokens) == 3  # BOS, "▁hello", "▁Paris"
     assert llm.detokenize(tokens[1:]) == b" hello Paris"

@@ -113,7 +113,7 @@ def test_an_unclosed_block_at_max_tokens_is_kept_marked_and_not_an_answer(tmp_pa
     session, events = run(path, **{"sampling.max_tokens": 7})
     thinking, answer = texts(events)
     assert thinking.startswith("hmm more") and answer == ""
-    assert any(isinstance(e, Notice) and "still thinking" in e.text for e in events)
+    assert [e.level for e in events if isinstance(e, Notice) and "still thinking" in e.text] == ["warning"]
     reply = session.conversation.messages[-1]
     assert reply.content == "" and reply.reasoning == thinking and reply.interrupted
     prompt = session.formatter.render(session.conversation.chat_messages())
@@ -149,6 +149,19 @@ def test_the_budget_closes_the_block_and_an_answer_follows(tmp_path) -> None:
     assert texts(events) == ("one two", "one two three four")
     unbudgeted = run(path)[1]
     assert texts(unbudgeted) == ("one two three four", "")
+
+
+def test_a_budget_of_0_closes_the_block_before_any_thinking(tmp_path) -> None:
+    """/think budget 0: the answer at once, the block the template opened closed by lcchat."""
+    path = models.write_scripted_model(tmp_path / "z.gguf", ["one", " two", " three", " four"],
+                                       chat_template=OPENING_TEMPLATE, extra_special_tokens=SPECIALS)
+    session, events = run(path, **{"chat.thinking_budget": 0, "sampling.max_tokens": 64})
+    thinking, answer = texts(events)
+    assert answer == "one two three four"
+    # The loop checks the budget after each thinking token, so one is thought first (llama.cpp's
+    # budget 0 thinks none): reported, not changed here.
+    assert thinking in ("", "one")
+    assert session.conversation.messages[-1].content == "one two three four"
 
 
 @pytest.mark.parametrize(("pieces", "closing"), [
@@ -201,6 +214,12 @@ def test_thinking_off_closes_the_block_in_the_prompt_without_a_switch() -> None:
     prompt = "".join(model.piece(t).decode() for t in model.decoded)
     assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\nFour.")
     assert session._turn_sampling().temperature == 0.7 and session.sampling.temperature == 0.8
+    for thinking in (None, True):  # /think auto, /think on: the profile's own sampling
+        session.thinking = thinking
+        assert session._turn_sampling().temperature == 0.8
+    profile.chat.reasoning = ["none"]  # a model that does not reason: thinking off changes nothing
+    plain = fake_session(FakeModel(), profile)
+    assert plain.markers is None and plain.thinking is False and plain._turn_sampling().temperature == 0.8
 
 
 def test_show_prompt_shows_the_empty_block_no_think_writes(tmp_path) -> None:

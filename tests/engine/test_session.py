@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
+import pytest
+
 from lcchat.config.schema import Profile
 from lcchat.engine.events import ContextFull, Done, Error, Notice, Stats, Token
 from lcchat.engine.fake import FakeModel, fake_session
@@ -57,6 +59,7 @@ def test_overflow_drops_oldest_turns_but_keeps_the_system_prompt() -> None:
         notices += [e for e in events if isinstance(e, Notice)]
         assert not any(isinstance(e, Error) for e in events)
     assert any("dropped" in n.text and "system prompt is kept" in n.text for n in notices)
+    assert all(n.level == "warning" for n in notices)
     conv = session.conversation
     assert conv.window_start > 0
     assert len(conv.messages) == 12  # nothing is lost from the conversation itself
@@ -137,22 +140,44 @@ def test_listeners_see_every_turn_even_interrupted() -> None:
     assert turns == [("hello", "a")]
 
 
-def test_failing_listener_does_not_end_the_chat() -> None:
+def test_failing_listener_does_not_end_the_chat(caplog) -> None:
     session = fake_session(FakeModel(replies=[["a"], ["b"]]))
 
     def broken(*_):
         raise OSError("disk full")
 
     session.listeners.append(broken)
-    assert reply(session.send("x"))[0] == "a"
-    assert reply(session.send("y"))[0] == "b"
+    with caplog.at_level(logging.WARNING, logger="lcchat.session"):
+        assert reply(session.send("x"))[0] == "a"
+        assert reply(session.send("y"))[0] == "b"
+    record = [r for r in caplog.records if r.name == "lcchat.session"][0]
+    assert (record.levelno, record.getMessage()) == (logging.WARNING, "a turn listener failed")
+    assert record.exc_info[1].args == ("disk full",)  # the traceback goes to the log (-v)
+
+
+def test_a_template_that_refuses_the_conversation_is_one_error_and_the_message_is_not_kept() -> None:
+    from lcchat.engine import templates
+
+    model = FakeModel()
+    session = fake_session(model)
+    session.formatter = templates.compile_jinja("{{ raise_exception('roles must alternate') }}")
+    events = list(session.send("hi"))
+    assert len(events) == 1 and isinstance(events[0], Error)
+    with pytest.raises(templates.TemplateError) as info:
+        session.formatter.render([{"role": "user", "content": "hi"}])
+    assert events[0] == Error(str(info.value), info.value.exit_code) and "roles must alternate" in events[0].message
+    assert session.conversation.messages == [] and model.decoded == []
 
 
 def test_lone_surrogates_and_nul_are_made_safe() -> None:
     session = fake_session(FakeModel(replies=[["ok"]]))
     text, events = reply(session.send("bad \udcff byte and \x00 nul and emoji 😀"))
     assert text == "ok"
-    assert "\x00" not in session.conversation.messages[0].content
+    # as stored and tokenized: a lone surrogate (undecodable input) becomes ?, NUL the replacement character
+    assert session.conversation.messages[0].content == "bad ? byte and \ufffd nul and emoji 😀"
+    for sent, kept in (("a\ud800", "a?"), ("a\udfff", "a?"), ("\ud7ff \ue000", "\ud7ff \ue000")):  # the range's ends
+        reply(session.send(sent))
+        assert session.conversation.messages[-2].content == kept
 
 
 def test_max_tokens_ends_with_length() -> None:

@@ -73,3 +73,22 @@ def test_a_draft_model_for_a_server_is_refused_with_one_line_and_the_connection_
     assert info.value.exit_code == 2
     [(model, _, _)] = opened
     assert not model.is_loaded()  # the session that could not start let its server go
+
+
+def test_what_opening_the_server_noticed_is_said_as_warnings(stub, monkeypatch) -> None:
+    from lcchat.engine import remote
+    from lcchat.engine.events import Notice
+
+    real = remote.open_remote
+
+    def open_remote(profile):
+        model, formatter, notices = real(profile)
+        return model, formatter, [*notices, "the server names no chat template; using ChatML"]
+
+    monkeypatch.setattr(remote, "open_remote", open_remote)
+    session = open_session(served_profile(stub.url))
+    try:
+        assert session.notices[-1] == Notice("the server names no chat template; using ChatML", "warning")
+        assert all(n.level == "warning" for n in session.notices)
+    finally:
+        session.close()

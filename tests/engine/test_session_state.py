@@ -14,6 +14,7 @@ from lcchat.engine import templates
 from lcchat.engine.chat import Message
 from lcchat.engine.events import Done, Error, Notice, Progress, Stats, Token
 from lcchat.engine.fake import FakeModel, fake_session
+from lcchat.engine.session import ChatSession
 from lcchat.errors import LcchatError
 
 
@@ -831,3 +832,46 @@ def test_on_llama_cpp_a_restored_kv_state_answers_as_re_reading_does(tiny_model)
     finally:
         restored_session.close()
         fresh.close()
+
+
+def test_a_bos_token_goes_in_front_only_where_the_vocab_or_the_profile_asks_and_never_twice() -> None:
+    model = FakeModel()
+    model.bos_text = "<s>"
+    model.bos = model.tokenize("<s>")[0]
+    profile = Profile(name="t")
+    session = fake_session(model, profile)
+    assert model.add_bos is False and session.tokenize_prompt("hi") == model.tokenize("hi")  # "auto": the vocab's no
+    model.add_bos = True
+    assert session.tokenize_prompt("hi") == [model.bos, *model.tokenize("hi")]
+    assert session.tokenize_prompt("<s>hi") == model.tokenize("<s>hi")  # a template that writes it: once
+    profile.chat.add_bos = False  # [chat] add_bos = false wins over the vocab
+    assert session.tokenize_prompt("hi") == model.tokenize("hi")
+    model.add_bos, profile.chat.add_bos = False, True
+    assert session.tokenize_prompt("hi") == [model.bos, *model.tokenize("hi")]
+
+
+def test_opening_a_model_reports_the_loads_progress(tiny_model) -> None:
+    from lcchat.config.loader import load_profile
+    from lcchat.engine.session import open_session
+
+    seen: list[float] = []
+    session = open_session(load_profile("default", {"model.path": str(tiny_model), "model.n_ctx": 256}),
+                           on_progress=seen.append)
+    try:
+        assert seen and seen == sorted(seen) and all(0.0 <= f <= 1.0 for f in seen)
+    finally:
+        session.close()
+
+
+def test_think_on_or_off_reaches_a_template_that_reads_enable_thinking() -> None:
+    profile = Profile(name="t")
+    profile.chat.reasoning = ["<think>", "</think>"]
+    formatter = templates.compile_jinja(
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+        "{% if enable_thinking is defined and not enable_thinking %}<think></think>{% endif %}")
+    session = ChatSession(model=FakeModel(), profile=profile, formatter=formatter)
+    session.thinking = False  # /think off
+    assert formatter.options == {"enable_thinking": False}
+    assert formatter.render([{"role": "user", "content": "hi"}]).endswith("<think></think>")
+    session.thinking = None  # /think auto: as the template does
+    assert "enable_thinking" not in formatter.options
