@@ -484,8 +484,11 @@ def _one_cpu() -> None:
     region with 2+ threads waits forever at its own first one (libgomp is not fork-safe):
     every mutant whose tests reach a real-model test hung until mutmut's timeout. On one
     CPU lcchat gives llama.cpp one thread (engine/model.py counts the usable CPUs), so no
-    OpenMP team is ever started. (mutmut's process_isolation = "forkserver" avoids it too,
-    but runs each mutant's tests in no particular order, not the fastest first.)"""
+    OpenMP team is ever started by lcchat's own sessions. Two children in the 439 mutants
+    of engine.session's run of 2026-11-30 still hung in GOMP_parallel (some test still starts
+    a team; not found yet): it costs a timeout, (tests' time + 1 s) x 4, and counts as caught.
+    mutmut's process_isolation = "forkserver" avoids the hang whatever the tests do, but
+    runs each mutant's tests in no set order, not the fastest first: far slower here."""
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
@@ -611,14 +614,23 @@ GROUP_GAPS_OVER = 60  # more unexplained survivors than this are listed by funct
 # Runs stopped before the end: what they had found, kept until a whole run replaces it.
 PARTIAL: dict[str, str] = {
     "engine.session": (
-        "run against tests/engine on 2026-11-30 (1bf9bbc), stopped at 278 of 872 mutants: the mutants of "
-        "`retry` hang until mutmut's wall-clock timeout, 1-3 minutes each here. Of those 278, 120 were "
-        "caught. The 158 others (restore, prefill, switch_model, warn, kv_snapshot and set_system had no "
-        "test in tests/engine; history_prefix, _forget_undone and undo survived) were run again "
-        "(`mutmut run NAMES`) after tests/engine/test_session_state.py was written: 147 caught, 11 "
-        "survived, each explained in EXPLAINED as equivalent. So 267 of the 278 are caught (96.0%; 100% "
-        "less equivalents). The other 594 mutants (_reply, turn_prompt, open_session and the rest) were "
-        "not run."),
+        "run against tests/engine on 2026-11-30 (528b0de and this lane's tests after it), on one CPU "
+        "shared with other runs: 439 of 878 mutants. 329 in mutmut's order (fastest tests first: every "
+        "function but those below), turn_prompt's 37, and a random sample of 36 of the 521 then not run "
+        "(seed 21), each survivor re-run (`mutmut run NAMES`) after the tests written for it. Caught: "
+        "405 killed and 2 timed out, their children hung in OpenMP (see _one_cpu): _record 1 (a default "
+        "thinking 'XXXX', equivalent: every call passes thinking) and _record 6 (reasoning=None, which "
+        "the reasoning tests fail) of 439 (92.7%); the 32 survivors are "
+        "explained in EXPLAINED as equivalent, so 100% less equivalents. The sample first caught 19 of "
+        "36: its 17 survivors gave 11 new tests (_reply's template error and notice levels, _record's "
+        "log, open_session's notices and progress, BOS, /think's switch, the mode=draft error) and 6 "
+        "equivalents. Not run: 439 (_reply 113, _open_draft 46, __post_init__ 43, _tokens 38, "
+        "open_session 34, _clean 25, _tokenize 24, send 21, _record 15, _build_prompt 15, "
+        "_switch_thinking 13, _detect_markers 12, _derive_stops 12, _sent 10, _tokenize_whole 8, "
+        "_reply_source 5, _vocab_specials 4, _guard 1). The earlier runs' 'retry hangs' were not the "
+        "tests: mutmut forks each mutant's child from its own process, where a test had started "
+        "llama.cpp's OpenMP team with 2 threads, and the child waits forever in GOMP_parallel (seen "
+        "with gdb; reproduced by hand). On one CPU all 30 retry mutants ran in 23 s."),
     "store.recorder": (
         "run again on 2026-11-30 (b28608d) after the tests for the first run's 165 survivors were "
         "written, stopped at 487 of 506 mutants for time: 440 killed, 43 timed out, 4 survived (name 6 "
