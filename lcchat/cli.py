@@ -187,6 +187,18 @@ def _dispatch(argv: list[str]) -> int:
         import importlib
 
         handler: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
+        words = [a for a in argv if a not in ("-v", "--verbose", "--debug")]
+        if len(words) > 1 and not any(w.startswith("-") for w in words):
+            # `lcchat history of Rome`: a question that starts with a command's name
+            import shlex
+
+            from lcchat.usage import UsageParser
+
+            UsageParser.note = f"; to ask it as a question, quote it: lcchat {shlex.quote(' '.join(words))}"
+            try:
+                return handler(rest)
+            finally:
+                UsageParser.note = ""
         return handler(rest)
     args = build_parser().parse_args(split_continue(argv))
     if args.man or args.completion or args.list_names:
@@ -306,6 +318,11 @@ def _chat(args: argparse.Namespace) -> int:
             raise InputError("--json needs a PROMPT or piped stdin")
         if args.show_prompt:
             raise InputError("--show-prompt needs a PROMPT or piped stdin")
+    if args.json and args.show_prompt:
+        raise InputError("--json and --show-prompt do not go together: --show-prompt prints the prompt, not a reply")
+    if args.save_state and args.no_history:
+        raise InputError("--save-state keeps the KV state with the saved conversation, and --no-history saves "
+                         "nothing: drop one of them")
     _ensure_model(profile, interactive=interactive and stdin_tty)
     run = Run(profile, continue_ref=args.continue_id, interactive=interactive,
               no_history=args.no_history, save_state=args.save_state)

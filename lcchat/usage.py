@@ -16,8 +16,13 @@ from lcchat.errors import EXIT_USAGE
 class UsageParser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line and exits 2 (every lcchat command uses it)."""
 
+    # Said after the usage error, when the caller knows more (set by cli._dispatch while a
+    # subcommand parses words that may have been meant as a question).
+    note = ""
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}{self._suggestion(message)} (see {self.prog} --help)"
+                              f"{UsageParser.note}\n")
 
     def _suggestion(self, message: str) -> str:
         """'; did you mean --temp?' for a mistyped flag (argparse before 3.14 has none)."""

@@ -13,7 +13,8 @@ mutant of cli.py through it. This harness calls main() itself, with:
   model (lcchat/engine/fake.py) and records the profile it was given; the REPL and the
   TUI are stand-ins that record which one was started, with what, and return `status`;
 - the terminal's size and TERM as the test sets them;
-- signal handlers and the lcchat loggers put back as they were after each call.
+- signal handlers and the loggers (root, lcchat, lcchat.llama) put back as they were
+  after each call.
 
     cli = Cli(monkeypatch, tmp_path)
     result = cli("-m", "x.gguf", "hello")        # stdin empty, not a terminal: pipe mode
@@ -165,13 +166,14 @@ class Cli:
         out, err = _Stream(tty=stdout_tty, encoding=encoding), _Stream(tty=stderr_tty, encoding=encoding)
         stdin_stream = None if stdin is None else _Stream(stdin, tty=stdin_tty)
         handlers = {sig: signal.getsignal(sig) for sig in _signals()}
-        loggers = {name: _logger_state(name) for name in ("lcchat", "lcchat.llama")}
+        loggers = {name: _logger_state(name) for name in ("", "lcchat", "lcchat.llama")}  # "": the root
         try:
             with self.monkeypatch.context() as m:
                 m.setattr(sys, "stdin", stdin_stream)
                 m.setattr(sys, "stdout", out)
                 m.setattr(sys, "stderr", err)
-                m.setattr(sys, "argv", ["lcchat", *argv])
+                # main(argv) must not read sys.argv: it holds other words unless the test wants it read
+                m.setattr(sys, "argv", ["lcchat", *argv] if from_sys_argv else ["lcchat", "--not-these"])
                 try:
                     status = cli.main() if from_sys_argv else cli.main(list(argv))
                 except SystemExit as exit_:

@@ -13,6 +13,8 @@ import logging
 
 import pytest
 
+from lcchat.usage import UsageParser
+
 from tests.clirun import Cli
 
 
@@ -223,6 +225,36 @@ def test_verbose_and_theme_reach_the_front_end(cli, tmp_path) -> None:
     assert not r.started[0].verbose and r.started[0].profile.ui.theme == "light"
 
 
+@pytest.mark.parametrize("argv", [("history", "of", "Rome"), ("doctor", "the", "patient"),
+                                  ("models", "are", "great")])
+def test_a_question_that_starts_with_a_command_name_is_told_how_to_ask_it(cli, argv) -> None:
+    """`lcchat history of Rome` runs the history command (its first word is the command's
+    name): its usage error says how to ask the question instead, on the same line."""
+    r = cli(*argv)
+    line = r.err_line()
+    assert r.status == 2 and not r.runs and line.startswith(f"lcchat {argv[0]}: ")
+    assert line.endswith(f"(see lcchat {argv[0]} --help); to ask it as a question, quote it: "
+                         f"lcchat '{' '.join(argv)}'")
+
+
+def test_a_command_s_own_usage_error_has_no_such_note(cli) -> None:
+    r = cli("history", "show", "--bogus")
+    assert r.status == 2 and "quote it" not in r.err_line()
+    assert UsageParser.note == ""
+
+
+@pytest.mark.parametrize("flags, said", [
+    (("--json", "--show-prompt"), "--json and --show-prompt do not go together: --show-prompt prints the prompt, "
+                                  "not a reply"),
+    (("--save-state", "--no-history"), "--save-state keeps the KV state with the saved conversation, and "
+                                       "--no-history saves nothing: drop one of them"),
+])
+def test_flags_that_contradict_each_other_are_refused(cli, flags, said) -> None:
+    """Before, one of each pair was silently ignored: no JSON, or no state kept."""
+    r = cli(*flags, "a question")
+    assert r.status == 2 and r.err_line() == f"lcchat: {said}" and not r.runs and r.out == ""
+
+
 @pytest.mark.parametrize("flag", ["--json", "--show-prompt"])
 def test_one_shot_flags_need_a_prompt(cli, flag) -> None:
     r = cli(flag, stdin_tty=True, stdout_tty=True)
@@ -376,13 +408,15 @@ def test_continue_reaches_the_run_and_the_conversation_goes_on(cli, model) -> No
     assert [m.content for m in r.sessions[0].conversation.messages][-2:] == ["again", "third"]
 
 
-def test_the_run_is_made_with_what_the_flags_say(cli, model) -> None:
+def test_the_run_is_made_with_what_the_flags_say(cli, model, monkeypatch) -> None:
     one = cli("-m", model, "q").runs[0]
     assert (one.recording.interactive, one.recording.keep_state, one.recording.record) == (False, False, True)
     assert one.signals.mode == "pipe"
     kept = cli("-m", model, "--save-state", "q").runs[0]
     assert kept.recording.keep_state and kept.recording.record
-    none = cli("-m", model, "--no-history", "--save-state", "q").runs[0]
+    with monkeypatch.context() as env:  # history off by the environment: what it opts out of wins
+        env.setenv("LCCHAT_NO_HISTORY", "1")
+        none = cli("-m", model, "--save-state", "q").runs[0]
     assert not none.recording.record and not none.recording.keep_state
     chat = cli("-m", model, stdin_tty=True, stdout_tty=True).runs[0]
     assert chat.recording.interactive and chat.recording.keep_state and chat.signals.mode == "interactive"
@@ -447,13 +481,22 @@ def test_llama_cpp_s_log_shows_only_with_v_and_cleaned(cli, model) -> None:
         logging.getLogger("lcchat.engine").debug("a debug line")
         logging.getLogger("lcchat.engine").warning("a warning line")
 
+    def log_elsewhere(profile) -> None:
+        log(profile)
+        logging.getLogger("some.library").debug("another library's debug line")
+
+    from lcchat.textsafe import clean
+
     cli.on_open = log
     quiet = cli("-m", model, "q")
     assert quiet.status == 0 and quiet.err == ""
+    cli.on_open = log_elsewhere
     loud = cli("-v", "-m", model, "q")
     assert loud.status == 0, loud.err
-    assert "llama says" in loud.err and "\x1b" not in loud.err
-    assert "a debug line" in loud.err and "a warning line" in loud.err
+    lines = loud.err.splitlines()
+    assert clean("llama says \x1b[2J hi") in lines and "\x1b" not in loud.err
+    assert "a debug line" in lines and "a warning line" in lines
+    assert "another library" not in loud.err  # -v shows lcchat's log, not every library's
 
 
 def test_without_v_llama_s_log_is_dropped_and_lcchat_s_errors_kept(cli, model) -> None:
@@ -467,10 +510,16 @@ def test_without_v_llama_s_log_is_dropped_and_lcchat_s_errors_kept(cli, model) -
                          [type(h).__name__ for h in llama.handlers])
         seen["lcchat"] = (lcchat.isEnabledFor(logging.WARNING), lcchat.isEnabledFor(logging.ERROR))
 
-    cli.on_open = look
+    def look_at_root(profile) -> None:
+        look(profile)
+        seen["root"] = logging.getLogger().level
+
+    root_level = logging.getLogger().level
+    cli.on_open = look_at_root
     assert cli("-m", model, "q").status == 0
     assert seen["llama"] == (False, False, ["NullHandler"])
     assert seen["lcchat"] == (False, True)
+    assert seen["root"] == root_level  # other libraries' warnings are not lcchat's to hide
 
 
 def test_the_clean_formatter_cleans_a_traceback_too() -> None:
@@ -526,7 +575,9 @@ def test_a_subcommand_gets_the_other_arguments(cli, monkeypatch, name, target) -
     monkeypatch.setattr(target, lambda argv: seen.append(argv) or 5)
     assert cli(name, "a", "-x").status == 5
     assert cli("-v", name, "b").status == 5
-    assert seen == [["a", "-x"], ["-v", "b"]]
+    assert cli("--verbose", name, "c").status == 5
+    assert cli("--debug", name, "d").status == 5
+    assert seen == [["a", "-x"], ["-v", "b"], ["--verbose", "c"], ["--debug", "d"]]
 
 
 def test_a_subcommand_name_after_a_flag_is_a_prompt(cli, model, monkeypatch) -> None:

@@ -129,7 +129,7 @@ SPEC_MODES = ("off", "lookup", "draft", "auto")
 class SpeculativeSettings:
     mode: str = field(default="off", metadata={"doc": "speculative decoding: off; lookup (draft the continuation of the longest recent n-gram match in the conversation: free, and fast when the reply quotes its input); draft (a small model with the same vocabulary proposes tokens, see draft); auto (lookup where the conversation matches, else the draft model if one is set). Output is unchanged: identical when greedy (with flash_attn on), the same distribution at any temperature", "choices": SPEC_MODES})
     draft: str = field(default="", metadata={"doc": "the draft model's GGUF file for mode = draft or auto; it must share the model's vocabulary. ~ and $VARS expand, relative paths are relative to the profile file"})
-    n_draft: int = field(default=8, metadata={"doc": "the most tokens drafted at a time; each draft's length is chosen below it from the acceptance and cost measured in the reply", "min": 1, "max": 64})
+    n_draft: int = field(default=16, metadata={"doc": "the most tokens drafted at a time (llama.cpp's default too); each draft's length is chosen below it from the acceptance and cost measured in the reply", "min": 1, "max": 64})
 
 
 @dataclass

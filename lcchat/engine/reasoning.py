@@ -36,6 +36,14 @@ class Markers:
     source: str = field(default="", compare=False)
 
 
+# A model behind a server whose markers neither the profile nor a template here names: the
+# commonest pair. A block counts only at the start of a reply, so a model that does not
+# reason loses nothing (a reply that opens with a literal `<think>` is shown as thinking,
+# kept whole); without it, a reasoning model's thinking read as the answer, markers and all.
+# `[chat] reasoning = ["none"]` turns it off.
+SERVER_DEFAULT = Markers("<think>", "</think>", "server default")
+
+
 def detect(setting: list[str], template: str, vocab: Iterable[str] = ()) -> Markers | None:
     """The reasoning markers of a model: the profile's ([OPEN, CLOSE]; ["none"] says it does
     not reason), else a known pair whose opening marker the template text writes, else one

@@ -98,7 +98,11 @@ class ChatSession:
     def _detect_markers(self) -> reasoning.Markers | None:
         info = self.model.info
         vocab = [*self.model.control_texts(), *(info.tokens if info is not None else ())]
-        return reasoning.detect(list(self.profile.chat.reasoning), self.formatter.text, vocab)
+        setting = list(self.profile.chat.reasoning)
+        found = reasoning.detect(setting, self.formatter.text, vocab)
+        if found is None and setting != ["none"] and isinstance(self.model, ServedModel):
+            return reasoning.SERVER_DEFAULT  # a server's template and vocab are not known here
+        return found
 
     def _derive_stops(self) -> tuple[list[str], list[str]]:
         """(stops, hidden) for this formatter and model: engine/stops.py. The reasoning

@@ -29,11 +29,17 @@ How much to draft is decided per draft, from what the turn has measured (Planner
 With acceptance p, a draft of k tokens gives 1 + p + ... + p^k tokens on average for that
 cost. The planner drafts the k that gives most tokens per unit of time, and nothing when no
 k beats single decodes: free text, where matches are rare and seldom right, is not slowed.
+A lookup draft it declines is still compared with what the reply goes on to say (knowing it
+cost nothing), so a source comes back as soon as it is right again; a draft model, whose
+drafts cost time, gets a one-token try now and then instead. Decode times are medians of
+the last few, so a busy moment on a shared machine does not stop drafting.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -41,16 +47,21 @@ from lcchat.config.schema import SPEC_MODES as MODES  # noqa: F401 - the modes, 
 
 NGRAM_MAX = 4  # the longest n-gram prompt lookup matches
 NGRAM_MIN = 2  # ... and the shortest: a single token predicts too little
-EMA = 0.3  # weight of the newest measurement in the running averages
+EMA = 0.3  # weight of the newest measurement in the drafting-time averages
+# Decode times are medians of the last few: on a shared machine one decode in ten can take
+# twice as long, and the first batch of a new size builds llama.cpp's graph first.
+RECENT = 15
 # A source's acceptance before it has drafted, as (accepted, rejected) counts: hopeful
 # enough that each source gets tried, and outweighed after a few drafts.
 PRIOR = (3.0, 1.0)
 DECAY = 0.95  # older drafts count for less: a reply can move from quoting to free text
 BETA = 0.5  # the cost of one more token in a verified batch, in single decodes, until measured
+BETA_MAX = 1.5
 GAIN_MIN = 1.05  # draft only when it is expected to beat single decodes by this much
 # A source the planner has stopped drafting from gets a one-token try after this many
-# declined drafts, the wait doubling after each try that does not bring it back: its
-# figures may be stale (a reply that falls into repeating itself makes lookup right again).
+# declined drafts: its figures may be stale (a reply that falls into repeating itself makes
+# lookup right again). The wait doubles after each try that does not bring the source
+# back, and is back to PROBE_FIRST once one does.
 PROBE_FIRST = 8
 PROBE_MAX = 256
 
@@ -92,6 +103,9 @@ Budget = Callable[[str], int]  # how many tokens to draft from a source ("lookup
 
 class Drafter(Protocol):
     source: str  # what made the last draft, for the acceptance figures
+    # What the last call would have drafted had the budget allowed, when knowing costs
+    # nothing (prompt lookup): the planner still learns how often that source is right.
+    declined: list[int]
 
     def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
         """Up to `n` tokens that may follow `context` + [last], and no more than
@@ -112,8 +126,10 @@ class LookupDrafter:
         self._indexed = 0  # positions of the context whose n-grams are in the index
         self._context: list[int] | None = None
         self.source = "lookup"  # what made the last draft: "lookup2".."lookup4", by match length
+        self.declined: list[int] = []
 
     def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
+        self.declined = []
         if context is not self._context or len(context) < self._indexed:
             self._index.clear()
             self._indexed, self._context = 0, context
@@ -132,9 +148,11 @@ class LookupDrafter:
             at = index.get((*context[len(context) + 1 - size:], last))
             if at is not None:
                 self.source = f"lookup{size}"
-                if budget is not None:
-                    n = min(n, budget(self.source))
-                return context[at:at + n] if n > 0 else []
+                k = n if budget is None else min(n, budget(self.source))
+                if k <= 0:
+                    self.declined = context[at:at + n]
+                    return []
+                return context[at:at + k]
         return []
 
 
@@ -153,6 +171,7 @@ class ModelDrafter:
         self.sampler = model.make_sampler(SamplingSettings(temperature=0.0, seed=0))
         self.cancel = None  # the target loop's cancel event, while a turn runs
         self.source = "model"
+        self.declined: list[int] = []  # knowing what it would draft costs a draft
 
     def _sync(self, tokens: list[int]) -> bool:
         """Make the draft model's KV cache hold `tokens` with fresh logits for the last."""
@@ -217,10 +236,11 @@ class AutoDrafter:
     def __init__(self, lookup: LookupDrafter, model: ModelDrafter | None) -> None:
         self.lookup, self.model = lookup, model
         self.source = "lookup"
+        self.declined: list[int] = []
 
     def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
         found = self.lookup.draft(context, last, n, budget)
-        self.source = self.lookup.source
+        self.source, self.declined = self.lookup.source, self.lookup.declined
         if found or self.model is None:
             return found
         self.source = self.model.source
@@ -232,7 +252,7 @@ class Speculation:
     """The session's speculative settings and its draft model, kept across turns."""
 
     mode: str = "off"
-    n_draft: int = 8
+    n_draft: int = 16
     draft_model: ModelDrafter | None = None
     adaptive: bool = True  # pause drafting when it does not pay (tests turn it off to draft always)
 
@@ -258,8 +278,10 @@ class Planner:
     def __init__(self, n_max: int) -> None:
         self.n_max = n_max
         self.odds: dict[str, list[float]] = {}  # source -> [accepted, rejected], decayed
-        self.single_s: float | None = None  # one decode
-        self.beta = BETA  # each drafted token's share of a verified batch
+        self._singles: deque[float] = deque(maxlen=RECENT)  # seconds of recent single decodes
+        # each drafted token's share of a verified batch; BETA counts twice until outvoted,
+        # as the first batches of each size also build llama.cpp's graph
+        self._betas: deque[float] = deque([BETA, BETA], maxlen=RECENT)
         self.drafting: dict[str, float] = {}  # source -> its drafting time per token, in single decodes
         self.declined: dict[str, int] = {}  # source -> drafts declined since its last try
         self.probe_after: dict[str, int] = {}  # source -> declines before the next one-token try
@@ -272,15 +294,14 @@ class Planner:
         """The draft length with the most tokens per unit of time, or 0 when none beats
         single decodes (now and then 1 even so: a try that keeps the figures current)."""
         best = self._best(source)
-        wait = self.probe_after.get(source, PROBE_FIRST)
         if best:
-            self.declined[source], self.probe_after[source] = 0, PROBE_FIRST
+            self.declined[source] = 0
             return best
         declined = self.declined.get(source, 0) + 1
-        if declined < wait:
+        if declined < self.probe_after.get(source, PROBE_FIRST):
             self.declined[source] = declined
             return 0
-        self.declined[source], self.probe_after[source] = 0, min(PROBE_MAX, 2 * wait)
+        self.declined[source] = 0
         return 1
 
     def _best(self, source: str) -> int:
@@ -299,18 +320,35 @@ class Planner:
         return best
 
     def single(self, seconds: float) -> None:
-        self.single_s = seconds if self.single_s is None else self.single_s + EMA * (seconds - self.single_s)
+        self._singles.append(seconds)
 
-    def verified(self, source: str, drafted: int, accepted: int, draft_s: float, verify_s: float) -> None:
-        """A draft has been decided: `accepted` of its `drafted` tokens were right."""
+    @property
+    def single_s(self) -> float | None:
+        return statistics.median(self._singles) if self._singles else None
+
+    @property
+    def beta(self) -> float:
+        """What one more drafted token adds to a verified batch, in single decodes."""
+        return statistics.median(self._betas)
+
+    def observed(self, source: str, drafted: int, accepted: int) -> None:
+        """Of `drafted` tokens proposed by `source` (verified, or declined and compared with
+        what the reply went on to say), the first `accepted` were right."""
         hit, miss = self.odds.get(source, PRIOR)
         self.odds[source] = [hit * DECAY + accepted, miss * DECAY + (1.0 if accepted < drafted else 0.0)]
-        if self.single_s:
-            beta = max(0.0, (verify_s / self.single_s - 1.0) / drafted)
-            self.beta += EMA * (beta - self.beta)
-            cost = draft_s / drafted / self.single_s
+        wait = self.probe_after.get(source, PROBE_FIRST)
+        self.probe_after[source] = PROBE_FIRST if self._best(source) else min(PROBE_MAX, 2 * wait)
+
+    def verified(self, source: str, drafted: int, accepted: int, draft_s: float, verify_s: float) -> None:
+        """A draft has been verified: `accepted` of its `drafted` tokens were right, and it
+        took these times to make and to verify."""
+        single = self.single_s
+        if single:
+            self._betas.append(min(BETA_MAX, max(0.0, (verify_s / single - 1.0) / drafted)))
+            cost = draft_s / drafted / single
             was = self.drafting.get(source)
             self.drafting[source] = cost if was is None else was + EMA * (cost - was)
+        self.observed(source, drafted, accepted)
 
 
 class Verifier:
@@ -331,6 +369,8 @@ class Verifier:
         self.planner = Planner(self.n_max)
         self._batch: tuple[str, int, float, float] | None = None  # source, drafted, draft_s, verify_s
         self._batch_accepted = 0
+        self._shadow: tuple[str, list[int]] | None = None  # a declined draft, checked against the reply
+        self._shadow_at = 0  # how much of it the reply has matched so far
 
     def sample(self) -> int:
         return self.sampler.sample(self.idx)
@@ -342,6 +382,8 @@ class Verifier:
         """Put `token` at position n_past of the KV cache (the loop then appends it to
         `cached`); returns llama_decode's status like Model.decode_one."""
         self.left -= 1
+        if self._shadow is not None:
+            self._follow_shadow(token)
         pending = self.pending
         if pending:
             if token == pending[0]:  # the draft was right: already evaluated
@@ -359,6 +401,8 @@ class Verifier:
         started = time.perf_counter()
         room = min(self.n_max, self.left, model.n_ctx - 2 - n_past)
         draft = self.drafter.draft(self.cached, token, room, self._budget)[:room] if room > 0 else []
+        if not draft and self._shadow is None and self.drafter.declined:
+            self._shadow, self._shadow_at = (self.drafter.source, self.drafter.declined), 0
         if draft:
             self.decodes += 1
             drafted_at = time.perf_counter()
@@ -380,6 +424,15 @@ class Verifier:
         status = model.decode_one(token, n_past)
         self.planner.single(time.perf_counter() - began)
         return status
+
+    def _follow_shadow(self, token: int) -> None:
+        source, tokens = self._shadow
+        if token == tokens[self._shadow_at]:
+            self._shadow_at += 1
+            if self._shadow_at < len(tokens):
+                return
+        self._shadow = None
+        self.planner.observed(source, len(tokens), self._shadow_at)
 
     def _batch_done(self) -> None:
         """A verified batch has given all it will: what it shows goes to the planner."""

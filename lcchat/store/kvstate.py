@@ -57,6 +57,14 @@ def state_path(cid: int) -> Path:
     return state_dir() / f"{int(cid)}.kv"
 
 
+def file_size(print_: str, tokens: list[int], size: int) -> int:
+    """The most bytes save() writes for a state of `size` bytes (its header holds the
+    tokens and a checksum, counted here at its widest): what the cap on disk measures."""
+    header = json.dumps({"fingerprint": print_, "tokens": tokens, "size": size, "crc32": 0xFFFFFFFF},
+                        separators=(",", ":")).encode()
+    return len(MAGIC) + len(header) + 1 + size
+
+
 def save(path: Path, print_: str, tokens: list[int], state: bytes | memoryview) -> None:
     """Write atomically (a temp file renamed over the old one), mode 0600. `state` is any
     bytes-like object (Model.save_state returns a view of llama.cpp's buffer: no copy).

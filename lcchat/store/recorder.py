@@ -196,7 +196,8 @@ class Recorder:
         if not cached or self._kv_saved == (cid, printed, cached):
             return bool(cached)
         cap = self._cap()
-        limit = min(kvstate.EVERY_TURN_MAX if every_turn else kvstate.MAX_BYTES, cap)
+        bound = kvstate.EVERY_TURN_MAX if every_turn else kvstate.MAX_BYTES  # on the state itself
+        limit = min(bound, cap)
         if self._bytes_per_token and self._bytes_per_token * len(cached) > limit:
             kvstate.remove(cid)  # an older, shorter state would only be a stale copy
             return False
@@ -207,7 +208,8 @@ class Recorder:
             tokens, state = snapshot
             size = memoryview(state).nbytes
             self._bytes_per_token = size / max(1, len(tokens))
-            if size > limit:
+            # the cap is on the files: one just over it would be written, then pruned at once
+            if size > bound or kvstate.file_size(printed, tokens, size) > cap:
                 kvstate.remove(cid)
                 return False
             kvstate.save(kvstate.state_path(cid), printed, tokens, state)

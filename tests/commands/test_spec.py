@@ -52,7 +52,7 @@ def test_spec_sets_the_draft_length_alone_or_with_the_mode() -> None:
     assert dict(registry.dispatch(ctx, "/spec").rows)["n_draft"] == "2"
     list(ctx.session.send("hi"))
     stats = ctx.session.last_stats
-    # each decode yields at most n_draft + 1 tokens (at the default 8 this reply takes 34
+    # each decode yields at most n_draft + 1 tokens (at 8 this reply took 34
     # decodes for 120 tokens, more than 3 a decode)
     assert stats.accepted > 0 and stats.completion_tokens <= 3 * stats.decodes
     for bad in ("/spec 0", "/spec 65", "/spec lookup fast", "/spec 3 lookup"):

@@ -422,7 +422,7 @@ def test_duplicate_tensor_name(tmp_path: Path, tiny_model: Path, data: bytes) ->
 
 def test_tensor_name_too_long(tmp_path: Path, tiny_model: Path, data: bytes) -> None:
     path = corrupt_tensor(tmp_path, tiny_model, data, "output.weight", "name_len", struct.pack("<Q", 64))
-    fails(path, "name 64 bytes long", "at most 63")
+    fails(path, "tensor #20 has a name 64 bytes long, but llama.cpp allows at most 63")
 
 
 # ---------------------------------------------------------------------------- hyperparameters
@@ -467,9 +467,9 @@ def good(tmp_path_factory) -> GGUFInfo:
         ({"general__architecture": "nosuch"}, ["does not know"]),
         ({"llama__block_count": None}, ["llama.block_count (number of layers) is missing"]),
         ({"llama__block_count": 0}, ["llama.block_count is 0", "at least 1"]),
-        ({"llama__block_count": "two"}, ["llama.block_count is 'two'", "whole number"]),
+        ({"llama__block_count": "two"}, ["llama.block_count is 'two', but it must be a whole number"]),
         ({"llama__block_count": True}, ["whole number"]),
-        ({"llama__nextn_predict_layers": 3}, ["nextn_predict_layers is 3"]),
+        ({"llama__nextn_predict_layers": 3}, ["llama.nextn_predict_layers is 3, but the model has only 2 layers"]),
         ({"llama__context_length": 0}, ["llama.context_length is 0"]),
         ({"llama__context_length": 2**25}, ["16,777,216"]),
         ({"llama__context_length": -5}, ["whole number"]),
@@ -636,12 +636,12 @@ def test_a_scalar_of_every_type_is_read_as_its_value(tmp_path: Path) -> None:
 def test_arrays_of_scalars_bools_and_strings_are_read(tmp_path: Path) -> None:
     kvs = [kv("nums", VT.ARRAY, struct.pack("<IQ3h", VT.INT16, 3, -1, 0, 7)),
            kv("flags", VT.ARRAY, struct.pack("<IQ3B", VT.BOOL, 3, 1, 0, 9)),
-           string_array("words", ["a", "", "\u00e9"]),
+           string_array("words", ["a", "", "\u00e9", b"\xff"]),
            kv("empty", VT.ARRAY, struct.pack("<IQ", VT.FLOAT64, 0))]
     info = read_gguf(write(tmp_path, gguf_bytes(kvs)))
     assert info.metadata["nums"] == [-1, 0, 7]
     assert info.metadata["flags"] == [True, False, True] and all(type(v) is bool for v in info.metadata["flags"])
-    assert info.metadata["words"] == ["a", "", "\u00e9"] and info.metadata["empty"] == []
+    assert info.metadata["words"] == ["a", "", "\u00e9", "\ufffd"] and info.metadata["empty"] == []
 
 
 def test_an_array_count_is_checked_against_its_items_smallest_size(tmp_path: Path) -> None:
@@ -652,6 +652,12 @@ def test_an_array_count_is_checked_against_its_items_smallest_size(tmp_path: Pat
         for vocab in (True, False):
             message = fails(write(tmp_path, blob), "arr", f"array of {n + 1} items", "the 12 bytes left", vocab=vocab)
             assert "corrupt or truncated" in message
+
+
+def test_an_array_of_arrays_needs_12_bytes_an_item(tmp_path: Path) -> None:
+    """An inner array's header is 12 bytes (item type and count): two need 24."""
+    blob = gguf_bytes([kv("arr", VT.ARRAY, struct.pack("<IQ", VT.ARRAY, 2))]) + bytes(16)
+    fails(write(tmp_path, blob), "arr claims an array of 2 items, which cannot fit in the 16 bytes left")
 
 
 def test_the_array_and_string_bounds_hold_without_a_huge_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -742,6 +748,8 @@ def test_an_empty_token_clashes_with_the_name_llama_cpp_gives_it(tmp_path: Path)
 def test_a_token_with_a_nul_is_compared_up_to_it(tmp_path: Path) -> None:
     blob = gguf_bytes([string_array("tokenizer.ggml.tokens", [b"ab\0x", b"ab\0y"])])
     assert read_gguf(write(tmp_path, blob)).duplicate_token == 1
+    blob = gguf_bytes([string_array("tokenizer.ggml.tokens", [b"a\0b\0c", b"a\0d\0c"])])  # the first NUL ends it
+    assert read_gguf(write(tmp_path, blob)).duplicate_token == 1
     blob = gguf_bytes([string_array("tokenizer.ggml.tokens", [b"\0x", b"\0y"])])  # both empty: renamed apart
     assert read_gguf(write(tmp_path, blob)).duplicate_token is None
 
@@ -779,6 +787,8 @@ def test_a_quantized_tensor_has_its_block_size(tmp_path: Path) -> None:
     assert (w.shape, w.ggml_type, w.type_name, w.nbytes, w.n_elements) == ((64, 3), Q8_0, "Q8_0", 204, 192)
     assert info.bits_per_weight == pytest.approx(8.5) and info.file_type_name == "Q8_0"
     fails(write(tmp_path, blob[:-1]), "is truncated: the tensor data ends at byte", f"the file has {len(blob) - 1:,} bytes")
+    ragged = gguf_bytes([], [tensor("w", (100, 3), Q8_0, 0)], data=bytes(2 * 3 * 34))
+    fails(write(tmp_path, ragged), "tensor w has rows of 100 elements, not a multiple of the 32-element blocks of type Q8_0")
 
 
 def test_tensor_shape_bounds_are_inclusive(tmp_path: Path) -> None:
@@ -804,8 +814,11 @@ def test_a_short_file_with_tensors_in_order_is_truncated_however_they_are_padded
     message = fails(write(tmp_path, blob), "is truncated: the tensor data ends at byte", "may be incomplete")
     assert f"ends at byte {len(blob) + 16:,}" in message
     shuffled = [tensor("a", (3,), f32, 0), tensor("b", (5,), f32, 64), tensor("c", (8,), f32, 32)]
+    # the data starts at 128, after the header (24) and the table (3 x 33), padded to 32
     fails(write(tmp_path, gguf_bytes([], shuffled, data=bytes(64 + 16))),
-          "tensor b lies outside the file (bytes", "the file is corrupt")
+          "tensor b lies outside the file (bytes 192 to 212 of a 208-byte file); the file is corrupt")
+    ends_at_the_end = [tensor("c", (8,), f32, 32), tensor("a", (3,), f32, 0), tensor("b", (5,), f32, 64)]
+    fails(write(tmp_path, gguf_bytes([], ends_at_the_end, data=bytes(64))), "tensor b lies outside the file")
     first_moved = [tensor("a", (3,), f32, 32), tensor("b", (5,), f32, 64)]
     fails(write(tmp_path, gguf_bytes([], first_moved, data=bytes(64))), "tensor b lies outside the file")
 
@@ -818,6 +831,8 @@ def test_a_file_cut_between_the_tensor_table_and_the_data(tmp_path: Path) -> Non
     message = fails(write(tmp_path, blob[:table_end + 1]), "tensor data should start at byte 64",
                     f"has only {table_end + 1} bytes")
     assert message.endswith("may be incomplete")
+    # cut where the data starts: the data is what is missing
+    fails(write(tmp_path, blob[:64]), "is truncated: the tensor data ends at byte 96 but the file has 64 bytes")
 
 
 def test_a_file_without_tensors_needs_no_data(tmp_path: Path) -> None:
@@ -848,6 +863,11 @@ def test_a_tensor_without_a_name_or_with_a_name_past_the_end(tmp_path: Path) -> 
     f32 = gguf.GGMLQuantizationType.F32
     info = read_gguf(write(tmp_path, gguf_bytes([], [tensor("", (1,), f32, 0)], data=bytes(4))))
     assert [t.name for t in info.tensors] == [""]
+    odd = gguf_bytes([], [s(b"w\xff") + struct.pack("<IQIQ", 1, 1, f32, 0)], data=bytes(4))
+    assert [t.name for t in read_gguf(write(tmp_path, odd)).tensors] == ["w\ufffd"]  # not UTF-8: replaced
+    # cut right after a tensor's name (a long value first, so the counts alone fit): n_dims is missing
+    named = gguf_bytes([kv("k", VT.STRING, s("v" * 50))], [tensor("abc", (1,), f32, 0)], data=bytes(4))
+    fails(write(tmp_path, named[:24 + 71 + 11]), "its tensor table runs to byte 110 but the file has only 106 bytes")
     # the name's length fits the limit but not what is left of the file
     short = b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 40) + bytes(24)
     fails(write(tmp_path, short), "is truncated: its tensor table runs to byte 72 but the file has only 56 bytes")
@@ -1051,7 +1071,7 @@ def test_values_at_llama_cpp_limits_pass(good: GGUFInfo, changes: dict) -> None:
         ({"llama__embedding_length": None}, ["llama.embedding_length (embedding length) is missing", "convert the model again"]),
         ({"llama__context_length": None}, ["llama.context_length (training context length) is missing"]),
         ({"llama__context_length": 2**24 + 1}, ["llama.context_length is 16777217", "no model has a context over 16,777,216 tokens"]),
-        ({"general__architecture": ""}, ["general.architecture is ''", "architecture name such as 'llama'"]),
+        ({"general__architecture": ""}, ["general.architecture is '', but it must be an architecture name such as 'llama'"]),
         ({"general__architecture": "nosuch"}, ["general.architecture is 'nosuch', an architecture llama.cpp does not know",
                                                "update llama-cpp-python"]),
         ({"llama__attention__head_count": None}, ["llama.attention.head_count (number of attention heads) is missing"]),
@@ -1227,6 +1247,8 @@ def test_skipped_arrays_may_end_the_file(tmp_path: Path) -> None:
         lean = read_gguf(write(tmp_path, blob), vocab=False)
         assert lean.skipped_arrays == {"tokenizer.ggml.tokens": 2, "tokenizer.ggml.scores": 2}
         assert lean.data_offset == lean.file_size == len(blob)
+        full = read_gguf(write(tmp_path, blob))
+        assert full.tokens == ["a", "bc"] and full.metadata["tokenizer.ggml.scores"] == [0.0, 1.0]
 
 
 def test_a_prefix_asks_for_the_bytes_up_to_the_end_of_a_skipped_array(tiny_model: Path, data: bytes) -> None:
@@ -1273,3 +1295,35 @@ def test_a_huge_key_or_value_in_a_message_costs_no_more_than_its_bytes(tmp_path:
         tracemalloc.stop()
     assert reading < 4 * 2**21, reading  # the file's bytes and the key's text, no more
     assert showing < 2**20, showing  # less than the value itself: none of it was copied whole
+
+
+def test_a_prefix_that_ends_one_byte_short_of_a_header_that_fills_the_file(tmp_path: Path) -> None:
+    """A file with no tensors is all header: the fetch must reach its last byte."""
+    from lcchat.engine.gguf_info import HeaderIncomplete, read_gguf_prefix
+
+    blob = gguf_bytes([kv("k", VT.STRING, s("abc"))])
+    with pytest.raises(HeaderIncomplete) as short:
+        read_gguf_prefix(blob[:-1], len(blob), "remote.gguf")
+    assert short.value.needed == len(blob)
+    assert read_gguf_prefix(blob, len(blob), "remote.gguf").metadata == {"k": "abc"}
+
+
+def test_the_reader_holds_one_chunk_of_the_file_not_the_whole_file(monkeypatch: pytest.MonkeyPatch,
+                                                                     tiny_model: Path) -> None:
+    """A model is gigabytes: reading its header buffers one chunk at a time (1 MiB; 64 KiB
+    here, so that the tiny model is many chunks)."""
+    import tracemalloc
+
+    from lcchat.engine import gguf_info
+
+    monkeypatch.setattr(gguf_info._Reader, "CHUNK", 2**16)
+    size = tiny_model.stat().st_size
+    assert size > 8 * 2**16
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        info = read_gguf(tiny_model, vocab=False)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert info.tensors and peak < size // 2, peak

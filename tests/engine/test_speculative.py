@@ -264,23 +264,29 @@ def test_drafting_pauses_when_batches_cost_more_than_they_give() -> None:
     assert 0 < model.batches < 10 and stats.drafted < 40
 
 
+def measured(planner, *, beta: float) -> None:
+    """As if each verified batch so far had cost 1 + beta * drafted single decodes."""
+    planner._betas.clear()
+    planner._betas.extend([beta] * 3)
+
+
 def test_the_planner_drafts_only_what_pays() -> None:
     planner = speculative.Planner(n_max=8)
     planner.single(0.030)
     # A source right 19 times in 20 on a model where each drafted token costs a third of a
     # decode: several tokens at a time.
-    planner.beta = 0.33
+    measured(planner, beta=0.33)
     planner.odds["lookup4"] = [19.0, 1.0]
     long_draft = planner.budget("lookup4")
     assert long_draft >= 4
     # Verifying costs more (a compute-bound CPU): fewer.
-    planner.beta = 0.6
+    measured(planner, beta=0.6)
     assert 1 <= planner.budget("lookup4") < long_draft
     # A source right one time in three: nothing beats single decodes.
     planner.odds["lookup2"] = [1.0, 2.0]
     assert planner.budget("lookup2") == 0
     # Free drafting on a memory-bound model (a large one, a GPU): even so-so sources pay.
-    planner.beta = 0.05
+    measured(planner, beta=0.05)
     assert planner.budget("lookup2") >= 1
     assert planner.budget("lookup4") == 8  # and a good one drafts all it may
 
@@ -293,6 +299,8 @@ def test_the_planner_learns_each_source_apart_from_what_it_measures() -> None:
         planner.verified("lookup2", 2, 0, draft_s=0.0, verify_s=0.030 * 2.0)
     assert planner.acceptance("lookup4") > 0.9 > 0.4 > planner.acceptance("lookup2")
     assert 0.45 < planner.beta < 0.55  # a 4-token draft cost 3 decodes: half a decode each
+    planner.verified("lookup4", 4, 4, draft_s=0.0, verify_s=0.030 * 12)  # one slow batch (a busy core)
+    assert 0.45 < planner.beta < 0.55 and planner.budget("lookup4") >= 3  # changes nothing
     assert planner.budget("lookup4") >= 3 and planner.budget("lookup2") == 0
     # A draft model's own time counts against it: the same acceptance, at a decode per token
     planner.verified("model", 4, 4, draft_s=0.030 * 4, verify_s=0.030 * 3.0)
@@ -303,14 +311,74 @@ def test_the_planner_learns_each_source_apart_from_what_it_measures() -> None:
 
 def test_a_source_given_up_is_tried_again_less_and_less_often() -> None:
     planner = speculative.Planner(n_max=8)
+    planner.single(0.030)
     planner.odds["lookup3"] = [0.0, 5.0]
-    answers = [planner.budget("lookup3") for _ in range(8 + 16 + 32)]
-    tries = [i for i, k in enumerate(answers) if k]
-    assert [answers[i] for i in tries] == [1, 1, 1]  # one token at a time
-    assert tries == [7, 7 + 16, 7 + 16 + 32]
-    # A try that shows the source is right again brings it back at once.
-    planner.odds["lookup3"] = [10.0, 0.5]
-    assert planner.budget("lookup3") > 1 and planner.probe_after["lookup3"] == speculative.PROBE_FIRST
+    tries = []
+    for i in range(8 + 16 + 32):
+        k = planner.budget("lookup3")
+        if k:
+            tries.append((i, k))
+            planner.verified("lookup3", k, 0, draft_s=0.0, verify_s=0.045)  # wrong again
+    assert tries == [(7, 1), (7 + 16, 1), (7 + 16 + 32, 1)]  # one token at a time, ever rarer
+    # A try that was right brings the short wait back; right often enough, the source drafts again.
+    for _ in range(12):
+        planner.verified("lookup3", 1, 1, draft_s=0.0, verify_s=0.045)
+    assert planner.probe_after["lookup3"] == speculative.PROBE_FIRST
+    assert planner.budget("lookup3") >= 1
+
+
+class _Model:
+    """Just what a Verifier calls, counting the decodes."""
+
+    n_batch, n_ctx = 512, 4096
+
+    def __init__(self):
+        self.singles = self.batches = 0
+
+    def decode_one(self, token, n_past):
+        self.singles += 1
+        return 0
+
+    def decode_batch(self, tokens, n_past):
+        self.batches += 1
+        return 0
+
+    def kv_truncate(self, n_keep):
+        pass
+
+
+class _Declining:
+    """A drafter whose budget is always 0: it says what it would have drafted."""
+
+    source = "lookup4"
+
+    def __init__(self, would):
+        self.would = would
+        self.declined = []
+
+    def draft(self, context, last, n, budget=None):
+        self.declined = list(self.would) if budget(self.source) == 0 else []
+        return []
+
+
+def test_a_declined_lookup_draft_is_checked_against_the_reply() -> None:
+    """What lookup would have drafted costs nothing to know: the planner learns from it
+    while it drafts nothing, so a source it gave up comes back once it is right again."""
+    model = _Model()
+    verifier = speculative.Verifier(model, None, _Declining([5, 6, 7]), [], n_draft=8, limit=100)
+    planner = verifier.planner
+    planner.odds["lookup4"] = [0.0, 4.0]  # given up: wrong four times in a row
+    assert planner.budget("lookup4") == 0
+    before = planner.acceptance("lookup4")
+    for n, token in enumerate([4, 5, 6, 7]):  # the reply says what lookup would have drafted
+        verifier.advance(token, n)
+    assert model.batches == 0 and model.singles == 4  # nothing was verified
+    assert planner.acceptance("lookup4") > before  # but three right tokens were counted
+    hit, miss = planner.odds["lookup4"]
+    assert hit == pytest.approx(3.0) and miss == pytest.approx(4.0 * speculative.DECAY)
+    for n, token in enumerate([9, 5, 8], start=4):  # then a wrong one: counted as a miss
+        verifier.advance(token, n)
+    assert planner.odds["lookup4"][1] > miss
 
 
 def test_lookup_says_which_match_made_its_draft() -> None:

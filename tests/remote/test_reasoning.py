@@ -62,6 +62,26 @@ def test_think_markers_split_across_chunks_are_taken_out_of_the_answer(stub):
     assert 0 < stats.reasoning_tokens < stats.completion_tokens
 
 
+def test_a_server_model_whose_markers_nothing_names_still_keeps_its_thinking_apart(stub):
+    """No [chat] reasoning and no template here: the server's model may reason all the
+    same (a DeepSeek-R1 distill behind llama-server without --reasoning-format), and its
+    `<think>` block must not become the answer."""
+    stub.reply = lambda h: h.stream([delta("<think>\nHmm, France.</think>"), delta("\n\nParis.", "stop"),
+                                     sse("[DONE]")])
+    session = open_session(profile_for(stub.url))
+    assert session.markers is not None and session.markers.source == "server default"
+    events = list(session.send("Capital of France?"))
+    assert split(events) == ("Paris.", "Hmm, France.")
+    # A model that does not reason loses nothing: a later <think> is answer text.
+    stub.reply = lambda h: h.stream([delta("Use <think> tags", "stop"), sse("[DONE]")])
+    session.clear()
+    assert split(list(session.send("How do I mark thinking?"))) == ("Use <think> tags", "")
+    # ["none"] turns it off.
+    profile = profile_for(stub.url)
+    profile.chat.reasoning = ["none"]
+    assert open_session(profile).markers is None
+
+
 def test_a_completions_template_that_opens_the_block_starts_the_reply_inside_it(stub):
     stub.reply = lambda h: h.stream([text("Two and two"), text(" make four.</"), text("think>Four."),
                                      sse("[DONE]")])

@@ -614,6 +614,29 @@ def test_state_max_is_the_cap_for_the_states() -> None:
     assert recorder.conversation_id is not None and not kvstate.state_path(recorder.conversation_id).exists()
 
 
+def test_the_cap_counts_the_whole_file_so_a_state_is_never_written_to_be_pruned(monkeypatch) -> None:
+    from lcchat.store import kvstate
+
+    session, recorder = kept("r")
+    turn(session, "one")
+    size = kvstate.state_path(recorder.conversation_id).stat().st_size
+    session.close()
+    kvstate.remove(recorder.conversation_id)
+    writes = []
+    real_save = kvstate.save
+    monkeypatch.setattr(kvstate, "save", lambda *a: writes.append(a) or real_save(*a))
+    # Its file one byte over the cap: not written (before, the state alone was compared, so
+    # it was written, then deleted by the prune that followed, with every other state).
+    again, over = kept("r", state_max=size - 1)
+    turn(again, "one")
+    assert writes == [] and not kvstate.state_path(over.conversation_id).exists()
+    again.close()
+    # Within the cap (which leaves room for the widest checksum in the header): written and kept.
+    third, at = kept("r", state_max=size + 9)
+    turn(third, "one")
+    assert len(writes) == 1 and kvstate.state_path(at.conversation_id).stat().st_size == size
+
+
 def test_a_state_exactly_at_the_every_turn_bound_is_saved_after_the_turn(monkeypatch) -> None:
     from lcchat.store import kvstate
 
