@@ -232,6 +232,10 @@ class TokenLoop:
         generated: list[int] = []
         emit = _emitter(parts, result, reasoning)
         forced: list[int] = []  # tokens lcchat puts in the reply itself (the budget's closing text)
+        if reasoning is not None and reasoning.budget == 0 and reasoning.splitter.inside:
+            # a budget of 0 and a block the template opened: closed before any thinking, as
+            # llama.cpp's budget 0 does (the check below comes after a thinking token)
+            forced, reasoning.budget = list(reasoning.close_tokens), -1
         first_at = last_at = 0.0
         next_stats = prompt_done + STATS_EVERY_S
         finish = "stop"
