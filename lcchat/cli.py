@@ -225,19 +225,25 @@ def _setup_logging(verbose: bool) -> None:
     Log lines quote the model file (its metadata, its template's errors): they are shown
     with their control characters made visible."""
     llama = logging.getLogger("lcchat.llama")
+    root = logging.getLogger("lcchat")
     llama.propagate = False
+    for logger in (root, llama):  # a second call (main() run again in one process) replaces ours
+        for old in [h for h in logger.handlers if getattr(h, "lcchat_cli", False)]:
+            logger.removeHandler(old)
     if verbose:
-        handler = logging.StreamHandler(sys.stderr)
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(CleanFormatter("%(message)s"))
-        root = logging.getLogger("lcchat")
+        handler.lcchat_cli = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
         llama.addHandler(handler)
         llama.setLevel(logging.DEBUG)
     else:
-        llama.addHandler(logging.NullHandler())
+        handler = logging.NullHandler()
+        handler.lcchat_cli = True  # type: ignore[attr-defined]
+        llama.addHandler(handler)
         llama.setLevel(logging.CRITICAL + 1)
-        logging.getLogger("lcchat").setLevel(logging.ERROR)
+        root.setLevel(logging.ERROR)
 
 
 class CleanFormatter(logging.Formatter):

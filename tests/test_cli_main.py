@@ -891,3 +891,23 @@ def clean_line(name: str, description: str) -> str:
 
     assert "\x1b" not in clean(name) and "\x07" not in clean(description)
     return f"{clean(name)}  {clean(description)}"
+
+
+def test_logging_set_up_twice_keeps_one_handler_of_ours() -> None:
+    """main() run again in one process (these tests, an embedding program) must not stack
+    handlers: with -v each log line would print once per call so far."""
+    import logging
+
+    from lcchat import cli as cli_module
+
+    llama, root = logging.getLogger("lcchat.llama"), logging.getLogger("lcchat")
+    saved = (list(llama.handlers), list(root.handlers), llama.level, root.level, llama.propagate)
+    try:
+        for verbose in (False, False, True, True, False):
+            cli_module._setup_logging(verbose)
+            ours = [h for h in (*llama.handlers, *root.handlers) if getattr(h, "lcchat_cli", False)]
+            assert len({id(h) for h in ours}) == 1
+    finally:
+        llama.handlers[:], root.handlers[:] = saved[0], saved[1]
+        llama.setLevel(saved[2]), root.setLevel(saved[3])
+        llama.propagate = saved[4]

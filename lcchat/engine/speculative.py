@@ -64,6 +64,7 @@ GAIN_MIN = 1.05  # draft only when it is expected to beat single decodes by this
 # back, and is back to PROBE_FIRST once one does.
 PROBE_FIRST = 8
 PROBE_MAX = 256
+PROBE_LEN = 1  # tokens drafted by such a try
 
 
 # llama.cpp's rule for a draft model (common/speculative.cpp): the same vocab type and
@@ -302,7 +303,7 @@ class Planner:
             self.declined[source] = declined
             return 0
         self.declined[source] = 0
-        return 1
+        return PROBE_LEN
 
     def _best(self, source: str) -> int:
         p = self.acceptance(source)

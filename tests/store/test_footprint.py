@@ -81,10 +81,14 @@ def test_one_shot_calls_keep_their_text_but_no_state(tiny_model, monkeypatch, ca
 def test_no_history_writes_nothing(tiny_model, monkeypatch, capsys, lcchat_home) -> None:
     for i in range(100):
         status, out, err = one_shot(monkeypatch, capsys, "--no-history", "-m", str(tiny_model), "-n", "1",
-                                    "-c", "256", *(["--save-state"] if i % 2 else []), f"secret {i}")
+                                    "-c", "256", f"secret {i}")
         assert status == 0, err
+    # --save-state with --no-history is refused, and writes nothing either
+    assert one_shot(monkeypatch, capsys, "--no-history", "--save-state", "-m", str(tiny_model), "x")[0] == 2
     monkeypatch.setenv("LCCHAT_NO_HISTORY", "1")
     assert one_shot(monkeypatch, capsys, "-m", str(tiny_model), "-n", "2", "secret env")[0] == 0
+    # history off by the environment: what it opts out of wins over --save-state
+    assert one_shot(monkeypatch, capsys, "--save-state", "-m", str(tiny_model), "-n", "2", "secret state")[0] == 0
     monkeypatch.delenv("LCCHAT_NO_HISTORY")
     profile = lcchat_home / "private.toml"
     profile.write_text(f'[model]\npath = "{tiny_model}"\n[store]\nenabled = false\n')
