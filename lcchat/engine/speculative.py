@@ -104,9 +104,10 @@ Budget = Callable[[str], int]  # how many tokens to draft from a source ("lookup
 
 class Drafter(Protocol):
     source: str  # what made the last draft, for the acceptance figures
-    # What the last call would have drafted had the budget allowed, when knowing costs
-    # nothing (prompt lookup): the planner still learns how often that source is right.
-    declined: list[int]
+    # What the last call would have drafted had the budget allowed, and from which source,
+    # when knowing costs nothing (prompt lookup): the planner still learns how often that
+    # source is right.
+    declined: tuple[str, list[int]] | None
 
     def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
         """Up to `n` tokens that may follow `context` + [last], and no more than
@@ -127,10 +128,10 @@ class LookupDrafter:
         self._indexed = 0  # positions of the context whose n-grams are in the index
         self._context: list[int] | None = None
         self.source = "lookup"  # what made the last draft: "lookup2".."lookup4", by match length
-        self.declined: list[int] = []
+        self.declined: tuple[str, list[int]] | None = None
 
     def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
-        self.declined = []
+        self.declined = None
         if context is not self._context or len(context) < self._indexed:
             self._index.clear()
             self._indexed, self._context = 0, context
@@ -151,7 +152,7 @@ class LookupDrafter:
                 self.source = f"lookup{size}"
                 k = n if budget is None else min(n, budget(self.source))
                 if k <= 0:
-                    self.declined = context[at:at + n]
+                    self.declined = (self.source, context[at:at + n])
                     return []
                 return context[at:at + k]
         return []
@@ -172,7 +173,7 @@ class ModelDrafter:
         self.sampler = model.make_sampler(SamplingSettings(temperature=0.0, seed=0))
         self.cancel = None  # the target loop's cancel event, while a turn runs
         self.source = "model"
-        self.declined: list[int] = []  # knowing what it would draft costs a draft
+        self.declined: tuple[str, list[int]] | None = None  # knowing what it would draft costs a draft
 
     def _sync(self, tokens: list[int]) -> bool:
         """Make the draft model's KV cache hold `tokens` with fresh logits for the last."""
@@ -237,7 +238,7 @@ class AutoDrafter:
     def __init__(self, lookup: LookupDrafter, model: ModelDrafter | None) -> None:
         self.lookup, self.model = lookup, model
         self.source = "lookup"
-        self.declined: list[int] = []
+        self.declined: tuple[str, list[int]] | None = None
 
     def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
         found = self.lookup.draft(context, last, n, budget)
@@ -403,7 +404,7 @@ class Verifier:
         room = min(self.n_max, self.left, model.n_ctx - 2 - n_past)
         draft = self.drafter.draft(self.cached, token, room, self._budget)[:room] if room > 0 else []
         if not draft and self._shadow is None and self.drafter.declined:
-            self._shadow, self._shadow_at = (self.drafter.source, self.drafter.declined), 0
+            self._shadow, self._shadow_at = self.drafter.declined, 0
         if draft:
             self.decodes += 1
             drafted_at = time.perf_counter()

@@ -354,10 +354,10 @@ class _Declining:
 
     def __init__(self, would):
         self.would = would
-        self.declined = []
+        self.declined = None
 
     def draft(self, context, last, n, budget=None):
-        self.declined = list(self.would) if budget(self.source) == 0 else []
+        self.declined = (self.source, list(self.would)) if budget(self.source) == 0 else None
         return []
 
 
@@ -379,6 +379,24 @@ def test_a_declined_lookup_draft_is_checked_against_the_reply() -> None:
     for n, token in enumerate([9, 5, 8], start=4):  # then a wrong one: counted as a miss
         verifier.advance(token, n)
     assert planner.odds["lookup4"][1] > miss
+
+
+def test_auto_keeps_a_declined_lookup_draft_under_lookup_s_name() -> None:
+    """In auto mode the draft model is asked when lookup declines; if it declines too, what
+    lookup would have drafted is still lookup's, not the draft model's, to learn from."""
+
+    class Declining:
+        source = "model"
+        declined = None
+
+        def draft(self, context, last, n, budget=None):
+            assert budget(self.source) == 0
+            return []
+
+    auto = speculative.AutoDrafter(speculative.LookupDrafter(), Declining())
+    context = [1, 2, 3, 9, 9, 1, 2, 4, 5, 6, 7, 1]
+    assert auto.draft(context, 2, 8, lambda source: 0) == []
+    assert auto.source == "model" and auto.declined == ("lookup2", [4, 5, 6, 7, 1])
 
 
 def test_lookup_says_which_match_made_its_draft() -> None:
