@@ -179,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
-    first = next((a for a in argv if a not in ("-v", "--verbose", "--debug")), None)
+    words = [a for a in argv if a not in ("-v", "--verbose", "--debug")]
+    first = words[0] if words else None
     if first in SUBCOMMANDS:
         rest = list(argv)
         rest.remove(first)
@@ -187,19 +188,15 @@ def _dispatch(argv: list[str]) -> int:
         import importlib
 
         handler: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
-        words = [a for a in argv if a not in ("-v", "--verbose", "--debug")]
         if len(words) > 1 and not any(w.startswith("-") for w in words):
             # `lcchat history of Rome`: a question that starts with a command's name
             import shlex
 
-            from lcchat.usage import UsageParser
-
             UsageParser.note = f"; to ask it as a question, quote it: lcchat {shlex.quote(' '.join(words))}"
-            try:
-                return handler(rest)
-            finally:
-                UsageParser.note = ""
-        return handler(rest)
+        try:
+            return handler(rest)
+        finally:
+            UsageParser.note = ""
     args = build_parser().parse_args(split_continue(argv))
     if args.man or args.completion or args.list_names:
         return _documentation(args)
