@@ -108,6 +108,9 @@ def load(path: Path, print_: str) -> tuple[list[int], bytes] | None:
             if f.read(len(MAGIC)) != MAGIC:
                 return None
             header = json.loads(f.readline(64 << 20))
+            if not isinstance(header, dict):
+                log.debug("%s: not a KV state header", path)
+                return None
             if header.get("fingerprint") != print_:
                 log.debug("%s: saved for other settings; re-evaluating", path)
                 return None
