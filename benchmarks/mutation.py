@@ -43,7 +43,15 @@ class Target:
     name: str
     module: str  # the file mutated
     tests: tuple[str, ...]  # the fast tests of its own test folder
+    deselect: tuple[str, ...] = ()  # tests in those files left out (a subprocess run, a slow repeat)
 
+
+STORE_TESTS = tuple(path for path in (f"tests/store/test_{name}.py" for name in (
+    "kvstate", "recording", "history_cli", "footprint", "resume", "state_memory", "recorder", "export_cli",
+    "export_record", "export", "commands", "reasoning_store", "db")) if (ROOT / path).exists())
+STORE_DESELECT = tuple(f"tests/store/test_footprint.py::{name}" for name in (
+    "test_one_shot_calls_keep_their_text_but_no_state", "test_no_history_writes_nothing",
+    "test_no_history_from_the_real_command"))
 
 # Smallest first. The tests are the module's own folder less what cannot see a mutant or
 # takes seconds per test: subprocess runs of the installed command (they import the
@@ -70,6 +78,12 @@ TARGETS = [
     # work dir's pyproject.toml and resumed (mutmut run) after stopping.
     Target("cli", "lcchat/cli.py", ("tests/test_cli_main.py", "tests/test_pipe.py")),
     Target("engine.gguf_info", "lcchat/engine/gguf_info.py", ("tests/engine/test_gguf_info.py",)),
+    # The store's other modules, against tests/store less test_concurrency.py (two child
+    # processes, which import the checkout), the real command in a child process, and the two
+    # 100-call repeats of test_footprint.py (20 s each; test_recording.py has the short forms).
+    Target("store.recording", "lcchat/store/recording.py", STORE_TESTS, STORE_DESELECT),
+    Target("store.kvstate", "lcchat/store/kvstate.py", STORE_TESTS, STORE_DESELECT),
+    Target("store.cli", "lcchat/store/cli.py", STORE_TESTS, STORE_DESELECT),
 ]
 
 # The two tests that need 2 CPUs (threads for prompts apart from generation's) are left
@@ -471,7 +485,7 @@ def config(target: Target) -> str:
         'also_copy = ["profiles", "themes", "man", "README.md"]',
         f'only_mutate = ["{target.module}"]',
         f"pytest_add_cli_args_test_selection = {json.dumps(list(target.tests))}",
-        f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS)}",
+        f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS + [a for t in target.deselect for a in ('--deselect', t)])}",
         "timeout_multiplier = 4.0",
         "",
     ])
