@@ -77,6 +77,12 @@ def test_which_runs_keep_a_kv_state(record, interactive, save_state, keep) -> No
     assert recording.record is record and recording.recorder.record is record
 
 
+def test_by_default_a_one_shot_call_keeps_no_state_and_is_recorded() -> None:
+    recording = ChatRecording(profile(), None, interactive=False)
+    assert recording.keep_state is False and recording.recorder.keep_state is False
+    assert recording.record is True and recording.recorder.record is True
+
+
 def test_state_max_reaches_the_recorder() -> None:
     assert ChatRecording(profile(), None, interactive=True).recorder.state_max is None  # the default cap
     assert ChatRecording(profile(state_max="  "), None, interactive=True).recorder.state_max is None
