@@ -117,6 +117,9 @@ def load(path: Path, print_: str) -> tuple[list[int], bytes] | None:
             size = int(header["size"])
             if size > MAX_BYTES:
                 return None
+            if size != os.fstat(f.fileno()).st_size - f.tell():  # before the memory is taken
+                log.debug("%s: damaged KV state (not %d bytes)", path, size)
+                return None
             state = bytearray(size)  # read in place: one copy of the state in memory
             got = f.readinto(state)
             extra = f.read(1)

@@ -142,6 +142,10 @@ def test_a_state_that_claims_to_be_huge_is_refused_before_memory_is_taken(lcchat
     over = hand_made(kvstate.state_path(8), good_header(b"abc", size=kvstate.MAX_BYTES + 1), b"abc")
     assert kvstate.load(over, PRINT) is None
     assert taken == []
+    # a short file that claims the largest size allowed takes no memory for it either
+    short = hand_made(kvstate.state_path(12), good_header(b"abc", size=kvstate.MAX_BYTES), b"abc")
+    assert kvstate.load(short, PRINT) is None
+    assert taken == []
     # the largest state that may be saved is read
     monkeypatch.setattr(kvstate, "MAX_BYTES", 3)
     assert kvstate.load(hand_made(kvstate.state_path(9), good_header(b"abc"), b"abc"), PRINT) == ([5, 6], b"abc")
