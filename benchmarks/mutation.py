@@ -369,6 +369,12 @@ EXPLAINED: dict[str, str] = {
     "xǁChatSessionǁ_written__mutmut_22": "equivalent: what a tokenizer puts in front of a text is one token (the "
                                          "SentencePiece space) or 3 byte tokens, so a 5th start (index 4) matches "
                                          "nothing the first 4 did not",
+    "xǁChatSessionǁ_record__mutmut_1": "equivalent: every call of _record passes thinking, so its default is never used",
+    "xǁChatSessionǁ_reply__mutmut_20": "equivalent: every LcchatError a turn's prompt can raise other than PromptTooLong "
+                                       "(a template's TemplateError, a server's RemoteError, a failed tokenize) has "
+                                       "exit code 1, Error's default",
+    "xǁChatSessionǁ_tokenize__mutmut_22": "equivalent: starts_fragment refuses a boundary that touches message text "
+                                          "(a <= at <= b), so no literal span starts at the boundary here",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",

@@ -258,6 +258,19 @@ def test_truncate_left_first_drops_whole_exchanges_keeping_max_tokens_free() -> 
     assert used - 1 + 120 <= 300  # the prompt left max_tokens free (the reply added one token)
 
 
+def test_dropping_one_unanswered_message_says_message_in_the_singular() -> None:
+    """A resumed conversation can end with a question that never got its reply (a message
+    is stored when sent, and the app ended mid-reply). A next turn that fits only without
+    it drops that one message, and says so in the singular."""
+    session, model = truncating_session(300, 120)
+    session.restore("", [Message("user", "first " * 20)])
+    events = list(session.send("second " * 10))
+    notices = [e.text for e in events if isinstance(e, Notice)]
+    assert ("dropped 1 oldest message to fit the context (300 tokens); the system prompt is kept"
+            in notices), notices
+    assert session.conversation.window_start == 1
+
+
 def test_truncate_left_keeps_at_most_half_the_context_for_the_reply() -> None:
     session, model = truncating_session(200, 5000)
     events = list(session.send("b" * 500))
