@@ -375,6 +375,8 @@ EXPLAINED: dict[str, str] = {
                                        "exit code 1, Error's default",
     "xǁChatSessionǁ_tokenize__mutmut_22": "equivalent: starts_fragment refuses a boundary that touches message text "
                                           "(a <= at <= b), so no literal span starts at the boundary here",
+    "xǁChatSessionǁ_reply__mutmut_49": "equivalent: as _forget_undone__mutmut_20 (with _cached_n = 0 no prompt starts "
+                                       "with 'XXXX')",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",

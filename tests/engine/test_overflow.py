@@ -237,6 +237,7 @@ def test_truncate_left_cuts_a_long_message_to_n_ctx_minus_max_tokens_and_says_so
     notices = [e.text for e in events if isinstance(e, Notice)]
     cut = [n for n in notices if "truncate-left" in n]
     assert len(cut) == 1, notices
+    assert [e.level for e in events if isinstance(e, Notice) and "truncate-left" in e.text] == ["warning"]
     prompt = templates.chatml().render([{"role": "system", "content": "SYS"},
                                         {"role": "user", "content": "a" * 1000 + "THE END"}])
     expected = [model._id(c) for c in prompt][-(400 - 100):]  # the fake: one token a character
