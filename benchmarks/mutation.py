@@ -369,6 +369,14 @@ EXPLAINED: dict[str, str] = {
     "xǁChatSessionǁ_written__mutmut_22": "equivalent: what a tokenizer puts in front of a text is one token (the "
                                          "SentencePiece space) or 3 byte tokens, so a 5th start (index 4) matches "
                                          "nothing the first 4 did not",
+    "xǁChatSessionǁ_record__mutmut_1": "equivalent: every call of _record passes thinking, so its default is never used",
+    "xǁChatSessionǁ_reply__mutmut_20": "equivalent: every LcchatError a turn's prompt can raise other than PromptTooLong "
+                                       "(a template's TemplateError, a server's RemoteError, a failed tokenize) has "
+                                       "exit code 1, Error's default",
+    "xǁChatSessionǁ_tokenize__mutmut_22": "equivalent: starts_fragment refuses a boundary that touches message text "
+                                          "(a <= at <= b), so no literal span starts at the boundary here",
+    "xǁChatSessionǁ_reply__mutmut_49": "equivalent: as _forget_undone__mutmut_20 (with _cached_n = 0 no prompt starts "
+                                       "with 'XXXX')",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",
@@ -478,18 +486,22 @@ def config(target: Target) -> str:
 
 
 def _one_cpu() -> None:
-    """Run mutmut on one CPU (the first of those this process may use). mutmut forks each
-    mutant's test run from its own process, which has run the whole test selection first;
-    llama.cpp is built with OpenMP here, and a child forked after its parent ran an OpenMP
-    region with 2+ threads waits forever at its own first one (libgomp is not fork-safe):
-    every mutant whose tests reach a real-model test hung until mutmut's timeout. On one
-    CPU lcchat gives llama.cpp one thread (engine/model.py counts the usable CPUs), so no
-    OpenMP team is ever started by lcchat's own sessions. Two children in the 439 mutants
-    of engine.session's run of 2026-11-30 still hung in GOMP_parallel (some test still starts
-    a team; not found yet): it costs a timeout, (tests' time + 1 s) x 4, and counts as caught.
-    mutmut's process_isolation = "forkserver" avoids the hang whatever the tests do, but
-    runs each mutant's tests in no set order, not the fastest first: far slower here."""
+    """Run mutmut on one CPU (the first of those this process may use): a shared machine,
+    and the tests that need two CPUs are left out (PYTEST_ARGS)."""
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+# mutmut forks each mutant's test run from its own process, which has run tests first.
+# llama.cpp is built with OpenMP here (libgomp), and libgomp is not fork-safe: once the
+# parent's main thread has run an OpenMP team of 2+ threads, a forked child waits forever
+# in GOMP_parallel at its own first one (seen with gdb). Pinning to one CPU did not stop
+# it: lcchat's automatic thread count (engine/model.py auto_threads) counted the machine's
+# idle cores, not the usable ones, so on an idle 2-core machine a session took 2 threads
+# however it was pinned, and only a busy other core hid the hang. OMP_THREAD_LIMIT caps
+# every team at one thread whatever a test asks for (llama.cpp runs a graph on the
+# threads OpenMP gives it), so no test can start a team a child would inherit. libgomp
+# reads it when it loads, so it goes in mutmut's environment.
+MUTMUT_ENV = {"OMP_THREAD_LIMIT": "1"}
 
 
 def workdir(target: Target) -> Path:
@@ -513,7 +525,8 @@ def run_target(target: Target, jobs: int) -> dict:
     log = work / "mutmut.log"
     with open(log, "w") as out:
         subprocess.run(["nice", "-n", "19", *_mutmut(), "run", "--max-children", str(jobs)], cwd=work, stdout=out,
-                       stderr=subprocess.STDOUT, check=False, preexec_fn=_one_cpu)
+                       stderr=subprocess.STDOUT, check=False, preexec_fn=_one_cpu,
+                       env={**os.environ, **MUTMUT_ENV})
     return collect(target, round(time.monotonic() - started))
 
 

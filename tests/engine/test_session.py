@@ -169,6 +169,23 @@ def test_a_template_that_refuses_the_conversation_is_one_error_and_the_message_i
     assert session.conversation.messages == [] and model.decoded == []
 
 
+def test_a_control_token_the_template_does_not_use_is_hidden_from_the_reply() -> None:
+    """A control token that is no turn marker of the template (here <|im_start|> under a
+    plain "User:" template) does not end the reply when the model writes it as text; it
+    is taken out, and the user told once."""
+    from lcchat.engine import templates
+
+    session = fake_session(FakeModel(replies=[["Hi ", "<|im_", "start|>", "there"]]))
+    session.formatter = templates.compile_jinja(
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant:")
+    session.set_stops([])
+    assert "<|im_start|>" in session.hidden and "<|im_start|>" not in session.stops
+    text, events = reply(session.send("hi"))
+    assert text == "Hi there"
+    assert Notice("hid special-token text the model wrote as plain text: <|im_start|>", "warning") in events
+    assert session.conversation.messages[-1].content == "Hi there"
+
+
 def test_lone_surrogates_and_nul_are_made_safe() -> None:
     session = fake_session(FakeModel(replies=[["ok"]]))
     text, events = reply(session.send("bad \udcff byte and \x00 nul and emoji 😀"))
