@@ -105,6 +105,8 @@ EXPLAINED: dict[str, str] = {
     "xǁ_Parserǁ_tensor_type__mutmut_4": "equivalent: '' is not a quantization type either, so the same error follows",
     "xǁ_Parserǁ_tensor_type__mutmut_5": "equivalent: a known type is always in GGML_QUANT_SIZES (gguf has no type "
                                         "without a size), so only the None test decides",
+    "xǁ_Parserǁ_string__mutmut_11": "equivalent: bytes.decode() is UTF-8 by default",
+    "xǁ_Parserǁ_string__mutmut_15": "equivalent: codec names are case-insensitive",
     # repl/render.py
     "x_colour_allowed__mutmut_1": "equivalent: prompt_toolkit's ColorDepth.from_env() already answers 1 bit "
                                   "when NO_COLOR is set (test_render checks NO_COLOR wins)",

@@ -1291,10 +1291,16 @@ def test_a_huge_key_or_value_in_a_message_costs_no_more_than_its_bytes(tmp_path:
         before, _ = tracemalloc.get_traced_memory()
         invalid(info, "llama.rope.scaling.type is '" + "\\x00" * 14 + "..., but llama.cpp knows only")
         showing = tracemalloc.get_traced_memory()[1] - before
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        invalid(with_metadata(good, llama__rope__scaling__type=[huge, "linear"]),
+                "llama.rope.scaling.type is ['" + "\\x00" * 13 + "\\x0..., but llama.cpp knows only")
+        showing_list = tracemalloc.get_traced_memory()[1] - before
     finally:
         tracemalloc.stop()
     assert reading < 4 * 2**21, reading  # the file's bytes and the key's text, no more
     assert showing < 2**20, showing  # less than the value itself: none of it was copied whole
+    assert showing_list < 2**20, showing_list  # nor the strings inside a list
 
 
 def test_a_prefix_that_ends_one_byte_short_of_a_header_that_fills_the_file(tmp_path: Path) -> None:
