@@ -107,6 +107,16 @@ EXPLAINED: dict[str, str] = {
                                         "without a size), so only the None test decides",
     "xǁ_Parserǁ_string__mutmut_11": "equivalent: bytes.decode() is UTF-8 by default",
     "xǁ_Parserǁ_string__mutmut_15": "equivalent: codec names are case-insensitive",
+    "x__plain__mutmut_7": "equivalent: one_line only needs to see more than `limit` characters to cut; limit + 1 or "
+                          "+ 2 are cut the same",
+    "xǁ_Readerǁ__init____mutmut_12": "equivalent: the buffer is empty at first, so the first take reads a chunk "
+                                     "whatever _buf_pos says and sets it",
+    "xǁ_Readerǁtake__mutmut_1": "equivalent: `f` holds exactly `available` bytes (the whole file, or a prefix), so a "
+                                "take past them that the check lets through comes back short and raises the same "
+                                "_PastEnd(pos + n)",
+    "xǁ_Readerǁtake__mutmut_3": "equivalent: as take__mutmut_1 (the short read raises the same _PastEnd)",
+    "xǁ_Readerǁtake__mutmut_10": "equivalent: a take starts at the buffer's first byte only after a zero-length take "
+                                 "refilled it; it then reads the same chunk again: the same bytes",
     # repl/render.py
     "x_colour_allowed__mutmut_1": "equivalent: prompt_toolkit's ColorDepth.from_env() already answers 1 bit "
                                   "when NO_COLOR is set (test_render checks NO_COLOR wins)",

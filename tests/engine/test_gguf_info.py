@@ -1333,3 +1333,55 @@ def test_the_reader_holds_one_chunk_of_the_file_not_the_whole_file(monkeypatch: 
     finally:
         tracemalloc.stop()
     assert info.tensors and peak < size // 2, peak
+
+
+@pytest.mark.parametrize("vtype", [2**31, 2**32 - 1])
+def test_a_value_type_past_the_signed_range_is_shown_as_the_file_has_it(tmp_path: Path, vtype: int) -> None:
+    """The header's 32-bit fields are unsigned: a type of 2**31 or more is that number in
+    the message, not a negative one."""
+    fails(write(tmp_path, gguf_bytes([kv("general.name", vtype, b"\0" * 16)])), f"has an unknown value type ({vtype})")
+
+
+@pytest.mark.parametrize("length", [80, 81])
+def test_a_key_is_shown_whole_up_to_80_characters(tmp_path: Path, length: int) -> None:
+    """A key in a message: whole up to 80 characters, longer ones cut to 79 and '…'."""
+    key = "k" * length
+    shown = key if length <= 80 else "k" * 79 + "\u2026"
+    fails(write(tmp_path, gguf_bytes([kv(key, 99, b"")])), f"metadata key {shown} has an unknown value type (99)")
+
+
+def test_the_reader_reads_each_chunk_of_the_header_once(monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:
+    """The header is read a chunk at a time, each byte once: a reader that lost its place
+    in its buffer still gives the right values (test_reading_in_small_chunks_reads_the_same)
+    but reads a chunk again for every field, megabytes for a header of kilobytes."""
+    import builtins
+
+    from lcchat.engine import gguf_info
+
+    read: list[int] = []
+
+    class Counted:
+        def __init__(self, f) -> None:  # the file object open() gave
+            self.f = f
+
+        def read(self, n: int = -1) -> bytes:
+            data = self.f.read(n)
+            read.append(len(data))
+            return data
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.f, name)
+
+        def __enter__(self) -> "Counted":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+    monkeypatch.setattr(gguf_info, "open", lambda *a, **k: Counted(builtins.open(*a, **k)), raising=False)
+    monkeypatch.setattr(gguf_info._Reader, "CHUNK", 4096)
+    for vocab in (False, True):
+        read.clear()
+        info = read_gguf(tiny_model, vocab=vocab)
+        assert info.data_offset > 4 * 4096  # the header is many chunks
+        assert sum(read) <= info.data_offset + 4096, (vocab, len(read), sum(read))
