@@ -117,6 +117,11 @@ EXPLAINED: dict[str, str] = {
     "xǁ_Readerǁtake__mutmut_3": "equivalent: as take__mutmut_1 (the short read raises the same _PastEnd)",
     "xǁ_Readerǁtake__mutmut_10": "equivalent: a take starts at the buffer's first byte only after a zero-length take "
                                  "refilled it; it then reads the same chunk again: the same bytes",
+    "xǁ_Readerǁtake__mutmut_11": "equivalent: as take__mutmut_10 (start is 0 only after a zero-length refill)",
+    "xǁ_Readerǁtake__mutmut_13": "equivalent: a take that ends exactly at the buffer's end reads a chunk from its own "
+                                 "start instead: the same bytes, n of them read twice",
+    "xǁ_Parserǁ_magic_and_version__mutmut_29": "equivalent: version 3 (the newest) is supported and returned above, "
+                                               "so > and >= differ for no version that gets here",
     # repl/render.py
     "x_colour_allowed__mutmut_1": "equivalent: prompt_toolkit's ColorDepth.from_env() already answers 1 bit "
                                   "when NO_COLOR is set (test_render checks NO_COLOR wins)",
