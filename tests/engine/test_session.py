@@ -186,6 +186,45 @@ def test_a_control_token_the_template_does_not_use_is_hidden_from_the_reply() ->
     assert session.conversation.messages[-1].content == "Hi there"
 
 
+def test_a_reply_the_front_end_stops_reading_is_kept_with_its_question() -> None:
+    """Ctrl+C in a front-end's loop closes the event stream: the text so far is stored as
+    the reply, marked interrupted, and the listeners (the store) get the question it answers."""
+    session = fake_session(FakeModel(replies=[["Hel", "lo", " there", " and", " more"]]))
+    turns = []
+    session.listeners.append(lambda s, user, answer: turns.append((user, answer)))
+    stream = session.send("hi")
+    shown = ""
+    for event in stream:
+        if isinstance(event, Token):
+            shown += event.text
+            if shown.startswith("Hello"):
+                break
+    stream.close()
+    [(user, answer)] = turns
+    assert user is session.conversation.messages[0] and user.content == "hi"
+    assert answer is session.conversation.messages[1] and answer.interrupted
+    assert answer.content.startswith(shown), (answer.content, shown)
+
+
+def test_a_failed_generation_keeps_the_thinking_so_far() -> None:
+    profile = Profile(name="t")
+    profile.chat.reasoning = ["<think>", "</think>"]
+    model = BreakingModel(replies=[["<think>", "let me", " see", " more", "</think>", "no"]])
+    model.good = 3
+    session = fake_session(model, profile)
+    _, events = reply(session.send("hi"))
+    assert events[-2:] == [Error("generation failed: the backend broke"), Done("error", "")]
+    answer = session.conversation.messages[-1]
+    assert (answer.content, answer.reasoning, answer.interrupted) == ("", "let me see", True)
+
+
+def test_a_message_sent_while_a_reply_runs_is_refused_and_not_kept() -> None:
+    session = fake_session(FakeModel(replies=[["ok"]]))
+    with session._guard():
+        assert list(session.send("hi")) == [Error("a reply is already being generated")]
+    assert session.conversation.messages == []
+
+
 def test_lone_surrogates_and_nul_are_made_safe() -> None:
     session = fake_session(FakeModel(replies=[["ok"]]))
     text, events = reply(session.send("bad \udcff byte and \x00 nul and emoji 😀"))
