@@ -668,21 +668,21 @@ PARTIAL: dict[str, str] = {
         "483 of 487 (99.2%); counting only the killed, 440 of 487 (90.3%). Three mutation runs and other "
         "tests shared the two cores, with mutmut's timeout multiplier at 4 instead of 15, so some of the "
         "43 timeouts may be slow tests rather than hangs. The first run scored 67.4%."),
+}
+
+
+# How a run that was made in pieces was made: shown under the table with its figures.
+NOTES: dict[str, str] = {
     "engine.gguf_info": (
-        "run against tests/engine/test_gguf_info.py on 2026-11-30 (b90505f, then the tests of 6742d89 and "
-        "e423d52), stopped at 888 of 1207 mutants for time: three mutation runs shared one core, and the "
-        "parser's mutants run every test, 15-20 s each here. The first run's 41 survivors were run again "
-        "(`mutmut run NAMES`) after their tests were written: 31 killed, 10 equivalent. Its timeouts were "
-        "survivors whose forked worker hung (on the OpenMP threads test_llama_cpp_loads_and_runs_the_tiny_model "
-        "left, fixed on main since) until mutmut's wall-clock bound, so they were run again the same way: 9 "
-        "killed. "
-        "Then the run went on with the new tests. Of the 888: 867 killed, 11 timed out, 10 survived. The 10 "
-        "survivors and 9 of the timeouts are equivalent (in EXPLAINED); the other 2 timeouts (_note_token 7, "
-        "_array_header 20) are killed by tests added after they ran. Caught: 878 of 888 (98.9%); counting "
-        "only the killed, 867 (97.6%); less equivalents, 100%. The 319 not run: parse, _file_size, "
-        "_metadata, read_gguf, _Reader.take, _magic_and_version, _counts, _string, the u32/u64 reads, the "
-        "two __init__s and _plain. Since the run, _show and _plain cut a value before escaping it (08f3749): "
-        "the new lines were not mutated."),
+        "made in pieces on 2026-11-30, in one work dir (mutmut keeps each function's results while its "
+        "code is unchanged): 888 mutants against the code and tests of b90505f..e423d52, stopped for "
+        "time; the other 330 (the parser's reads, and _show/_plain/_start, changed in 08f3749) at "
+        "f533f79 with OMP_THREAD_LIMIT=1 (see MUTMUT_ENV), and the first run's 11 timeouts again with them "
+        "(they were the OpenMP fork hang: 2 killed, and the 9 explained as equivalent survived); then the "
+        "38 survivors again at "
+        "32d759d with a fresh test-to-function map after the tests written for them: 9 killed, 29 "
+        "equivalent. Minutes: the pieces' wall time, on a core shared with other runs. The whole of "
+        "test_gguf_info.py takes 4-10 s (15-20 s a mutant was three runs sharing one core)."),
 }
 
 
@@ -725,6 +725,10 @@ def report() -> str:
                      f"{caught} | {r['survived'] + r['no_tests']} | {equivalent} | {since} | "
                      f"{score(r):.1f}% | {100.0 * (caught + since) / real if real else 100.0:.1f}% | "
                      f"{r['seconds'] / 60:.1f} | {r['date']} | {r.get('commit') or '-'} |")
+    noted = [t for t in TARGETS if t.name in NOTES and (RESULTS / f"{t.name}.json").exists()]
+    if noted:
+        lines += ["", "Runs made in pieces:", ""]
+        lines += [f"- `{t.module}`: {NOTES[t.name]}" for t in noted]
     partial = [t for t in TARGETS if t.name in PARTIAL and not (RESULTS / f"{t.name}.json").exists()]
     if partial:
         lines += ["", "Runs stopped before the end (their figures, by hand):", ""]
