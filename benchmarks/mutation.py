@@ -394,6 +394,11 @@ EXPLAINED: dict[str, str] = {
                                           "(a <= at <= b), so no literal span starts at the boundary here",
     "xǁChatSessionǁ_reply__mutmut_49": "equivalent: as _forget_undone__mutmut_20 (with _cached_n = 0 no prompt starts "
                                        "with 'XXXX')",
+    "x__clean__mutmut_2": "equivalent: a lower bound sends more text through the encode/decode round trip, which "
+                          "changes only lone surrogates (any other text comes back the same)",
+    "x__clean__mutmut_20": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
+    "x__clean__mutmut_21": "equivalent: as _clean__mutmut_10 (text encoded with 'replace' is valid UTF-8, so its "
+                           "decoding never calls an error handler)",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",
