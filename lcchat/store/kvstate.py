@@ -108,11 +108,17 @@ def load(path: Path, print_: str) -> tuple[list[int], bytes] | None:
             if f.read(len(MAGIC)) != MAGIC:
                 return None
             header = json.loads(f.readline(64 << 20))
+            if not isinstance(header, dict):
+                log.debug("%s: not a KV state header", path)
+                return None
             if header.get("fingerprint") != print_:
                 log.debug("%s: saved for other settings; re-evaluating", path)
                 return None
             size = int(header["size"])
             if size > MAX_BYTES:
+                return None
+            if size != os.fstat(f.fileno()).st_size - f.tell():  # before the memory is taken
+                log.debug("%s: damaged KV state (not %d bytes)", path, size)
                 return None
             state = bytearray(size)  # read in place: one copy of the state in memory
             got = f.readinto(state)

@@ -137,6 +137,17 @@ def test_a_damaged_state_file_falls_back_to_re_reading(tiny_model, conversation)
     session2.close()
 
 
+def test_a_state_file_whose_header_is_not_an_object_falls_back_to_re_reading(tiny_model, conversation) -> None:
+    """A hostile or foreign file (valid JSON, but a list) must not stop -C."""
+    cid, messages, _ = conversation
+    kvstate.state_path(cid).write_bytes(kvstate.MAGIC + b'["fingerprint", 1]\n' + b"x" * 100)
+    session, recorder, events = resumed(tiny_model, cid)
+    assert recorder.restored_tokens == 0 and session.loop.cached
+    assert [(m.role, m.content) for m in session.conversation.messages] == messages
+    assert any(isinstance(e, Progress) for e in events)
+    session.close()
+
+
 def test_a_state_that_matches_only_in_part_restores_that_part(tiny_model, conversation) -> None:
     cid, _, saved_tokens = conversation
     store = Store()
