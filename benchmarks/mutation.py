@@ -778,7 +778,7 @@ def report() -> str:
         lines.append(f"| `{r['module']}` | {_tests_cell(r)} | {r['total']} | "
                      f"{caught} | {r['survived'] + r['no_tests']} | {equivalent} | {since} | "
                      f"{score(r):.1f}% | {100.0 * (caught + since) / real if real else 100.0:.1f}% | "
-                     f"{r['seconds'] / 60:.1f} | {r['date']} | {r.get('commit') or '-'} |")
+                     f"{r['seconds'] / 60:.1f} | {r['date']} | {(r.get('commit') or '-').strip()} |")
     noted = [t for t in TARGETS if t.name in NOTES and (RESULTS / f"{t.name}.json").exists()]
     if noted:
         lines += ["", "Runs made in pieces:", ""]
