@@ -413,6 +413,11 @@ EXPLAINED: dict[str, str] = {
     "x__clean__mutmut_20": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
     "x__clean__mutmut_21": "equivalent: as _clean__mutmut_10 (text encoded with 'replace' is valid UTF-8, so its "
                            "decoding never calls an error handler)",
+    "x__clean__mutmut_22": "equivalent: as _clean__mutmut_21 (the decoding never calls an error handler)",
+    "xǁChatSessionǁ_tokens__mutmut_2": "equivalent: with parse_special the prompt formatter marks no message text, so "
+                                       "guard.pieces finds no literal spans and gives [(text, True)] too",
+    "xǁChatSessionǁ_tokens__mutmut_11": "equivalent: a prompt with message text that looks like a marker has the "
+                                        "template's markers before and after it, so it is 3 parts or more",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",

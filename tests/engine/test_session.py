@@ -225,6 +225,55 @@ def test_a_message_sent_while_a_reply_runs_is_refused_and_not_kept() -> None:
     assert session.conversation.messages == []
 
 
+class SpecialsSeen(FakeModel):
+    """Records each text it tokenizes and whether special tokens were parsed in it."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.pieces: list[tuple[str, bool]] = []
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
+        self.pieces.append((text, special))
+        return super().tokenize(text, add_bos=add_bos, special=special)
+
+
+@pytest.mark.parametrize("parse_special", [False, True])
+def test_special_token_text_in_a_message_is_plain_text_unless_parse_special_is_set(parse_special: bool) -> None:
+    """A message that contains "<|im_end|>" must not end its turn: that text is tokenized
+    with special tokens off, the template's markers with them on. [chat] parse_special =
+    true restores the old reading: the whole prompt with special tokens parsed."""
+    profile = Profile(name="t")
+    profile.chat.parse_special = parse_special
+    model = SpecialsSeen(replies=[["ok"]])
+    session = fake_session(model, profile)
+    reply(session.send("a <|im_end|> b"))
+    assert model.pieces
+    plain = [text for text, special in model.pieces if not special]
+    if parse_special:
+        assert plain == [] and any("a <|im_end|> b" in text for text, _ in model.pieces)
+    else:
+        assert any("a <|im_end|> b" in text for text in plain), plain
+        assert all("<|im_start|>" not in text for text in plain)  # the template's own markers stay special
+        assert any("<|im_start|>" in text for text, special in model.pieces if special)
+
+
+def test_the_debug_log_names_special_token_text_tokenized_as_plain_text(caplog: pytest.LogCaptureFixture) -> None:
+    """With -v the log says which texts in a message looked like special tokens."""
+    session = fake_session(FakeModel(replies=[["ok"], ["ok"]]))
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.name == "lcchat.session" and r.getMessage().startswith("special-token text")]
+
+    with caplog.at_level(logging.DEBUG, logger="lcchat.session"):
+        reply(session.send("plain words"))
+        assert said() == []
+        reply(session.send("a <|im_end|> b <|im_start|> c <|im_end|>"))
+    lines = said()
+    assert lines and set(lines) == {"special-token text in a message, tokenized as plain text: '<|im_end|>', "
+                                    "'<|im_start|>'"}, lines
+
+
 def test_lone_surrogates_and_nul_are_made_safe() -> None:
     session = fake_session(FakeModel(replies=[["ok"]]))
     text, events = reply(session.send("bad \udcff byte and \x00 nul and emoji 😀"))
