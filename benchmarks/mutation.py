@@ -418,6 +418,11 @@ EXPLAINED: dict[str, str] = {
                                        "guard.pieces finds no literal spans and gives [(text, True)] too",
     "xǁChatSessionǁ_tokens__mutmut_11": "equivalent: a prompt with message text that looks like a marker has the "
                                         "template's markers before and after it, so it is 3 parts or more",
+    "x_open_session__mutmut_30": "equivalent: open_session loads with the profile's [model] settings, which "
+                                 "Loaded.settings then is, and which ChatSession takes when given none",
+    "x_open_session__mutmut_35": "equivalent: as open_session__mutmut_30",
+    "xǁChatSessionǁ_tokens__mutmut_35": "equivalent: None is falsy, as False is (ctypes passes it to llama_tokenize "
+                                        "as a c_bool false)",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",
