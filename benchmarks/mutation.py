@@ -119,6 +119,23 @@ EXPLAINED: dict[str, str] = {
     "xǁ_Parserǁ_tensor_type__mutmut_4": "equivalent: '' is not a quantization type either, so the same error follows",
     "xǁ_Parserǁ_tensor_type__mutmut_5": "equivalent: a known type is always in GGML_QUANT_SIZES (gguf has no type "
                                         "without a size), so only the None test decides",
+    "xǁ_Parserǁ_string__mutmut_11": "equivalent: bytes.decode() is UTF-8 by default",
+    "xǁ_Parserǁ_string__mutmut_15": "equivalent: codec names are case-insensitive",
+    "x__plain__mutmut_7": "equivalent: one_line only needs to see more than `limit` characters to cut; limit + 1 or "
+                          "+ 2 are cut the same",
+    "xǁ_Readerǁ__init____mutmut_12": "equivalent: the buffer is empty at first, so the first take reads a chunk "
+                                     "whatever _buf_pos says and sets it",
+    "xǁ_Readerǁtake__mutmut_1": "equivalent: `f` holds exactly `available` bytes (the whole file, or a prefix), so a "
+                                "take past them that the check lets through comes back short and raises the same "
+                                "_PastEnd(pos + n)",
+    "xǁ_Readerǁtake__mutmut_3": "equivalent: as take__mutmut_1 (the short read raises the same _PastEnd)",
+    "xǁ_Readerǁtake__mutmut_10": "equivalent: a take starts at the buffer's first byte only after a zero-length take "
+                                 "refilled it; it then reads the same chunk again: the same bytes",
+    "xǁ_Readerǁtake__mutmut_11": "equivalent: as take__mutmut_10 (start is 0 only after a zero-length refill)",
+    "xǁ_Readerǁtake__mutmut_13": "equivalent: a take that ends exactly at the buffer's end reads a chunk from its own "
+                                 "start instead: the same bytes, n of them read twice",
+    "xǁ_Parserǁ_magic_and_version__mutmut_29": "equivalent: version 3 (the newest) is supported and returned above, "
+                                               "so > and >= differ for no version that gets here",
     # repl/render.py
     "x_colour_allowed__mutmut_1": "equivalent: prompt_toolkit's ColorDepth.from_env() already answers 1 bit "
                                   "when NO_COLOR is set (test_render checks NO_COLOR wins)",
@@ -391,6 +408,21 @@ EXPLAINED: dict[str, str] = {
                                           "(a <= at <= b), so no literal span starts at the boundary here",
     "xǁChatSessionǁ_reply__mutmut_49": "equivalent: as _forget_undone__mutmut_20 (with _cached_n = 0 no prompt starts "
                                        "with 'XXXX')",
+    "x__clean__mutmut_2": "equivalent: a lower bound sends more text through the encode/decode round trip, which "
+                          "changes only lone surrogates (any other text comes back the same)",
+    "x__clean__mutmut_20": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
+    "x__clean__mutmut_21": "equivalent: as _clean__mutmut_10 (text encoded with 'replace' is valid UTF-8, so its "
+                           "decoding never calls an error handler)",
+    "x__clean__mutmut_22": "equivalent: as _clean__mutmut_21 (the decoding never calls an error handler)",
+    "xǁChatSessionǁ_tokens__mutmut_2": "equivalent: with parse_special the prompt formatter marks no message text, so "
+                                       "guard.pieces finds no literal spans and gives [(text, True)] too",
+    "xǁChatSessionǁ_tokens__mutmut_11": "equivalent: a prompt with message text that looks like a marker has the "
+                                        "template's markers before and after it, so it is 3 parts or more",
+    "x_open_session__mutmut_30": "equivalent: open_session loads with the profile's [model] settings, which "
+                                 "Loaded.settings then is, and which ChatSession takes when given none",
+    "x_open_session__mutmut_35": "equivalent: as open_session__mutmut_30",
+    "xǁChatSessionǁ_tokens__mutmut_35": "equivalent: None is falsy, as False is (ctypes passes it to llama_tokenize "
+                                        "as a c_bool false)",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",
@@ -700,21 +732,21 @@ PARTIAL: dict[str, str] = {
         "483 of 487 (99.2%); counting only the killed, 440 of 487 (90.3%). Three mutation runs and other "
         "tests shared the two cores, with mutmut's timeout multiplier at 4 instead of 15, so some of the "
         "43 timeouts may be slow tests rather than hangs. The first run scored 67.4%."),
+}
+
+
+# How a run that was made in pieces was made: shown under the table with its figures.
+NOTES: dict[str, str] = {
     "engine.gguf_info": (
-        "run against tests/engine/test_gguf_info.py on 2026-11-30 (b90505f, then the tests of 6742d89 and "
-        "e423d52), stopped at 888 of 1207 mutants for time: three mutation runs shared one core, and the "
-        "parser's mutants run every test, 15-20 s each here. The first run's 41 survivors were run again "
-        "(`mutmut run NAMES`) after their tests were written: 31 killed, 10 equivalent. Its timeouts were "
-        "survivors whose forked worker hung (on the OpenMP threads test_llama_cpp_loads_and_runs_the_tiny_model "
-        "left, fixed on main since) until mutmut's wall-clock bound, so they were run again the same way: 9 "
-        "killed. "
-        "Then the run went on with the new tests. Of the 888: 867 killed, 11 timed out, 10 survived. The 10 "
-        "survivors and 9 of the timeouts are equivalent (in EXPLAINED); the other 2 timeouts (_note_token 7, "
-        "_array_header 20) are killed by tests added after they ran. Caught: 878 of 888 (98.9%); counting "
-        "only the killed, 867 (97.6%); less equivalents, 100%. The 319 not run: parse, _file_size, "
-        "_metadata, read_gguf, _Reader.take, _magic_and_version, _counts, _string, the u32/u64 reads, the "
-        "two __init__s and _plain. Since the run, _show and _plain cut a value before escaping it (08f3749): "
-        "the new lines were not mutated."),
+        "made in pieces on 2026-11-30, in one work dir (mutmut keeps each function's results while its "
+        "code is unchanged): 888 mutants against the code and tests of b90505f..e423d52, stopped for "
+        "time; the other 330 (the parser's reads, and _show/_plain/_start, changed in 08f3749) at "
+        "f533f79 with OMP_THREAD_LIMIT=1 (see MUTMUT_ENV), and the first run's 11 timeouts again with them "
+        "(they were the OpenMP fork hang: 2 killed, and the 9 explained as equivalent survived); then the "
+        "38 survivors again at "
+        "32d759d with a fresh test-to-function map after the tests written for them: 9 killed, 29 "
+        "equivalent. Minutes: the pieces' wall time, on a core shared with other runs. The whole of "
+        "test_gguf_info.py takes 4-10 s (15-20 s a mutant was three runs sharing one core)."),
 }
 
 
@@ -756,7 +788,11 @@ def report() -> str:
         lines.append(f"| `{r['module']}` | {_tests_cell(r)} | {r['total']} | "
                      f"{caught} | {r['survived'] + r['no_tests']} | {equivalent} | {since} | "
                      f"{score(r):.1f}% | {100.0 * (caught + since) / real if real else 100.0:.1f}% | "
-                     f"{r['seconds'] / 60:.1f} | {r['date']} | {r.get('commit') or '-'} |")
+                     f"{r['seconds'] / 60:.1f} | {r['date']} | {(r.get('commit') or '-').strip()} |")
+    noted = [t for t in TARGETS if t.name in NOTES and (RESULTS / f"{t.name}.json").exists()]
+    if noted:
+        lines += ["", "Runs made in pieces:", ""]
+        lines += [f"- `{t.module}`: {NOTES[t.name]}" for t in noted]
     partial = [t for t in TARGETS if t.name in PARTIAL and not (RESULTS / f"{t.name}.json").exists()]
     if partial:
         lines += ["", "Runs stopped before the end (their figures, by hand):", ""]
