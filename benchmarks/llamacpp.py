@@ -10,7 +10,9 @@ prompt and threads, side by side in one run (issue 17):
 2. prompt lookup on input-grounded tasks (correct a given text, rewrite a given code
    file): lcchat's gain (lookup on / off) against llama.cpp's (llama-lookup /
    llama-completion);
-3. free text (a story): lookup on / off, and SmolLM2 as its own draft model against plain;
+3. the drafting policies replayed on the same greedy replies with a clock from measured
+   decode costs (benchmarks/replay.py): lcchat's lookup against llama.cpp's, without noise;
+   free text (a story): lookup on / off, and SmolLM2 as its own draft model against plain;
 4. verification cost: one llama_decode over k tokens against one token, for SmolLM2 and
    a ~1B random-weight GGUF, with the gain a self-drafting (prompt lookup) run reaches;
 5. prompt-evaluation threads (n_threads_batch);
@@ -106,14 +108,16 @@ def bench(bins: Path, model: Path, n: int, threads: int) -> float:
 # ---------------------------------------------------------------- lcchat
 
 
-def lcchat_reply(session, text: str) -> Stats:
-    """Send `text` on a cleared session; the reply's final Stats."""
+def lcchat_reply(session, text: str, *, keep: bool = False) -> Stats:
+    """Send `text` on a cleared session; the reply's final Stats. With `keep` the session is
+    not cleared after, so its KV cache's tokens can be read."""
     session.clear()
     final = None
     for event in session.send(text):
         if isinstance(event, Stats) and event.final:
             final = event
-    session.clear()
+    if not keep:
+        session.clear()
     assert final is not None
     return final
 
@@ -309,6 +313,38 @@ def free_text(model: Path, threads: int, repeats: int, max_tokens: int) -> list[
 # ---------------------------------------------------------------- 4. verification cost
 
 
+def greedy_reply(model: Path, threads: int, max_tokens: int, text: str) -> tuple[list[int], list[int]]:
+    """The prompt's tokens and the greedy reply's, as lcchat's lookup gives it (flash
+    attention on, as speculation loads: a verified batch then rounds as a single step)."""
+    session = open_session(load_profile("default", {
+        "model.path": str(model), "model.n_threads": threads, "model.n_ctx": 4096, "model.flash_attn": True,
+        "sampling.temperature": 0.0, "sampling.max_tokens": max_tokens}))
+    try:
+        final = lcchat_reply(session, text, keep=True)
+        cached = list(session.loop.cached)
+    finally:
+        session.close()
+    return cached[:final.prompt_tokens], cached[final.prompt_tokens:]
+
+
+def drafting_replay(model: Path, threads: int, max_tokens: int, repeats: int, n_draft: int = 16) -> list[dict]:
+    """benchmarks/replay.py on each grounded task and the story: lcchat's drafting policy
+    against llama.cpp's, replayed on the same greedy reply with a clock from this model's
+    measured decode costs at the reply's depth."""
+    from benchmarks import replay
+
+    rows = []
+    tasks = {**grounded_tasks(), "a story (free text)": STORY}
+    for task, text in tasks.items():
+        prompt, reply = greedy_reply(model, threads, max_tokens, text)
+        depth = len(prompt) + len(reply) // 2
+        measured = verification_cost(model, threads, range(1, n_draft + 2), repeats, depth=depth)
+        cost = replay.cost_function(measured)
+        rows.append({"task": task, "tokens": len(reply), "depth": depth, "cost4": cost(4), "cost17": cost(n_draft + 1),
+                     **replay.policies(prompt, reply, cost, n_draft)})
+    return rows
+
+
 def big_model(directory: Path) -> Path:
     """A ~1B-parameter random-weight llama GGUF (F16, ~2 GB), written once."""
     from tests.models import write_tiny_model
@@ -322,15 +358,17 @@ def big_model(directory: Path) -> Path:
     return path
 
 
-def verification_cost(model: Path, threads: int, ks: range, repeats: int) -> dict[int, float]:
+def verification_cost(model: Path, threads: int, ks: range, repeats: int, depth: int = 64) -> dict[int, float]:
     """Seconds of one llama_decode over k new tokens (logits for each, as a draft's
-    verification needs) after a 64-token prompt, k in `ks`; the batch is removed from the
-    KV cache after each timing."""
+    verification needs) after a `depth`-token prompt, k in `ks`, at llama.cpp's default
+    flash attention (on for the CPU); the batch is removed from the KV cache after each
+    timing."""
     L = load_llama_cpp()
     mp = L.llama_model_default_params()
     m = L.llama_model_load_from_file(str(model).encode(), mp)
     cp = L.llama_context_default_params()
-    cp.n_ctx, cp.n_batch, cp.n_ubatch = 512, 512, 512
+    cp.n_ctx = max(512, depth + max(ks) + 64)
+    cp.n_batch = cp.n_ubatch = 512
     cp.n_threads = cp.n_threads_batch = threads
     cp.no_perf = True
     ctx = L.llama_init_from_model(m, cp)
@@ -352,12 +390,13 @@ def verification_cost(model: Path, threads: int, ks: range, repeats: int) -> dic
         return time.perf_counter() - began
 
     try:
-        decode(0, 64)
+        for start in range(0, depth, 64):
+            decode(start, min(64, depth - start))
         times: dict[int, list[float]] = {k: [] for k in ks}
         for _ in range(repeats):
             for k in ks:  # interleaved, so load changes touch every k alike
-                times[k].append(decode(64, k))
-                L.llama_memory_seq_rm(mem, 0, 64, -1)
+                times[k].append(decode(depth, k))
+                L.llama_memory_seq_rm(mem, 0, depth, -1)
         return {k: statistics.median(v) for k, v in times.items()}
     finally:
         L.llama_batch_free(batch)
@@ -423,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="leave llama.cpp's tools out (no build): lcchat's own figures only")
     p.add_argument("--repeats", type=int, help="interleaved repeats (default 2, 1 with --quick)")
     p.add_argument("--bench", action="store_true", help="also run llama-bench tg N (slower)")
-    p.add_argument("--skip", default="", help="comma-separated parts to leave out: plain,flash,spec,free,scaling,threads,tui")
+    p.add_argument("--skip", default="", help="comma-separated parts to leave out: plain,flash,spec,replay,free,scaling,threads,tui")
     p.add_argument("--out", type=Path, help="replace this report's section in a RESULTS.md")
     args = p.parse_args(argv)
     model = args.model or _smollm2()
@@ -493,6 +532,31 @@ def main(argv: list[str] | None = None) -> int:
             emit(f"| {r['task']} ({r['tokens']} / {r['llama_tokens']} tokens) | {r['off']:.1f} | {r['off_fa']:.1f} | "
                  f"{r['on']:.1f} | {ours:.2f} | {r['on'] / r['off']:.2f} | {r['accept']:.0%} | {r['per_decode']:.2f} | "
                  f"{llama} |")
+        emit()
+    if "replay" not in skip:
+        from benchmarks import replay
+
+        emit("### Drafting policies replayed on the same greedy replies (benchmarks/replay.py)")
+        emit()
+        emit("Each reply was decoded once, plainly; lcchat's lookup (its Verifier, LookupDrafter and "
+             "Planner) and a port of llama.cpp's prompt lookup (llama-lookup's n-gram cache and "
+             f"thresholds, drafting always, at its default n_max {replay.LLAMA_N_MAX} and at 16) were then "
+             "replayed on it, with a clock from this model's measured cost of one decode over n tokens "
+             "at the reply's middle depth (flash attention on). No noise: the same reply, the same costs.")
+        emit()
+        emit(f"| task (reply tokens) | cost(4) / cost(1) | lcchat: modelled gain | accepted | tokens/decode | "
+             f"llama.cpp n_max {replay.LLAMA_N_MAX}: gain | accepted | llama.cpp n_max 16: gain | accepted | "
+             f"lcchat / llama.cpp n_max {replay.LLAMA_N_MAX} |")
+        emit("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in drafting_replay(model, t, 256 if quick else 512, 1 if quick else 3):
+            ours, theirs, theirs16 = r["lcchat"], r[f"llama.cpp n_max {replay.LLAMA_N_MAX}"], r["llama.cpp n_max 16"]
+
+            def share(x: dict) -> str:
+                return f"{x['accepted'] / x['drafted']:.0%}" if x["drafted"] else "-"
+
+            emit(f"| {r['task']} ({r['tokens']}) | {r['cost4']:.2f} | {ours['gain']:.2f} | {share(ours)} | "
+                 f"{ours['per_decode']:.2f} | {theirs['gain']:.2f} | {share(theirs)} | {theirs16['gain']:.2f} | "
+                 f"{share(theirs16)} | {ours['gain'] / theirs['gain']:.2f} |")
         emit()
     if "free" not in skip:
         emit("### Free text (a story): lookup, and SmolLM2 as its own draft model")

@@ -119,6 +119,23 @@ EXPLAINED: dict[str, str] = {
     "xǁ_Parserǁ_tensor_type__mutmut_4": "equivalent: '' is not a quantization type either, so the same error follows",
     "xǁ_Parserǁ_tensor_type__mutmut_5": "equivalent: a known type is always in GGML_QUANT_SIZES (gguf has no type "
                                         "without a size), so only the None test decides",
+    "xǁ_Parserǁ_string__mutmut_11": "equivalent: bytes.decode() is UTF-8 by default",
+    "xǁ_Parserǁ_string__mutmut_15": "equivalent: codec names are case-insensitive",
+    "x__plain__mutmut_7": "equivalent: one_line only needs to see more than `limit` characters to cut; limit + 1 or "
+                          "+ 2 are cut the same",
+    "xǁ_Readerǁ__init____mutmut_12": "equivalent: the buffer is empty at first, so the first take reads a chunk "
+                                     "whatever _buf_pos says and sets it",
+    "xǁ_Readerǁtake__mutmut_1": "equivalent: `f` holds exactly `available` bytes (the whole file, or a prefix), so a "
+                                "take past them that the check lets through comes back short and raises the same "
+                                "_PastEnd(pos + n)",
+    "xǁ_Readerǁtake__mutmut_3": "equivalent: as take__mutmut_1 (the short read raises the same _PastEnd)",
+    "xǁ_Readerǁtake__mutmut_10": "equivalent: a take starts at the buffer's first byte only after a zero-length take "
+                                 "refilled it; it then reads the same chunk again: the same bytes",
+    "xǁ_Readerǁtake__mutmut_11": "equivalent: as take__mutmut_10 (start is 0 only after a zero-length refill)",
+    "xǁ_Readerǁtake__mutmut_13": "equivalent: a take that ends exactly at the buffer's end reads a chunk from its own "
+                                 "start instead: the same bytes, n of them read twice",
+    "xǁ_Parserǁ_magic_and_version__mutmut_29": "equivalent: version 3 (the newest) is supported and returned above, "
+                                               "so > and >= differ for no version that gets here",
     # repl/render.py
     "x_colour_allowed__mutmut_1": "equivalent: prompt_toolkit's ColorDepth.from_env() already answers 1 bit "
                                   "when NO_COLOR is set (test_render checks NO_COLOR wins)",
@@ -383,6 +400,29 @@ EXPLAINED: dict[str, str] = {
     "xǁChatSessionǁ_written__mutmut_22": "equivalent: what a tokenizer puts in front of a text is one token (the "
                                          "SentencePiece space) or 3 byte tokens, so a 5th start (index 4) matches "
                                          "nothing the first 4 did not",
+    "xǁChatSessionǁ_record__mutmut_1": "equivalent: every call of _record passes thinking, so its default is never used",
+    "xǁChatSessionǁ_reply__mutmut_20": "equivalent: every LcchatError a turn's prompt can raise other than PromptTooLong "
+                                       "(a template's TemplateError, a server's RemoteError, a failed tokenize) has "
+                                       "exit code 1, Error's default",
+    "xǁChatSessionǁ_tokenize__mutmut_22": "equivalent: starts_fragment refuses a boundary that touches message text "
+                                          "(a <= at <= b), so no literal span starts at the boundary here",
+    "xǁChatSessionǁ_reply__mutmut_49": "equivalent: as _forget_undone__mutmut_20 (with _cached_n = 0 no prompt starts "
+                                       "with 'XXXX')",
+    "x__clean__mutmut_2": "equivalent: a lower bound sends more text through the encode/decode round trip, which "
+                          "changes only lone surrogates (any other text comes back the same)",
+    "x__clean__mutmut_20": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
+    "x__clean__mutmut_21": "equivalent: as _clean__mutmut_10 (text encoded with 'replace' is valid UTF-8, so its "
+                           "decoding never calls an error handler)",
+    "x__clean__mutmut_22": "equivalent: as _clean__mutmut_21 (the decoding never calls an error handler)",
+    "xǁChatSessionǁ_tokens__mutmut_2": "equivalent: with parse_special the prompt formatter marks no message text, so "
+                                       "guard.pieces finds no literal spans and gives [(text, True)] too",
+    "xǁChatSessionǁ_tokens__mutmut_11": "equivalent: a prompt with message text that looks like a marker has the "
+                                        "template's markers before and after it, so it is 3 parts or more",
+    "x_open_session__mutmut_30": "equivalent: open_session loads with the profile's [model] settings, which "
+                                 "Loaded.settings then is, and which ChatSession takes when given none",
+    "x_open_session__mutmut_35": "equivalent: as open_session__mutmut_30",
+    "xǁChatSessionǁ_tokens__mutmut_35": "equivalent: None is falsy, as False is (ctypes passes it to llama_tokenize "
+                                        "as a c_bool false)",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",
@@ -518,18 +558,22 @@ def config(target: Target) -> str:
 
 
 def _one_cpu() -> None:
-    """Run mutmut on one CPU (the first of those this process may use). mutmut forks each
-    mutant's test run from its own process, which has run the whole test selection first;
-    llama.cpp is built with OpenMP here, and a child forked after its parent ran an OpenMP
-    region with 2+ threads waits forever at its own first one (libgomp is not fork-safe):
-    every mutant whose tests reach a real-model test hung until mutmut's timeout. On one
-    CPU lcchat gives llama.cpp one thread (engine/model.py counts the usable CPUs), so no
-    OpenMP team is ever started by lcchat's own sessions. Two children in the 439 mutants
-    of engine.session's run of 2026-11-30 still hung in GOMP_parallel (some test still starts
-    a team; not found yet): it costs a timeout, (tests' time + 1 s) x 4, and counts as caught.
-    mutmut's process_isolation = "forkserver" avoids the hang whatever the tests do, but
-    runs each mutant's tests in no set order, not the fastest first: far slower here."""
+    """Run mutmut on one CPU (the first of those this process may use): a shared machine,
+    and the tests that need two CPUs are left out (PYTEST_ARGS)."""
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+# mutmut forks each mutant's test run from its own process, which has run tests first.
+# llama.cpp is built with OpenMP here (libgomp), and libgomp is not fork-safe: once the
+# parent's main thread has run an OpenMP team of 2+ threads, a forked child waits forever
+# in GOMP_parallel at its own first one (seen with gdb). Pinning to one CPU did not stop
+# it: lcchat's automatic thread count (engine/model.py auto_threads) counted the machine's
+# idle cores, not the usable ones, so on an idle 2-core machine a session took 2 threads
+# however it was pinned, and only a busy other core hid the hang. OMP_THREAD_LIMIT caps
+# every team at one thread whatever a test asks for (llama.cpp runs a graph on the
+# threads OpenMP gives it), so no test can start a team a child would inherit. libgomp
+# reads it when it loads, so it goes in mutmut's environment.
+MUTMUT_ENV = {"OMP_THREAD_LIMIT": "1"}
 
 
 def workdir(target: Target) -> Path:
@@ -553,7 +597,8 @@ def run_target(target: Target, jobs: int) -> dict:
     log = work / "mutmut.log"
     with open(log, "w") as out:
         subprocess.run(["nice", "-n", "19", *_mutmut(), "run", "--max-children", str(jobs)], cwd=work, stdout=out,
-                       stderr=subprocess.STDOUT, check=False, preexec_fn=_one_cpu)
+                       stderr=subprocess.STDOUT, check=False, preexec_fn=_one_cpu,
+                       env={**os.environ, **MUTMUT_ENV})
     return collect(target, round(time.monotonic() - started))
 
 
@@ -704,21 +749,32 @@ PARTIAL: dict[str, str] = {
         "483 of 487 (99.2%); counting only the killed, 440 of 487 (90.3%). Three mutation runs and other "
         "tests shared the two cores, with mutmut's timeout multiplier at 4 instead of 15, so some of the "
         "43 timeouts may be slow tests rather than hangs. The first run scored 67.4%."),
+}
+
+
+# How a run that was made in pieces was made: shown under the table with its figures.
+NOTES: dict[str, str] = {
     "engine.gguf_info": (
-        "run against tests/engine/test_gguf_info.py on 2026-11-30 (b90505f, then the tests of 6742d89 and "
-        "e423d52), stopped at 888 of 1207 mutants for time: three mutation runs shared one core, and the "
-        "parser's mutants run every test, 15-20 s each here. The first run's 41 survivors were run again "
-        "(`mutmut run NAMES`) after their tests were written: 31 killed, 10 equivalent. Its timeouts were "
-        "survivors whose forked worker hung (on the OpenMP threads test_llama_cpp_loads_and_runs_the_tiny_model "
-        "left, fixed on main since) until mutmut's wall-clock bound, so they were run again the same way: 9 "
-        "killed. "
-        "Then the run went on with the new tests. Of the 888: 867 killed, 11 timed out, 10 survived. The 10 "
-        "survivors and 9 of the timeouts are equivalent (in EXPLAINED); the other 2 timeouts (_note_token 7, "
-        "_array_header 20) are killed by tests added after they ran. Caught: 878 of 888 (98.9%); counting "
-        "only the killed, 867 (97.6%); less equivalents, 100%. The 319 not run: parse, _file_size, "
-        "_metadata, read_gguf, _Reader.take, _magic_and_version, _counts, _string, the u32/u64 reads, the "
-        "two __init__s and _plain. Since the run, _show and _plain cut a value before escaping it (08f3749): "
-        "the new lines were not mutated."),
+        "made in pieces on 2026-11-30, in one work dir (mutmut keeps each function's results while its "
+        "code is unchanged): 888 mutants against the code and tests of b90505f..e423d52, stopped for "
+        "time; the other 330 (the parser's reads, and _show/_plain/_start, changed in 08f3749) at "
+        "f533f79 with OMP_THREAD_LIMIT=1 (see MUTMUT_ENV), and the first run's 11 timeouts again with them "
+        "(they were the OpenMP fork hang: 2 killed, and the 9 explained as equivalent survived); then the "
+        "38 survivors again at "
+        "32d759d with a fresh test-to-function map after the tests written for them: 9 killed, 29 "
+        "equivalent. Minutes: the pieces' wall time, on a core shared with other runs. The whole of "
+        "test_gguf_info.py takes 4-10 s (15-20 s a mutant was three runs sharing one core)."),
+    "store.recording": (
+        "run on 2026-11-30 at f2e37b6 (test_recording.py written before the run): 91 killed, 1 timed out, 5 "
+        "survived. Then, in the same work dir: the survivor save_state=True (ChatRecording's default) again "
+        "after a test for it (killed), and the timeout again alone with OMP_THREAD_LIMIT=1 (it was the "
+        "OpenMP fork hang, and the mutant is equivalent: it survived)."),
+    "store.kvstate": (
+        "run on 2026-11-30 at 511259c (test_kvstate.py written before the run): 217 killed, 62 survived "
+        "(77.8%); 49 of the 62 changed a -v log line. Its 62 survivors again at 86c863a, after test_kvstate "
+        "checked each -v line and a state deleted between listing and stat: 50 killed (one, the "
+        "exc_info=False line, first timed out in OpenMP and was killed when run again with "
+        "OMP_THREAD_LIMIT=1), 12 equivalent."),
 }
 
 
@@ -760,7 +816,11 @@ def report() -> str:
         lines.append(f"| `{r['module']}` | {_tests_cell(r)} | {r['total']} | "
                      f"{caught} | {r['survived'] + r['no_tests']} | {equivalent} | {since} | "
                      f"{score(r):.1f}% | {100.0 * (caught + since) / real if real else 100.0:.1f}% | "
-                     f"{r['seconds'] / 60:.1f} | {r['date']} | {r.get('commit') or '-'} |")
+                     f"{r['seconds'] / 60:.1f} | {r['date']} | {(r.get('commit') or '-').strip()} |")
+    noted = [t for t in TARGETS if t.name in NOTES and (RESULTS / f"{t.name}.json").exists()]
+    if noted:
+        lines += ["", "Runs made in pieces:", ""]
+        lines += [f"- `{t.module}`: {NOTES[t.name]}" for t in noted]
     partial = [t for t in TARGETS if t.name in PARTIAL and not (RESULTS / f"{t.name}.json").exists()]
     if partial:
         lines += ["", "Runs stopped before the end (their figures, by hand):", ""]

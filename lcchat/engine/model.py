@@ -131,11 +131,13 @@ def bounded_threads(wanted: int, key: str, notices: list[str]) -> int:
 
 
 def auto_threads(sample_s: float = 0.1) -> int:
-    """Threads for n_threads = 0: the physical cores, less those other processes keep busy.
+    """Threads for n_threads = 0: the physical cores, less those other processes keep busy,
+    and no more than the CPUs this process may use (taskset or a container's CPU set).
 
     llama.cpp's threads wait for each other at every graph node, so one thread that shares
     a core with another process holds all of them back: on a 2-core machine with the other
-    core busy, 2 threads ran at half the speed of 1 (benchmarks/RESULTS.md, Threads).
+    core busy, 2 threads ran at half the speed of 1 (benchmarks/RESULTS.md, Threads). Two
+    threads pinned to one CPU share it the same way.
     """
     cores = physical_cores()
     try:
@@ -144,9 +146,9 @@ def auto_threads(sample_s: float = 0.1) -> int:
         logical = psutil.cpu_count() or cores
         busy_logical = sum(psutil.cpu_percent(interval=sample_s, percpu=True)) / 100.0
     except Exception:  # noqa: BLE001 - no figures: use every core
-        return cores
+        return min(cores, usable_cpus())
     busy_cores = busy_logical * cores / logical
-    return max(1, cores - int(busy_cores + 0.5))
+    return max(1, min(cores - int(busy_cores + 0.5), usable_cpus()))
 
 
 class _Speller:

@@ -20,15 +20,20 @@ checked for each token exactly as in the plain loop, also in the middle of a dra
   tokens the loop kept and the next turn's prefix reuse is right.
 
 How much to draft is decided per draft, from what the turn has measured (Planner):
-- the acceptance of each source of drafts: prompt lookup by the length of the n-gram it
-  matched (a 4-token match in a text being copied is nearly always right, a 2-token one in
-  free text seldom is), and the draft model;
+- the acceptance of each source of drafted tokens, measured token by token: prompt lookup
+  by how many tokens before the drafted one agree with the earlier text it copies (30
+  tokens into copying a paragraph the next is nearly always right; after a 2-token match
+  in free text seldom), and the draft model;
 - the cost of verifying: a batch of 1 + k tokens costs about 1 + beta*k single decodes
   (beta is near 0.5 for a small model on a CPU, which is compute-bound, and far lower for
-  a large or GPU one), plus the drafter's own time per token (the draft model's).
-With acceptance p, a draft of k tokens gives 1 + p + ... + p^k tokens on average for that
-cost. The planner drafts the k that gives most tokens per unit of time, and nothing when no
-k beats single decodes: free text, where matches are rare and seldom right, is not slowed.
+  a large or GPU one), or what that batch size has measured once it has been verified a
+  few times (on a CPU a batch of 4 can cost what one of 3 does), plus the drafter's own
+  time per token (the draft model's).
+With p1, p2... the acceptance of each drafted token's source, a draft of k tokens gives
+1 + p1 + p1p2 + ... + p1...pk tokens on average for that cost. The planner drafts the k that
+gives most tokens per unit of time, and nothing when no k beats single decodes: free text,
+where matches are rare and seldom right, is not slowed, and a lookup draft that starts on a
+short match goes on as far as its match makes it sure.
 A lookup draft it declines is still compared with what the reply goes on to say (knowing it
 cost nothing), so a source comes back as soon as it is right again; a draft model, whose
 drafts cost time, gets a one-token try now and then instead. Decode times are medians of
@@ -47,6 +52,11 @@ from lcchat.config.schema import SPEC_MODES as MODES  # noqa: F401 - the modes, 
 
 NGRAM_MAX = 4  # the longest n-gram prompt lookup matches
 NGRAM_MIN = 2  # ... and the shortest: a single token predicts too little
+OCCURRENCES = 8  # the latest occurrences of an n-gram kept, to choose the longest match among
+MATCH_CAP = 32  # how far back a match is followed
+# A drafted token's source, by how many tokens before it agree with the earlier text (the
+# match, then the drafted tokens before it): the largest of these it reaches.
+MATCH_CLASSES = (2, 3, 4, 8, 16, 32)
 EMA = 0.3  # weight of the newest measurement in the drafting-time averages
 # Decode times are medians of the last few: on a shared machine one decode in ten can take
 # twice as long, and the first batch of a new size builds llama.cpp's graph first.
@@ -54,9 +64,16 @@ RECENT = 15
 # A source's acceptance before it has drafted, as (accepted, rejected) counts: hopeful
 # enough that each source gets tried, and outweighed after a few drafts.
 PRIOR = (3.0, 1.0)
+# Lookup's, by how far its match agrees: the further, the surer (on the grounded tasks of
+# benchmarks/llamacpp.py, tokens after 2 agreeing were right 17-53% of the time, after 32
+# 98-100%). Without these a 256-token reply spent a third of itself learning what every
+# copying reply shows.
+PRIORS = {"lookup2": (1.5, 2.5), "lookup3": (2.4, 1.6), "lookup4": (3.0, 1.0), "lookup8": (3.4, 0.6),
+          "lookup16": (3.6, 0.4), "lookup32": (3.8, 0.2)}
 DECAY = 0.95  # older drafts count for less: a reply can move from quoting to free text
 BETA = 0.5  # the cost of one more token in a verified batch, in single decodes, until measured
 BETA_MAX = 1.5
+SIZE_SEEN = 3  # a batch size's own cost is used once it has been measured this often
 GAIN_MIN = 1.05  # draft only when it is expected to beat single decodes by this much
 # A source the planner has stopped drafting from gets a one-token try after this many
 # declined drafts: its figures may be stale (a reply that falls into repeating itself makes
@@ -99,39 +116,61 @@ def _token_texts(model) -> list[str]:
     return [model.token_text(i) for i in range(model.n_vocab)]
 
 
-Budget = Callable[[str], int]  # how many tokens to draft from a source ("lookup4", "model")
+# How many tokens to draft, given the source of each token a drafter could propose, in
+# order ("lookup8", "model"...).
+Budget = Callable[[list[str]], int]
+
+
+def match_source(agree: int) -> str:
+    """The source of a lookup token that `agree` tokens before it match."""
+    reached = MATCH_CLASSES[0]
+    for size in MATCH_CLASSES:
+        if agree >= size:
+            reached = size
+    return f"lookup{reached}"
+
+
+def family(source: str) -> str:
+    """'lookup' or 'model': what the drafting time is measured for."""
+    return source.rstrip("0123456789")
 
 
 class Drafter(Protocol):
-    source: str  # what made the last draft, for the acceptance figures
-    # What the last call would have drafted had the budget allowed, and from which source,
-    # when knowing costs nothing (prompt lookup): the planner still learns how often that
-    # source is right.
-    declined: tuple[str, list[int]] | None
+    sources: list[str]  # what made each token of the last draft, for the acceptance figures
+    # What the last call would have drafted had the budget allowed, with each token's source,
+    # when knowing costs nothing (prompt lookup): the planner still learns how often those
+    # sources are right.
+    declined: tuple[list[str], list[int]] | None
 
     def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
         """Up to `n` tokens that may follow `context` + [last], and no more than
-        `budget(source)` once the drafter knows which of its sources would answer."""
+        `budget(sources)` once the drafter knows where each would come from."""
         ...
 
 
 class LookupDrafter:
-    """Prompt lookup: the tokens that followed the most recent earlier occurrence of the
-    longest n-gram (NGRAM_MAX down to NGRAM_MIN tokens) the context now ends with.
+    """Prompt lookup: the tokens that followed the earlier occurrence of what the context
+    now ends with, found by its last NGRAM_MIN..NGRAM_MAX tokens and, among the recent
+    occurrences of those, the one that agrees with the context furthest back.
 
     Free, and right whenever the reply quotes the conversation: summaries, code edits,
-    corrections. The index of n-grams grows as the context does, so each draft costs a
-    few dictionary look-ups, never a scan of the context."""
+    corrections. How far back the match agrees says how sure the draft is: a reply 30
+    tokens into copying a paragraph will almost surely copy the next token too, one whose
+    last 2 tokens happen to occur earlier seldom does. So each drafted token's source is
+    named by that agreement, counting the drafted tokens before it ("lookup2" ..
+    "lookup32", see MATCH_CLASSES), and the planner learns each one's acceptance apart.
+    The index of n-grams grows as the context does, so each draft costs a few dictionary
+    look-ups and at most OCCURRENCES x MATCH_CAP token comparisons, never a scan."""
 
     def __init__(self) -> None:
-        self._index: dict[tuple[int, ...], int] = {}  # n-gram -> where its continuation starts
+        # n-gram -> where the continuations of its latest occurrences start, latest last
+        self._index: dict[tuple[int, ...], list[int]] = {}
         self._indexed = 0  # positions of the context whose n-grams are in the index
         self._context: list[int] | None = None
-        self.source = "lookup"  # what made the last draft: "lookup2".."lookup4", by match length
-        self.declined: tuple[str, list[int]] | None = None
+        self.sources: list[str] = []  # the source of each token of the last draft
+        self.declined: tuple[list[str], list[int]] | None = None
 
-    def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
-        self.declined = None
+    def _update(self, context: list[int]) -> None:
         if context is not self._context or len(context) < self._indexed:
             self._index.clear()
             self._indexed, self._context = 0, context
@@ -140,22 +179,59 @@ class LookupDrafter:
         for p in range(self._indexed, end):
             for size in range(NGRAM_MIN, NGRAM_MAX + 1):
                 if p + 1 >= size:
-                    index[tuple(context[p + 1 - size:p + 1])] = p + 1
+                    key = tuple(context[p + 1 - size:p + 1])
+                    at = index.get(key)
+                    if at is None:
+                        index[key] = [p + 1]
+                    else:
+                        at.append(p + 1)
+                        if len(at) > OCCURRENCES:
+                            del at[0]
         self._indexed = max(self._indexed, end)
-        if len(context) + 1 < NGRAM_MIN or (*context[len(context) + 1 - NGRAM_MIN:], last) not in index:
-            return []  # no match of the shortest size, so none of a longer one: the common case in free text
-        for size in range(NGRAM_MAX, NGRAM_MIN - 1, -1):
-            if len(context) + 1 < size:
+
+    def match(self, context: list[int], last: int) -> tuple[int, int]:
+        """(where the continuation starts in `context`, how many tokens before it agree
+        with the end of `context` + [last]), or (-1, 0) when nothing matches."""
+        self._update(context)
+        n = len(context) + 1
+        if n < NGRAM_MIN or (*context[n - NGRAM_MIN:], last) not in self._index:
+            return -1, 0  # no match of the shortest size, so none of a longer one: the common case in free text
+        for size in range(min(NGRAM_MAX, n), NGRAM_MIN - 1, -1):
+            found = self._index.get((*context[n - size:], last))
+            if found is None:
                 continue
-            at = index.get((*context[len(context) + 1 - size:], last))
-            if at is not None:
-                self.source = f"lookup{size}"
-                k = n if budget is None else min(n, budget(self.source))
-                if k <= 0:
-                    self.declined = (self.source, context[at:at + n])
-                    return []
-                return context[at:at + k]
-        return []
+            best, best_len = -1, 0
+            for at in reversed(found):  # the latest first: it wins a tie
+                length = size  # context[at - size:at] is the n-gram itself
+                while (length < MATCH_CAP and at - 1 - length >= 0
+                       and context[at - 1 - length] == context[n - 2 - (length - 1)]):
+                    length += 1
+                if length > best_len:
+                    best, best_len = at, length
+            return best, best_len
+        return -1, 0
+
+    def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
+        self.declined = None
+        at, length = self.match(context, last)
+        if at < 0:
+            self.sources = []
+            return []
+        tokens = context[at:at + n]
+        if len(tokens) < n:  # the match runs into the end: the text repeats itself, so the
+            # draft goes on copying what it has just copied (context + [last] + the draft)
+            tokens.append(last)
+            copied = len(context) - at  # how far back the text repeats
+            while len(tokens) < n:
+                tokens.append(tokens[len(tokens) - copied - 1])
+            del tokens[n:]
+        self.sources = [match_source(length + i) for i in range(len(tokens))]
+        k = len(tokens) if budget is None else min(len(tokens), budget(self.sources))
+        if k <= 0:
+            self.declined = (self.sources, tokens)
+            return []
+        del self.sources[k:]
+        return tokens[:k]
 
 
 class ModelDrafter:
@@ -172,8 +248,8 @@ class ModelDrafter:
         self.cached: list[int] = []
         self.sampler = model.make_sampler(SamplingSettings(temperature=0.0, seed=0))
         self.cancel = None  # the target loop's cancel event, while a turn runs
-        self.source = "model"
-        self.declined: tuple[str, list[int]] | None = None  # knowing what it would draft costs a draft
+        self.sources: list[str] = []
+        self.declined: tuple[list[str], list[int]] | None = None  # knowing what it would draft costs a draft
 
     def _sync(self, tokens: list[int]) -> bool:
         """Make the draft model's KV cache hold `tokens` with fresh logits for the last."""
@@ -208,8 +284,9 @@ class ModelDrafter:
     def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
         model, cached = self.model, self.cached
         n = min(n, model.n_ctx - len(context) - 2)
-        if budget is not None:
-            n = min(n, budget(self.source))
+        if budget is not None and n > 0:
+            n = min(n, budget(["model"] * n))
+        self.sources = []
         if n <= 0 or not self._sync([*context, last]):
             return []
         out: list[int] = []
@@ -221,6 +298,7 @@ class ModelDrafter:
             if len(out) >= n or model.decode_one(token, len(cached)) != 0:
                 break
             cached.append(token)
+        self.sources = ["model"] * len(out)
         return out
 
     def reset(self) -> None:
@@ -237,16 +315,17 @@ class AutoDrafter:
 
     def __init__(self, lookup: LookupDrafter, model: ModelDrafter | None) -> None:
         self.lookup, self.model = lookup, model
-        self.source = "lookup"
-        self.declined: tuple[str, list[int]] | None = None
+        self.sources: list[str] = []
+        self.declined: tuple[list[str], list[int]] | None = None
 
     def draft(self, context: list[int], last: int, n: int, budget: Budget | None = None) -> list[int]:
         found = self.lookup.draft(context, last, n, budget)
-        self.source, self.declined = self.lookup.source, self.lookup.declined
+        self.sources, self.declined = self.lookup.sources, self.lookup.declined
         if found or self.model is None:
             return found
-        self.source = self.model.source
-        return self.model.draft(context, last, n, budget)
+        found = self.model.draft(context, last, n, budget)
+        self.sources = self.model.sources
+        return found
 
 
 @dataclass
@@ -274,7 +353,7 @@ class Speculation:
 
 
 class Planner:
-    """How many tokens to draft from each source, from what this turn has measured (see the
+    """How many tokens to draft, from what this turn has measured of each source (see the
     module doc). Times are in seconds; costs in single decodes."""
 
     def __init__(self, n_max: int) -> None:
@@ -284,37 +363,41 @@ class Planner:
         # each drafted token's share of a verified batch; BETA counts twice until outvoted,
         # as the first batches of each size also build llama.cpp's graph
         self._betas: deque[float] = deque([BETA, BETA], maxlen=RECENT)
-        self.drafting: dict[str, float] = {}  # source -> its drafting time per token, in single decodes
-        self.declined: dict[str, int] = {}  # source -> drafts declined since its last try
-        self.probe_after: dict[str, int] = {}  # source -> declines before the next one-token try
+        self._sizes: dict[int, deque[float]] = {}  # batch size -> its recent costs, in single decodes
+        self.drafting: dict[str, float] = {}  # family -> its drafting time per token, in single decodes
+        self.declined: dict[str, int] = {}  # first token's source -> drafts declined since its last try
+        self.probe_after: dict[str, int] = {}  # first token's source -> declines before the next one-token try
 
     def acceptance(self, source: str) -> float:
-        hit, miss = self.odds.get(source, PRIOR)
+        hit, miss = self.odds.get(source) or PRIORS.get(source, PRIOR)
         return hit / (hit + miss)
 
-    def budget(self, source: str) -> int:
-        """The draft length with the most tokens per unit of time, or 0 when none beats
-        single decodes (now and then 1 even so: a try that keeps the figures current)."""
-        best = self._best(source)
-        if best:
-            self.declined[source] = 0
-            return best
-        declined = self.declined.get(source, 0) + 1
-        if declined < self.probe_after.get(source, PROBE_FIRST):
-            self.declined[source] = declined
+    def budget(self, sources: list[str]) -> int:
+        """How many of the tokens whose sources are `sources` to draft: the length with the
+        most tokens per unit of time, or 0 when none beats single decodes (now and then 1
+        even so: a try that keeps the figures current)."""
+        if not sources:
             return 0
-        self.declined[source] = 0
+        best = self._best(sources)
+        first = sources[0]
+        if best:
+            self.declined[first] = 0
+            return best
+        declined = self.declined.get(first, 0) + 1
+        if declined < self.probe_after.get(first, PROBE_FIRST):
+            self.declined[first] = declined
+            return 0
+        self.declined[first] = 0
         return PROBE_LEN
 
-    def _best(self, source: str) -> int:
-        p = self.acceptance(source)
-        per_token = self.beta + self.drafting.get(source, 0.0)
+    def _best(self, sources: list[str]) -> int:
+        drafting = self.drafting.get(family(sources[0]), 0.0)
         best, best_gain = 0, GAIN_MIN
-        expected, reach = 1.0, 1.0  # 1 + p + ... + p^k, and p^k
-        for k in range(1, self.n_max + 1):
-            reach *= p
+        expected, reach = 1.0, 1.0  # 1 + p1 + p1p2 + ..., and p1...pk: the chance all k are right
+        for k, source in enumerate(sources[:self.n_max], start=1):
+            reach *= self.acceptance(source)
             expected += reach
-            gain = expected / (1.0 + per_token * k)
+            gain = expected / (self.cost(1 + k) + drafting * k)
             if gain > best_gain:
                 best, best_gain = k, gain
             elif reach < 0.01:
@@ -328,29 +411,48 @@ class Planner:
     def single_s(self) -> float | None:
         return statistics.median(self._singles) if self._singles else None
 
+    def cost(self, size: int) -> float:
+        """What verifying a batch of `size` tokens costs, in single decodes: as measured for
+        that size once it has been a few times (llama.cpp's CPU kernels make some sizes
+        cost no more than the one below), else 1 + beta per token past the first."""
+        seen = self._sizes.get(size)
+        if seen is not None and len(seen) >= SIZE_SEEN:
+            return statistics.median(seen)
+        return 1.0 + self.beta * (size - 1)
+
     @property
     def beta(self) -> float:
         """What one more drafted token adds to a verified batch, in single decodes."""
         return statistics.median(self._betas)
 
-    def observed(self, source: str, drafted: int, accepted: int) -> None:
-        """Of `drafted` tokens proposed by `source` (verified, or declined and compared with
-        what the reply went on to say), the first `accepted` were right."""
-        hit, miss = self.odds.get(source, PRIOR)
-        self.odds[source] = [hit * DECAY + accepted, miss * DECAY + (1.0 if accepted < drafted else 0.0)]
-        wait = self.probe_after.get(source, PROBE_FIRST)
-        self.probe_after[source] = PROBE_FIRST if self._best(source) else min(PROBE_MAX, 2 * wait)
+    def observed(self, sources: list[str], accepted: int) -> None:
+        """Of the tokens proposed from `sources` (verified, or declined and compared with
+        what the reply went on to say), the first `accepted` were right: each of those is
+        a hit for its source, and the one after them, if any, a miss for its own."""
+        seen: dict[str, list[float]] = {}
+        for i, source in enumerate(sources[:accepted + 1]):
+            counts = seen.setdefault(source, [0.0, 0.0])
+            counts[0 if i < accepted else 1] += 1.0
+        for source, (hit, miss) in seen.items():  # older drafts count for less, once per draft
+            was_hit, was_miss = self.odds.get(source) or PRIORS.get(source, PRIOR)
+            self.odds[source] = [was_hit * DECAY + hit, was_miss * DECAY + miss]
+        first = sources[0]
+        wait = self.probe_after.get(first, PROBE_FIRST)
+        self.probe_after[first] = PROBE_FIRST if self._best(sources) else min(PROBE_MAX, 2 * wait)
 
-    def verified(self, source: str, drafted: int, accepted: int, draft_s: float, verify_s: float) -> None:
-        """A draft has been verified: `accepted` of its `drafted` tokens were right, and it
-        took these times to make and to verify."""
+    def verified(self, sources: list[str], accepted: int, draft_s: float, verify_s: float) -> None:
+        """A draft has been verified: `accepted` of its tokens (from `sources`) were right,
+        and it took these times to make and to verify."""
         single = self.single_s
+        drafted = len(sources)
         if single:
             self._betas.append(min(BETA_MAX, max(0.0, (verify_s / single - 1.0) / drafted)))
+            self._sizes.setdefault(1 + drafted, deque(maxlen=RECENT)).append(verify_s / single)
             cost = draft_s / drafted / single
-            was = self.drafting.get(source)
-            self.drafting[source] = cost if was is None else was + EMA * (cost - was)
-        self.observed(source, drafted, accepted)
+            kind = family(sources[0])
+            was = self.drafting.get(kind)
+            self.drafting[kind] = cost if was is None else was + EMA * (cost - was)
+        self.observed(sources, accepted)
 
 
 class Verifier:
@@ -369,16 +471,16 @@ class Verifier:
         self.drafted = self.accepted = self.decodes = 0
         self.adaptive = adaptive  # off: always draft as much as there is (tests, to land stops mid-draft)
         self.planner = Planner(self.n_max)
-        self._batch: tuple[str, int, float, float] | None = None  # source, drafted, draft_s, verify_s
+        self._batch: tuple[list[str], float, float] | None = None  # sources, draft_s, verify_s
         self._batch_accepted = 0
-        self._shadow: tuple[str, list[int]] | None = None  # a declined draft, checked against the reply
+        self._shadow: tuple[list[str], list[int]] | None = None  # a declined draft, checked against the reply
         self._shadow_at = 0  # how much of it the reply has matched so far
 
     def sample(self) -> int:
         return self.sampler.sample(self.idx)
 
-    def _budget(self, source: str) -> int:
-        return self.planner.budget(source) if self.adaptive else self.n_max
+    def _budget(self, sources: list[str]) -> int:
+        return self.planner.budget(sources) if self.adaptive else self.n_max
 
     def advance(self, token: int, n_past: int) -> int:
         """Put `token` at position n_past of the KV cache (the loop then appends it to
@@ -413,7 +515,7 @@ class Verifier:
                 self.pending = list(draft)
                 self.idx = 0
                 self.drafted += len(draft)
-                self._batch = (self.drafter.source, len(draft), drafted_at - started, time.perf_counter() - drafted_at)
+                self._batch = (self.drafter.sources[:len(draft)], drafted_at - started, time.perf_counter() - drafted_at)
                 self._batch_accepted = 0
                 return 0
             model.kv_truncate(n_past)
@@ -428,21 +530,21 @@ class Verifier:
         return status
 
     def _follow_shadow(self, token: int) -> None:
-        source, tokens = self._shadow
+        sources, tokens = self._shadow
         if token == tokens[self._shadow_at]:
             self._shadow_at += 1
             if self._shadow_at < len(tokens):
                 return
         self._shadow = None
-        self.planner.observed(source, len(tokens), self._shadow_at)
+        self.planner.observed(sources, self._shadow_at)
 
     def _batch_done(self) -> None:
         """A verified batch has given all it will: what it shows goes to the planner."""
         if self._batch is None:
             return
-        source, drafted, draft_s, verify_s = self._batch
+        sources, draft_s, verify_s = self._batch
         self._batch = None
-        self.planner.verified(source, drafted, self._batch_accepted, draft_s, verify_s)
+        self.planner.verified(sources, self._batch_accepted, draft_s, verify_s)
 
     def finish(self) -> None:
         """Drop what is left of a draft from the KV cache: it holds `cached`, no more."""

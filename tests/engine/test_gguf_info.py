@@ -259,7 +259,8 @@ def test_old_ggml_formats(tmp_path: Path, data: bytes, magic: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("version", "phrase"),
-    [(1, "version 1"), (4, "version 4, newer"), (0, "invalid GGUF version"), (0x03000000, "big-endian")],
+    [(1, "uses GGUF version 1, which llama.cpp no longer reads"), (4, "version 4, newer"), (0, "invalid GGUF version"),
+     (0x03000000, "big-endian")],
 )
 def test_bad_version(tmp_path: Path, tiny_model: Path, version: int, phrase: str) -> None:
     fails(corrupt(tiny_model, tmp_path / "v.gguf", at=4, data=struct.pack("<I", version)), phrase)
@@ -879,7 +880,9 @@ def test_a_file_that_shrinks_while_it_is_read(monkeypatch: pytest.MonkeyPatch, t
 
     cut = truncate(tiny_model, tmp_path / "shrunk.gguf", 5000)
     monkeypatch.setattr(gguf_info, "_file_size", lambda path, name: tiny_model.stat().st_size)
-    fails(cut, "is truncated: its metadata runs to byte", f"has only {tiny_model.stat().st_size:,} bytes")
+    message = fails(cut, "is truncated: its metadata runs to byte", f"has only {tiny_model.stat().st_size:,} bytes")
+    end = int(message.partition("runs to byte ")[2].partition(" ")[0].replace(",", ""))
+    assert 5000 < end < 5100, message  # the end of the field that the cut falls in
 
 
 def test_reading_in_small_chunks_reads_the_same(monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:
@@ -1291,10 +1294,16 @@ def test_a_huge_key_or_value_in_a_message_costs_no_more_than_its_bytes(tmp_path:
         before, _ = tracemalloc.get_traced_memory()
         invalid(info, "llama.rope.scaling.type is '" + "\\x00" * 14 + "..., but llama.cpp knows only")
         showing = tracemalloc.get_traced_memory()[1] - before
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        invalid(with_metadata(good, llama__rope__scaling__type=[huge, "linear"]),
+                "llama.rope.scaling.type is ['" + "\\x00" * 13 + "\\x0..., but llama.cpp knows only")
+        showing_list = tracemalloc.get_traced_memory()[1] - before
     finally:
         tracemalloc.stop()
     assert reading < 4 * 2**21, reading  # the file's bytes and the key's text, no more
     assert showing < 2**20, showing  # less than the value itself: none of it was copied whole
+    assert showing_list < 2**20, showing_list  # nor the strings inside a list
 
 
 def test_a_prefix_that_ends_one_byte_short_of_a_header_that_fills_the_file(tmp_path: Path) -> None:
@@ -1327,3 +1336,55 @@ def test_the_reader_holds_one_chunk_of_the_file_not_the_whole_file(monkeypatch: 
     finally:
         tracemalloc.stop()
     assert info.tensors and peak < size // 2, peak
+
+
+@pytest.mark.parametrize("vtype", [2**31, 2**32 - 1])
+def test_a_value_type_past_the_signed_range_is_shown_as_the_file_has_it(tmp_path: Path, vtype: int) -> None:
+    """The header's 32-bit fields are unsigned: a type of 2**31 or more is that number in
+    the message, not a negative one."""
+    fails(write(tmp_path, gguf_bytes([kv("general.name", vtype, b"\0" * 16)])), f"has an unknown value type ({vtype})")
+
+
+@pytest.mark.parametrize("length", [80, 81])
+def test_a_key_is_shown_whole_up_to_80_characters(tmp_path: Path, length: int) -> None:
+    """A key in a message: whole up to 80 characters, longer ones cut to 79 and '…'."""
+    key = "k" * length
+    shown = key if length <= 80 else "k" * 79 + "\u2026"
+    fails(write(tmp_path, gguf_bytes([kv(key, 99, b"")])), f"metadata key {shown} has an unknown value type (99)")
+
+
+def test_the_reader_reads_each_chunk_of_the_header_once(monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:
+    """The header is read a chunk at a time, each byte once: a reader that lost its place
+    in its buffer still gives the right values (test_reading_in_small_chunks_reads_the_same)
+    but reads a chunk again for every field, megabytes for a header of kilobytes."""
+    import builtins
+
+    from lcchat.engine import gguf_info
+
+    read: list[int] = []
+
+    class Counted:
+        def __init__(self, f) -> None:  # the file object open() gave
+            self.f = f
+
+        def read(self, n: int = -1) -> bytes:
+            data = self.f.read(n)
+            read.append(len(data))
+            return data
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.f, name)
+
+        def __enter__(self) -> "Counted":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+    monkeypatch.setattr(gguf_info, "open", lambda *a, **k: Counted(builtins.open(*a, **k)), raising=False)
+    monkeypatch.setattr(gguf_info._Reader, "CHUNK", 4096)
+    for vocab in (False, True):
+        read.clear()
+        info = read_gguf(tiny_model, vocab=vocab)
+        assert info.data_offset > 4 * 4096  # the header is many chunks
+        assert sum(read) <= info.data_offset + 4096, (vocab, len(read), sum(read))

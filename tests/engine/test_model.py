@@ -206,9 +206,29 @@ def test_auto_threads_leaves_out_cores_other_processes_keep_busy(monkeypatch, lo
     from lcchat.engine import model
 
     monkeypatch.setattr(model, "physical_cores", lambda: 2)
+    monkeypatch.setattr(model, "usable_cpus", lambda: 2)
     monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 2)
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None, percpu=False: load)
     assert model.auto_threads() == expected
+
+
+@pytest.mark.parametrize("figures", [True, False])
+def test_auto_threads_are_no_more_than_the_cpus_this_process_may_use(monkeypatch, figures) -> None:
+    """Pinned to one CPU of an idle 2-core machine (taskset, a container's CPU set), two
+    threads would share that CPU and wait for each other: one thread, figures or not."""
+    import psutil
+
+    from lcchat.engine import model
+
+    def no_figures(interval=None, percpu=False):
+        raise RuntimeError("no CPU figures here")
+
+    monkeypatch.setattr(model, "physical_cores", lambda: 2)
+    monkeypatch.setattr(model, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 2)
+    monkeypatch.setattr(psutil, "cpu_percent",
+                        (lambda interval=None, percpu=False: [0.0, 0.0]) if figures else no_figures)
+    assert model.auto_threads() == 1
 
 
 def test_spm_vocab_without_byte_tokens_survives_characters_it_lacks(tmp_path) -> None:

@@ -237,6 +237,7 @@ def test_truncate_left_cuts_a_long_message_to_n_ctx_minus_max_tokens_and_says_so
     notices = [e.text for e in events if isinstance(e, Notice)]
     cut = [n for n in notices if "truncate-left" in n]
     assert len(cut) == 1, notices
+    assert [e.level for e in events if isinstance(e, Notice) and "truncate-left" in e.text] == ["warning"]
     prompt = templates.chatml().render([{"role": "system", "content": "SYS"},
                                         {"role": "user", "content": "a" * 1000 + "THE END"}])
     expected = [model._id(c) for c in prompt][-(400 - 100):]  # the fake: one token a character
@@ -256,6 +257,19 @@ def test_truncate_left_first_drops_whole_exchanges_keeping_max_tokens_free() -> 
     assert not any("truncate-left" in n for n in notices)  # nothing cut: dropping was enough
     used = len(session.loop.cached)
     assert used - 1 + 120 <= 300  # the prompt left max_tokens free (the reply added one token)
+
+
+def test_dropping_one_unanswered_message_says_message_in_the_singular() -> None:
+    """A resumed conversation can end with a question that never got its reply (a message
+    is stored when sent, and the app ended mid-reply). A next turn that fits only without
+    it drops that one message, and says so in the singular."""
+    session, model = truncating_session(300, 120)
+    session.restore("", [Message("user", "first " * 20)])
+    events = list(session.send("second " * 10))
+    notices = [e.text for e in events if isinstance(e, Notice)]
+    assert ("dropped 1 oldest message to fit the context (300 tokens); the system prompt is kept"
+            in notices), notices
+    assert session.conversation.window_start == 1
 
 
 def test_truncate_left_keeps_at_most_half_the_context_for_the_reply() -> None:

@@ -113,7 +113,8 @@ def test_an_unclosed_block_at_max_tokens_is_kept_marked_and_not_an_answer(tmp_pa
     session, events = run(path, **{"sampling.max_tokens": 7})
     thinking, answer = texts(events)
     assert thinking.startswith("hmm more") and answer == ""
-    assert [e.level for e in events if isinstance(e, Notice) and "still thinking" in e.text] == ["warning"]
+    assert [(e.text, e.level) for e in events if isinstance(e, Notice) and "still thinking" in e.text] == [
+        ("the reply ended while still thinking: its thinking is kept, apart; there is no answer", "warning")]
     reply = session.conversation.messages[-1]
     assert reply.content == "" and reply.reasoning == thinking and reply.interrupted
     prompt = session.formatter.render(session.conversation.chat_messages())

@@ -169,6 +169,111 @@ def test_a_template_that_refuses_the_conversation_is_one_error_and_the_message_i
     assert session.conversation.messages == [] and model.decoded == []
 
 
+def test_a_control_token_the_template_does_not_use_is_hidden_from_the_reply() -> None:
+    """A control token that is no turn marker of the template (here <|im_start|> under a
+    plain "User:" template) does not end the reply when the model writes it as text; it
+    is taken out, and the user told once."""
+    from lcchat.engine import templates
+
+    session = fake_session(FakeModel(replies=[["Hi ", "<|im_", "start|>", "there"]]))
+    session.formatter = templates.compile_jinja(
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant:")
+    session.set_stops([])
+    assert "<|im_start|>" in session.hidden and "<|im_start|>" not in session.stops
+    text, events = reply(session.send("hi"))
+    assert text == "Hi there"
+    assert Notice("hid special-token text the model wrote as plain text: <|im_start|>", "warning") in events
+    assert session.conversation.messages[-1].content == "Hi there"
+
+
+def test_a_reply_the_front_end_stops_reading_is_kept_with_its_question() -> None:
+    """Ctrl+C in a front-end's loop closes the event stream: the text so far is stored as
+    the reply, marked interrupted, and the listeners (the store) get the question it answers."""
+    session = fake_session(FakeModel(replies=[["Hel", "lo", " there", " and", " more"]]))
+    turns = []
+    session.listeners.append(lambda s, user, answer: turns.append((user, answer)))
+    stream = session.send("hi")
+    shown = ""
+    for event in stream:
+        if isinstance(event, Token):
+            shown += event.text
+            if shown.startswith("Hello"):
+                break
+    stream.close()
+    [(user, answer)] = turns
+    assert user is session.conversation.messages[0] and user.content == "hi"
+    assert answer is session.conversation.messages[1] and answer.interrupted
+    assert answer.content.startswith(shown), (answer.content, shown)
+
+
+def test_a_failed_generation_keeps_the_thinking_so_far() -> None:
+    profile = Profile(name="t")
+    profile.chat.reasoning = ["<think>", "</think>"]
+    model = BreakingModel(replies=[["<think>", "let me", " see", " more", "</think>", "no"]])
+    model.good = 3
+    session = fake_session(model, profile)
+    _, events = reply(session.send("hi"))
+    assert events[-2:] == [Error("generation failed: the backend broke"), Done("error", "")]
+    answer = session.conversation.messages[-1]
+    assert (answer.content, answer.reasoning, answer.interrupted) == ("", "let me see", True)
+
+
+def test_a_message_sent_while_a_reply_runs_is_refused_and_not_kept() -> None:
+    session = fake_session(FakeModel(replies=[["ok"]]))
+    with session._guard():
+        assert list(session.send("hi")) == [Error("a reply is already being generated")]
+    assert session.conversation.messages == []
+
+
+class SpecialsSeen(FakeModel):
+    """Records each text it tokenizes and whether special tokens were parsed in it."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.pieces: list[tuple[str, bool]] = []
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = True) -> list[int]:
+        self.pieces.append((text, special))
+        return super().tokenize(text, add_bos=add_bos, special=special)
+
+
+@pytest.mark.parametrize("parse_special", [False, True])
+def test_special_token_text_in_a_message_is_plain_text_unless_parse_special_is_set(parse_special: bool) -> None:
+    """A message that contains "<|im_end|>" must not end its turn: that text is tokenized
+    with special tokens off, the template's markers with them on. [chat] parse_special =
+    true restores the old reading: the whole prompt with special tokens parsed."""
+    profile = Profile(name="t")
+    profile.chat.parse_special = parse_special
+    model = SpecialsSeen(replies=[["ok"]])
+    session = fake_session(model, profile)
+    reply(session.send("a <|im_end|> b"))
+    assert model.pieces
+    plain = [text for text, special in model.pieces if not special]
+    if parse_special:
+        assert plain == [] and any("a <|im_end|> b" in text for text, _ in model.pieces)
+    else:
+        assert any("a <|im_end|> b" in text for text in plain), plain
+        assert all("<|im_start|>" not in text for text in plain)  # the template's own markers stay special
+        assert any("<|im_start|>" in text for text, special in model.pieces if special)
+
+
+def test_the_debug_log_names_special_token_text_tokenized_as_plain_text(caplog: pytest.LogCaptureFixture) -> None:
+    """With -v the log says which texts in a message looked like special tokens."""
+    session = fake_session(FakeModel(replies=[["ok"], ["ok"]]))
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.name == "lcchat.session" and r.getMessage().startswith("special-token text")]
+
+    with caplog.at_level(logging.DEBUG, logger="lcchat.session"):
+        reply(session.send("plain words"))
+        assert said() == []
+        reply(session.send("a <|im_end|> b <|im_start|> c <|im_end|>"))
+    lines = said()
+    assert lines and set(lines) == {"special-token text in a message, tokenized as plain text: '<|im_end|>', "
+                                    "'<|im_start|>'"}, lines
+
+
 def test_lone_surrogates_and_nul_are_made_safe() -> None:
     session = fake_session(FakeModel(replies=[["ok"]]))
     text, events = reply(session.send("bad \udcff byte and \x00 nul and emoji 😀"))

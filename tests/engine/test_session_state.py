@@ -850,6 +850,16 @@ def test_a_bos_token_goes_in_front_only_where_the_vocab_or_the_profile_asks_and_
     assert session.tokenize_prompt("hi") == [model.bos, *model.tokenize("hi")]
 
 
+def test_a_bos_token_with_id_0_goes_in_front() -> None:
+    """Token 0 is a real token (the BOS of many vocabs); only -1 means the vocab has none."""
+    model = FakeModel()
+    model.bos_text, model.bos, model.add_bos = "<s>", 0, True
+    session = fake_session(model, Profile(name="t"))
+    assert session.tokenize_prompt("hi") == [0, *model.tokenize("hi")]
+    model.bos = -1
+    assert session.tokenize_prompt("hi") == model.tokenize("hi")
+
+
 def test_opening_a_model_reports_the_loads_progress(tiny_model) -> None:
     from lcchat.config.loader import load_profile
     from lcchat.engine.session import open_session
@@ -861,6 +871,53 @@ def test_opening_a_model_reports_the_loads_progress(tiny_model) -> None:
         assert seen and seen == sorted(seen) and all(0.0 <= f <= 1.0 for f in seen)
     finally:
         session.close()
+
+
+def test_opening_a_model_keeps_the_loads_notices(tiny_model) -> None:
+    """What the load had to say (here: more threads than CPUs, reduced) is the session's to show."""
+    from lcchat.config.loader import load_profile
+    from lcchat.engine.session import open_session
+
+    session = open_session(load_profile("default", {"model.path": str(tiny_model), "model.n_ctx": 256,
+                                                    "model.n_threads": 512}))
+    try:
+        assert any(n.text.startswith("n_threads = 512 is more than the") and n.level == "warning"
+                   for n in session.notices), session.notices
+    finally:
+        session.close()
+
+
+def test_a_cancelled_open_stops_the_load_of_the_model_and_of_its_draft(tiny_model, monkeypatch) -> None:
+    """Ctrl+C while the model loads, or after it and while its draft model loads: the open
+    stops with Cancelled (and frees what it loaded) rather than finishing the load."""
+    import threading
+
+    from lcchat.config.loader import load_profile
+    from lcchat.engine import loading
+    from lcchat.engine.model import Cancelled
+    from lcchat.engine.session import open_session
+
+    cancel = threading.Event()
+    cancel.set()
+    profile = load_profile("default", {"model.path": str(tiny_model), "model.n_ctx": 256})
+    with pytest.raises(Cancelled):
+        open_session(profile, cancel=cancel)
+
+    cancel.clear()
+    real, loads = loading.load, []
+
+    def load_then_cancel(*args, **kwargs):
+        loaded = real(*args, **kwargs)
+        loads.append(loaded.model)
+        cancel.set()  # Ctrl+C right after the model loaded, before its draft did
+        return loaded
+
+    monkeypatch.setattr(loading, "load", load_then_cancel)
+    drafted = load_profile("default", {"model.path": str(tiny_model), "model.n_ctx": 256,
+                                       "speculative.mode": "draft", "speculative.draft": str(tiny_model)})
+    with pytest.raises(Cancelled):
+        open_session(drafted, cancel=cancel)
+    assert len(loads) == 1  # the draft never loaded
 
 
 def test_think_on_or_off_reaches_a_template_that_reads_enable_thinking() -> None:

@@ -273,40 +273,100 @@ def measured(planner, *, beta: float) -> None:
 def test_the_planner_drafts_only_what_pays() -> None:
     planner = speculative.Planner(n_max=8)
     planner.single(0.030)
+    good, poor = ["lookup8"] * 8, ["lookup2"] * 8
     # A source right 19 times in 20 on a model where each drafted token costs a third of a
     # decode: several tokens at a time.
     measured(planner, beta=0.33)
-    planner.odds["lookup4"] = [19.0, 1.0]
-    long_draft = planner.budget("lookup4")
+    planner.odds["lookup8"] = [19.0, 1.0]
+    long_draft = planner.budget(good)
     assert long_draft >= 4
     # Verifying costs more (a compute-bound CPU): fewer.
     measured(planner, beta=0.6)
-    assert 1 <= planner.budget("lookup4") < long_draft
+    assert 1 <= planner.budget(good) < long_draft
     # A source right one time in three: nothing beats single decodes.
     planner.odds["lookup2"] = [1.0, 2.0]
-    assert planner.budget("lookup2") == 0
+    assert planner.budget(poor) == 0
     # Free drafting on a memory-bound model (a large one, a GPU): even so-so sources pay.
     measured(planner, beta=0.05)
-    assert planner.budget("lookup2") >= 1
-    assert planner.budget("lookup4") == 8  # and a good one drafts all it may
+    assert planner.budget(poor) >= 1
+    assert planner.budget(good) == 8  # and a good one drafts all it may
+    assert planner.budget(["lookup8"] * 3) == 3  # never more than there is
+
+
+def test_the_planner_weighs_each_drafted_token_by_its_own_source() -> None:
+    """A lookup draft gets surer as it goes (each token it copies lengthens the match): a
+    draft that starts on a short match and runs into a long one is worth drafting long,
+    though its first token alone would not pay."""
+    planner = speculative.Planner(n_max=8)
+    planner.single(0.030)
+    measured(planner, beta=0.1)
+    planner.odds["lookup2"] = [0.15, 0.85]
+    planner.odds["lookup8"] = [99.0, 1.0]
+    assert planner.budget(["lookup2"] * 8) == 0
+    assert planner.budget(["lookup2", "lookup8", "lookup8", "lookup8", "lookup8", "lookup8", "lookup8",
+                           "lookup8"]) >= 6
+    # and the other way round, a sure start that runs into unsure tokens stops before them
+    planner.odds["lookup3"] = [0.0, 9.0]
+    assert planner.budget(["lookup8", "lookup8", "lookup8", "lookup3", "lookup3"]) == 3
 
 
 def test_the_planner_learns_each_source_apart_from_what_it_measures() -> None:
     planner = speculative.Planner(n_max=8)
     planner.single(0.030)
-    for _ in range(6):  # lookup4 is always right; lookup2 never is
-        planner.verified("lookup4", 4, 4, draft_s=0.0, verify_s=0.030 * 3.0)
-        planner.verified("lookup2", 2, 0, draft_s=0.0, verify_s=0.030 * 2.0)
-    assert planner.acceptance("lookup4") > 0.9 > 0.4 > planner.acceptance("lookup2")
+    for _ in range(6):  # lookup8 is always right; lookup2 never is
+        planner.verified(["lookup8"] * 4, 4, draft_s=0.0, verify_s=0.030 * 3.0)
+        planner.verified(["lookup2"] * 2, 0, draft_s=0.0, verify_s=0.030 * 2.0)
+    assert planner.acceptance("lookup8") > 0.9 > 0.4 > planner.acceptance("lookup2")
     assert 0.45 < planner.beta < 0.55  # a 4-token draft cost 3 decodes: half a decode each
-    planner.verified("lookup4", 4, 4, draft_s=0.0, verify_s=0.030 * 12)  # one slow batch (a busy core)
-    assert 0.45 < planner.beta < 0.55 and planner.budget("lookup4") >= 3  # changes nothing
-    assert planner.budget("lookup4") >= 3 and planner.budget("lookup2") == 0
+    planner.verified(["lookup8"] * 4, 4, draft_s=0.0, verify_s=0.030 * 12)  # one slow batch (a busy core)
+    assert 0.45 < planner.beta < 0.55 and planner.budget(["lookup8"] * 8) >= 3  # changes nothing
+    assert planner.budget(["lookup2"] * 8) == 0
     # A draft model's own time counts against it: the same acceptance, at a decode per token
-    planner.verified("model", 4, 4, draft_s=0.030 * 4, verify_s=0.030 * 3.0)
-    assert planner.drafting["model"] > 0.9
-    planner.odds["model"] = list(planner.odds["lookup4"])
-    assert planner.budget("model") < planner.budget("lookup4")
+    planner.verified(["model"] * 4, 4, draft_s=0.030 * 4, verify_s=0.030 * 3.0)
+    assert planner.drafting["model"] > 0.9 and planner.drafting["lookup"] == 0.0
+    planner.odds["model"] = list(planner.odds["lookup8"])
+    assert planner.budget(["model"] * 8) < planner.budget(["lookup8"] * 8)
+
+
+def test_the_planner_drafts_a_batch_size_that_costs_no_more_than_a_smaller_one() -> None:
+    """On a CPU some batch sizes cost what the size below does (llama.cpp's kernels work in
+    pairs of rows): once measured, such a size is drafted, though a straight line through
+    the costs would stop short of it."""
+    planner = speculative.Planner(n_max=8)
+    planner.single(0.030)
+    draft = ["lookup8"] * 8
+    for _ in range(speculative.SIZE_SEEN):  # a batch of 1 + 3 tokens cost 2 single decodes
+        planner.verified(draft[:3], 3, draft_s=0.0, verify_s=0.030 * 2.0)
+    measured(planner, beta=0.5)
+    planner.odds["lookup8"] = [4.0, 1.0]
+    assert planner.cost(4) == pytest.approx(2.0) and planner.cost(3) == pytest.approx(2.0)
+    assert planner.budget(draft) == 3
+    planner._sizes.clear()  # by the straight line alone, 2 tokens
+    assert planner.budget(draft) == 2
+
+
+def test_each_token_of_a_draft_counts_for_its_own_source() -> None:
+    """The tokens before the first wrong one are hits for their sources, the wrong one a
+    miss for its own, and those after it say nothing (they were never really tried)."""
+    planner = speculative.Planner(n_max=8)
+    planner.observed(["lookup2", "lookup3", "lookup4", "lookup8", "lookup16"], 2)
+    def decayed(source, hit=0.0, miss=0.0):
+        was_hit, was_miss = speculative.PRIORS[source]
+        return [was_hit * speculative.DECAY + hit, was_miss * speculative.DECAY + miss]
+
+    assert planner.odds["lookup2"] == pytest.approx(decayed("lookup2", hit=1))
+    assert planner.odds["lookup3"] == pytest.approx(decayed("lookup3", hit=1))
+    assert planner.odds["lookup4"] == pytest.approx(decayed("lookup4", miss=1))
+    assert "lookup8" not in planner.odds and "lookup16" not in planner.odds
+    planner.observed(["lookup8"] * 5, 5)  # all right: no miss, and one decay for the draft
+    assert planner.odds["lookup8"] == pytest.approx(decayed("lookup8", hit=5))
+
+
+def test_a_longer_lookup_match_starts_out_surer() -> None:
+    planner = speculative.Planner(n_max=8)
+    sureness = [planner.acceptance(f"lookup{n}") for n in speculative.MATCH_CLASSES]
+    assert sureness == sorted(sureness) and sureness[0] < 0.5 < 0.9 < sureness[-1]
+    assert planner.acceptance("model") == 0.75
 
 
 def test_a_source_given_up_is_tried_again_less_and_less_often() -> None:
@@ -315,16 +375,16 @@ def test_a_source_given_up_is_tried_again_less_and_less_often() -> None:
     planner.odds["lookup3"] = [0.0, 5.0]
     tries = []
     for i in range(8 + 16 + 32):
-        k = planner.budget("lookup3")
+        k = planner.budget(["lookup3"] * 8)
         if k:
             tries.append((i, k))
-            planner.verified("lookup3", k, 0, draft_s=0.0, verify_s=0.045)  # wrong again
+            planner.verified(["lookup3"] * k, 0, draft_s=0.0, verify_s=0.045)  # wrong again
     assert tries == [(7, 1), (7 + 16, 1), (7 + 16 + 32, 1)]  # one token at a time, ever rarer
     # A try that was right brings the short wait back; right often enough, the source drafts again.
     for _ in range(12):
-        planner.verified("lookup3", 1, 1, draft_s=0.0, verify_s=0.045)
+        planner.verified(["lookup3"], 1, draft_s=0.0, verify_s=0.045)
     assert planner.probe_after["lookup3"] == speculative.PROBE_FIRST
-    assert planner.budget("lookup3") >= 1
+    assert planner.budget(["lookup3"] * 8) >= 1
 
 
 class _Model:
@@ -350,14 +410,14 @@ class _Model:
 class _Declining:
     """A drafter whose budget is always 0: it says what it would have drafted."""
 
-    source = "lookup4"
-
     def __init__(self, would):
         self.would = would
+        self.sources = []
         self.declined = None
 
     def draft(self, context, last, n, budget=None):
-        self.declined = (self.source, list(self.would)) if budget(self.source) == 0 else None
+        sources = ["lookup8"] * len(self.would)
+        self.declined = (sources, list(self.would)) if budget(sources) == 0 else None
         return []
 
 
@@ -367,18 +427,23 @@ def test_a_declined_lookup_draft_is_checked_against_the_reply() -> None:
     model = _Model()
     verifier = speculative.Verifier(model, None, _Declining([5, 6, 7]), [], n_draft=8, limit=100)
     planner = verifier.planner
-    planner.odds["lookup4"] = [0.0, 4.0]  # given up: wrong four times in a row
-    assert planner.budget("lookup4") == 0
-    before = planner.acceptance("lookup4")
+    planner.odds["lookup8"] = [0.0, 4.0]  # given up: wrong four times in a row
+    assert planner.budget(["lookup8"] * 3) == 0
+    before = planner.acceptance("lookup8")
     for n, token in enumerate([4, 5, 6, 7]):  # the reply says what lookup would have drafted
         verifier.advance(token, n)
     assert model.batches == 0 and model.singles == 4  # nothing was verified
-    assert planner.acceptance("lookup4") > before  # but three right tokens were counted
-    hit, miss = planner.odds["lookup4"]
+    assert planner.acceptance("lookup8") > before  # but three right tokens were counted
+    hit, miss = planner.odds["lookup8"]
     assert hit == pytest.approx(3.0) and miss == pytest.approx(4.0 * speculative.DECAY)
     for n, token in enumerate([9, 5, 8], start=4):  # then a wrong one: counted as a miss
         verifier.advance(token, n)
-    assert planner.odds["lookup4"][1] > miss
+    assert planner.odds["lookup8"][1] > miss
+
+
+# What lookup drafts after [1, 2, 3, 9, 9, 1, 2, 4, 5, 6, 7, 1] + [2]: (1, 2) matched, 2 tokens
+# agree before the first drafted token, 3 before the second...
+WOULD_SOURCES = ["lookup2", "lookup3", "lookup4", "lookup4", "lookup4", "lookup4", "lookup8", "lookup8"]
 
 
 def test_auto_keeps_a_declined_lookup_draft_under_lookup_s_name() -> None:
@@ -386,42 +451,72 @@ def test_auto_keeps_a_declined_lookup_draft_under_lookup_s_name() -> None:
     lookup would have drafted is still lookup's, not the draft model's, to learn from."""
 
     class Declining:
-        source = "model"
+        sources = []
         declined = None
 
         def draft(self, context, last, n, budget=None):
-            assert budget(self.source) == 0
+            assert budget(["model"] * n) == 0
             return []
 
     auto = speculative.AutoDrafter(speculative.LookupDrafter(), Declining())
     context = [1, 2, 3, 9, 9, 1, 2, 4, 5, 6, 7, 1]
-    assert auto.draft(context, 2, 8, lambda source: 0) == []
-    assert auto.source == "model" and auto.declined == ("lookup2", [4, 5, 6, 7, 1])
+    assert auto.draft(context, 2, 8, lambda sources: 0) == []
+    assert auto.sources == []
+    assert auto.declined == (WOULD_SOURCES, [4, 5, 6, 7, 1, 2, 4, 5])
 
 
-def test_lookup_says_which_match_made_its_draft() -> None:
+def test_lookup_names_each_drafted_token_by_how_far_its_match_reaches() -> None:
     drafter = speculative.LookupDrafter()
     asked = []
 
-    def budget(source):
-        asked.append(source)
+    def budget(sources):
+        asked.append(list(sources))
         return 2
 
     context = [1, 2, 3, 9, 9, 1, 2, 4, 5, 6, 7, 1]
+    # (1, 2) matched: 2 tokens agree before the first drafted token, 3 before the second...
     assert drafter.draft(context, 2, 8, budget) == [4, 5]  # cut to the budget
-    assert drafter.source == "lookup2" and asked == ["lookup2"]
-    assert drafter.draft([*context, 2, 3], 9, 8, budget) == [9, 1]
-    assert drafter.source == "lookup4"
-    assert drafter.draft(context, 2, 8, lambda source: 0) == []  # a budget of 0: no draft
+    assert asked == [WOULD_SOURCES]
+    assert drafter.sources == ["lookup2", "lookup3"]
+    assert drafter.draft([*context, 2, 3], 9, 8, budget) == [9, 1]  # (1, 2, 3, 9) matches
+    assert drafter.sources == ["lookup4", "lookup4"]
+    assert drafter.draft(context, 2, 8, lambda sources: 0) == []  # a budget of 0: no draft
+    # past the end of the context the text is taken to repeat: 1, 2, 4, 5, ...
+    assert drafter.declined == (WOULD_SOURCES, [4, 5, 6, 7, 1, 2, 4, 5])
+    # A reply deep into copying a passage: the agreement is counted back to MATCH_CAP.
+    passage = list(range(100, 160))
+    drafter = speculative.LookupDrafter()
+    copying = [*passage, 7, *passage[:40]]
+    assert drafter.draft(copying, passage[40], 3) == passage[41:44]
+    assert drafter.sources == ["lookup32"] * 3
+    assert speculative.match_source(speculative.MATCH_CAP) == "lookup32"
+    assert [speculative.match_source(n) for n in (2, 3, 4, 7, 8, 15, 16, 31)] == [
+        "lookup2", "lookup3", "lookup4", "lookup4", "lookup8", "lookup8", "lookup16", "lookup16"]
 
 
 def test_lookup_drafts_the_continuation_of_the_longest_recent_match() -> None:
     drafter = speculative.LookupDrafter()
     context = [1, 2, 3, 9, 9, 1, 2, 4, 5, 6, 7, 1]
-    # (1, 2) was followed by 3 and later by 4: the most recent wins; a longer match wins over both.
+    # (1, 2) was followed by 3 and later by 4, each agreeing 2 tokens back: the latest wins;
+    # a longer n-gram wins over both.
     assert drafter.draft(context, 2, 3) == [4, 5, 6]
     assert drafter.draft([*context, 2, 3], 9, 2) == [9, 1]  # (1, 2, 3, 9) matches
     assert drafter.draft([7, 8], 6, 4) == []
+    # Of two occurrences of the same 4 tokens, the one that agrees further back wins over
+    # the latest: the reply is copying the first passage, not the second.
+    drafter = speculative.LookupDrafter()
+    context = [10, 11, 12, 13, 14, 15, 20, 30, 12, 13, 14, 15, 21, 40, 10, 11, 12, 13, 14]
+    assert drafter.draft(context, 15, 3) == [20, 30, 12]
+    assert drafter.sources == ["lookup4", "lookup4", "lookup8"]  # 6 tokens agreed, then 7, 8
+
+
+def test_lookup_keeps_only_the_latest_occurrences_of_each_n_gram() -> None:
+    """A reply stuck repeating itself must not make each draft compare ever more places."""
+    drafter = speculative.LookupDrafter()
+    context = [1, 2] * 500
+    assert drafter.draft(context, 1, 5) == [2, 1, 2, 1, 2]
+    assert drafter.sources == ["lookup32"] * 5
+    assert max(len(at) for at in drafter._index.values()) == speculative.OCCURRENCES
 
 
 # ---------------------------------------------------------------- greedy output is unchanged on SmolLM2
