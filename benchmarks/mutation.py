@@ -499,6 +499,13 @@ EXPLAINED: dict[str, str] = {
     "store.cli.x_build_parser__mutmut_18": "equivalent: argparse names the flag's dest from its first long option, "
                                            "--verbose, as dest='verbose' does",
     "store.cli.x_build_parser__mutmut_23": "equivalent: as above",
+    "store.cli.x_build_parser__mutmut_42": "equivalent: add_subparsers makes its parsers of the parent's class, "
+                                           "UsageParser, unless told otherwise",
+    "store.cli.x_main__mutmut_8": "equivalent: argparse acts on -h where it stands, before the 'list' appended "
+                                  "after it, so the help is the same either way",
+    "store.cli.x_main__mutmut_9": "equivalent: as above",
+    "store.cli.x_main__mutmut_10": "equivalent: as above, for --help",
+    "store.cli.x_main__mutmut_11": "equivalent: as above, for --help",
     "store.cli.x__act__mutmut_8": "equivalent: -n 0 gives a limit of 0, which summaries() and the short-listing "
                                   "check read as no limit, as None is",
     "store.cli.x_write_private__mutmut_18": "equivalent here (a gap elsewhere): with no encoding the file is written "
@@ -785,6 +792,12 @@ NOTES: dict[str, str] = {
         "killed. The 43 timeouts ran again the same way: 8 killed, 35 survived, all 35 already explained "
         "as equivalent from the first run: they had hung in OpenMP (see _one_cpu), not failed a test, so "
         "the stopped run's 99.2% caught was too high. Minutes: not recorded for the pieces."),
+    "store.cli": (
+        "run on 2026-11-30 at 513fd58 (test_history_cli.py written before the run): 368 killed, 135 "
+        "survived (73.2%): 93 of them --help texts and flags (build_parser), the rest prune's counts and "
+        "bounds, the export file's mode at creation, the damaged-listing checks. Its 135 survivors again "
+        "at b09d8c7, after `lcchat history` joined the reviewed interface (tests/cli_interface.json) and "
+        "test_history_cli gained a test for each: 118 killed, 17 equivalent."),
     "store.recording": (
         "run on 2026-11-30 at f2e37b6 (test_recording.py written before the run): 91 killed, 1 timed out, 5 "
         "survived. Then, in the same work dir: the survivor save_state=True (ChatRecording's default) again "
