@@ -159,6 +159,23 @@ def test_a_draft_model_of_the_same_vocabulary_drafts(tmp_path) -> None:
         session.close()
 
 
+def test_the_draft_model_gets_the_models_context_and_no_notices_of_its_own_format(tmp_path) -> None:
+    """The draft drafts for the model's conversation, so it is opened with the model's
+    context (here the model file's 512 with n_ctx = 0, where the draft file's would be
+    1024) and the model's chat format: a file without a template is said once, not again
+    for its draft."""
+    main = models.write_tiny_model(tmp_path / "main.gguf", chat_template=None, n_ctx_train=512)
+    draft = models.write_tiny_model(tmp_path / "draft.gguf", chat_template=None, n_ctx_train=1024)
+    session = open_on(main, **{"model.n_ctx": 0, "speculative.draft": str(draft)})
+    try:
+        assert session.model.n_ctx == 512
+        assert session.speculation.draft_model.model.n_ctx == 512
+        texts = [n.text for n in session.notices]
+        assert texts and len(texts) == len(set(texts)), texts
+    finally:
+        session.close()
+
+
 # ---------------------------------------------------------------- the draft model's vocabulary
 
 
