@@ -850,6 +850,18 @@ def test_a_bos_token_goes_in_front_only_where_the_vocab_or_the_profile_asks_and_
     assert session.tokenize_prompt("hi") == [model.bos, *model.tokenize("hi")]
 
 
+def test_a_session_keeps_the_model_settings_it_was_loaded_with() -> None:
+    """/quant, /spec and the draft model start from the settings the model was loaded
+    with: the profile's [model] unless the session was given others (after a /quant switch)."""
+    import dataclasses
+
+    profile = Profile(name="t")
+    assert fake_session(FakeModel(), profile).model_settings is profile.model
+    other = dataclasses.replace(profile.model, n_ctx=128)
+    session = ChatSession(model=FakeModel(), profile=profile, formatter=templates.chatml(), model_settings=other)
+    assert session.model_settings is other
+
+
 def test_a_bos_token_with_id_0_goes_in_front() -> None:
     """Token 0 is a real token (the BOS of many vocabs); only -1 means the vocab has none."""
     model = FakeModel()

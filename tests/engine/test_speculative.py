@@ -181,7 +181,8 @@ def test_the_draft_model_gets_the_models_context_and_no_notices_of_its_own_forma
 
 def test_a_draft_model_with_another_vocabulary_is_refused_with_one_line(tmp_path, tiny_model) -> None:
     scripted = models.write_scripted_model(tmp_path / "s.gguf", "a reply")
-    with pytest.raises(InputError, match="cannot be the draft model.*tokens"):
+    with pytest.raises(InputError, match="cannot be the draft model.*tokens.*; a draft model must have the same "
+                                         "vocabulary$"):
         open_on(tiny_model, **{"speculative.draft": str(scripted)})
     r = run_cli(["-m", str(tiny_model), "--draft", str(scripted), "--spec", "draft", "-n", "4", "hi"])
     line = one_line_error(r, 2)
