@@ -423,6 +423,8 @@ EXPLAINED: dict[str, str] = {
     "x_open_session__mutmut_35": "equivalent: as open_session__mutmut_30",
     "xǁChatSessionǁ_tokens__mutmut_35": "equivalent: None is falsy, as False is (ctypes passes it to llama_tokenize "
                                         "as a c_bool false)",
+    "xǁChatSessionǁ__post_init____mutmut_5": "equivalent: SamplingSettings holds only numbers, so a shallow copy is "
+                                             "as separate from the profile's as a deep one",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",

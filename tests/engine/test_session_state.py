@@ -862,6 +862,17 @@ def test_a_session_keeps_the_model_settings_it_was_loaded_with() -> None:
     assert session.model_settings is other
 
 
+@pytest.mark.parametrize("mode", ["lookup", "auto"])
+def test_a_session_starts_with_the_profiles_speculative_mode(mode: str) -> None:
+    """[speculative] mode (or --spec) is the session's from its first turn; /spec switches
+    it for the session and its token loop together."""
+    profile = Profile(name="t")
+    profile.speculative.mode, profile.speculative.n_draft = mode, 7
+    session = fake_session(FakeModel(), profile)
+    assert (session.speculation.mode, session.speculation.n_draft) == (mode, 7)
+    assert session.loop.speculation is session.speculation
+
+
 def test_a_bos_token_with_id_0_goes_in_front() -> None:
     """Token 0 is a real token (the BOS of many vocabs); only -1 means the vocab has none."""
     model = FakeModel()
