@@ -425,6 +425,12 @@ EXPLAINED: dict[str, str] = {
                                         "as a c_bool false)",
     "xǁChatSessionǁ__post_init____mutmut_5": "equivalent: SamplingSettings holds only numbers, so a shallow copy is "
                                              "as separate from the profile's as a deep one",
+    "xǁChatSessionǁ__post_init____mutmut_26": "equivalent: as _forget_undone__mutmut_21 (None, like '', is falsy: "
+                                              "_tokenize reuses nothing)",
+    "xǁChatSessionǁ__post_init____mutmut_27": "equivalent: as _forget_undone__mutmut_20 (no prompt starts with 'XXXX')",
+    "xǁChatSessionǁ__post_init____mutmut_28": "equivalent: _cached_n is read only when _cached_text is not empty, "
+                                              "and both are set together",
+    "xǁChatSessionǁ__post_init____mutmut_29": "equivalent: as __post_init____mutmut_28",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",

@@ -873,6 +873,22 @@ def test_a_session_starts_with_the_profiles_speculative_mode(mode: str) -> None:
     assert session.loop.speculation is session.speculation
 
 
+def test_a_new_session_has_no_last_stats_until_a_reply_ends() -> None:
+    """/stats and the toolbar say "no reply yet" from None."""
+    session = fake_session(FakeModel(replies=[["ok"]]))
+    assert session.last_stats is None
+    events = list(session.send("hi"))
+    assert session.last_stats is [e for e in events if isinstance(e, Stats) and e.final][0]
+
+
+@pytest.mark.parametrize(("setting", "thinking"), [("auto", None), (True, True), ("true", True), (False, False),
+                                                   ("false", False)])
+def test_the_thinking_setting_starts_the_session_thinking_or_not(setting, thinking) -> None:
+    profile = Profile(name="t")
+    profile.chat.thinking = setting
+    assert fake_session(FakeModel(), profile).thinking is thinking
+
+
 def test_a_bos_token_with_id_0_goes_in_front() -> None:
     """Token 0 is a real token (the BOS of many vocabs); only -1 means the vocab has none."""
     model = FakeModel()
