@@ -889,6 +889,28 @@ def test_the_thinking_setting_starts_the_session_thinking_or_not(setting, thinki
     assert fake_session(FakeModel(), profile).thinking is thinking
 
 
+def test_a_local_models_reasoning_markers_come_from_its_template_else_its_vocab(tiny_model) -> None:
+    """Found in the chat template when it writes a known opening marker; else in the
+    vocab when it holds both markers (as plain tokens too); else the model does not reason."""
+    import dataclasses
+
+    from lcchat.engine.gguf_info import read_gguf
+
+    def markers(model: FakeModel, formatter: templates.Formatter):
+        found = ChatSession(model=model, profile=Profile(name="t"), formatter=formatter).markers
+        return found if found is None else (found.open, found.close, found.source)
+
+    thinking_template = templates.compile_jinja(
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant: <think>\n")
+    assert markers(FakeModel(), thinking_template) == ("<think>", "</think>", "chat template")
+    assert markers(FakeModel(), templates.chatml()) is None
+    model = FakeModel()
+    info = read_gguf(tiny_model)
+    model.info = dataclasses.replace(info, metadata={**info.metadata,
+                                                     "tokenizer.ggml.tokens": [*info.tokens, "<think>", "</think>"]})
+    assert markers(model, templates.chatml()) == ("<think>", "</think>", "vocab")
+
+
 def test_a_bos_token_with_id_0_goes_in_front() -> None:
     """Token 0 is a real token (the BOS of many vocabs); only -1 means the vocab has none."""
     model = FakeModel()
