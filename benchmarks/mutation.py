@@ -486,6 +486,23 @@ EXPLAINED: dict[str, str] = {
     "xǁRecorderǁsync__mutmut_82": "equivalent: last_error is read only after a failed sync, which sets it",
     "xǁRecorderǁ_state_warning__mutmut_3": "equivalent: a log call without arguments does not %-format its text, "
                                            "so it prints the text as '%s' does",
+    # store/kvstate.py
+    "x_file_size__mutmut_7": "equivalent: a key's case does not change the header's length, which is all "
+                             "file_size measures",
+    "x_file_size__mutmut_9": "equivalent: as above",
+    "x_file_size__mutmut_11": "equivalent: as above",
+    "x_file_size__mutmut_13": "equivalent: as above",
+    "x_file_size__mutmut_14": "equivalent: 4294967296 has as many digits as 0xFFFFFFFF (10), so the widest "
+                              "header is as long",
+    "x_load__mutmut_54": "equivalent: the bytes after the header were checked to be `size` before the read, and a "
+                         "save replaces the file by rename, so the open file never grows: nothing is left over",
+    "x_load__mutmut_55": "equivalent: as above",
+    "x_load__mutmut_56": "equivalent: as above",
+    "x_load__mutmut_72": "equivalent: as above, and the open file never shrinks either: got is size",
+    "x_saved_states__mutmut_6": "equivalent: a link is skipped by is_file(follow_symlinks=False) whatever its stat "
+                                "says (a dangling one fails the stat and is skipped there)",
+    "x_saved_states__mutmut_7": "equivalent: as above",
+    "x_saved_states__mutmut_10": "equivalent: follow_symlinks=None is falsy, as False is",
     # store/recording.py
     "x_history_enabled__mutmut_10": "equivalent: an unset LCCHAT_NO_HISTORY read as 'XXXX' instead of '' is not a "
                                     "yes either (its first run timed out: a child hung in OpenMP, see _one_cpu; "
@@ -748,6 +765,17 @@ NOTES: dict[str, str] = {
         "32d759d with a fresh test-to-function map after the tests written for them: 9 killed, 29 "
         "equivalent. Minutes: the pieces' wall time, on a core shared with other runs. The whole of "
         "test_gguf_info.py takes 4-10 s (15-20 s a mutant was three runs sharing one core)."),
+    "store.recording": (
+        "run on 2026-11-30 at f2e37b6 (test_recording.py written before the run): 91 killed, 1 timed out, 5 "
+        "survived. Then, in the same work dir: the survivor save_state=True (ChatRecording's default) again "
+        "after a test for it (killed), and the timeout again alone with OMP_THREAD_LIMIT=1 (it was the "
+        "OpenMP fork hang, and the mutant is equivalent: it survived)."),
+    "store.kvstate": (
+        "run on 2026-11-30 at 511259c (test_kvstate.py written before the run): 217 killed, 62 survived "
+        "(77.8%); 49 of the 62 changed a -v log line. Its 62 survivors again at 86c863a, after test_kvstate "
+        "checked each -v line and a state deleted between listing and stat: 50 killed (one, the "
+        "exc_info=False line, first timed out in OpenMP and was killed when run again with "
+        "OMP_THREAD_LIMIT=1), 12 equivalent."),
 }
 
 

@@ -26,7 +26,9 @@ How much to draft is decided per draft, from what the turn has measured (Planner
   in free text seldom), and the draft model;
 - the cost of verifying: a batch of 1 + k tokens costs about 1 + beta*k single decodes
   (beta is near 0.5 for a small model on a CPU, which is compute-bound, and far lower for
-  a large or GPU one), plus the drafter's own time per token (the draft model's).
+  a large or GPU one), or what that batch size has measured once it has been verified a
+  few times (on a CPU a batch of 4 can cost what one of 3 does), plus the drafter's own
+  time per token (the draft model's).
 With p1, p2... the acceptance of each drafted token's source, a draft of k tokens gives
 1 + p1 + p1p2 + ... + p1...pk tokens on average for that cost. The planner drafts the k that
 gives most tokens per unit of time, and nothing when no k beats single decodes: free text,
@@ -71,6 +73,7 @@ PRIORS = {"lookup2": (1.5, 2.5), "lookup3": (2.4, 1.6), "lookup4": (3.0, 1.0), "
 DECAY = 0.95  # older drafts count for less: a reply can move from quoting to free text
 BETA = 0.5  # the cost of one more token in a verified batch, in single decodes, until measured
 BETA_MAX = 1.5
+SIZE_SEEN = 3  # a batch size's own cost is used once it has been measured this often
 GAIN_MIN = 1.05  # draft only when it is expected to beat single decodes by this much
 # A source the planner has stopped drafting from gets a one-token try after this many
 # declined drafts: its figures may be stale (a reply that falls into repeating itself makes
@@ -360,6 +363,7 @@ class Planner:
         # each drafted token's share of a verified batch; BETA counts twice until outvoted,
         # as the first batches of each size also build llama.cpp's graph
         self._betas: deque[float] = deque([BETA, BETA], maxlen=RECENT)
+        self._sizes: dict[int, deque[float]] = {}  # batch size -> its recent costs, in single decodes
         self.drafting: dict[str, float] = {}  # family -> its drafting time per token, in single decodes
         self.declined: dict[str, int] = {}  # first token's source -> drafts declined since its last try
         self.probe_after: dict[str, int] = {}  # first token's source -> declines before the next one-token try
@@ -387,13 +391,13 @@ class Planner:
         return PROBE_LEN
 
     def _best(self, sources: list[str]) -> int:
-        per_token = self.beta + self.drafting.get(family(sources[0]), 0.0)
+        drafting = self.drafting.get(family(sources[0]), 0.0)
         best, best_gain = 0, GAIN_MIN
         expected, reach = 1.0, 1.0  # 1 + p1 + p1p2 + ..., and p1...pk: the chance all k are right
         for k, source in enumerate(sources[:self.n_max], start=1):
             reach *= self.acceptance(source)
             expected += reach
-            gain = expected / (1.0 + per_token * k)
+            gain = expected / (self.cost(1 + k) + drafting * k)
             if gain > best_gain:
                 best, best_gain = k, gain
             elif reach < 0.01:
@@ -406,6 +410,15 @@ class Planner:
     @property
     def single_s(self) -> float | None:
         return statistics.median(self._singles) if self._singles else None
+
+    def cost(self, size: int) -> float:
+        """What verifying a batch of `size` tokens costs, in single decodes: as measured for
+        that size once it has been a few times (llama.cpp's CPU kernels make some sizes
+        cost no more than the one below), else 1 + beta per token past the first."""
+        seen = self._sizes.get(size)
+        if seen is not None and len(seen) >= SIZE_SEEN:
+            return statistics.median(seen)
+        return 1.0 + self.beta * (size - 1)
 
     @property
     def beta(self) -> float:
@@ -434,6 +447,7 @@ class Planner:
         drafted = len(sources)
         if single:
             self._betas.append(min(BETA_MAX, max(0.0, (verify_s / single - 1.0) / drafted)))
+            self._sizes.setdefault(1 + drafted, deque(maxlen=RECENT)).append(verify_s / single)
             cost = draft_s / drafted / single
             kind = family(sources[0])
             was = self.drafting.get(kind)

@@ -346,6 +346,23 @@ def test_the_planner_learns_each_source_apart_from_what_it_measures() -> None:
     assert planner.budget(["model"] * 8) < planner.budget(["lookup8"] * 8)
 
 
+def test_the_planner_drafts_a_batch_size_that_costs_no_more_than_a_smaller_one() -> None:
+    """On a CPU some batch sizes cost what the size below does (llama.cpp's kernels work in
+    pairs of rows): once measured, such a size is drafted, though a straight line through
+    the costs would stop short of it."""
+    planner = speculative.Planner(n_max=8)
+    planner.single(0.030)
+    draft = ["lookup8"] * 8
+    for _ in range(speculative.SIZE_SEEN):  # a batch of 1 + 3 tokens cost 2 single decodes
+        planner.verified(draft[:3], 3, draft_s=0.0, verify_s=0.030 * 2.0)
+    measured(planner, beta=0.5)
+    planner.odds["lookup8"] = [4.0, 1.0]
+    assert planner.cost(4) == pytest.approx(2.0) and planner.cost(3) == pytest.approx(2.0)
+    assert planner.budget(draft) == 3
+    planner._sizes.clear()  # by the straight line alone, 2 tokens
+    assert planner.budget(draft) == 2
+
+
 def test_each_token_of_a_draft_counts_for_its_own_source() -> None:
     """The tokens before the first wrong one are hits for their sources, the wrong one a
     miss for its own, and those after it say nothing (they were never really tried)."""

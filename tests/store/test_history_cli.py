@@ -112,8 +112,11 @@ def test_a_limited_listing_is_not_a_short_one(capsys, monkeypatch) -> None:
     assert run(capsys, "list", "-n", "4")[0] == 0
     assert checks == []
     monkeypatch.setattr(Store, "summaries", lambda self, limit=None: [])
-    assert run(capsys, "list", "-n", "1")[0] == 0
-    assert checks == [1]
+    status, _out, err = run(capsys, "list", "-n", "1")
+    assert status == 0 and checks == [1]
+    assert err == ""  # conversations are stored: the listing came out short, it is not empty
+    assert run(capsys, "list", "-n", "-1")[0] == 0  # a limit of no meaning is no limit: checked too
+    assert checks == [1, 1]
 
 
 def test_a_short_listing_of_a_healthy_database_exits_0(capsys, monkeypatch) -> None:
@@ -141,7 +144,10 @@ def test_options_alone_list_and_help_is_help(capsys) -> None:
         with pytest.raises(SystemExit) as info:
             history.main([flag])
         assert info.value.code == 0
-        assert capsys.readouterr().out.startswith("usage: lcchat history")
+        said = capsys.readouterr().out
+        assert said.startswith("usage: lcchat history")
+        assert ("Stored conversations: every message is saved as it is sent, every reply as it ends. "
+                "`lcchat -C [ID]` continues one.") in " ".join(said.split())
 
 
 def test_an_empty_store_says_where_it_is_looking(capsys, lcchat_home) -> None:
@@ -184,6 +190,32 @@ def test_an_export_that_cannot_be_written_is_one_line(capsys, tmp_path) -> None:
     status, out, err = cli(capsys, "export", str(cid), "-o", str(where))
     assert status == 1 and out == ""
     assert err == f"lcchat: cannot write {where}: No such file or directory\n"
+
+
+def test_a_new_export_is_private_from_the_moment_it_exists(tmp_path, monkeypatch) -> None:
+    """Not made 0644 by the umask and then narrowed: another user could open it between."""
+    modes = []
+    real_fchmod = os.fchmod
+
+    def fchmod(fd, mode):
+        modes.append(os.fstat(fd).st_mode & 0o777)
+        return real_fchmod(fd, mode)
+
+    monkeypatch.setattr(history.os, "fchmod", fchmod)
+    old = os.umask(0o022)
+    try:
+        history.write_private(str(tmp_path / "c.md"), "text")
+    finally:
+        os.umask(old)
+    assert modes == [0o600]
+
+
+def test_a_written_export_closes_nothing_else(tmp_path, monkeypatch) -> None:
+    closed = []
+    real_close = os.close
+    monkeypatch.setattr(history.os, "close", lambda fd: closed.append(fd) or real_close(fd))
+    history.write_private(str(tmp_path / "c.md"), "text é")
+    assert closed == [] and (tmp_path / "c.md").read_text(encoding="utf-8") == "text é"
 
 
 def test_write_private_closes_the_file_when_it_cannot_be_made_private(tmp_path, monkeypatch) -> None:
@@ -254,9 +286,10 @@ def test_a_failed_read_of_a_damaged_database_says_it_is_damaged(capsys, monkeypa
 
     monkeypatch.setattr(Store, "check", damaged)
     monkeypatch.setattr(Store, "get", fails)
-    for action in ("show", "export"):
-        status, _out, err = cli(capsys, action, str(cid))
-        assert status == 1 and err.startswith(f"lcchat: {default_path()} is damaged (row 3 missing from index)")
+    monkeypatch.setattr(Store, "summaries", lambda self, limit=None: fails(self, None))
+    for argv in (("show", str(cid)), ("export", str(cid)), ("list",)):
+        status, _out, err = cli(capsys, *argv)
+        assert status == 1 and err.startswith(f"lcchat: {default_path()} is damaged (row 3 missing from index)"), argv
 
 
 def test_an_unknown_id_is_said_as_it_is_when_the_database_is_healthy(capsys, monkeypatch) -> None:
@@ -446,3 +479,76 @@ def test_prune_goes_on_past_a_state_it_cannot_delete(capsys, monkeypatch) -> Non
     status, out, _err = run(capsys, "prune")
     assert status == 0 and out == f"freed {kvstate.human(size)}: removed 1 KV state\n"
     assert a.exists() and not b.exists()
+
+
+def test_prune_counts_the_states_of_the_conversations_it_removed(capsys, monkeypatch) -> None:
+    monkeypatch.setattr(history, "_db_bytes", lambda store: 1000)  # the database does not shrink
+    old = [store_conversation(f"old {i}", updated=time.time() - 40 * 86400) for i in range(2)]
+    sizes = []
+    for i, cid in enumerate(old):
+        kvstate.save(kvstate.state_path(cid), "print", [1], b"x" * (3000 + 2000 * i))
+        sizes.append(kvstate.size_of(cid))
+    status, out, _err = run(capsys, "prune", "--older-than", "30d")
+    assert status == 0 and out == f"freed {kvstate.human(sum(sizes))}: removed 2 conversations and 2 KV states\n"
+
+
+@pytest.mark.parametrize("before, after, freed", [(5000, 2000, "3 KiB"), (2000, 2048, "0 B"), (2000, 2000, "0 B")])
+def test_prune_counts_what_the_database_gave_back(capsys, monkeypatch, before, after, freed) -> None:
+    sizes = iter([before, after])
+    monkeypatch.setattr(history, "_db_bytes", lambda store: next(sizes))
+    store_conversation("old", updated=time.time() - 40 * 86400)
+    status, out, _err = run(capsys, "prune", "--older-than", "30d")
+    assert status == 0 and out == f"freed {freed}: removed 1 conversation and 0 KV states\n"
+
+
+def test_the_database_size_counts_its_write_ahead_log(tmp_path) -> None:
+    class Place:
+        path = tmp_path / "c.db"
+
+    assert history._db_bytes(Place) == 0
+    Place.path.write_bytes(b"d" * 100)
+    assert history._db_bytes(Place) == 100
+    (tmp_path / "c.db-wal").write_bytes(b"w" * 50)
+    assert history._db_bytes(Place) == 150
+
+
+def test_prune_ages_are_older_than_not_as_old_as(capsys, monkeypatch) -> None:
+    now = 1_800_000_000.0
+    monkeypatch.setattr(history.time, "time", lambda: now)
+    kept, gone = store_conversation("kept"), store_conversation("gone")
+    for cid, age in ((kept, 2 * 86400), (gone, 2 * 86400 + 1)):
+        kvstate.save(kvstate.state_path(cid), "print", [1], b"x")
+        os.utime(kvstate.state_path(cid), (now - age, now - age))
+    status, out, _err = run(capsys, "prune", "--states-only", "--older-than", "2d")
+    assert out.endswith("removed 1 KV state\n")
+    assert kvstate.state_path(kept).exists() and not kvstate.state_path(gone).exists()
+
+
+def test_a_temporary_file_is_a_crashed_saves_after_an_hour(capsys, monkeypatch) -> None:
+    now = 1_800_000_000.0
+    monkeypatch.setattr(history.time, "time", lambda: now)
+    store_conversation()
+    where = kvstate.state_dir()
+    where.mkdir(parents=True)
+    hour, past = where / ".1.kv.1.tmp", where / ".1.kv.2.tmp"
+    for path, age in ((hour, 3600), (past, 3600.5)):
+        path.write_bytes(b"t")
+        os.utime(path, (now - age, now - age))
+    assert run(capsys, "prune")[1] == "freed 1 B: removed 0 KV states\n"
+    assert hour.exists() and not past.exists()
+
+
+def test_prune_of_old_conversations_leaves_the_cap_alone(capsys, monkeypatch) -> None:
+    """--older-than chooses by age only; the cap is for `prune` alone."""
+    from lcchat.config import loader
+    from lcchat.config.schema import Profile
+
+    capped = Profile(name="default")
+    capped.store.state_max = "1B"
+    monkeypatch.setattr(loader, "load_profile", lambda *a, **k: capped)
+    cid = store_conversation("recent")
+    kvstate.save(kvstate.state_path(cid), "print", [1], b"x" * 100)
+    assert run(capsys, "prune", "--older-than", "30d")[1] == "freed 0 B: removed 0 KV states\n"
+    assert kvstate.state_path(cid).exists()
+    assert run(capsys, "prune")[1].endswith("removed 1 KV state\n")
+    assert not kvstate.state_path(cid).exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import stat
 import zlib
@@ -92,35 +93,54 @@ def test_loading_marks_the_state_as_used(lcchat_home) -> None:
 # ---------------------------------------------------------------- damaged or hostile files re-read
 
 
-@pytest.mark.parametrize("make", [
-    pytest.param(lambda p: hand_made(p, good_header(b"abc"), b"abc", magic=b"LCCHAT-KV 2\n"), id="other-magic"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc"), b"abc", magic=b""), id="no-magic"),
-    pytest.param(lambda p: hand_made(p, b"{not json", b"abc"), id="bad-json"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc", fingerprint="other"), b"abc"), id="other-settings"),
-    pytest.param(lambda p: hand_made(p, {k: v for k, v in good_header(b"abc").items() if k != "size"}, b"abc"),
-                 id="no-size"),
-    pytest.param(lambda p: hand_made(p, {k: v for k, v in good_header(b"abc").items() if k != "tokens"}, b"abc"),
-                 id="no-tokens"),
-    pytest.param(lambda p: hand_made(p, {k: v for k, v in good_header(b"abc").items() if k != "crc32"}, b"abc"),
-                 id="no-checksum"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc", size="three"), b"abc"), id="size-not-a-number"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc", size=-1), b"abc"), id="negative-size"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc", tokens=["a"]), b"abc"), id="token-not-a-number"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc", tokens=5), b"abc"), id="tokens-not-a-list"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc", tokens=[None]), b"abc"), id="token-null"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc", size=4), b"abc"), id="shorter-than-said"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc", size=2), b"abc"), id="longer-than-said"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc", crc32=zlib.crc32(b"abd")), b"abc"), id="bad-checksum"),
-    pytest.param(lambda p: hand_made(p, good_header(b"abc", crc32=None), b"abc"), id="null-checksum"),
-    pytest.param(lambda p: hand_made(p, [1, 2], b"abc"), id="header-a-list"),
-    pytest.param(lambda p: hand_made(p, b"\xff\xfe", b"abc"), id="header-not-utf8"),
-    pytest.param(lambda p: p.parent.mkdir(parents=True, exist_ok=True) or p.mkdir(), id="a-directory"),
-    pytest.param(lambda p: p.parent.mkdir(parents=True, exist_ok=True) or p.write_bytes(b""), id="empty"),
+UNREADABLE, DAMAGED, OTHER, NOT_A_HEADER = "unreadable KV state", "damaged KV state", \
+    "saved for other settings; re-evaluating", "not a KV state header"
+
+
+def without(key: str) -> dict:
+    return {k: v for k, v in good_header(b"abc").items() if k != key}
+
+
+@pytest.mark.parametrize("make, said", [
+    pytest.param(lambda p: hand_made(p, good_header(b"abc"), b"abc", magic=b"LCCHAT-KV 2\n"), None, id="other-magic"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc"), b"abc", magic=b""), None, id="no-magic"),
+    pytest.param(lambda p: p.parent.mkdir(parents=True, exist_ok=True) or p.write_bytes(b""), None, id="empty"),
+    pytest.param(lambda p: hand_made(p, b"{not json", b"abc"), UNREADABLE, id="bad-json"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc", fingerprint="other"), b"abc"), OTHER, id="other-settings"),
+    pytest.param(lambda p: hand_made(p, without("fingerprint"), b"abc"), OTHER, id="no-fingerprint"),
+    pytest.param(lambda p: hand_made(p, without("size"), b"abc"), UNREADABLE, id="no-size"),
+    pytest.param(lambda p: hand_made(p, without("tokens"), b"abc"), UNREADABLE, id="no-tokens"),
+    pytest.param(lambda p: hand_made(p, without("crc32"), b"abc"), DAMAGED, id="no-checksum"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc", size="three"), b"abc"), UNREADABLE, id="size-not-a-number"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc", size=-1), b"abc"), DAMAGED + " (not -1 bytes)",
+                 id="negative-size"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc", tokens=["a"]), b"abc"), UNREADABLE, id="token-not-a-number"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc", tokens=5), b"abc"), UNREADABLE, id="tokens-not-a-list"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc", tokens=[None]), b"abc"), UNREADABLE, id="token-null"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc", size=4), b"abc"), DAMAGED + " (not 4 bytes)",
+                 id="shorter-than-said"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc", size=2), b"abc"), DAMAGED + " (not 2 bytes)",
+                 id="longer-than-said"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc", crc32=zlib.crc32(b"abd")), b"abc"), DAMAGED,
+                 id="bad-checksum"),
+    pytest.param(lambda p: hand_made(p, good_header(b"abc", crc32=None), b"abc"), DAMAGED, id="null-checksum"),
+    pytest.param(lambda p: hand_made(p, [1, 2], b"abc"), NOT_A_HEADER, id="header-a-list"),
+    pytest.param(lambda p: hand_made(p, b'"fingerprint"', b"abc"), NOT_A_HEADER, id="header-a-string"),
+    pytest.param(lambda p: hand_made(p, b"\xff\xfe", b"abc"), UNREADABLE, id="header-not-utf8"),
+    pytest.param(lambda p: p.parent.mkdir(parents=True, exist_ok=True) or p.mkdir(), UNREADABLE, id="a-directory"),
 ])
-def test_a_damaged_or_foreign_state_file_is_not_used(lcchat_home, make) -> None:
+def test_a_damaged_or_foreign_state_file_is_not_used_and_v_says_why(lcchat_home, caplog, make, said) -> None:
     path = kvstate.state_path(6)
     make(path)
-    assert kvstate.load(path, PRINT) is None
+    with caplog.at_level(logging.DEBUG, logger="lcchat.store"):
+        assert kvstate.load(path, PRINT) is None
+    records = [r for r in caplog.records if r.name == "lcchat.store"]
+    if said is None:
+        assert records == []
+        return
+    (record,) = records
+    assert record.levelno == logging.DEBUG and record.getMessage() == f"{path}: {said}"
+    assert bool(record.exc_info) is (said == UNREADABLE)  # -v shows why it could not be read
 
 
 def test_a_missing_state_file_is_not_used(lcchat_home) -> None:
@@ -209,6 +229,21 @@ def test_saved_states_lists_ours_least_recently_used_first(lcchat_home) -> None:
         ("21.kv", 21), (".22.kv.999.tmp", None), ("23.kv", 23), ("22.kv", 22)]
     assert [size for _p, _cid, size, _m in found] == [old.stat().st_size, 7, middle.stat().st_size, new.stat().st_size]
     assert [m for _p, _cid, _size, m in found] == sorted(m for _p, _cid, _size, m in found)
+
+
+def test_a_file_gone_before_it_is_looked_at_is_skipped_and_the_rest_listed(lcchat_home, monkeypatch) -> None:
+    """Another process may delete a state between the listing and its stat()."""
+    for cid in (51, 52, 53):
+        saved(cid)
+    real_scandir = os.scandir
+
+    def listing_then_one_gone(path):
+        entries = list(real_scandir(path))
+        os.unlink(entries[0].path)
+        return entries
+
+    monkeypatch.setattr(kvstate.os, "scandir", listing_then_one_gone)
+    assert len(kvstate.saved_states()) == 2
 
 
 def test_saved_states_of_no_directory_is_none(lcchat_home) -> None:
@@ -329,7 +364,7 @@ def test_cap_from_a_profile_value(monkeypatch) -> None:
     assert kvstate.cap_from("2GiB") == 2 << 30 and kvstate.cap_from("0") == 0
 
 
-def test_prune_deletes_the_least_recently_used_until_the_rest_fit(lcchat_home) -> None:
+def test_prune_deletes_the_least_recently_used_until_the_rest_fit(lcchat_home, caplog) -> None:
     paths = {cid: saved(cid, b"x" * 1000) for cid in (1, 2, 3, 4)}
     for age, cid in zip((400, 100, 300, 200), (1, 2, 3, 4)):
         aged(paths[cid], age)
@@ -337,7 +372,9 @@ def test_prune_deletes_the_least_recently_used_until_the_rest_fit(lcchat_home) -
     tmp = kvstate.state_dir() / ".9.kv.1.tmp"
     tmp.write_bytes(b"y" * 5000)  # another process's save in progress: not counted, not touched
     assert kvstate.prune(4 * one) == (0, 0)  # all fit exactly
-    assert kvstate.prune(4 * one - 1) == (one, 1)
+    with caplog.at_level(logging.DEBUG, logger="lcchat.store"):
+        assert kvstate.prune(4 * one - 1) == (one, 1)
+    assert caplog.messages == [f"pruned {paths[1]} ({one} bytes) to keep the states under {4 * one - 1} bytes"]
     assert not paths[1].exists()
     assert kvstate.prune(2 * one) == (one, 1)  # then 3, the next least recently used
     assert [cid for _p, cid, _s, _m in kvstate.saved_states()] == [4, 2, None]
