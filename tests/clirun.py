@@ -214,13 +214,15 @@ INTERFACE = Path(__file__).with_name("cli_interface.json")
 
 
 def interface() -> dict:
-    """Every flag of `lcchat` and `lcchat profiles` as the parsers define it (names,
+    """Every flag of `lcchat`, `lcchat profiles` and `lcchat history` as the parsers define it (names,
     metavar, help, type, choices, default, group), in a form that does not depend on the
     Python version's help layout. tests/cli_interface.json holds the reviewed copy;
     `python -m tests.clirun` writes it again after a deliberate change."""
     from lcchat import cli
+    from lcchat.store import cli as history
 
-    return {"lcchat": _parser(cli.build_parser()), "lcchat profiles": _parser(cli.build_profiles_parser())}
+    return {"lcchat": _parser(cli.build_parser()), "lcchat profiles": _parser(cli.build_profiles_parser()),
+            "lcchat history": _parser(history.build_parser())}
 
 
 def _parser(parser) -> dict:

@@ -552,3 +552,28 @@ def test_prune_of_old_conversations_leaves_the_cap_alone(capsys, monkeypatch) ->
     assert kvstate.state_path(cid).exists()
     assert run(capsys, "prune")[1].endswith("removed 1 KV state\n")
     assert not kvstate.state_path(cid).exists()
+
+
+# ---------------------------------------------------------------- the interface
+
+
+def test_the_history_flags_are_the_reviewed_ones() -> None:
+    """Each action's and flag's names, metavar, help, choices and default are what
+    tests/cli_interface.json holds for `lcchat history` (its --help is made from them), so a
+    change must be deliberate: after one, run `python -m tests.clirun`."""
+    from tests.clirun import INTERFACE, _parser
+
+    reviewed = json.loads(INTERFACE.read_text(encoding="utf-8"))["lcchat history"]
+    now = json.loads(json.dumps(_parser(history.build_parser()), ensure_ascii=False, default=repr))
+    (actions,) = [g["actions"] for g in now["groups"] if any("commands" in a for a in g["actions"])]
+    (was,) = [g["actions"] for g in reviewed["groups"] if any("commands" in a for a in g["actions"])]
+    commands, before = actions[-1]["commands"], was[-1]["commands"]
+    assert list(commands) == list(before) == ["list", "show", "export", "rm", "prune"]
+    for name in before:
+        assert commands[name] == before[name], f"lcchat history {name} changed: run python -m tests.clirun if meant"
+    assert now == reviewed
+
+
+def test_export_writes_markdown_unless_told(capsys) -> None:
+    cid = store_conversation("default format")
+    assert run(capsys, "export", str(cid))[1].startswith("# default format\n")
