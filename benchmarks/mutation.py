@@ -423,6 +423,14 @@ EXPLAINED: dict[str, str] = {
     "x_open_session__mutmut_35": "equivalent: as open_session__mutmut_30",
     "xǁChatSessionǁ_tokens__mutmut_35": "equivalent: None is falsy, as False is (ctypes passes it to llama_tokenize "
                                         "as a c_bool false)",
+    "xǁChatSessionǁ__post_init____mutmut_5": "equivalent: SamplingSettings holds only numbers, so a shallow copy is "
+                                             "as separate from the profile's as a deep one",
+    "xǁChatSessionǁ__post_init____mutmut_26": "equivalent: as _forget_undone__mutmut_21 (None, like '', is falsy: "
+                                              "_tokenize reuses nothing)",
+    "xǁChatSessionǁ__post_init____mutmut_27": "equivalent: as _forget_undone__mutmut_20 (no prompt starts with 'XXXX')",
+    "xǁChatSessionǁ__post_init____mutmut_28": "equivalent: _cached_n is read only when _cached_text is not empty, "
+                                              "and both are set together",
+    "xǁChatSessionǁ__post_init____mutmut_29": "equivalent: as __post_init____mutmut_28",
     # store/recorder.py
     "x_describe_resume__mutmut_1": "equivalent: the default state is never used (prefill passes it) and only "
                                    "'none' and 'stale' add words",
@@ -751,29 +759,22 @@ GROUP_GAPS_OVER = 60  # more unexplained survivors than this are listed by funct
 
 # Runs stopped before the end: what they had found, kept until a whole run replaces it.
 PARTIAL: dict[str, str] = {
-    "engine.session": (
-        "run against tests/engine on 2026-11-30 (528b0de and this lane's tests after it), on one CPU "
-        "shared with other runs: 439 of 878 mutants. 329 in mutmut's order (fastest tests first: every "
-        "function but those below), turn_prompt's 37, and a random sample of 36 of the 521 then not run "
-        "(seed 21), each survivor re-run (`mutmut run NAMES`) after the tests written for it. Caught: "
-        "405 killed and 2 timed out, their children hung in OpenMP (see _one_cpu): _record 1 (a default "
-        "thinking 'XXXX', equivalent: every call passes thinking) and _record 6 (reasoning=None, which "
-        "the reasoning tests fail) of 439 (92.7%); the 32 survivors are "
-        "explained in EXPLAINED as equivalent, so 100% less equivalents. The sample first caught 19 of "
-        "36: its 17 survivors gave 11 new tests (_reply's template error and notice levels, _record's "
-        "log, open_session's notices and progress, BOS, /think's switch, the mode=draft error) and 6 "
-        "equivalents. Not run: 439 (_reply 113, _open_draft 46, __post_init__ 43, _tokens 38, "
-        "open_session 34, _clean 25, _tokenize 24, send 21, _record 15, _build_prompt 15, "
-        "_switch_thinking 13, _detect_markers 12, _derive_stops 12, _sent 10, _tokenize_whole 8, "
-        "_reply_source 5, _vocab_specials 4, _guard 1). The earlier runs' 'retry hangs' were not the "
-        "tests: mutmut forks each mutant's child from its own process, where a test had started "
-        "llama.cpp's OpenMP team with 2 threads, and the child waits forever in GOMP_parallel (seen "
-        "with gdb; reproduced by hand). On one CPU all 30 retry mutants ran in 23 s."),
 }
 
 
 # How a run that was made in pieces was made: shown under the table with its figures.
 NOTES: dict[str, str] = {
+    "engine.session": (
+        "made in pieces on 2026-11-30, in one work dir (mutmut keeps each function's results while its "
+        "code is unchanged): 444 mutants against the code of 528b0de and that lane's tests after it "
+        "(mutmut's order, then turn_prompt's, then a random sample), stopped when the mutants hung; the "
+        "other 442 (and _detect_markers, changed since) at f533f79 with OMP_THREAD_LIMIT=1 (see "
+        "MUTMUT_ENV), which ended the hangs; then the survivors with tests written for them again with a "
+        "fresh test-to-function map, at 429ad06 (46) and e8930af (11): all killed. The first pieces' 2 "
+        "timeouts (children hung in OpenMP) ran again: _record 6 killed, _record 1 survived "
+        "(equivalent); _record 10, stopped mid-run then, was killed. Minutes: the last "
+        "pieces' wall time (the first pieces, 03:51-05:18 on a core shared with two other runs, not "
+        "counted)."),
     "engine.gguf_info": (
         "made in pieces on 2026-11-30, in one work dir (mutmut keeps each function's results while its "
         "code is unchanged): 888 mutants against the code and tests of b90505f..e423d52, stopped for "

@@ -92,3 +92,18 @@ def test_what_opening_the_server_noticed_is_said_as_warnings(stub, monkeypatch) 
         assert all(n.level == "warning" for n in session.notices)
     finally:
         session.close()
+
+
+@pytest.mark.parametrize(("setting", "markers"), [([], ("<think>", "</think>", "server default")), (["none"], None),
+                                                  (["<r>", "</r>"], ("<r>", "</r>", "profile"))])
+def test_a_server_thinks_in_think_blocks_unless_the_profile_says_otherwise(stub, setting, markers) -> None:
+    """A server's template and vocab are not known here: its thinking is taken to be in
+    <think> blocks (the commonest pair) unless [chat] reasoning names others, or "none"."""
+    profile = served_profile(stub.url)
+    profile.chat.reasoning = setting
+    session = open_session(profile)
+    try:
+        found = session.markers
+        assert (found if found is None else (found.open, found.close, found.source)) == markers
+    finally:
+        session.close()

@@ -850,6 +850,67 @@ def test_a_bos_token_goes_in_front_only_where_the_vocab_or_the_profile_asks_and_
     assert session.tokenize_prompt("hi") == [model.bos, *model.tokenize("hi")]
 
 
+def test_a_session_keeps_the_model_settings_it_was_loaded_with() -> None:
+    """/quant, /spec and the draft model start from the settings the model was loaded
+    with: the profile's [model] unless the session was given others (after a /quant switch)."""
+    import dataclasses
+
+    profile = Profile(name="t")
+    assert fake_session(FakeModel(), profile).model_settings is profile.model
+    other = dataclasses.replace(profile.model, n_ctx=128)
+    session = ChatSession(model=FakeModel(), profile=profile, formatter=templates.chatml(), model_settings=other)
+    assert session.model_settings is other
+
+
+@pytest.mark.parametrize("mode", ["lookup", "auto"])
+def test_a_session_starts_with_the_profiles_speculative_mode(mode: str) -> None:
+    """[speculative] mode (or --spec) is the session's from its first turn; /spec switches
+    it for the session and its token loop together."""
+    profile = Profile(name="t")
+    profile.speculative.mode, profile.speculative.n_draft = mode, 7
+    session = fake_session(FakeModel(), profile)
+    assert (session.speculation.mode, session.speculation.n_draft) == (mode, 7)
+    assert session.loop.speculation is session.speculation
+
+
+def test_a_new_session_has_no_last_stats_until_a_reply_ends() -> None:
+    """/stats and the toolbar say "no reply yet" from None."""
+    session = fake_session(FakeModel(replies=[["ok"]]))
+    assert session.last_stats is None
+    events = list(session.send("hi"))
+    assert session.last_stats is [e for e in events if isinstance(e, Stats) and e.final][0]
+
+
+@pytest.mark.parametrize(("setting", "thinking"), [("auto", None), (True, True), ("true", True), (False, False),
+                                                   ("false", False)])
+def test_the_thinking_setting_starts_the_session_thinking_or_not(setting, thinking) -> None:
+    profile = Profile(name="t")
+    profile.chat.thinking = setting
+    assert fake_session(FakeModel(), profile).thinking is thinking
+
+
+def test_a_local_models_reasoning_markers_come_from_its_template_else_its_vocab(tiny_model) -> None:
+    """Found in the chat template when it writes a known opening marker; else in the
+    vocab when it holds both markers (as plain tokens too); else the model does not reason."""
+    import dataclasses
+
+    from lcchat.engine.gguf_info import read_gguf
+
+    def markers(model: FakeModel, formatter: templates.Formatter):
+        found = ChatSession(model=model, profile=Profile(name="t"), formatter=formatter).markers
+        return found if found is None else (found.open, found.close, found.source)
+
+    thinking_template = templates.compile_jinja(
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant: <think>\n")
+    assert markers(FakeModel(), thinking_template) == ("<think>", "</think>", "chat template")
+    assert markers(FakeModel(), templates.chatml()) is None
+    model = FakeModel()
+    info = read_gguf(tiny_model)
+    model.info = dataclasses.replace(info, metadata={**info.metadata,
+                                                     "tokenizer.ggml.tokens": [*info.tokens, "<think>", "</think>"]})
+    assert markers(model, templates.chatml()) == ("<think>", "</think>", "vocab")
+
+
 def test_a_bos_token_with_id_0_goes_in_front() -> None:
     """Token 0 is a real token (the BOS of many vocabs); only -1 means the vocab has none."""
     model = FakeModel()

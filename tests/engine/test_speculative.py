@@ -159,12 +159,30 @@ def test_a_draft_model_of_the_same_vocabulary_drafts(tmp_path) -> None:
         session.close()
 
 
+def test_the_draft_model_gets_the_models_context_and_no_notices_of_its_own_format(tmp_path) -> None:
+    """The draft drafts for the model's conversation, so it is opened with the model's
+    context (here the model file's 512 with n_ctx = 0, where the draft file's would be
+    1024) and the model's chat format: a file without a template is said once, not again
+    for its draft."""
+    main = models.write_tiny_model(tmp_path / "main.gguf", chat_template=None, n_ctx_train=512)
+    draft = models.write_tiny_model(tmp_path / "draft.gguf", chat_template=None, n_ctx_train=1024)
+    session = open_on(main, **{"model.n_ctx": 0, "speculative.draft": str(draft)})
+    try:
+        assert session.model.n_ctx == 512
+        assert session.speculation.draft_model.model.n_ctx == 512
+        texts = [n.text for n in session.notices]
+        assert texts and len(texts) == len(set(texts)), texts
+    finally:
+        session.close()
+
+
 # ---------------------------------------------------------------- the draft model's vocabulary
 
 
 def test_a_draft_model_with_another_vocabulary_is_refused_with_one_line(tmp_path, tiny_model) -> None:
     scripted = models.write_scripted_model(tmp_path / "s.gguf", "a reply")
-    with pytest.raises(InputError, match="cannot be the draft model.*tokens"):
+    with pytest.raises(InputError, match="cannot be the draft model.*tokens.*; a draft model must have the same "
+                                         "vocabulary$"):
         open_on(tiny_model, **{"speculative.draft": str(scripted)})
     r = run_cli(["-m", str(tiny_model), "--draft", str(scripted), "--spec", "draft", "-n", "4", "hi"])
     line = one_line_error(r, 2)
