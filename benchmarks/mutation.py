@@ -57,7 +57,7 @@ STORE_DESELECT = tuple(f"tests/store/test_footprint.py::{name}" for name in (
 # takes seconds per test: subprocess runs of the installed command (they import the
 # checkout, not the mutated copy) and the real-model tests.
 TARGETS = [
-    Target("pipe", "lcchat/pipe.py", ("tests/test_pipe.py",)),
+    Target("pipe", "lcchat/pipe.py", ("tests/test_pipe.py", "tests/test_cli_main.py", "tests/test_textsafe.py")),
     Target("engine.chat", "lcchat/engine/chat.py", ("tests/engine/test_chat.py", "tests/engine/test_session.py")),
     Target("repl.render", "lcchat/repl/render.py", ("tests/repl/test_render.py", "tests/repl/test_output.py")),
     Target("store.export", "lcchat/store/export.py", ("tests/store/test_export.py", "tests/store/test_export_cli.py")),
