@@ -98,6 +98,11 @@ EXPLAINED: dict[str, str] = {
     # pipe.py
     "x_read_stdin__mutmut_7": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
     "x_run__mutmut_59": "equivalent: ensure_ascii=None is falsy, as False is",
+    "x_run__mutmut_92": "equivalent: ensure_ascii=None is falsy, as False is",
+    "x_run__mutmut_14": "equivalent: with -v the Progress events go to the branch before, so a progress line made "
+                        "anyway is never updated, never shown and never erased",
+    "xǁProgressLineǁ__init____mutmut_6": "equivalent: None is falsy, as False is (shown is only tested for truth)",
+    "xǁProgressLineǁerase__mutmut_4": "equivalent: None is falsy, as False is (shown is only tested for truth)",
     # engine/gguf_info.py
     "x__guess_file_type__mutmut_11": "equivalent: most_common() with no bound or 2 lists the commonest first all the same",
     "x__guess_file_type__mutmut_12": "equivalent: as above",
