@@ -97,7 +97,6 @@ PYTEST_ARGS = ["-p", "no:randomly", "-q", "-x", "-m", "not smollm2 and not slow"
 EXPLAINED: dict[str, str] = {
     # pipe.py
     "x_read_stdin__mutmut_7": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
-    "x_run__mutmut_59": "equivalent: ensure_ascii=None is falsy, as False is",
     "x_run__mutmut_92": "equivalent: ensure_ascii=None is falsy, as False is",
     "x_run__mutmut_14": "equivalent: with -v the Progress events go to the branch before, so a progress line made "
                         "anyway is never updated, never shown and never erased",
