@@ -57,7 +57,7 @@ STORE_DESELECT = tuple(f"tests/store/test_footprint.py::{name}" for name in (
 # takes seconds per test: subprocess runs of the installed command (they import the
 # checkout, not the mutated copy) and the real-model tests.
 TARGETS = [
-    Target("pipe", "lcchat/pipe.py", ("tests/test_pipe.py",)),
+    Target("pipe", "lcchat/pipe.py", ("tests/test_pipe.py", "tests/test_cli_main.py", "tests/test_textsafe.py")),
     Target("engine.chat", "lcchat/engine/chat.py", ("tests/engine/test_chat.py", "tests/engine/test_session.py")),
     Target("repl.render", "lcchat/repl/render.py", ("tests/repl/test_render.py", "tests/repl/test_output.py")),
     Target("store.export", "lcchat/store/export.py", ("tests/store/test_export.py", "tests/store/test_export_cli.py")),
@@ -97,7 +97,11 @@ PYTEST_ARGS = ["-p", "no:randomly", "-q", "-x", "-m", "not smollm2 and not slow"
 EXPLAINED: dict[str, str] = {
     # pipe.py
     "x_read_stdin__mutmut_7": "equivalent: codec names are case-insensitive ('UTF-8' is 'utf-8')",
-    "x_run__mutmut_59": "equivalent: ensure_ascii=None is falsy, as False is",
+    "x_run__mutmut_92": "equivalent: ensure_ascii=None is falsy, as False is",
+    "x_run__mutmut_14": "equivalent: with -v the Progress events go to the branch before, so a progress line made "
+                        "anyway is never updated, never shown and never erased",
+    "xǁProgressLineǁ__init____mutmut_6": "equivalent: None is falsy, as False is (shown is only tested for truth)",
+    "xǁProgressLineǁerase__mutmut_4": "equivalent: None is falsy, as False is (shown is only tested for truth)",
     # engine/gguf_info.py
     "x__guess_file_type__mutmut_11": "equivalent: most_common() with no bound or 2 lists the commonest first all the same",
     "x__guess_file_type__mutmut_12": "equivalent: as above",

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lcchat import pipe
-from lcchat.engine.events import Done, Error, Notice, Progress, Stats, Token
+from lcchat.engine.events import Done, Error, Notice, Progress, Stats, Thinking, Token
 from lcchat.engine.fake import FakeModel, fake_session
 
 
@@ -203,3 +203,34 @@ def test_a_closed_pipe_stops_the_reply_keeps_the_turn_and_is_raised_for_the_cli(
     assert closed.tries == 1  # nothing more is written to a pipe that has gone
     last = session.conversation.messages[-1]
     assert last.role == "assistant" and last.interrupted
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_long_prompt_shows_one_progress_line_on_a_terminal_erased_before_the_answer() -> None:
+    """On a terminal stderr, reading a prompt for PROGRESS_AFTER_S or longer shows one
+    line that each Progress rewrites and the first other event erases, once."""
+    times = [100.0, 100.0, 100.0 + pipe.PROGRESS_AFTER_S, 102.0]  # ProgressLine(), then one read per Progress
+
+    def clock() -> float:
+        return times.pop(0) if len(times) > 1 else times[0]
+
+    session = scripted(Progress("history", 10, 1000), Progress("history", 500, 1000), Progress("prompt", 999, 1000),
+                       Notice("said only with -v"), Token("Hi"), Token(" there"), Done("stop", "Hi there"))
+    out, err = io.StringIO(), Terminal()
+    assert pipe.run(session, "q", out=out, err=err, clock=clock) == 0
+    assert out.getvalue() == "Hi there\n"
+    assert err.getvalue() == ("\rreading 1,000 tokens of history\u2026 50%\x1b[K"  # not at 0 s: too soon
+                              "\rreading 1,000 tokens\u2026 99%\x1b[K"
+                              "\r\x1b[K")  # erased once
+
+
+def test_thinking_goes_to_stderr_only_with_reasoning_and_into_json() -> None:
+    events = (Thinking("hm"), Thinking("m"), Token("a"), Done("stop", "a"))
+    assert run(scripted(*events)) == (0, "a\n", "")  # not shown by default
+    assert run(scripted(*events), reasoning=True) == (0, "a\n", "hmm\n")
+    status, out, err = run(scripted(*events), as_json=True)
+    assert (status, err, json.loads(out)["reasoning"]) == (0, "", "hmm")
