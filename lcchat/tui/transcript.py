@@ -243,6 +243,8 @@ class AssistantTurn(Vertical):
             parts.append(f"gen {rate(stats.tokens_per_s)} t/s · {stats.completion_tokens} "
                          f"token{'s' if stats.completion_tokens != 1 else ''}{thinking} · "
                          f"prompt {'cached' if stats.prompt_cached else rate(stats.prompt_tokens_per_s) + ' t/s'}")
+            if stats.spec_text:  # here too, as the compact status line leaves it out first
+                parts.append(stats.spec_text)
         self.note.update(" · ".join(parts))
         self.note.display = bool(parts)
 

@@ -236,3 +236,21 @@ def test_after_a_reply_with_spec_lookup_the_speed_panel_shows_the_acceptance() -
         assert app.dashboard.query_one("#speed-spec").display
 
     drive(app, scenario, size=(120, 40))
+
+
+def test_at_80x24_the_reply_s_note_shows_the_acceptance() -> None:
+    """The compact layout has no speed panel and its status line drops speculation first:
+    the figures then stay under the reply they belong to."""
+    words = ["a1", "b2", "c3", "d4"] * 6
+    app = app_for(session_with(words))
+
+    async def scenario(pilot):
+        await ready(pilot)
+        await say(pilot, "/spec lookup")
+        await say(pilot, "hi")
+        stats = app.session.last_stats
+        assert stats.accepted > 0
+        assert "draft" not in str(app.query_one(StatusLine).render())
+        assert stats.spec_text in str(app.transcript.last_reply().note.render())
+
+    drive(app, scenario, size=(80, 24))
