@@ -105,18 +105,13 @@ def replay(prompt: list[int], reply: list[int], drafter, cost: Callable[[int], f
     """Run `reply` through a Verifier drafting with `drafter`, on a clock where a decode of
     n tokens costs cost(n): the time, the gain over single steps, and the draft figures."""
     clock = _Clock()
-    real = speculative.time.perf_counter
-    speculative.time.perf_counter = lambda: clock.now  # the planner measures the replay's clock
-    try:
-        cached = list(prompt)
-        verifier = speculative.Verifier(_CostedModel(clock, cost), None, drafter, cached, n_draft=n_draft,
-                                        limit=len(reply), adaptive=adaptive)
-        for token in reply:
-            verifier.advance(token, len(cached))
-            cached.append(token)
-        verifier.finish()
-    finally:
-        speculative.time.perf_counter = real
+    cached = list(prompt)
+    verifier = speculative.Verifier(_CostedModel(clock, cost), None, drafter, cached, n_draft=n_draft,
+                                    limit=len(reply), adaptive=adaptive, clock=lambda: clock.now)
+    for token in reply:
+        verifier.advance(token, len(cached))
+        cached.append(token)
+    verifier.finish()
     plain = len(reply) * cost(1)
     return {"gain": plain / clock.now if clock.now else 1.0, "drafted": verifier.drafted,
             "accepted": verifier.accepted, "per_decode": len(reply) / max(1, verifier.decodes)}

@@ -459,8 +459,9 @@ class Verifier:
     """Drafts, verifies and keeps the KV cache in step for one turn (see the module doc)."""
 
     def __init__(self, model, sampler, drafter: Drafter, cached: list[int], *, n_draft: int, limit: int,
-                 adaptive: bool = True) -> None:
+                 adaptive: bool = True, clock: Callable[[], float] = time.perf_counter) -> None:
         self.model = model
+        self.clock = clock  # what the planner's times are read from (benchmarks/replay.py gives its own)
         self.sampler = sampler
         self.drafter = drafter
         self.cached = cached  # the loop's list: what the KV cache holds for sure
@@ -501,21 +502,21 @@ class Verifier:
             self.model.kv_truncate(n_past)  # the rest of the draft was wrong
             pending.clear()
             self._batch_done()
-        model = self.model
-        started = time.perf_counter()
+        model, clock = self.model, self.clock
+        started = clock()
         room = min(self.n_max, self.left, model.n_ctx - 2 - n_past)
         draft = self.drafter.draft(self.cached, token, room, self._budget)[:room] if room > 0 else []
         if not draft and self._shadow is None and self.drafter.declined:
             self._shadow, self._shadow_at = self.drafter.declined, 0
         if draft:
             self.decodes += 1
-            drafted_at = time.perf_counter()
+            drafted_at = clock()
             status = model.decode_batch([token, *draft], n_past)
             if status == 0:
                 self.pending = list(draft)
                 self.idx = 0
                 self.drafted += len(draft)
-                self._batch = (self.drafter.sources[:len(draft)], drafted_at - started, time.perf_counter() - drafted_at)
+                self._batch = (self.drafter.sources[:len(draft)], drafted_at - started, clock() - drafted_at)
                 self._batch_accepted = 0
                 return 0
             model.kv_truncate(n_past)
@@ -524,9 +525,9 @@ class Verifier:
             # no KV slot for the whole batch: the single token may still fit
         self.decodes += 1
         self.idx = -1
-        began = time.perf_counter()
+        began = clock()
         status = model.decode_one(token, n_past)
-        self.planner.single(time.perf_counter() - began)
+        self.planner.single(clock() - began)
         return status
 
     def _follow_shadow(self, token: int) -> None:
