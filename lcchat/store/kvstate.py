@@ -57,12 +57,16 @@ def state_path(cid: int) -> Path:
     return state_dir() / f"{int(cid)}.kv"
 
 
+def _header(print_: str, tokens: list[int], size: int, crc32: int) -> bytes:
+    """The header line a state file starts with, after MAGIC (without its newline)."""
+    return json.dumps({"fingerprint": print_, "tokens": tokens, "size": size, "crc32": crc32},
+                      separators=(",", ":")).encode()
+
+
 def file_size(print_: str, tokens: list[int], size: int) -> int:
     """The most bytes save() writes for a state of `size` bytes (its header holds the
     tokens and a checksum, counted here at its widest): what the cap on disk measures."""
-    header = json.dumps({"fingerprint": print_, "tokens": tokens, "size": size, "crc32": 0xFFFFFFFF},
-                        separators=(",", ":")).encode()
-    return len(MAGIC) + len(header) + 1 + size
+    return len(MAGIC) + len(_header(print_, tokens, size, 0xFFFFFFFF)) + 1 + size
 
 
 def save(path: Path, print_: str, tokens: list[int], state: bytes | memoryview) -> None:
@@ -74,8 +78,7 @@ def save(path: Path, print_: str, tokens: list[int], state: bytes | memoryview) 
 
     ensure_private_dir(path.parent)
     size = len(state) if not isinstance(state, memoryview) else state.nbytes
-    header = json.dumps({"fingerprint": print_, "tokens": tokens, "size": size,
-                         "crc32": zlib.crc32(state)}, separators=(",", ":")).encode()
+    header = _header(print_, tokens, size, zlib.crc32(state))
     need = len(MAGIC) + len(header) + 1 + size
     free = shutil.disk_usage(path.parent).free
     if free - need < KEEP_FREE:
